@@ -1,0 +1,173 @@
+//! Authentication: who a peer is, proved before any WebSocket exists.
+//!
+//! - [`jwt`]: our own HS256 verifier and signer (PROTOCOL §5).
+//! - [`password`]: PHC-format password hashes (PBKDF2-HMAC-SHA256).
+//! - [`users`]: the users file and the demo users.
+//! - [`session`]: the server-side session store behind the login cookie.
+//!
+//! The one output of this module that matters is a [`Principal`]: a value
+//! that only the verifiers here can build. A connection cannot become a
+//! WebSocket without one, so skipping authentication does not compile.
+//!
+//! This module depends on nothing else inside the crate.
+
+pub mod jwt;
+pub mod password;
+pub mod session;
+pub mod users;
+
+use std::fmt;
+
+/// The longest user name accepted, in bytes.
+pub const MAX_USER_NAME_LEN: usize = 64;
+
+/// The name the server speaks as; no user, token `sub` or login may take it
+/// (compared without regard to ASCII case, so `system` cannot pose as it).
+pub const SYSTEM_NAME: &str = "System";
+
+/// True when `name` may be a user's name: 1 to [`MAX_USER_NAME_LEN`] bytes,
+/// no `:` (it separates name from line in text mode), no control
+/// characters, no leading or trailing white space, and not [`SYSTEM_NAME`]
+/// in any ASCII case.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_USER_NAME_LEN
+        && !name.contains(':')
+        && !name.chars().any(char::is_control)
+        && name.trim() == name
+        && !name.eq_ignore_ascii_case(SYSTEM_NAME)
+}
+
+/// The longest room name accepted, in bytes.
+pub const MAX_ROOM_NAME_LEN: usize = 64;
+
+/// True when `name` may be a room's name: 1 to [`MAX_ROOM_NAME_LEN`]
+/// characters of `[A-Za-z0-9._-]` (PROTOCOL §2).
+pub fn valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROOM_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The longest role name accepted, in bytes.
+pub const MAX_ROLE_LEN: usize = 32;
+
+/// True when `role` may be a role's name: 1 to [`MAX_ROLE_LEN`]
+/// characters of `[A-Za-z0-9_-]`.
+pub fn valid_role(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= MAX_ROLE_LEN
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// The role a credential carries when it names none.
+pub const DEFAULT_ROLE: &str = "member";
+
+/// How a principal proved who it is; decides how its connections end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT; the connection lives until `exp_ms` (plus leeway).
+    Token {
+        /// The token's `exp`, in milliseconds since the UNIX epoch.
+        exp_ms: u64,
+    },
+    /// A server-side session from `POST /login`.
+    Session {
+        /// The store's handle for the session (never the cookie value).
+        handle: session::SessionHandle,
+    },
+    /// A password checked by the server itself (opt-in upgrade).
+    Password,
+}
+
+/// An authenticated identity. Only the verifiers of this module build one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    user: String,
+    role: String,
+    rooms: Option<Vec<String>>,
+    credential: Credential,
+}
+
+impl Principal {
+    /// Built by the verifiers only; `user` must already be a valid name.
+    pub(crate) fn new(
+        user: String,
+        role: String,
+        rooms: Option<Vec<String>>,
+        credential: Credential,
+    ) -> Self {
+        debug_assert!(valid_user_name(&user));
+        Principal {
+            user,
+            role,
+            rooms,
+            credential,
+        }
+    }
+
+    /// The user's name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The user's role (`member` unless the credential says otherwise).
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// The only rooms this principal may join, when its credential limits them.
+    pub fn rooms(&self) -> Option<&[String]> {
+        self.rooms.as_deref()
+    }
+
+    /// How the principal proved who it is.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.user)
+    }
+}
+
+/// Fills `buf` with random bytes from the operating system.
+///
+/// # Panics
+/// When the OS has no randomness to give: a server that cannot make
+/// session ids or secrets must not run.
+pub fn random_bytes(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random source failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        for ok in ["alice", "Bob Smith", "ünïcode", "a", &"x".repeat(64)] {
+            assert!(valid_user_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "System",
+            "system",
+            "SYSTEM",
+            "a:b",
+            "tab\there",
+            "nl\n",
+            " lead",
+            "trail ",
+            &"x".repeat(65),
+        ] {
+            assert!(!valid_user_name(bad), "{bad:?}");
+        }
+    }
+}

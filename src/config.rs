@@ -1,0 +1,313 @@
+//! Validated settings: every default, and what happens when a limit is hit.
+//!
+//! `main.rs` turns flags and `WSGATE_*` variables into a [`Config`]; the
+//! core only ever sees validated values. This module depends on nothing
+//! else inside the crate.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the server needs to run, already validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// HMAC secrets for tokens: the first signs, all verify (rotation).
+    /// Each at least 32 bytes. Default: one random secret per run.
+    pub secrets: Vec<SecretKey>,
+    /// Lifetime of tokens issued by `POST /token`. Default 15 minutes.
+    pub token_ttl: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default 30 s.
+    pub token_leeway: Duration,
+    /// Required `iss` claim, when set. Default: not checked.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set. Default: tokens carrying `aud` are refused.
+    pub audience: Option<String>,
+    /// Origins allowed to upgrade with the session cookie, besides the
+    /// same host as the request's `Host`. Default: none.
+    pub allowed_origins: Vec<Origin>,
+    /// Drop `Secure` and the `__Host-` prefix from the session cookie, for
+    /// plain-HTTP testing off localhost. Default off.
+    pub insecure_cookie: bool,
+    /// Absolute lifetime of a login session (also the cookie's `Max-Age`).
+    /// Default 8 hours.
+    pub session_ttl: Duration,
+    /// A session with no request and no live connection for this long
+    /// expires. Default 30 minutes.
+    pub session_idle: Duration,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            secrets: Vec::new(),
+            token_ttl: Duration::from_secs(15 * 60),
+            token_leeway: Duration::from_secs(30),
+            issuer: None,
+            audience: None,
+            allowed_origins: Vec::new(),
+            insecure_cookie: false,
+            session_ttl: Duration::from_secs(8 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The session cookie's name: `__Host-wsgate`, or `wsgate` with
+    /// [`Config::insecure_cookie`] (browsers refuse `__Host-` without `Secure`).
+    pub fn cookie_name(&self) -> &'static str {
+        if self.insecure_cookie {
+            "wsgate"
+        } else {
+            "__Host-wsgate"
+        }
+    }
+}
+
+/// Resource limits. Each says its default and what happens when it is hit.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Open connections of any kind (HTTP and WebSocket). Default 10,000
+    /// (this machine's open-file limit is 20,000). Past it a new
+    /// connection gets `503` with `Retry-After` and is closed.
+    pub max_connections: usize,
+    /// Bytes of an HTTP request head (request line and headers). Default
+    /// 8 KiB. Past it: `431`, then close.
+    pub max_head_bytes: usize,
+    /// Headers in one request head. Default 64. Past it: `431`.
+    pub max_headers: usize,
+    /// Bytes of a request body (login forms). Default 8 KiB. Past it: `413`.
+    pub max_body_bytes: usize,
+    /// A request head (or the next one on a kept-alive connection) must be
+    /// complete within this time. Default 10 s. Past it: closed without a
+    /// response.
+    pub handshake_timeout: Duration,
+    /// Bytes of one incoming WebSocket message (and of one frame). Default
+    /// 64 KiB. Past it: close `1009`.
+    pub max_message_bytes: usize,
+    /// Bytes queued to one connection and not yet written. Default 1 MiB.
+    /// Past it: close `1013` "slow consumer"; nobody else is affected.
+    pub max_queue_bytes: usize,
+    /// Capacity of the WebSocket read buffer allocated per connection.
+    /// Default 1 KiB (tungstenite's own default is 128 KiB).
+    pub read_buffer_bytes: usize,
+    /// Join and leave notices are sent only while a room has at most this
+    /// many connections, since N joins to a room of N cost N² deliveries.
+    /// Default 100.
+    pub presence_limit: usize,
+    /// Password checks waiting for the helper thread. Default 64. Past it:
+    /// `503` with `Retry-After`.
+    pub max_pending_logins: usize,
+    /// Live sessions one user may hold; a login past it ends the user's
+    /// oldest session (its sockets closed `4401`). Default 16.
+    pub max_sessions_per_user: usize,
+    /// After the server starts closing a connection (close frame or final
+    /// HTTP response queued), how long it waits for the queue to drain and
+    /// the peer to hang up before it drops the socket. Default 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_head_bytes: 8 * 1024,
+            max_headers: 64,
+            max_body_bytes: 8 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024,
+            max_queue_bytes: 1024 * 1024,
+            read_buffer_bytes: 1024,
+            presence_limit: 100,
+            max_pending_logins: 64,
+            max_sessions_per_user: 16,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An HMAC secret. Its `Debug` never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(pub Vec<u8>);
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey([redacted; {} bytes])", self.0.len())
+    }
+}
+
+/// A web origin: scheme, host and port, compared exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https`, lowercase.
+    pub scheme: String,
+    /// The host, lowercase (IPv6 literals keep their brackets).
+    pub host: String,
+    /// The port; the scheme's default when the origin names none.
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses an `Origin` header value or an `--allowed-origin` flag:
+    /// `scheme://host[:port]` with no path, query, user info or trailing
+    /// slash. `null` and every other scheme are refused.
+    pub fn parse(text: &str) -> Option<Origin> {
+        let (scheme, rest) = text.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        let (host, port) = split_host_port(rest)?;
+        let port = match port {
+            Some(p) => p,
+            None => default_port,
+        };
+        Some(Origin { scheme, host, port })
+    }
+
+    /// True when this origin names the host that a request's `Host` header
+    /// names, with the port that header gives (or the scheme's default).
+    pub fn is_same_host(&self, host_header: &str) -> bool {
+        match split_host_port(host_header) {
+            Some((host, port)) => {
+                let default = if self.scheme == "https" { 443 } else { 80 };
+                host == self.host && port.unwrap_or(default) == self.port
+            }
+            None => false,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// Splits `host[:port]` (IPv6 literals in brackets) and lowercases the host.
+/// Refuses empty hosts, user info, paths and anything but host characters.
+fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']')?;
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            return None;
+        }
+        (format!("[{}]", inner), after)
+    } else {
+        let end = text.find(':').unwrap_or(text.len());
+        let host = &text[..end];
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return None;
+        }
+        (host.to_string(), &text[end..])
+    };
+    let port = match port {
+        "" => None,
+        p => {
+            let digits = p.strip_prefix(':')?;
+            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            Some(digits.parse().ok()?)
+        }
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// Parses a duration: a whole number with an optional unit `s`, `m`, `h`
+/// or `d` (`900`, `900s`, `15m`, `8h`). Refuses zero only when `allow_zero`
+/// is false.
+pub fn parse_duration(text: &str, allow_zero: bool) -> Option<Duration> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    if secs == 0 && !allow_zero {
+        return None;
+    }
+    Some(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_parse_and_normalise() {
+        let o = Origin::parse("HTTPS://Example.COM").unwrap();
+        assert_eq!(
+            (o.scheme.as_str(), o.host.as_str(), o.port),
+            ("https", "example.com", 443)
+        );
+        assert_eq!(Origin::parse("http://127.0.0.1:8080").unwrap().port, 8080);
+        assert_eq!(Origin::parse("http://[::1]:9").unwrap().host, "[::1]");
+        for bad in [
+            "null",
+            "",
+            "file://x",
+            "http://",
+            "http://a/b",
+            "http://a:",
+            "http://a:99999",
+            "http://u@a",
+            "http://a b",
+            "http://a:8080/",
+        ] {
+            assert_eq!(Origin::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn same_host_compares_host_and_port_exactly() {
+        let o = Origin::parse("http://127.0.0.1:8080").unwrap();
+        assert!(o.is_same_host("127.0.0.1:8080"));
+        assert!(!o.is_same_host("127.0.0.1:8081"));
+        assert!(!o.is_same_host("127.0.0.1"));
+        assert!(!o.is_same_host("127.0.0.10:8080"));
+        let s = Origin::parse("https://chat.example.com").unwrap();
+        assert!(s.is_same_host("chat.example.com"));
+        assert!(s.is_same_host("CHAT.example.com:443"));
+        assert!(!s.is_same_host("chat.example.com.evil.net"));
+        assert!(!s.is_same_host("evil.net"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("900", false), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m", false), Some(Duration::from_secs(900)));
+        assert_eq!(
+            parse_duration("8h", false),
+            Some(Duration::from_secs(28_800))
+        );
+        assert_eq!(
+            parse_duration("1d", false),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(parse_duration("0", false), None);
+        assert_eq!(parse_duration("0s", true), Some(Duration::ZERO));
+        for bad in ["", "m", "5x", "-5", "1.5h", "5 m", "99999999999999999999"] {
+            assert_eq!(parse_duration(bad, true), None, "{bad:?}");
+        }
+    }
+}

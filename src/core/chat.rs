@@ -1,0 +1,257 @@
+//! What chat messages look like on the wire, in text mode (PROTOCOL §3)
+//! and JSON mode (§4), and how client messages are read.
+
+use serde::Deserialize;
+use serde_json::json;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use crate::auth::SYSTEM_NAME;
+
+/// Something that happened in a room.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A chat line from `from`.
+    Message {
+        /// The sender.
+        from: &'a str,
+        /// The line.
+        text: &'a str,
+    },
+    /// A user's first connection joined.
+    Join {
+        /// Who.
+        user: &'a str,
+    },
+    /// A user's last connection left.
+    Leave {
+        /// Who.
+        user: &'a str,
+    },
+}
+
+impl Event<'_> {
+    /// Text mode: `USER: LINE`, `System: USER joined the chat`,
+    /// `System: USER has left the chat`.
+    pub fn text(&self) -> String {
+        match self {
+            Event::Message { from, text } => format!("{from}: {text}"),
+            Event::Join { user } => format!("{SYSTEM_NAME}: {user} joined the chat"),
+            Event::Leave { user } => format!("{SYSTEM_NAME}: {user} has left the chat"),
+        }
+    }
+
+    /// JSON mode. `seq` and `ts` are used by messages only.
+    pub fn json(&self, room: &str, seq: u64, ts: u64) -> String {
+        match self {
+            Event::Message { from, text } => json!({
+                "type": "message", "room": room, "from": from, "text": text, "seq": seq, "ts": ts,
+            }),
+            Event::Join { user } => json!({ "type": "join", "room": room, "user": user }),
+            Event::Leave { user } => json!({ "type": "leave", "room": room, "user": user }),
+        }
+        .to_string()
+    }
+}
+
+/// A reply to one connection alone.
+#[derive(Clone, Debug)]
+pub enum Reply<'a> {
+    /// An error that does not end the connection: a machine code (JSON
+    /// mode) and a short phrase.
+    Error(&'static str, &'static str),
+    /// The users in the room.
+    Who(Vec<&'a str>),
+}
+
+impl Reply<'_> {
+    /// Renders for text or JSON mode.
+    pub fn render(&self, json_mode: bool) -> String {
+        match (self, json_mode) {
+            (Reply::Error(_, detail), false) => format!("{SYSTEM_NAME}: error: {detail}"),
+            (Reply::Error(code, detail), true) => {
+                json!({ "type": "error", "code": code, "detail": detail }).to_string()
+            }
+            (Reply::Who(users), false) => format!("{SYSTEM_NAME}: users: {}", users.join(", ")),
+            (Reply::Who(users), true) => json!({ "type": "who", "users": users }).to_string(),
+        }
+    }
+}
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Send a chat line.
+    Message(&'a str),
+    /// List the users in the room.
+    Who,
+}
+
+/// Why a client message was not understood; answered with an error reply.
+pub type Refusal = (&'static str, &'static str);
+
+/// Reads a text-mode line: `/who`, other `/` commands, or a chat line.
+pub fn parse_text(line: &str) -> Result<Request<'_>, Refusal> {
+    if line.starts_with('/') {
+        return match line.trim_end() {
+            "/who" => Ok(Request::Who),
+            _ => Err(("unknown_command", "unknown command")),
+        };
+    }
+    check_line(line)?;
+    Ok(Request::Message(line))
+}
+
+#[derive(Deserialize)]
+struct JsonIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Reads a JSON-mode message. The returned text borrows from `raw` when
+/// it has no escapes, or is owned.
+pub fn parse_json(raw: &str) -> Result<JsonRequest, Refusal> {
+    const BAD: Refusal = ("bad_message", "expected a JSON object with a known type");
+    let msg: JsonIn<'_> = serde_json::from_str(raw).map_err(|_| BAD)?;
+    match (msg.kind.as_ref(), msg.text) {
+        ("message", Some(text)) => {
+            check_line(&text)?;
+            Ok(JsonRequest::Message(text.into_owned()))
+        }
+        ("who", _) => Ok(JsonRequest::Who),
+        _ => Err(BAD),
+    }
+}
+
+/// A JSON-mode request (owned, since JSON strings may hold escapes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JsonRequest {
+    /// Send a chat line.
+    Message(String),
+    /// List the users in the room.
+    Who,
+}
+
+/// A chat line may not hold control characters other than tab: a newline
+/// would let a sender print a second line that looks like another user's,
+/// or like `System:`.
+fn check_line(line: &str) -> Result<(), Refusal> {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(("control_characters", "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// Appends one unmasked, final text frame holding `payload` to `out`
+/// (server frames are never masked, so the bytes are the same for every
+/// receiver and a broadcast encodes once).
+pub fn encode_text_frame(payload: &[u8], out: &mut Vec<u8>) {
+    let header = FrameHeader {
+        is_final: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode: OpCode::Data(Data::Text),
+        mask: None,
+    };
+    out.reserve(header.len(payload.len() as u64) + payload.len());
+    // Writing to a Vec cannot fail.
+    let _ = header.format(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_mode_lines() {
+        assert_eq!(
+            Event::Message {
+                from: "alice",
+                text: "hi"
+            }
+            .text(),
+            "alice: hi"
+        );
+        assert_eq!(
+            Event::Join { user: "bob" }.text(),
+            "System: bob joined the chat"
+        );
+        assert_eq!(
+            Event::Leave { user: "bob" }.text(),
+            "System: bob has left the chat"
+        );
+        assert_eq!(
+            Reply::Error("x", "unknown command").render(false),
+            "System: error: unknown command"
+        );
+        assert_eq!(
+            Reply::Who(vec!["a", "b"]).render(false),
+            "System: users: a, b"
+        );
+    }
+
+    #[test]
+    fn json_mode_lines() {
+        let m: serde_json::Value = serde_json::from_str(
+            &Event::Message {
+                from: "a",
+                text: "t\"x",
+            }
+            .json("lobby", 7, 99),
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            json!({"type":"message","room":"lobby","from":"a","text":"t\"x","seq":7,"ts":99})
+        );
+        let w: serde_json::Value =
+            serde_json::from_str(&Reply::Who(vec!["a"]).render(true)).unwrap();
+        assert_eq!(w, json!({"type":"who","users":["a"]}));
+    }
+
+    #[test]
+    fn parses_client_messages() {
+        assert_eq!(parse_text("hello"), Ok(Request::Message("hello")));
+        assert_eq!(parse_text("/who"), Ok(Request::Who));
+        assert_eq!(parse_text("/nope").unwrap_err().0, "unknown_command");
+        assert_eq!(
+            parse_text("a\nSystem: fake").unwrap_err().0,
+            "control_characters"
+        );
+        assert_eq!(parse_text("tab\tok"), Ok(Request::Message("tab\tok")));
+        assert_eq!(
+            parse_json(r#"{"type":"message","text":"h\u00e9"}"#),
+            Ok(JsonRequest::Message("hé".into()))
+        );
+        assert_eq!(parse_json(r#"{"type":"who"}"#), Ok(JsonRequest::Who));
+        for bad in [
+            "",
+            "[]",
+            "{}",
+            r#"{"type":"message"}"#,
+            r#"{"type":5}"#,
+            r#"{"type":"x"}"#,
+        ] {
+            assert_eq!(parse_json(bad).unwrap_err().0, "bad_message", "{bad}");
+        }
+    }
+
+    #[test]
+    fn frames_encode_all_lengths() {
+        for len in [0usize, 125, 126, 65_535, 65_536] {
+            let mut out = Vec::new();
+            encode_text_frame(&vec![b'a'; len], &mut out);
+            assert_eq!(out[0], 0x81);
+            let header = match len {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(out.len(), header + len);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! One connection's state machine.
+//!
+//! ```text
+//!  accept ─► Http ──(POST /token, /login, password upgrade)──► AwaitPassword
+//!             │  ▲                                                  │
+//!             │  └───────────── answer sent, keep-alive ────────────┤
+//!             │                                                     │
+//!             └──(valid upgrade + credential)──► Ws ◄───────────────┘
+//!                                                 │
+//!   (final response, close frame, or fatal error) ▼
+//!                                              Closing ──(queue drained)──► Lingering ──(EOF or timeout)──► gone
+//! ```
+//!
+//! A connection can only reach `Ws` through [`Ws::new`], which takes a
+//! [`Principal`]: only the verifiers in `auth` build one.
+
+use std::net::SocketAddr;
+
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+
+use super::pipe::OutQueue;
+use crate::auth::Principal;
+use crate::http::upgrade::Upgrade;
+
+/// Why a password check was started, and so what to do with its answer.
+#[derive(Debug)]
+pub enum Purpose {
+    /// `POST /token`: answer with a JWT.
+    Token,
+    /// `POST /login`: answer with a session cookie.
+    Login,
+    /// An opt-in password upgrade: open the WebSocket.
+    Upgrade(Box<Upgrade>),
+}
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub enum Phase {
+    /// Reading a request head (and body); `buf` holds unparsed bytes.
+    Http {
+        /// Bytes received and not yet handled.
+        buf: Vec<u8>,
+        /// `100 Continue` already sent for the request being read.
+        sent_continue: bool,
+    },
+    /// A password is being checked off the event loop; input is held.
+    AwaitPassword {
+        /// The job's number.
+        job: u64,
+        /// What the answer is for.
+        purpose: Purpose,
+        /// Whether the connection stays open after the answer.
+        keep_alive: bool,
+        /// Bytes that arrived after the request.
+        rest: Vec<u8>,
+    },
+    /// An open, authenticated WebSocket.
+    Ws(Box<Ws>),
+    /// The last bytes (a final response or a close frame) are queued;
+    /// input is discarded. Once the queue drains the write half is shut.
+    Closing,
+    /// The write half is shut; waiting for the peer to hang up so that
+    /// unread input cannot turn our last bytes into a reset.
+    Lingering,
+}
+
+/// The state of an open WebSocket.
+#[derive(Debug)]
+pub struct Ws {
+    /// tungstenite's protocol state (reading frames, control replies).
+    pub ctx: WebSocketContext,
+    /// Who this is.
+    pub principal: Principal,
+    /// The room it is in.
+    pub room: String,
+    /// Its index among the room's members.
+    pub index: usize,
+    /// JSON mode (`wsgate.json`) rather than text mode.
+    pub json: bool,
+}
+
+impl Ws {
+    /// An open WebSocket for `principal`. The caller joins it to `room`
+    /// and sets `index`.
+    pub fn new(principal: Principal, room: String, json: bool, config: WebSocketConfig) -> Ws {
+        Ws {
+            ctx: WebSocketContext::new(Role::Server, Some(config)),
+            principal,
+            room,
+            index: 0,
+            json,
+        }
+    }
+}
+
+/// One connection, from accept until the socket is dropped.
+#[derive(Debug)]
+pub struct Conn {
+    /// Unique for the server's lifetime (slab keys are reused).
+    pub serial: u64,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Bytes to write.
+    pub out: OutQueue,
+    /// Listed in the server's dirty list (has output to flush this turn).
+    pub dirty: bool,
+    /// The armed deadline, if any; what it means depends on the phase.
+    pub deadline: Option<u64>,
+    /// Where it is in its life.
+    pub phase: Phase,
+}
+
+impl Conn {
+    /// The open WebSocket, if it is one.
+    pub fn ws(&self) -> Option<&Ws> {
+        match &self.phase {
+            Phase::Ws(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// The open WebSocket, if it is one.
+    pub fn ws_mut(&mut self) -> Option<&mut Ws> {
+        match &mut self.phase {
+            Phase::Ws(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// True when broadcasts may be queued to it: an open WebSocket that
+    /// has not sent or received a close frame.
+    pub fn can_receive(&self) -> bool {
+        self.ws().is_some_and(|ws| ws.ctx.can_write())
+    }
+}

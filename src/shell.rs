@@ -1,0 +1,333 @@
+//! The shell: the only module that names mio, `std::net` or the clock.
+//!
+//! It moves bytes between sockets and the core, following mio's readiness
+//! contract (edge-triggered: after an event, read or write until
+//! `WouldBlock`, or remember that more may be there):
+//!
+//! 1. sleep in `poll` until an event or the core's next deadline;
+//! 2. accept until `WouldBlock`;
+//! 3. read each ready connection until `WouldBlock`, but at most
+//!    [`READ_BUDGET`] bytes per connection per turn, so one flooding client
+//!    cannot starve the rest (a connection over budget is read again next
+//!    turn, without sleeping);
+//! 4. let the core act on its deadlines;
+//! 5. write each connection's queued bytes with one `write()` per turn;
+//! 6. carry out the core's actions (shut, drop, check a password).
+//!
+//! Password checks are slow on purpose, so they run on one helper thread;
+//! results come back through a channel and a `mio::Waker`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use log::{error, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::auth::users::{Users, VerifiedUser};
+use crate::config::Config;
+use crate::core::{Action, ConnId, PasswordJob, Server};
+
+/// Bytes read from one connection per loop turn before the others get
+/// their turn.
+pub const READ_BUDGET: usize = 64 * 1024;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// Milliseconds since the UNIX epoch, taken from the wall clock once at
+/// start and advanced by the monotonic clock, so deadlines never jump
+/// when the wall clock is stepped.
+struct Clock {
+    start: Instant,
+    base_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let base_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Clock {
+            start: Instant::now(),
+            base_ms,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.base_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the loop to stop; it returns from [`Gateway::run`] soon after.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Gateway {
+    poll: Poll,
+    listener: TcpListener,
+    server: Server,
+    clock: Clock,
+    sockets: Vec<Option<TcpStream>>,
+    /// Connections that may have more to read (over budget last turn).
+    ready: Vec<ConnId>,
+    in_ready: Vec<bool>,
+    jobs: mpsc::Sender<PasswordJob>,
+    results: mpsc::Receiver<(u64, Option<VerifiedUser>)>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    buf: Vec<u8>,
+}
+
+impl Gateway {
+    /// Binds `config.listen` and starts the password helper thread.
+    pub fn bind(config: Config, users: Arc<Users>) -> io::Result<Gateway> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (jobs, job_rx) = mpsc::channel::<PasswordJob>();
+        let (result_tx, results) = mpsc::channel();
+        let worker_waker = Arc::clone(&waker);
+        thread::Builder::new()
+            .name("wsgate-passwords".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let verified = users.check(&job.user, &job.password);
+                    if result_tx.send((job.job, verified)).is_err() {
+                        break;
+                    }
+                    let _ = worker_waker.wake();
+                }
+            })?;
+        let clock = Clock::new();
+        let server = Server::new(config, clock.now());
+        Ok(Gateway {
+            poll,
+            listener,
+            server,
+            clock,
+            sockets: Vec::new(),
+            ready: Vec::new(),
+            in_ready: Vec::new(),
+            jobs,
+            results,
+            stop: Arc::new(AtomicBool::new(false)),
+            waker,
+            buf: vec![0; 16 * 1024],
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops [`Gateway::run`] from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            flag: Arc::clone(&self.stop),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+
+    /// Runs the event loop until stopped.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        info!("listening on {}", self.local_addr()?);
+        while !self.stop.load(Ordering::SeqCst) {
+            let timeout = if self.ready.is_empty() {
+                self.server
+                    .poll_timeout()
+                    .map(|at| Duration::from_millis(at.saturating_sub(self.clock.now())))
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = self.clock.now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(now),
+                    WAKER => self.password_results(now),
+                    Token(id) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.mark_ready(id);
+                        }
+                        if event.is_writable() {
+                            self.server.handle_writable(id);
+                        }
+                    }
+                }
+            }
+            self.read_ready(now);
+            self.server.handle_timeout(now);
+            self.actions();
+            self.flush(now);
+            self.actions();
+        }
+        info!("stopped");
+        Ok(())
+    }
+
+    fn accept(&mut self, now: u64) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    // Key reuse: a Close for an old key must be carried
+                    // out before the core hands that key out again.
+                    self.actions();
+                    let Some(id) = self.server.handle_accept(peer, now) else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        Token(id),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        warn!("register failed peer={peer}: {e}");
+                        self.server.handle_closed(id, now);
+                        continue;
+                    }
+                    if self.sockets.len() <= id {
+                        self.sockets.resize_with(id + 1, || None);
+                        self.in_ready.resize(id + 1, false);
+                    }
+                    self.sockets[id] = Some(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: the backlog waits for the next
+                    // connection's event; don't spin.
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, id: ConnId) {
+        if let Some(flag) = self.in_ready.get_mut(id) {
+            if !*flag {
+                *flag = true;
+                self.ready.push(id);
+            }
+        }
+    }
+
+    /// Reads every ready connection once, up to the budget each.
+    fn read_ready(&mut self, now: u64) {
+        let ready = std::mem::take(&mut self.ready);
+        for id in ready {
+            self.in_ready[id] = false;
+            if self.read_one(id, now) {
+                self.mark_ready(id);
+            }
+        }
+    }
+
+    /// Reads `id` until `WouldBlock`, end of stream or the budget; true
+    /// when the budget ran out first.
+    fn read_one(&mut self, id: ConnId, now: u64) -> bool {
+        let mut total = 0;
+        loop {
+            let Some(stream) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+                return false;
+            };
+            match stream.read(&mut self.buf) {
+                Ok(0) => {
+                    self.server.handle_closed(id, now);
+                    self.drop_socket(id);
+                    return false;
+                }
+                Ok(n) => {
+                    self.server.handle_bytes(id, &self.buf[..n], now);
+                    self.actions();
+                    total += n;
+                    if total >= READ_BUDGET {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.server.handle_closed(id, now);
+                    self.drop_socket(id);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// One `write()` per connection with queued bytes.
+    fn flush(&mut self, now: u64) {
+        while let Some(id) = self.server.poll_transmit() {
+            let Some(stream) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
+            match stream.write(self.server.pending(id)) {
+                Ok(n) => self.server.handle_written(id, n, now),
+                // The writable event will bring it back.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => self.server.handle_writable(id),
+                Err(_) => {
+                    self.server.handle_closed(id, now);
+                    self.drop_socket(id);
+                }
+            }
+        }
+    }
+
+    fn password_results(&mut self, now: u64) {
+        while let Ok((job, verified)) = self.results.try_recv() {
+            self.server.handle_password_checked(job, verified, now);
+        }
+    }
+
+    fn actions(&mut self) {
+        while let Some(action) = self.server.poll_action() {
+            match action {
+                Action::Close(id) => self.drop_socket(id),
+                Action::ShutdownWrite(id) => {
+                    if let Some(stream) = self.sockets.get(id).and_then(Option::as_ref) {
+                        let _ = stream.shutdown(Shutdown::Write);
+                    }
+                }
+                Action::CheckPassword(job) => {
+                    if self.jobs.send(job).is_err() {
+                        error!("the password thread is gone");
+                    }
+                }
+            }
+        }
+    }
+
+    fn drop_socket(&mut self, id: ConnId) {
+        if let Some(mut stream) = self.sockets.get_mut(id).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+    }
+}
