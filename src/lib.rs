@@ -5,3 +5,5 @@ pub mod config;
 pub mod core;
 pub mod http;
 pub mod shell;
+#[cfg(any(test, fuzzing))]
+pub mod testkit;

@@ -21,6 +21,8 @@ mod chat;
 mod conn;
 mod pipe;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

@@ -1,0 +1,789 @@
+//! Unit tests of the core on a virtual clock, grouped by what they drive:
+//! plain HTTP, the upgrade's refusals and carriers, chat, limits, endings.
+
+use serde_json::{Value, json};
+use tungstenite::Message;
+
+use crate::testkit::{Harness, form_post, upgrade_request};
+
+fn json_body(body: &str) -> Value {
+    serde_json::from_str(body).expect("a JSON body")
+}
+
+mod http {
+    use super::*;
+
+    #[test]
+    fn healthz_404_405() {
+        let mut h = Harness::default();
+        let (_, r) = h.request("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        let (_, r) = h.request("GET /nope HTTP/1.1\r\n\r\n");
+        assert_eq!(r.status, 404);
+        assert_eq!(json_body(&r.body)["detail"], "not found");
+        let (_, r) = h.request("GET /token HTTP/1.1\r\n\r\n");
+        assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+        let (_, r) = h.request("DELETE /healthz HTTP/1.1\r\n\r\n");
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert_eq!(h.response(id).unwrap().status, 200);
+        assert_eq!(h.response(id).unwrap().status, 404);
+        let last = h.response(id).unwrap();
+        assert_eq!(
+            (last.status, last.header("connection")),
+            (200, Some("close"))
+        );
+        assert!(h.peer(id).shut, "write half shut after the final response");
+    }
+
+    #[test]
+    fn a_head_arriving_byte_by_byte_is_parsed() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" {
+            h.send(id, &[*b]);
+        }
+        assert_eq!(h.response(id).unwrap().status, 200);
+    }
+
+    #[test]
+    fn token_endpoint() {
+        let mut h = Harness::default();
+        let (_, r) = h.request(&form_post(
+            "/token",
+            "username=alice&password=wonderland&grant_type=password",
+        ));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = json_body(&r.body);
+        assert_eq!(body["token_type"], "bearer");
+        assert_eq!(body["expires_in"], 900);
+        let token = body["access_token"].as_str().unwrap();
+        let claims = h.jwt.verify(token, h.now).unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.role.as_str()),
+            ("alice", "member")
+        );
+        assert_eq!(claims.exp_ms, h.now / 1000 * 1000 + 900_000);
+        // The token opens a WebSocket.
+        let (_, up) = h.upgrade("/ws", &format!("Authorization: Bearer {token}\r\n"));
+        assert_eq!(up.status, 101);
+    }
+
+    #[test]
+    fn bad_logins() {
+        let mut h = Harness::default();
+        for body in [
+            "username=alice&password=wrong",
+            "username=mallory&password=wonderland",
+        ] {
+            let (_, r) = h.request(&form_post("/token", body));
+            assert_eq!(r.status, 401);
+            assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+            assert_eq!(
+                json_body(&r.body),
+                json!({"detail": "Incorrect username or password"})
+            );
+            assert!(!r.body.contains("wonderland") && !r.body.contains("wrong"));
+        }
+        for body in [
+            "username=alice",
+            "password=x",
+            "username=&password=x",
+            "username=alice&password=wonderland&password=x",
+            "username=alice&password=wonderland&grant_type=client_credentials",
+        ] {
+            let (_, r) = h.request(&form_post("/login", body));
+            assert_eq!(r.status, 400, "{body}");
+            assert!(json_body(&r.body)["detail"].is_string());
+        }
+        let json_post =
+            "POST /token HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(h.request(json_post).1.status, 400);
+    }
+
+    #[test]
+    fn body_limits() {
+        let mut h = Harness::default();
+        let big = "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9000\r\n\r\n";
+        assert_eq!(h.request(big).1.status, 413);
+        let chunked = "POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(h.request(chunked).1.status, 411);
+        let bad_len = "POST /token HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        assert_eq!(h.request(bad_len).1.status, 400);
+    }
+
+    #[test]
+    fn a_body_is_read_by_content_length_across_reads() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        let req = form_post("/token", "username=alice&password=wonderland");
+        let (head, body) = req.split_at(req.len() - 10);
+        h.send(id, head.as_bytes());
+        assert!(
+            h.response(id).is_none(),
+            "no answer before the body is complete"
+        );
+        h.send(id, body.as_bytes());
+        assert_eq!(h.response(id).unwrap().status, 200);
+    }
+
+    #[test]
+    fn expect_continue_gets_100_first() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        let body = "username=alice&password=wonderland";
+        h.send(
+            id,
+            format!(
+                "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(h.response(id).unwrap().status, 100);
+        h.send(id, body.as_bytes());
+        assert_eq!(h.response(id).unwrap().status, 200);
+    }
+
+    #[test]
+    fn oversized_and_malformed_heads() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        h.send(
+            id,
+            format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000)).as_bytes(),
+        );
+        let r = h.response(id).unwrap();
+        assert_eq!((r.status, r.header("connection")), (431, Some("close")));
+        let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(
+            h.request(&format!("GET / HTTP/1.1\r\n{many}\r\n")).1.status,
+            431
+        );
+        assert_eq!(h.request("\x16\x03\x01 hello\r\n\r\n").1.status, 400);
+    }
+
+    #[test]
+    fn handshake_timeout_closes_without_a_word() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        h.send(id, b"GET /healthz HTTP/1.1\r\n");
+        h.advance(9_999);
+        assert!(!h.peer(id).dropped);
+        h.advance(1);
+        assert!(h.peer(id).dropped);
+        assert!(h.peer(id).received.is_empty());
+        assert_eq!(h.server.connections(), 0);
+    }
+
+    #[test]
+    fn keep_alive_idle_connection_times_out_too() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        h.advance(9_000);
+        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+        assert_eq!(h.response(id).unwrap().status, 200);
+        // The next head gets a fresh 10 s.
+        h.advance(9_000);
+        assert!(!h.peer(id).dropped);
+        h.advance(1_000);
+        assert!(h.peer(id).dropped);
+    }
+
+    #[test]
+    fn final_response_then_shutdown_then_linger_timeout() {
+        let mut h = Harness::default();
+        let (id, r) = h.request("GET /healthz HTTP/1.0\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert!(h.peer(id).shut && !h.peer(id).dropped);
+        // Input during the linger is discarded.
+        h.send(id, b"garbage");
+        assert!(h.peer(id).received.is_empty());
+        h.advance(5_000);
+        assert!(h.peer(id).dropped);
+        assert_eq!(h.server.connections(), 0);
+    }
+
+    #[test]
+    fn connection_limit_answers_503() {
+        let mut h = Harness::new(|c| c.limits.max_connections = 2);
+        h.connect();
+        h.connect();
+        let id = h.connect();
+        let r = h.response(id).unwrap();
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+        // Far past the limit, sockets are dropped without a word.
+        for _ in 0..63 {
+            h.connect();
+        }
+        assert_eq!(h.try_connect(), None);
+    }
+}
+
+mod upgrade {
+    use super::*;
+
+    #[test]
+    fn each_token_carrier_opens() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 60);
+        for (target, extra) in [
+            ("/ws".to_string(), format!("Authorization: Bearer {t}\r\n")),
+            (format!("/ws/{t}"), String::new()),
+            (format!("/ws?token={t}"), String::new()),
+        ] {
+            let (_, r) = h.upgrade(&target, &extra);
+            assert_eq!(r.status, 101, "{target}: {}", r.body);
+            assert_eq!(
+                r.header("sec-websocket-accept"),
+                Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            );
+            assert_eq!(r.header("sec-websocket-protocol"), None);
+        }
+        assert_eq!(h.server.websockets(), 3);
+    }
+
+    #[test]
+    fn refusals_before_any_websocket() {
+        let mut h = Harness::default();
+        let good = h.token("alice", 60);
+        let expired = h.token_with(json!({"sub": "alice", "exp": h.now / 1000 - 31}));
+        let forged = {
+            let mut t = good.clone();
+            t.pop();
+            t.push(if good.ends_with('A') { 'B' } else { 'A' });
+            t
+        };
+        let cases: Vec<(String, String, u16, &str)> = vec![
+            ("/ws".into(), String::new(), 401, "missing credentials"),
+            (
+                "/ws".into(),
+                format!("Authorization: Bearer {expired}\r\n"),
+                401,
+                "token expired",
+            ),
+            (
+                "/ws".into(),
+                format!("Authorization: Bearer {forged}\r\n"),
+                401,
+                "invalid token",
+            ),
+            (
+                "/ws?token=garbage".into(),
+                String::new(),
+                401,
+                "invalid token",
+            ),
+            (
+                format!("/ws/{good}?token={good}"),
+                String::new(),
+                400,
+                "more than one credential",
+            ),
+            (
+                format!("/ws?token={good}&token={good}"),
+                String::new(),
+                400,
+                "repeated query parameter",
+            ),
+            (
+                format!("/ws?token={good}&room=a%20b"),
+                String::new(),
+                400,
+                "invalid room name",
+            ),
+            (
+                "/ws?ticket=nope".into(),
+                String::new(),
+                401,
+                "unknown or expired ticket",
+            ),
+            (
+                "/ws".into(),
+                "Cookie: __Host-wsgate=nope\r\nOrigin: http://127.0.0.1:8080\r\n".into(),
+                401,
+                "unknown or expired session",
+            ),
+            (
+                "/ws".into(),
+                "Cookie: __Host-wsgate=nope\r\nOrigin: https://evil.example\r\n".into(),
+                403,
+                "origin not allowed",
+            ),
+        ];
+        for (target, extra, status, detail) in cases {
+            let (id, r) = h.upgrade(&target, &extra);
+            assert_eq!(r.status, status, "{target} {extra}");
+            assert_eq!(json_body(&r.body)["detail"], detail, "{target}");
+            assert!(!r.body.contains(&good) && !r.body.contains(&expired));
+            if status == 401 {
+                assert_eq!(
+                    r.header("www-authenticate"),
+                    Some("Bearer error=\"invalid_token\"")
+                );
+            }
+            assert!(h.peer(id).shut, "a refusal closes the connection");
+        }
+        assert_eq!(h.server.websockets(), 0);
+    }
+
+    #[test]
+    fn not_an_upgrade_or_wrong_version() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 60);
+        let (_, r) = h.request(&format!("GET /ws?token={t} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(r.status, 400);
+        let req =
+            upgrade_request(&format!("/ws?token={t}"), "").replace("Version: 13", "Version: 8");
+        let (_, r) = h.request(&req);
+        assert_eq!(
+            (r.status, r.header("sec-websocket-version")),
+            (426, Some("13"))
+        );
+        let req = upgrade_request(&format!("/ws?token={t}"), "").replace("GET", "POST");
+        let (_, r) = h.request(&req);
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    }
+
+    #[test]
+    fn expiry_leeway_edges() {
+        let mut h = Harness::default();
+        let exp = h.now / 1000 - 29;
+        let t = h.token_with(json!({"sub": "alice", "exp": exp}));
+        assert_eq!(h.upgrade(&format!("/ws?token={t}"), "").1.status, 101);
+        h.advance(1_000);
+        assert_eq!(h.upgrade(&format!("/ws?token={t}"), "").1.status, 401);
+    }
+
+    #[test]
+    fn rooms_claim_limits_rooms() {
+        let mut h = Harness::default();
+        let t = h.token_with(json!({"sub": "alice", "exp": h.now / 1000 + 60, "rooms": ["dev"]}));
+        let (_, r) = h.upgrade(&format!("/ws?token={t}"), "");
+        assert_eq!(
+            (r.status, json_body(&r.body)["detail"].clone()),
+            (403, json!("room not allowed"))
+        );
+        assert_eq!(
+            h.upgrade(&format!("/ws?token={t}&room=dev"), "").1.status,
+            101
+        );
+    }
+
+    #[test]
+    fn frames_right_behind_the_head_are_not_lost() {
+        let mut h = Harness::default();
+        let watcher = h.open("bob");
+        h.texts(watcher);
+        let t = h.token("alice", 60);
+        // A masked text frame "hi" (RFC 6455 §5.7 style), sent in the
+        // same read as the request head.
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let mut bytes = upgrade_request(&format!("/ws?token={t}"), "").into_bytes();
+        bytes.extend_from_slice(&frame);
+        let id = h.connect();
+        h.send(id, &bytes);
+        assert_eq!(h.response(id).unwrap().status, 101);
+        h.make_client(id);
+        assert_eq!(
+            h.texts(id),
+            vec!["System: alice joined the chat", "alice: hi"]
+        );
+        assert_eq!(
+            h.texts(watcher),
+            vec!["System: alice joined the chat", "alice: hi"]
+        );
+    }
+
+    #[test]
+    fn password_upgrade_is_off_by_default() {
+        let mut h = Harness::default();
+        let (_, r) = h.upgrade("/ws?username=alice&password=wonderland", "");
+        assert_eq!(r.status, 401);
+        let (_, r) = h.upgrade("/ws", "Authorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n");
+        assert_eq!(r.status, 401);
+    }
+}
+
+mod session {
+    use super::*;
+
+    fn login(h: &mut Harness, user: &str, password: &str) -> String {
+        let (_, r) = h.request(&form_post(
+            "/login",
+            &format!("username={user}&password={password}"),
+        ));
+        assert_eq!(r.status, 204, "{}", r.body);
+        let cookie = r.header("set-cookie").unwrap().to_string();
+        assert!(
+            cookie.contains("; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="),
+            "{cookie}"
+        );
+        let pair = cookie.split(';').next().unwrap();
+        assert!(pair.starts_with("__Host-wsgate="));
+        pair.to_string()
+    }
+
+    const ORIGIN: &str = "Origin: http://127.0.0.1:8080\r\n";
+
+    #[test]
+    fn login_cookie_upgrade_and_fresh_ids() {
+        let mut h = Harness::default();
+        let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
+        assert!(r.header("set-cookie").unwrap().ends_with("Max-Age=28800"));
+        let a = login(&mut h, "alice", "wonderland");
+        let b = login(&mut h, "alice", "wonderland");
+        assert_ne!(a, b);
+        let (id, r) = h.upgrade("/ws", &format!("Cookie: {a}\r\n{ORIGIN}"));
+        assert_eq!(r.status, 101);
+        h.say(id, "hello");
+        assert_eq!(
+            h.texts(id),
+            vec!["System: alice joined the chat", "alice: hello"]
+        );
+    }
+
+    #[test]
+    fn cookie_needs_an_allowed_origin() {
+        let mut h = Harness::new(|c| {
+            c.allowed_origins
+                .push(crate::config::Origin::parse("https://app.example").unwrap())
+        });
+        let c = login(&mut h, "bob", "builder");
+        for (origin, status) in [
+            ("", 403),
+            ("Origin: null\r\n", 403),
+            ("Origin: https://evil.example\r\n", 403),
+            ("Origin: http://127.0.0.1:8080.evil.example\r\n", 403),
+            ("Origin: http://127.0.0.1:8081\r\n", 403),
+            ("Origin: https://app.example\r\n", 101),
+            (ORIGIN, 101),
+        ] {
+            assert_eq!(
+                h.upgrade("/ws", &format!("Cookie: {c}\r\n{origin}"))
+                    .1
+                    .status,
+                status,
+                "{origin}"
+            );
+        }
+    }
+
+    #[test]
+    fn logout_closes_live_sockets_4403() {
+        let mut h = Harness::default();
+        let c = login(&mut h, "alice", "wonderland");
+        let (ws, _) = h.upgrade("/ws", &format!("Cookie: {c}\r\n{ORIGIN}"));
+        let bob = h.open("bob");
+        h.texts(bob);
+        let (_, r) = h.request(&format!("POST /logout HTTP/1.1\r\nCookie: {c}\r\n\r\n"));
+        assert_eq!(r.status, 204);
+        assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+        assert_eq!(h.close_frame(ws), Some((4403, "logged out".into())));
+        assert_eq!(h.texts(bob), vec!["System: alice has left the chat"]);
+        // The cookie is dead now.
+        assert_eq!(
+            h.upgrade("/ws", &format!("Cookie: {c}\r\n{ORIGIN}"))
+                .1
+                .status,
+            401
+        );
+        // Logout without a session is still a 204.
+        assert_eq!(h.request("POST /logout HTTP/1.1\r\n\r\n").1.status, 204);
+    }
+
+    #[test]
+    fn expired_session_closes_sockets_4401() {
+        let mut h = Harness::new(|c| c.session_ttl = std::time::Duration::from_secs(120));
+        let c = login(&mut h, "alice", "wonderland");
+        let (ws, _) = h.upgrade("/ws", &format!("Cookie: {c}\r\n{ORIGIN}"));
+        h.advance(60_000);
+        assert_eq!(h.close_frame(ws), None);
+        h.advance(60_000);
+        assert_eq!(h.close_frame(ws), Some((4401, "session expired".into())));
+    }
+}
+
+mod chat {
+    use super::*;
+
+    #[test]
+    fn three_users_see_every_line_in_order() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        let b = h.open("bob");
+        let c = h.open("carol");
+        assert_eq!(
+            h.texts(a),
+            vec![
+                "System: alice joined the chat",
+                "System: bob joined the chat",
+                "System: carol joined the chat"
+            ]
+        );
+        h.texts(b);
+        h.texts(c);
+        h.say(a, "one");
+        h.say(b, "two");
+        h.say(c, "three");
+        let expected = vec!["alice: one", "bob: two", "carol: three"];
+        for id in [a, b, c] {
+            assert_eq!(h.texts(id), expected);
+        }
+    }
+
+    #[test]
+    fn presence_counts_users_not_connections() {
+        let mut h = Harness::default();
+        let a1 = h.open("alice");
+        let b = h.open("bob");
+        h.texts(a1);
+        let a2 = h.open("alice");
+        assert_eq!(h.texts(b), vec!["System: bob joined the chat"]);
+        h.hang_up(a1);
+        assert!(h.texts(b).is_empty(), "alice still has a connection");
+        h.hang_up(a2);
+        assert_eq!(h.texts(b), vec!["System: alice has left the chat"]);
+    }
+
+    #[test]
+    fn presence_stops_past_the_limit() {
+        let mut h = Harness::new(|c| c.limits.presence_limit = 2);
+        let a = h.open("alice");
+        h.open("bob");
+        h.open("carol");
+        assert_eq!(
+            h.texts(a),
+            vec![
+                "System: alice joined the chat",
+                "System: bob joined the chat"
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_and_errors_go_to_the_sender_alone() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        let b = h.open("bob");
+        h.texts(a);
+        h.texts(b);
+        h.say(a, "/who");
+        assert_eq!(h.texts(a), vec!["System: users: alice, bob"]);
+        h.say(a, "/shrug");
+        assert_eq!(h.texts(a), vec!["System: error: unknown command"]);
+        h.say(a, "hi\nSystem: bob has left the chat");
+        assert_eq!(
+            h.texts(a),
+            vec!["System: error: control characters are not allowed"]
+        );
+        assert!(h.texts(b).is_empty());
+    }
+
+    #[test]
+    fn rooms_do_not_cross() {
+        let mut h = Harness::default();
+        let a = h.open_in("alice", "dev");
+        let b = h.open_in("bob", "ops");
+        h.say(a, "in dev");
+        assert_eq!(
+            h.texts(a),
+            vec!["System: alice joined the chat", "alice: in dev"]
+        );
+        assert_eq!(h.texts(b), vec!["System: bob joined the chat"]);
+    }
+
+    #[test]
+    fn json_mode() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 60);
+        let (a, r) = h.upgrade(
+            "/ws",
+            &format!("Authorization: Bearer {t}\r\nSec-WebSocket-Protocol: wsgate.json\r\n"),
+        );
+        assert_eq!(r.header("sec-websocket-protocol"), Some("wsgate.json"));
+        let text = h.open("bob");
+        let joined: Vec<Value> = h.texts(a).iter().map(|t| json_body(t)).collect();
+        assert_eq!(
+            joined[0],
+            json!({"type":"join","room":"lobby","user":"alice"})
+        );
+        assert_eq!(
+            joined[1],
+            json!({"type":"join","room":"lobby","user":"bob"})
+        );
+        h.say(a, r#"{"type":"message","text":"one"}"#);
+        h.say(text, "two");
+        h.say(a, r#"{"type":"who"}"#);
+        h.say(a, r#"{"type":"dance"}"#);
+        let got: Vec<Value> = h.texts(a).iter().map(|t| json_body(t)).collect();
+        assert_eq!(got[0]["seq"], 1);
+        assert_eq!(
+            (got[0]["from"].clone(), got[0]["text"].clone()),
+            (json!("alice"), json!("one"))
+        );
+        assert_eq!(got[0]["ts"], h.now);
+        assert_eq!(got[1]["seq"], 2);
+        assert_eq!(got[1]["from"], "bob");
+        assert_eq!(got[2], json!({"type":"who","users":["alice","bob"]}));
+        assert_eq!(got[3]["type"], "error");
+        assert_eq!(got[3]["code"], "bad_message");
+        // Text-mode clients see the same messages as text.
+        assert!(
+            h.texts(text)
+                .ends_with(&["alice: one".to_string(), "bob: two".to_string()])
+        );
+    }
+}
+
+mod frames {
+    use super::*;
+
+    fn closed_with(h: &mut Harness, id: usize) -> u16 {
+        h.close_frame(id).expect("a close frame").0
+    }
+
+    #[test]
+    fn binary_is_refused_1003() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        h.ws_send(a, Message::binary(vec![1, 2, 3]));
+        assert_eq!(closed_with(&mut h, a), 1003);
+    }
+
+    #[test]
+    fn too_big_1009_before_buffering_it() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        // Only the header of a 1 GiB frame: refused at once.
+        h.send(a, &[0x81, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(closed_with(&mut h, a), 1009);
+        let b = h.open("bob");
+        h.say(b, &"x".repeat(64 * 1024 + 1));
+        assert_eq!(closed_with(&mut h, b), 1009);
+        let c = h.open("carol");
+        h.say(c, &"x".repeat(64 * 1024));
+        assert!(h.texts(c).iter().any(|t| t.len() == 64 * 1024 + 7));
+    }
+
+    #[test]
+    fn protocol_violations() {
+        let cases: [(&str, &[u8], u16); 5] = [
+            ("unmasked", &[0x81, 0x02, b'h', b'i'], 1002),
+            ("reserved bits", &[0xC1, 0x80, 0, 0, 0, 0], 1002),
+            ("reserved opcode", &[0x83, 0x80, 0, 0, 0, 0], 1002),
+            ("continuation first", &[0x80, 0x80, 0, 0, 0, 0], 1002),
+            ("bad utf-8", &[0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28], 1007),
+        ];
+        for (name, bytes, code) in cases {
+            let mut h = Harness::default();
+            let a = h.open("alice");
+            h.send(a, bytes);
+            assert_eq!(closed_with(&mut h, a), code, "{name}");
+            assert_eq!(h.server.websockets(), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn ping_is_answered_in_order() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        h.texts(a);
+        h.ws_send(a, Message::Ping(vec![7].into()));
+        let got = h.messages(a);
+        assert_eq!(got, vec![Message::Pong(vec![7].into())]);
+    }
+
+    #[test]
+    fn client_close_is_answered_and_the_socket_released() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        let b = h.open("bob");
+        h.texts(b);
+        h.ws_send(a, Message::Close(None));
+        assert!(h.messages(a).iter().any(|m| matches!(m, Message::Close(_))));
+        assert!(h.peer(a).shut);
+        assert_eq!(h.texts(b), vec!["System: alice has left the chat"]);
+        h.hang_up(a);
+        assert_eq!(h.server.connections(), 1);
+    }
+}
+
+mod limits {
+    use super::*;
+
+    #[test]
+    fn slow_consumer_is_closed_1013_and_nobody_else_loses_a_line() {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 16 * 1024);
+        let slow = h.open("slow");
+        let fast = h.open("fast");
+        let talker = h.open("talker");
+        h.texts(fast);
+        h.stall(slow, true);
+        let line = "y".repeat(1000);
+        for _ in 0..40 {
+            h.say(talker, &line);
+        }
+        let got = h.texts(fast);
+        let lines = got
+            .iter()
+            .filter(|t| **t == format!("talker: {line}"))
+            .count();
+        assert_eq!(lines, 40, "every line reached the reading client");
+        let left: Vec<_> = got.iter().filter(|t| !t.starts_with("talker: ")).collect();
+        assert_eq!(left, vec!["System: slow has left the chat"]);
+        // The slow one gets its queue and then the close frame, once it reads.
+        h.stall(slow, false);
+        let msgs = h.messages(slow);
+        assert!(matches!(msgs.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1013));
+    }
+
+    #[test]
+    fn a_stalled_slow_consumer_is_dropped_after_the_close_timeout() {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4 * 1024);
+        let slow = h.open("slow");
+        let talker = h.open("talker");
+        h.stall(slow, true);
+        for _ in 0..10 {
+            h.say(talker, &"z".repeat(1000));
+        }
+        assert!(!h.peer(slow).dropped);
+        h.advance(5_000);
+        assert!(h.peer(slow).dropped);
+        assert_eq!(h.server.connections(), 1);
+    }
+
+    #[test]
+    fn input_while_a_password_is_checked_is_held_and_bounded() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        // Two pipelined requests: the second waits for the first's check.
+        let mut bytes = form_post("/token", "username=alice&password=wonderland").into_bytes();
+        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\n\r\n");
+        h.send(id, &bytes);
+        assert_eq!(h.response(id).unwrap().status, 200);
+        assert_eq!(h.response(id).unwrap().status, 200);
+    }
+
+    #[test]
+    fn every_slot_is_given_back() {
+        let mut h = Harness::default();
+        let ids: Vec<_> = (0..5).map(|i| h.open(&format!("u{i}"))).collect();
+        let half = h.connect();
+        h.send(half, b"GET /ws HT");
+        for id in ids {
+            h.hang_up(id);
+        }
+        h.advance(10_000);
+        assert_eq!(h.server.connections(), 0);
+        assert_eq!(h.server.rooms(), 0);
+    }
+}

@@ -1,0 +1,395 @@
+//! A deterministic harness around the sans-IO core, shared by the unit
+//! tests and the fuzz targets (compiled only for `cfg(test)` and
+//! `cfg(fuzzing)`).
+//!
+//! [`Harness`] plays the shell: it hands bytes to the [`Server`], collects
+//! what it would write, carries out its actions (password checks run
+//! inline), and moves a virtual clock. Each simulated peer can speak
+//! WebSocket through tungstenite's client role, so tests read frames the
+//! way a real client would.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::{Role, WebSocketContext};
+use tungstenite::{Error, Message};
+
+use crate::auth::jwt::{JwtConfig, Secret};
+use crate::auth::users::Users;
+use crate::config::{Config, SecretKey};
+use crate::core::{Action, ConnId, Server};
+
+/// The secret every harness signs with.
+pub const SECRET: &[u8] = b"testkit-secret-0123456789abcdef-0123456789";
+
+/// The harness's starting time: 2026-01-01T00:00:00Z in milliseconds.
+pub const START: u64 = 1_767_225_600_000;
+
+/// A WebSocket upgrade request head for `target`, with `extra` header lines
+/// (each ending in `\r\n`).
+pub fn upgrade_request(target: &str, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// A form `POST` to `path`.
+pub fn form_post(path: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One parsed HTTP response.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a simulated peer saw.
+#[derive(Default)]
+pub struct Peer {
+    /// Bytes the server wrote and the test has not consumed yet.
+    pub received: Vec<u8>,
+    /// The core dropped the socket ([`Action::Close`]).
+    pub dropped: bool,
+    /// The core shut the write half ([`Action::ShutdownWrite`]).
+    pub shut: bool,
+    /// The peer does not read: its queued bytes stay queued.
+    pub stalled: bool,
+    /// The client side of an open WebSocket.
+    client: Option<WebSocketContext>,
+    /// Messages read by the client and not yet taken by the test.
+    inbox: Vec<Message>,
+}
+
+/// The in-memory stream for the client contexts.
+struct Mem<'a> {
+    input: &'a [u8],
+    pos: usize,
+    out: &'a mut Vec<u8>,
+}
+
+impl Read for Mem<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.input.len() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len() - self.pos);
+        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for Mem<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The core, a virtual clock and the peers.
+pub struct Harness {
+    /// The core under test.
+    pub server: Server,
+    /// The virtual clock, milliseconds since the UNIX epoch.
+    pub now: u64,
+    /// A verifier/signer with the server's secret.
+    pub jwt: JwtConfig,
+    users: Users,
+    peers: HashMap<ConnId, Peer>,
+    next_port: u16,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new(|_| {})
+    }
+}
+
+impl Harness {
+    /// A harness whose config the caller may adjust.
+    pub fn new(adjust: impl FnOnce(&mut Config)) -> Harness {
+        let mut config = Config {
+            secrets: vec![SecretKey(SECRET.to_vec())],
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let secret = Secret::new(SECRET.to_vec(), None).expect("long enough");
+        Harness {
+            server: Server::new(config, START),
+            now: START,
+            jwt: JwtConfig::new(vec![secret]),
+            users: Users::demo(),
+            peers: HashMap::new(),
+            next_port: 40_000,
+        }
+    }
+
+    /// A token for `user` (role `member`) valid for `ttl_secs` from now.
+    pub fn token(&self, user: &str, ttl_secs: u64) -> String {
+        self.jwt.issue(user, "member", self.now, ttl_secs)
+    }
+
+    /// A token with exactly these claims.
+    pub fn token_with(&self, claims: serde_json::Value) -> String {
+        match claims {
+            serde_json::Value::Object(map) => self.jwt.sign(&map),
+            _ => panic!("claims must be an object"),
+        }
+    }
+
+    /// Accepts a connection from a fresh peer address; `None` when the
+    /// core refused to take it at all.
+    pub fn try_connect(&mut self) -> Option<ConnId> {
+        self.next_port = self.next_port.wrapping_add(1);
+        let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        let id = self.server.handle_accept(peer, self.now)?;
+        // A key may be reused: the old peer is gone for good.
+        self.peers.insert(id, Peer::default());
+        self.pump();
+        Some(id)
+    }
+
+    /// Accepts a connection.
+    pub fn connect(&mut self) -> ConnId {
+        self.try_connect().expect("connection accepted")
+    }
+
+    /// The peer state of `id`.
+    pub fn peer(&mut self, id: ConnId) -> &mut Peer {
+        self.peers.entry(id).or_default()
+    }
+
+    /// Sends bytes from the peer of `id`.
+    pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
+        self.server.handle_bytes(id, bytes, self.now);
+        self.pump();
+    }
+
+    /// The peer of `id` hangs up.
+    pub fn hang_up(&mut self, id: ConnId) {
+        self.server.handle_closed(id, self.now);
+        self.pump();
+    }
+
+    /// Moves the clock forward and lets the core act on its deadlines.
+    pub fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.server.handle_timeout(self.now);
+        self.pump();
+    }
+
+    /// The peer of `id` stops (or resumes) reading.
+    pub fn stall(&mut self, id: ConnId, stalled: bool) {
+        self.peer(id).stalled = stalled;
+        if !stalled {
+            self.server.handle_writable(id);
+            self.pump();
+        }
+    }
+
+    /// Plays the shell until the core has nothing more to say.
+    pub fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(action) = self.server.poll_action() {
+                progressed = true;
+                match action {
+                    Action::Close(id) => self.peer(id).dropped = true,
+                    Action::ShutdownWrite(id) => self.peer(id).shut = true,
+                    Action::CheckPassword(job) => {
+                        let verified = self.users.check(&job.user, &job.password);
+                        self.server
+                            .handle_password_checked(job.job, verified, self.now);
+                    }
+                }
+            }
+            while let Some(id) = self.server.poll_transmit() {
+                if self.peers.get(&id).is_some_and(|p| p.stalled) {
+                    continue;
+                }
+                progressed = true;
+                let bytes = self.server.pending(id).to_vec();
+                self.peer(id).received.extend_from_slice(&bytes);
+                self.server.handle_written(id, bytes.len(), self.now);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Takes one complete HTTP response off what `id` received.
+    pub fn response(&mut self, id: ConnId) -> Option<HttpResponse> {
+        let received = &mut self.peer(id).received;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut res = httparse::Response::new(&mut headers);
+        let head_len = match res.parse(received).ok()? {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => return None,
+        };
+        let headers: Vec<(String, String)> = res
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect();
+        let status = res.code?;
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        if status == 101 || status == 100 {
+            received.drain(..head_len);
+            return Some(HttpResponse {
+                status,
+                headers,
+                body: String::new(),
+            });
+        }
+        if received.len() < head_len + len {
+            return None;
+        }
+        let body = String::from_utf8_lossy(&received[head_len..head_len + len]).into_owned();
+        received.drain(..head_len + len);
+        Some(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends `request` on a new connection and returns the response.
+    pub fn request(&mut self, request: &str) -> (ConnId, HttpResponse) {
+        let id = self.connect();
+        self.send(id, request.as_bytes());
+        let response = self.response(id).expect("a complete response");
+        (id, response)
+    }
+
+    /// Upgrades a new connection; on `101` the peer becomes a WebSocket
+    /// client.
+    pub fn upgrade(&mut self, target: &str, extra: &str) -> (ConnId, HttpResponse) {
+        let (id, response) = self.request(&upgrade_request(target, extra));
+        if response.status == 101 {
+            self.make_client(id);
+        }
+        (id, response)
+    }
+
+    /// Turns the peer of `id` into a WebSocket client (after a `101`).
+    pub fn make_client(&mut self, id: ConnId) {
+        self.peer(id).client = Some(WebSocketContext::new(Role::Client, None));
+    }
+
+    /// Opens a text-mode WebSocket for `user` with a fresh token.
+    pub fn open(&mut self, user: &str) -> ConnId {
+        self.open_in(user, "lobby")
+    }
+
+    /// Opens a text-mode WebSocket for `user` in `room`.
+    pub fn open_in(&mut self, user: &str, room: &str) -> ConnId {
+        let token = self.token(user, 3600);
+        let (id, response) = self.upgrade(
+            &format!("/ws?room={room}"),
+            &format!("Authorization: Bearer {token}\r\n"),
+        );
+        assert_eq!(response.status, 101, "{}", response.body);
+        id
+    }
+
+    /// The client of `id` sends `message` (masked, as a client must).
+    pub fn ws_send(&mut self, id: ConnId, message: Message) {
+        let mut out = Vec::new();
+        let client = self.peer(id).client.as_mut().expect("an open WebSocket");
+        let mut mem = Mem {
+            input: &[],
+            pos: 0,
+            out: &mut out,
+        };
+        client.write(&mut mem, message).expect("client write");
+        client.flush(&mut mem).expect("client flush");
+        self.send(id, &out);
+    }
+
+    /// The client of `id` sends a text message.
+    pub fn say(&mut self, id: ConnId, text: &str) {
+        self.ws_send(id, Message::text(text));
+    }
+
+    /// Every message the client of `id` can read now (control frames too).
+    pub fn messages(&mut self, id: ConnId) -> Vec<Message> {
+        let peer = self.peer(id);
+        let Some(client) = peer.client.as_mut() else {
+            return Vec::new();
+        };
+        let input = std::mem::take(&mut peer.received);
+        let mut replies = Vec::new();
+        let mut mem = Mem {
+            input: &input,
+            pos: 0,
+            out: &mut replies,
+        };
+        loop {
+            match client.read(&mut mem) {
+                Ok(m) => peer.inbox.push(m),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        std::mem::take(&mut peer.inbox)
+    }
+
+    /// The text messages the client of `id` can read now.
+    pub fn texts(&mut self, id: ConnId) -> Vec<String> {
+        self.messages(id)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Text(t) => Some(t.as_str().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The close frame the client of `id` received, if any, as
+    /// `(code, reason)`.
+    pub fn close_frame(&mut self, id: ConnId) -> Option<(u16, String)> {
+        self.messages(id).into_iter().find_map(|m| match m {
+            Message::Close(Some(CloseFrame { code, reason })) => {
+                Some((u16::from(code), reason.as_str().to_string()))
+            }
+            _ => None,
+        })
+    }
+}
