@@ -36,8 +36,41 @@ pub struct Config {
     /// A session with no request and no live connection for this long
     /// expires. Default 30 minutes.
     pub session_idle: Duration,
+    /// Roles allowed to send chat lines. `None` (the default): every role
+    /// but `viewer`.
+    pub send_roles: Option<Vec<String>>,
+    /// Accept `Authorization: Basic` and `?username=&password=` on the
+    /// upgrade. Default off: a password in a URL ends up in logs and
+    /// histories.
+    pub allow_password_auth: bool,
+    /// The server pings every connection this often, and closes `1001` one
+    /// that sent nothing for two intervals. Default 30 s.
+    pub ping_interval: Duration,
+    /// A token connection is told this long before its `exp` that it should
+    /// refresh. Default 30 s.
+    pub expiry_warning: Duration,
+    /// What a user's connection past `max_conns_per_user` does.
+    pub per_user_policy: PerUserPolicy,
     /// Resource limits.
     pub limits: Limits,
+}
+
+/// What happens when a user already has `max_conns_per_user` connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerUserPolicy {
+    /// The new upgrade is refused `429` (the default).
+    RejectNewest,
+    /// The user's oldest connection is closed `4409` and the new one opens.
+    EvictOldest,
+}
+
+/// A token bucket's refill rate and size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Tokens added per second.
+    pub per_sec: f64,
+    /// The most tokens the bucket holds (the burst allowed).
+    pub burst: f64,
 }
 
 impl Default for Config {
@@ -53,12 +86,25 @@ impl Default for Config {
             insecure_cookie: false,
             session_ttl: Duration::from_secs(8 * 3600),
             session_idle: Duration::from_secs(30 * 60),
+            send_roles: None,
+            allow_password_auth: false,
+            ping_interval: Duration::from_secs(30),
+            expiry_warning: Duration::from_secs(30),
+            per_user_policy: PerUserPolicy::RejectNewest,
             limits: Limits::default(),
         }
     }
 }
 
 impl Config {
+    /// True when `role` may send chat lines.
+    pub fn may_send(&self, role: &str) -> bool {
+        match &self.send_roles {
+            Some(roles) => roles.iter().any(|r| r == role),
+            None => role != "viewer",
+        }
+    }
+
     /// The session cookie's name: `__Host-wsgate`, or `wsgate` with
     /// [`Config::insecure_cookie`] (browsers refuse `__Host-` without `Secure`).
     pub fn cookie_name(&self) -> &'static str {
@@ -101,6 +147,29 @@ pub struct Limits {
     /// many connections, since N joins to a room of N cost N² deliveries.
     /// Default 100.
     pub presence_limit: usize,
+    /// Live WebSockets one user may hold. Default 16. Past it: `429`, or
+    /// with [`PerUserPolicy::EvictOldest`] the oldest is closed `4409`.
+    pub max_conns_per_user: usize,
+    /// Upgrade attempts per client IP: 10 a second, bursts of 20. Past it:
+    /// `429` with `Retry-After`. `None`: unlimited.
+    pub upgrade_rate: Option<Rate>,
+    /// Failed logins (and failed password upgrades) per client IP: 10 a
+    /// minute, bursts of 10. Past it, logins from that IP get `429` with
+    /// `Retry-After` before any password is checked. `None`: unlimited.
+    pub failed_login_rate: Option<Rate>,
+    /// Chat messages per connection: 20 a second, bursts of 40. Past it:
+    /// `error: rate limit exceeded`; after 10 such strikes in a row close
+    /// `4429`. `None`: unlimited.
+    pub message_rate: Option<Rate>,
+    /// Client IPs tracked for the per-IP limits. Default 100,000; past it
+    /// the stalest entries are forgotten.
+    pub max_tracked_ips: usize,
+    /// Unused `/ws-ticket` tickets held at once. Default 10,000. Past it:
+    /// `503`.
+    pub max_tickets: usize,
+    /// On SIGTERM/SIGINT, how long queued output may take to drain before
+    /// the process exits anyway. Default 5 s.
+    pub drain_timeout: Duration,
     /// Password checks waiting for the helper thread. Default 64. Past it:
     /// `503` with `Retry-After`.
     pub max_pending_logins: usize,
@@ -125,6 +194,22 @@ impl Default for Limits {
             max_queue_bytes: 1024 * 1024,
             read_buffer_bytes: 1024,
             presence_limit: 100,
+            max_conns_per_user: 16,
+            upgrade_rate: Some(Rate {
+                per_sec: 10.0,
+                burst: 20.0,
+            }),
+            failed_login_rate: Some(Rate {
+                per_sec: 10.0 / 60.0,
+                burst: 10.0,
+            }),
+            message_rate: Some(Rate {
+                per_sec: 20.0,
+                burst: 40.0,
+            }),
+            max_tracked_ips: 100_000,
+            max_tickets: 10_000,
+            drain_timeout: Duration::from_secs(5),
             max_pending_logins: 64,
             max_sessions_per_user: 16,
             close_timeout: Duration::from_secs(5),

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use wsgate::auth::jwt::MIN_SECRET_LEN;
 use wsgate::auth::password::hash_password;
 use wsgate::auth::users::Users;
-use wsgate::config::{Config, Origin, SecretKey, parse_duration};
+use wsgate::auth::valid_role;
+use wsgate::config::{Config, Origin, PerUserPolicy, Rate, SecretKey, parse_duration};
 use wsgate::shell::Gateway;
 
 const HELP: &str = "\
@@ -38,7 +39,17 @@ OPTIONS (each also read from the environment variable shown):
     --session-idle DURATION idle session timeout [WSGATE_SESSION_IDLE] (default 30m)
     --insecure-cookie       cookie without Secure/__Host- for plain HTTP [WSGATE_INSECURE_COOKIE=1]
     --max-connections N     open connections of any kind [WSGATE_MAX_CONNECTIONS] (default 10000)
+    --max-conns-per-user N  live WebSockets per user [WSGATE_MAX_CONNS_PER_USER] (default 16)
+    --per-user-policy P     reject-newest (429) or evict-oldest (4409) [WSGATE_PER_USER_POLICY]
     --presence-limit N      join/leave notices up to this room size [WSGATE_PRESENCE_LIMIT] (default 100)
+    --send-roles LIST       comma-separated roles that may send [WSGATE_SEND_ROLES]
+                            (default: every role but viewer)
+    --allow-password-auth   accept Basic auth and ?username=&password= on /ws [WSGATE_ALLOW_PASSWORD_AUTH=1]
+    --ping-interval DURATION ping every connection this often [WSGATE_PING_INTERVAL] (default 30s)
+    --upgrade-rate N        upgrades per second per client IP, 0 = unlimited [WSGATE_UPGRADE_RATE] (default 10)
+    --login-failures N      failed logins per minute per client IP, 0 = unlimited [WSGATE_LOGIN_FAILURES] (default 10)
+    --message-rate N        chat messages per second per connection, 0 = unlimited [WSGATE_MESSAGE_RATE] (default 20)
+    --drain-timeout DURATION on SIGTERM/SIGINT, time to flush queues [WSGATE_DRAIN_TIMEOUT] (default 5s)
     --log LEVEL             error, warn, info, debug or trace [WSGATE_LOG] (default info)
     -h, --help              print this help
     -V, --version           print the version
@@ -61,7 +72,16 @@ struct Args {
     session_idle: Option<String>,
     insecure_cookie: bool,
     max_connections: Option<String>,
+    max_conns_per_user: Option<String>,
+    per_user_policy: Option<String>,
     presence_limit: Option<String>,
+    send_roles: Option<String>,
+    allow_password_auth: bool,
+    ping_interval: Option<String>,
+    upgrade_rate: Option<String>,
+    login_failures: Option<String>,
+    message_rate: Option<String>,
+    drain_timeout: Option<String>,
     log: Option<String>,
 }
 
@@ -100,6 +120,15 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("insecure-cookie") => args.insecure_cookie = true,
             Long("max-connections") => args.max_connections = Some(parser.value()?.string()?),
             Long("presence-limit") => args.presence_limit = Some(parser.value()?.string()?),
+            Long("max-conns-per-user") => args.max_conns_per_user = Some(parser.value()?.string()?),
+            Long("per-user-policy") => args.per_user_policy = Some(parser.value()?.string()?),
+            Long("send-roles") => args.send_roles = Some(parser.value()?.string()?),
+            Long("allow-password-auth") => args.allow_password_auth = true,
+            Long("ping-interval") => args.ping_interval = Some(parser.value()?.string()?),
+            Long("upgrade-rate") => args.upgrade_rate = Some(parser.value()?.string()?),
+            Long("login-failures") => args.login_failures = Some(parser.value()?.string()?),
+            Long("message-rate") => args.message_rate = Some(parser.value()?.string()?),
+            Long("drain-timeout") => args.drain_timeout = Some(parser.value()?.string()?),
             Long("log") => args.log = Some(parser.value()?.string()?),
             Value(v) if v == "hash-password" && !args.hash_password => args.hash_password = true,
             _ => return Err(arg.unexpected()),
@@ -135,6 +164,30 @@ fn count(value: Option<String>, name: &str) -> Result<Option<usize>, ConfigError
             ))),
         })
         .transpose()
+}
+
+/// A rate flag: `N` per `per_secs` seconds with bursts of `burst` × N;
+/// `0` turns the limit off (`Some(None)`).
+#[allow(clippy::type_complexity)]
+fn rate(
+    value: Option<String>,
+    name: &str,
+    per_secs: f64,
+    burst: f64,
+) -> Result<Option<Option<Rate>>, ConfigError> {
+    let Some(v) = value else {
+        return Ok(None);
+    };
+    match v.parse::<u32>() {
+        Ok(0) => Ok(Some(None)),
+        Ok(n) => Ok(Some(Some(Rate {
+            per_sec: f64::from(n) / per_secs,
+            burst: (f64::from(n) * burst).max(1.0),
+        }))),
+        Err(_) => Err(ConfigError(format!(
+            "{name}: expected a whole number, got {v:?}"
+        ))),
+    }
 }
 
 /// Validates everything; the server starts only from a complete [`Config`].
@@ -268,6 +321,72 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
     )? {
         config.limits.presence_limit = n;
     }
+    if let Some(n) = count(
+        pick(args.max_conns_per_user, "WSGATE_MAX_CONNS_PER_USER"),
+        "--max-conns-per-user",
+    )? {
+        config.limits.max_conns_per_user = n;
+    }
+    if let Some(p) = pick(args.per_user_policy, "WSGATE_PER_USER_POLICY") {
+        config.per_user_policy = match p.as_str() {
+            "reject-newest" => PerUserPolicy::RejectNewest,
+            "evict-oldest" => PerUserPolicy::EvictOldest,
+            _ => {
+                return Err(ConfigError(format!(
+                    "--per-user-policy: reject-newest or evict-oldest, not {p:?}"
+                )));
+            }
+        };
+    }
+    if let Some(list) = pick(args.send_roles, "WSGATE_SEND_ROLES") {
+        let roles: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
+            return Err(ConfigError(format!("--send-roles: not a role: {bad:?}")));
+        }
+        config.send_roles = Some(roles);
+    }
+    config.allow_password_auth = args.allow_password_auth || env_flag("WSGATE_ALLOW_PASSWORD_AUTH");
+    if let Some(d) = duration(
+        pick(args.ping_interval, "WSGATE_PING_INTERVAL"),
+        "--ping-interval",
+    )? {
+        config.ping_interval = d;
+    }
+    if let Some(d) = duration(
+        pick(args.drain_timeout, "WSGATE_DRAIN_TIMEOUT"),
+        "--drain-timeout",
+    )? {
+        config.limits.drain_timeout = d;
+    }
+    if let Some(r) = rate(
+        pick(args.upgrade_rate, "WSGATE_UPGRADE_RATE"),
+        "--upgrade-rate",
+        1.0,
+        2.0,
+    )? {
+        config.limits.upgrade_rate = r;
+    }
+    if let Some(r) = rate(
+        pick(args.login_failures, "WSGATE_LOGIN_FAILURES"),
+        "--login-failures",
+        60.0,
+        1.0,
+    )? {
+        config.limits.failed_login_rate = r;
+    }
+    if let Some(r) = rate(
+        pick(args.message_rate, "WSGATE_MESSAGE_RATE"),
+        "--message-rate",
+        1.0,
+        2.0,
+    )? {
+        config.limits.message_rate = r;
+    }
     Ok((config, users, random_secret))
 }
 
@@ -360,7 +479,10 @@ fn main() -> ExitCode {
             "no WSGATE_SECRET or --secret-file: using a random secret; tokens won't survive a restart"
         );
     }
-    let gateway = match Gateway::bind(config, Arc::new(users)) {
+    let gateway = match Gateway::bind(config, Arc::new(users)).and_then(|mut g| {
+        g.handle_signals()?;
+        Ok(g)
+    }) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("wsgate: cannot listen: {e}");

@@ -31,7 +31,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth::users::{Users, VerifiedUser};
 use crate::config::Config;
-use crate::core::{Action, ConnId, PasswordJob, Server};
+use crate::core::{Action, Authenticate, ConnId, PasswordJob, Server};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 
 /// Bytes read from one connection per loop turn before the others get
 /// their turn.
@@ -39,6 +41,7 @@ pub const READ_BUDGET: usize = 64 * 1024;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
 
 /// Milliseconds since the UNIX epoch, taken from the wall clock once at
 /// start and advanced by the monotonic clock, so deadlines never jump
@@ -72,7 +75,9 @@ pub struct StopHandle {
 }
 
 impl StopHandle {
-    /// Asks the loop to stop; it returns from [`Gateway::run`] soon after.
+    /// Asks the loop to stop gracefully, as SIGTERM does: every WebSocket
+    /// gets `1001` after its queue, bounded by the drain timeout; then
+    /// [`Gateway::run`] returns.
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
@@ -93,6 +98,7 @@ pub struct Gateway {
     results: mpsc::Receiver<(u64, Option<VerifiedUser>)>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    signals: Option<Signals>,
     buf: Vec<u8>,
 }
 
@@ -132,8 +138,26 @@ impl Gateway {
             results,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
+            signals: None,
             buf: vec![0; 16 * 1024],
         })
+    }
+
+    /// Adds an authenticator, consulted before the built-in checks (see
+    /// [`Authenticate`]).
+    pub fn add_authenticator(&mut self, authenticator: Box<dyn Authenticate>) {
+        self.server.add_authenticator(authenticator);
+    }
+
+    /// Stops gracefully on SIGTERM and SIGINT (the binary does this; an
+    /// embedding program may prefer its own handling and [`StopHandle`]).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
     }
 
     /// The address actually bound (useful with port 0).
@@ -149,15 +173,27 @@ impl Gateway {
         }
     }
 
-    /// Runs the event loop until stopped.
+    /// Runs the event loop until stopped and drained.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         info!("listening on {}", self.local_addr()?);
-        while !self.stop.load(Ordering::SeqCst) {
+        let mut drain_until: Option<u64> = None;
+        loop {
+            let now = self.clock.now();
+            if drain_until.is_none() && self.stop.load(Ordering::SeqCst) {
+                drain_until = Some(self.begin_shutdown(now));
+            }
+            if let Some(until) = drain_until {
+                if self.server.connections() == 0 || now >= until {
+                    break;
+                }
+            }
+            let deadline = match (self.server.poll_timeout(), drain_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let timeout = if self.ready.is_empty() {
-                self.server
-                    .poll_timeout()
-                    .map(|at| Duration::from_millis(at.saturating_sub(self.clock.now())))
+                deadline.map(|at| Duration::from_millis(at.saturating_sub(now)))
             } else {
                 Some(Duration::ZERO)
             };
@@ -171,6 +207,7 @@ impl Gateway {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => self.password_results(now),
+                    SIGNALS => self.signals_pending(),
                     Token(id) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.mark_ready(id);
@@ -189,6 +226,28 @@ impl Gateway {
         }
         info!("stopped");
         Ok(())
+    }
+
+    /// Stops accepting and tells the core to close everything; returns the
+    /// time by which the loop ends regardless.
+    fn begin_shutdown(&mut self, now: u64) -> u64 {
+        info!(
+            "shutting down: draining {} connections",
+            self.server.connections()
+        );
+        let _ = self.poll.registry().deregister(&mut self.listener);
+        self.server.handle_shutdown(now);
+        self.actions();
+        now + self.server.config().limits.drain_timeout.as_millis() as u64
+    }
+
+    fn signals_pending(&mut self) {
+        if let Some(signals) = self.signals.as_mut() {
+            for signal in signals.pending() {
+                info!("signal {signal}: stopping");
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     fn accept(&mut self, now: u64) {

@@ -198,8 +198,28 @@ impl Harness {
         self.pump();
     }
 
-    /// Moves the clock forward and lets the core act on its deadlines.
+    /// Moves the clock forward by `ms`, stopping at every deadline the core
+    /// asks for on the way (as the shell's sleep would), so peers answer
+    /// pings in time.
     pub fn advance(&mut self, ms: u64) {
+        let target = self.now + ms;
+        loop {
+            let next = self
+                .server
+                .poll_timeout()
+                .map_or(target, |at| at.clamp(self.now, target));
+            self.now = next;
+            self.server.handle_timeout(self.now);
+            self.pump();
+            if self.now >= target {
+                return;
+            }
+        }
+    }
+
+    /// Moves the clock forward by `ms` in one jump, as after a long stall
+    /// of the whole process.
+    pub fn jump(&mut self, ms: u64) {
         self.now += ms;
         self.server.handle_timeout(self.now);
         self.pump();
@@ -239,10 +259,49 @@ impl Harness {
                 self.peer(id).received.extend_from_slice(&bytes);
                 self.server.handle_written(id, bytes.len(), self.now);
             }
+            // Clients read what arrived, as real ones do, and answer
+            // pings (and close frames) on their own.
+            let readers: Vec<ConnId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.client.is_some() && !p.stalled && !p.received.is_empty())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in readers {
+                let replies = self.client_read(id);
+                if !replies.is_empty() && !self.peer(id).dropped {
+                    progressed = true;
+                    self.server.handle_bytes(id, &replies, self.now);
+                }
+            }
             if !progressed {
                 return;
             }
         }
+    }
+
+    /// Lets the client of `id` read what arrived; returns what it wants to
+    /// send back (pongs, a close reply).
+    fn client_read(&mut self, id: ConnId) -> Vec<u8> {
+        let peer = self.peer(id);
+        let mut replies = Vec::new();
+        let Some(client) = peer.client.as_mut() else {
+            return replies;
+        };
+        let input = std::mem::take(&mut peer.received);
+        let mut mem = Mem {
+            input: &input,
+            pos: 0,
+            out: &mut replies,
+        };
+        loop {
+            match client.read(&mut mem) {
+                Ok(m) => peer.inbox.push(m),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        replies
     }
 
     /// Takes one complete HTTP response off what `id` received.
@@ -348,27 +407,14 @@ impl Harness {
         self.ws_send(id, Message::text(text));
     }
 
-    /// Every message the client of `id` can read now (control frames too).
+    /// Every message the client of `id` has read (control frames too)
+    /// and the test has not taken yet.
     pub fn messages(&mut self, id: ConnId) -> Vec<Message> {
-        let peer = self.peer(id);
-        let Some(client) = peer.client.as_mut() else {
-            return Vec::new();
-        };
-        let input = std::mem::take(&mut peer.received);
-        let mut replies = Vec::new();
-        let mut mem = Mem {
-            input: &input,
-            pos: 0,
-            out: &mut replies,
-        };
-        loop {
-            match client.read(&mut mem) {
-                Ok(m) => peer.inbox.push(m),
-                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
-            }
+        let replies = self.client_read(id);
+        if !replies.is_empty() {
+            self.send(id, &replies);
         }
-        std::mem::take(&mut peer.inbox)
+        std::mem::take(&mut self.peer(id).inbox)
     }
 
     /// The text messages the client of `id` can read now.

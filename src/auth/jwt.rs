@@ -680,6 +680,14 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The public class of the refusal: `token expired` or `invalid token`.
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            TokenError::Expired => "token expired",
+            TokenError::Invalid(_) => "invalid token",
+        }
+    }
+
     /// A short lowercase phrase naming the failed check, for debug logs
     /// (never shown to the peer).
     pub fn detail(&self) -> &'static str {
@@ -697,10 +705,7 @@ impl TokenError {
 
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TokenError::Expired => "token expired",
-            TokenError::Invalid(_) => "invalid token",
-        })
+        f.write_str(self.public_reason())
     }
 }
 

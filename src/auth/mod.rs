@@ -82,6 +82,8 @@ pub enum Credential {
     },
     /// A password checked by the server itself (opt-in upgrade).
     Password,
+    /// Accepted by an embedding program's own authenticator.
+    Custom,
 }
 
 /// An authenticated identity. Only the verifiers of this module build one.
@@ -107,6 +109,16 @@ impl Principal {
             role,
             rooms,
             credential,
+        }
+    }
+
+    /// A token refresh: the new expiry, role and rooms of a token for the
+    /// same user. Only token principals change.
+    pub(crate) fn refresh(&mut self, exp_ms: u64, role: String, rooms: Option<Vec<String>>) {
+        if let Credential::Token { exp_ms: old } = &mut self.credential {
+            *old = exp_ms;
+            self.role = role;
+            self.rooms = rooms;
         }
     }
 

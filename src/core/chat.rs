@@ -62,6 +62,10 @@ pub enum Reply<'a> {
     Error(&'static str, &'static str),
     /// The users in the room.
     Who(Vec<&'a str>),
+    /// A refresh worked; the token's new `exp` in UNIX seconds.
+    Refreshed(u64),
+    /// The token expires in this many seconds.
+    Expiring(u64),
 }
 
 impl Reply<'_> {
@@ -74,32 +78,46 @@ impl Reply<'_> {
             }
             (Reply::Who(users), false) => format!("{SYSTEM_NAME}: users: {}", users.join(", ")),
             (Reply::Who(users), true) => json!({ "type": "who", "users": users }).to_string(),
+            (Reply::Refreshed(_), false) => format!("{SYSTEM_NAME}: token refreshed"),
+            (Reply::Refreshed(exp), true) => json!({ "type": "refreshed", "exp": exp }).to_string(),
+            (Reply::Expiring(secs), false) => {
+                format!("{SYSTEM_NAME}: token expires in {secs}s, send /refresh TOKEN")
+            }
+            (Reply::Expiring(secs), true) => json!({ "type": "expiring", "in": secs }).to_string(),
         }
     }
 }
 
 /// What a client asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request<'a> {
+pub enum Request {
     /// Send a chat line.
-    Message(&'a str),
+    Message(String),
     /// List the users in the room.
     Who,
+    /// Extend this connection's life with a new token.
+    Refresh(String),
 }
 
 /// Why a client message was not understood; answered with an error reply.
 pub type Refusal = (&'static str, &'static str);
 
-/// Reads a text-mode line: `/who`, other `/` commands, or a chat line.
-pub fn parse_text(line: &str) -> Result<Request<'_>, Refusal> {
-    if line.starts_with('/') {
-        return match line.trim_end() {
-            "/who" => Ok(Request::Who),
+/// Reads a text-mode line: `/who`, `/refresh TOKEN`, other `/` commands,
+/// or a chat line.
+pub fn parse_text(line: &str) -> Result<Request, Refusal> {
+    if let Some(command) = line.strip_prefix('/') {
+        let command = command.trim_end();
+        return match command.split_once(' ') {
+            None if command == "who" => Ok(Request::Who),
+            Some(("refresh", token)) if !token.trim().is_empty() => {
+                Ok(Request::Refresh(token.trim().to_string()))
+            }
+            None if command == "refresh" => Err(("bad_message", "usage: /refresh TOKEN")),
             _ => Err(("unknown_command", "unknown command")),
         };
     }
     check_line(line)?;
-    Ok(Request::Message(line))
+    Ok(Request::Message(line.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -108,30 +126,23 @@ struct JsonIn<'a> {
     kind: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
     text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    token: Option<std::borrow::Cow<'a, str>>,
 }
 
-/// Reads a JSON-mode message. The returned text borrows from `raw` when
-/// it has no escapes, or is owned.
-pub fn parse_json(raw: &str) -> Result<JsonRequest, Refusal> {
+/// Reads a JSON-mode message.
+pub fn parse_json(raw: &str) -> Result<Request, Refusal> {
     const BAD: Refusal = ("bad_message", "expected a JSON object with a known type");
     let msg: JsonIn<'_> = serde_json::from_str(raw).map_err(|_| BAD)?;
-    match (msg.kind.as_ref(), msg.text) {
-        ("message", Some(text)) => {
+    match (msg.kind.as_ref(), msg.text, msg.token) {
+        ("message", Some(text), _) => {
             check_line(&text)?;
-            Ok(JsonRequest::Message(text.into_owned()))
+            Ok(Request::Message(text.into_owned()))
         }
-        ("who", _) => Ok(JsonRequest::Who),
+        ("who", ..) => Ok(Request::Who),
+        ("refresh", _, Some(token)) => Ok(Request::Refresh(token.into_owned())),
         _ => Err(BAD),
     }
-}
-
-/// A JSON-mode request (owned, since JSON strings may hold escapes).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JsonRequest {
-    /// Send a chat line.
-    Message(String),
-    /// List the users in the room.
-    Who,
 }
 
 /// A chat line may not hold control characters other than tab: a newline
@@ -215,19 +226,40 @@ mod tests {
 
     #[test]
     fn parses_client_messages() {
-        assert_eq!(parse_text("hello"), Ok(Request::Message("hello")));
+        assert_eq!(parse_text("hello"), Ok(Request::Message("hello".into())));
         assert_eq!(parse_text("/who"), Ok(Request::Who));
+        assert_eq!(
+            parse_text("/refresh a.b.c"),
+            Ok(Request::Refresh("a.b.c".into()))
+        );
+        assert_eq!(parse_text("/refresh").unwrap_err().0, "bad_message");
+        assert_eq!(parse_text("/who am i").unwrap_err().0, "unknown_command");
         assert_eq!(parse_text("/nope").unwrap_err().0, "unknown_command");
         assert_eq!(
             parse_text("a\nSystem: fake").unwrap_err().0,
             "control_characters"
         );
-        assert_eq!(parse_text("tab\tok"), Ok(Request::Message("tab\tok")));
+        assert_eq!(
+            parse_text("tab\tok"),
+            Ok(Request::Message("tab\tok".into()))
+        );
         assert_eq!(
             parse_json(r#"{"type":"message","text":"h\u00e9"}"#),
-            Ok(JsonRequest::Message("hé".into()))
+            Ok(Request::Message("hé".into()))
         );
-        assert_eq!(parse_json(r#"{"type":"who"}"#), Ok(JsonRequest::Who));
+        assert_eq!(parse_json(r#"{"type":"who"}"#), Ok(Request::Who));
+        assert_eq!(
+            parse_json(r#"{"type":"refresh","token":"t"}"#),
+            Ok(Request::Refresh("t".into()))
+        );
+        assert_eq!(
+            Reply::Expiring(30).render(false),
+            "System: token expires in 30s, send /refresh TOKEN"
+        );
+        assert_eq!(
+            Reply::Refreshed(5).render(true),
+            r#"{"exp":5,"type":"refreshed"}"#
+        );
         for bad in [
             "",
             "[]",

@@ -15,9 +15,11 @@
 //! [`Principal`]: only the verifiers in `auth` build one.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
+use super::limits::Bucket;
 use super::pipe::OutQueue;
 use crate::auth::Principal;
 use crate::http::upgrade::Upgrade;
@@ -73,23 +75,68 @@ pub struct Ws {
     pub principal: Principal,
     /// The room it is in.
     pub room: String,
-    /// Its index among the room's members.
+    /// Its index among the room's members; `usize::MAX` once it left.
     pub index: usize,
     /// JSON mode (`wsgate.json`) rather than text mode.
     pub json: bool,
+    /// When the peer last sent anything (pongs included).
+    pub last_seen: u64,
+    /// When the next ping is due.
+    pub next_ping: u64,
+    /// A token connection closes `4401` at this time (`exp` + leeway).
+    pub expires: Option<u64>,
+    /// When to warn that the token is about to expire; `None` once warned.
+    pub warn_at: Option<u64>,
+    /// The message-rate bucket, when a rate is configured.
+    pub bucket: Option<Bucket>,
+    /// Messages refused for rate in a row (each accepted one takes one off).
+    pub strikes: u32,
 }
 
 impl Ws {
-    /// An open WebSocket for `principal`. The caller joins it to `room`
-    /// and sets `index`.
-    pub fn new(principal: Principal, room: String, json: bool, config: WebSocketConfig) -> Ws {
+    /// An open WebSocket for `principal`, joined to no room yet.
+    pub fn new(
+        principal: Principal,
+        room: String,
+        json: bool,
+        config: WebSocketConfig,
+        now: u64,
+    ) -> Ws {
         Ws {
             ctx: WebSocketContext::new(Role::Server, Some(config)),
             principal,
             room,
-            index: 0,
+            index: usize::MAX,
             json,
+            last_seen: now,
+            next_ping: now,
+            expires: None,
+            warn_at: None,
+            bucket: None,
+            strikes: 0,
         }
+    }
+
+    /// Sets when a token connection is warned (`warning` before `exp`, or
+    /// at once when that has passed) and when it is closed (`exp` plus
+    /// `leeway`).
+    pub fn set_expiry(&mut self, exp_ms: u64, leeway: Duration, warning: Duration, now: u64) {
+        self.expires = Some(exp_ms.saturating_add(leeway.as_millis() as u64));
+        self.warn_at = Some(exp_ms.saturating_sub(warning.as_millis() as u64).max(now));
+    }
+
+    /// The earliest of this connection's timers, given the ping interval.
+    pub fn next_deadline(&self, ping_interval: u64) -> u64 {
+        let mut at = self
+            .next_ping
+            .min(self.last_seen.saturating_add(2 * ping_interval));
+        if let Some(e) = self.expires {
+            at = at.min(e);
+        }
+        if let Some(w) = self.warn_at {
+            at = at.min(w);
+        }
+        at
     }
 }
 

@@ -8,48 +8,59 @@
 //! - [`Server::handle_accept`], [`Server::handle_bytes`],
 //!   [`Server::handle_closed`], [`Server::handle_written`],
 //!   [`Server::handle_writable`], [`Server::handle_timeout`],
-//!   [`Server::handle_password_checked`];
+//!   [`Server::handle_password_checked`], [`Server::handle_shutdown`];
 //! - [`Server::poll_transmit`] (a connection with bytes to write),
 //!   [`Server::pending`] (those bytes), [`Server::poll_action`] (sockets
 //!   to shut or drop, passwords to check), [`Server::poll_timeout`] (the
 //!   next deadline).
 //!
-//! Because time is an argument, handshake timeouts, expiry and every other
-//! deadline are unit-tested with a virtual clock (see `tests.rs`).
+//! Because time is an argument, handshake timeouts, heartbeats, token
+//! expiry and rate limits are unit-tested with a virtual clock
+//! (`tests.rs`, through [`crate::testkit`]).
+//!
+//! The work is split by what a connection is doing: `requests` (plain
+//! HTTP: login, tokens, tickets, logout, metrics), `handshake` (the
+//! upgrade), `websocket` (chat, timers, endings).
 
+mod authenticate;
 mod chat;
 mod conn;
+mod handshake;
+mod limits;
+mod metrics;
 mod pipe;
+mod requests;
 mod rooms;
 #[cfg(test)]
 mod tests;
+mod tickets;
+mod websocket;
+
+pub use authenticate::{Authenticate, Identity, Verdict};
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 
-use log::{debug, info, warn};
-use serde_json::json;
+use log::{info, warn};
 use slab::Slab;
-use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::auth::jwt::{JwtConfig, Secret, TokenError};
+use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::session::{SessionHandle, SessionStore};
 use crate::auth::users::VerifiedUser;
-use crate::auth::{Credential, Principal};
 use crate::config::Config;
-use crate::http::params::{Params, cookie_values};
-use crate::http::upgrade::{self, Carrier, Reject, Upgrade, UpgradePolicy};
-use crate::http::{self as http, BodyLengthError, Method, Request, Response};
+use crate::http::Response;
+use crate::http::upgrade::Reject;
 
-use chat::{Event, JsonRequest, Reply};
-use conn::{Conn, Phase, Purpose, Ws};
-use pipe::{OutQueue, Pipe};
+use conn::{Conn, Phase, Purpose};
+use limits::IpBuckets;
+use metrics::{Gauges, Metrics};
+use pipe::OutQueue;
 use rooms::Rooms;
+use tickets::Tickets;
 
 /// A connection's key. Keys are reused after a connection is gone; the
 /// shell must act on [`Action::Close`] before it accepts again.
@@ -59,10 +70,11 @@ pub type ConnId = usize;
 /// beyond these the shell drops new sockets at once.
 const REFUSAL_SLACK: usize = 64;
 
-/// How often expired sessions are swept.
+/// How often expired sessions, tickets and idle per-IP buckets are swept.
 const SWEEP_INTERVAL_MS: u64 = 60_000;
 
-/// `Retry-After` seconds on a `503`.
+/// `Retry-After` seconds on a `503`, and on a `429` for a user's
+/// connection limit.
 const RETRY_AFTER_SECS: u64 = 1;
 
 /// Something only the shell can do.
@@ -100,6 +112,8 @@ pub struct Server {
     config: Config,
     jwt: JwtConfig,
     sessions: SessionStore,
+    tickets: Tickets,
+    authenticators: Vec<Box<dyn Authenticate>>,
     conns: Slab<Conn>,
     rooms: Rooms,
     actions: VecDeque<Action>,
@@ -112,11 +126,16 @@ pub struct Server {
     jobs: HashMap<u64, (ConnId, u64)>,
     /// Open WebSockets per session, so logout can close them.
     session_conns: HashMap<SessionHandle, Vec<(ConnId, u64)>>,
+    /// Open WebSockets per user, oldest first, for the per-user limit.
+    user_conns: HashMap<String, Vec<(ConnId, u64)>>,
+    upgrade_ips: IpBuckets,
+    failed_logins: IpBuckets,
     next_sweep: u64,
+    shutting_down: bool,
     ws_config: WebSocketConfig,
-    /// Reused buffer for encoding a broadcast once.
+    metrics: Metrics,
+    /// Reused buffers for encoding a broadcast once per mode.
     scratch: Vec<u8>,
-    /// Same, for the JSON rendering.
     scratch_json: Vec<u8>,
 }
 
@@ -154,6 +173,8 @@ impl Server {
         Server {
             jwt,
             sessions,
+            tickets: Tickets::new(limits.max_tickets),
+            authenticators: Vec::new(),
             conns: Slab::new(),
             rooms: Rooms::default(),
             actions: VecDeque::new(),
@@ -163,12 +184,23 @@ impl Server {
             next_job: 0,
             jobs: HashMap::new(),
             session_conns: HashMap::new(),
+            user_conns: HashMap::new(),
+            upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
+            failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
             next_sweep: now + SWEEP_INTERVAL_MS,
+            shutting_down: false,
             ws_config,
+            metrics: Metrics::default(),
             scratch: Vec::new(),
             scratch_json: Vec::new(),
             config,
         }
+    }
+
+    /// Adds an authenticator, consulted (in the order added) before the
+    /// built-in checks on every upgrade.
+    pub fn add_authenticator(&mut self, authenticator: Box<dyn Authenticate>) {
+        self.authenticators.push(authenticator);
     }
 
     /// The configuration.
@@ -191,18 +223,34 @@ impl Server {
         self.conns.iter().filter(|(_, c)| c.ws().is_some()).count()
     }
 
+    /// Bytes queued (not yet written) for `id`.
+    pub fn queued(&self, id: ConnId) -> usize {
+        self.conns.get(id).map_or(0, |c| c.out.len())
+    }
+
+    /// True when `id` is an open, authenticated WebSocket.
+    pub fn is_websocket(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_some_and(|c| c.ws().is_some())
+    }
+
+    /// True once [`Server::handle_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
     // ------------------------------------------------------------------
     // handle_*
 
     /// A TCP connection was accepted from `peer`. Returns its id, or `None`
-    /// when the server is so far past its connection limit that the socket
-    /// should be dropped without a word.
+    /// when the server is so far past its connection limit (or shutting
+    /// down) that the socket should be dropped without a word.
     pub fn handle_accept(&mut self, peer: SocketAddr, now: u64) -> Option<ConnId> {
         let max = self.config.limits.max_connections;
-        if self.conns.len() >= max + REFUSAL_SLACK {
+        if self.conns.len() >= max + REFUSAL_SLACK || self.shutting_down {
             warn!("refused peer={peer} reason=\"connection limit\" (dropped)");
             return None;
         }
+        self.metrics.accepted += 1;
         let serial = self.next_serial;
         self.next_serial += 1;
         let id = self.conns.insert(Conn {
@@ -218,8 +266,7 @@ impl Server {
         });
         if self.conns.len() > max {
             let rej = Reject::Unavailable("server at connection limit", RETRY_AFTER_SECS);
-            info!("refused peer={peer} status=503 reason=\"{}\"", rej.reason());
-            self.respond(id, &rej.response(), false, false, now);
+            self.refuse(id, rej, "-", None, now);
         } else {
             let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
             self.set_deadline(id, deadline);
@@ -231,6 +278,7 @@ impl Server {
     pub fn handle_bytes(&mut self, id: ConnId, data: &[u8], now: u64) {
         let max_head = self.config.limits.max_head_bytes;
         let max_body = self.config.limits.max_body_bytes;
+        self.metrics.bytes_in += data.len() as u64;
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -253,7 +301,10 @@ impl Server {
                     rest.extend_from_slice(data);
                 }
             }
-            Phase::Ws(_) => self.feed_ws(id, data, now),
+            Phase::Ws(ws) => {
+                ws.last_seen = now;
+                self.feed_ws(id, data, now);
+            }
             Phase::Closing | Phase::Lingering => {}
         }
     }
@@ -268,6 +319,7 @@ impl Server {
                     ws.principal.user(),
                     conn.peer
                 );
+                self.metrics.closed(1006);
             }
             self.forget(id, now);
         }
@@ -276,6 +328,7 @@ impl Server {
     /// The shell wrote `n` bytes of [`Server::pending`] for `id`.
     pub fn handle_written(&mut self, id: ConnId, n: usize, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
+        self.metrics.bytes_out += n as u64;
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -313,6 +366,9 @@ impl Server {
             for handle in self.sessions.sweep(now) {
                 self.close_session_sockets(handle, 4401, "session expired", now);
             }
+            self.tickets.sweep(now);
+            self.upgrade_ips.sweep(now);
+            self.failed_logins.sweep(now);
         }
     }
 
@@ -328,59 +384,48 @@ impl Server {
         if conn.serial != serial {
             return;
         }
-        let phase = std::mem::replace(
-            &mut conn.phase,
-            Phase::Http {
-                buf: Vec::new(),
-                sent_continue: false,
-            },
-        );
         let Phase::AwaitPassword {
-            job: expected,
             purpose,
             keep_alive,
             rest,
-        } = phase
+            ..
+        } = std::mem::replace(&mut conn.phase, Phase::Closing)
         else {
-            conn.phase = phase;
             return;
         };
-        debug_assert_eq!(expected, job);
         let peer = conn.peer;
+        if user.is_some() {
+            self.metrics.logins[0] += 1;
+        } else {
+            self.metrics.logins[1] += 1;
+            // The bucket only counts failures; its state was checked before.
+            let _ = self.failed_logins.take(peer.ip(), now);
+        }
         match purpose {
             Purpose::Upgrade(upgrade) => match user {
                 Some(user) => self.admit(id, user.into_principal(), *upgrade, &rest, now),
                 None => {
                     let rej = Reject::Unauthorized("invalid credentials");
-                    info!(
-                        "refused peer={peer} status=401 reason=\"{}\" carrier=password",
-                        rej.reason()
-                    );
-                    self.respond(id, &rej.response(), false, false, now);
+                    self.refuse(id, rej, "/ws", Some("password"), now);
                 }
             },
             Purpose::Token | Purpose::Login => {
-                let response = match (user, &purpose) {
-                    (None, _) => {
+                let response = match user {
+                    None => {
                         info!("login failed peer={peer}");
                         Response::detail(401, "Incorrect username or password")
                             .header("WWW-Authenticate", "Bearer")
                     }
-                    (Some(user), Purpose::Token) => {
-                        let ttl = self.config.token_ttl.as_secs();
-                        let token = self.jwt.issue(user.name(), user.role(), now, ttl);
-                        info!("token issued user={} peer={peer}", user.name());
-                        Response::json(
-                            200,
-                            &json!({ "access_token": token, "token_type": "bearer", "expires_in": ttl }),
-                        )
+                    Some(user) if matches!(purpose, Purpose::Token) => {
+                        self.issue_token(&user, peer, now)
                     }
-                    (Some(user), _) => self.login(&user, peer, now),
+                    Some(user) => self.login(&user, peer, now),
                 };
-                if let Some(Phase::Http { buf, .. }) = self.conns.get_mut(id).map(|c| &mut c.phase)
-                {
-                    *buf = rest;
-                }
+                self.conns[id].phase = Phase::Http {
+                    buf: rest,
+                    sent_continue: false,
+                };
+                let keep_alive = keep_alive && !self.shutting_down;
                 self.respond(id, &response, keep_alive, false, now);
                 if keep_alive {
                     self.process_http(id, now);
@@ -389,11 +434,27 @@ impl Server {
         }
     }
 
+    /// SIGTERM or SIGINT: every WebSocket gets `1001` "server shutting
+    /// down" after what is already queued to it; idle HTTP connections
+    /// close; requests in flight get their answer, then close. New
+    /// connections are refused from now on.
+    pub fn handle_shutdown(&mut self, now: u64) {
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            match self.conns[id].phase {
+                Phase::Ws(_) => self.close_ws(id, CloseCode::Away, "server shutting down", now),
+                Phase::Http { .. } => self.begin_closing(id, now),
+                Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => {}
+            }
+        }
+    }
+
     // ------------------------------------------------------------------
     // poll_*
 
     /// A connection with bytes to write this turn. Each appears at most
-    /// once per call sequence until it gets new bytes or becomes writable.
+    /// once until it gets new bytes or becomes writable again.
     pub fn poll_transmit(&mut self) -> Option<ConnId> {
         while let Some(id) = self.dirty.pop() {
             if let Some(conn) = self.conns.get_mut(id) {
@@ -416,7 +477,7 @@ impl Server {
         self.actions.pop_front()
     }
 
-    /// The earliest deadline, if any (it may be one that is no longer armed;
+    /// The earliest deadline (it may be one that is no longer armed;
     /// calling [`Server::handle_timeout`] early is harmless).
     pub fn poll_timeout(&self) -> Option<u64> {
         let conn = self.timers.peek().map(|Reverse((at, ..))| *at);
@@ -424,231 +485,32 @@ impl Server {
     }
 
     // ------------------------------------------------------------------
-    // HTTP
+    // Shared plumbing
 
-    /// Handles every complete request in the buffer of `id`.
-    fn process_http(&mut self, id: ConnId, now: u64) {
-        let limits = &self.config.limits;
-        let (max_headers, max_head, max_body) = (
-            limits.max_headers,
-            limits.max_head_bytes,
-            limits.max_body_bytes,
+    /// The `/metrics` text.
+    fn render_metrics(&self) -> String {
+        self.metrics.render(&Gauges {
+            connections: self.conns.len(),
+            websockets: self.websockets(),
+            rooms: self.rooms.len(),
+            sessions: self.sessions.len(),
+        })
+    }
+
+    /// Refuses a request with its HTTP response, closes, and logs it.
+    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: u64) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
+        info!(
+            "refused peer={} status={} reason=\"{}\" target={target}{carrier}",
+            conn.peer,
+            rej.status(),
+            rej.reason()
         );
-        loop {
-            let Some(conn) = self.conns.get_mut(id) else {
-                return;
-            };
-            let peer = conn.peer;
-            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
-                return;
-            };
-            let (req, head_len) = match http::parse_head(buf, max_headers, max_head) {
-                Ok(Some(parsed)) => parsed,
-                Ok(None) => return,
-                Err(e) => {
-                    info!("refused peer={peer} status={} reason=\"{e}\"", e.status());
-                    self.respond(
-                        id,
-                        &Response::detail(e.status(), &e.to_string()),
-                        false,
-                        false,
-                        now,
-                    );
-                    return;
-                }
-            };
-            let keep_alive = req.keep_alive();
-            let head_only = req.method == Method::Head;
-            if upgrade::is_upgrade_path(&req.path) {
-                let rest = buf.split_off(head_len);
-                self.start_upgrade(id, &req, rest, now);
-                return;
-            }
-            let body_len = match req.body_length() {
-                Ok(n) => n,
-                Err(e) => {
-                    let response = match e {
-                        BodyLengthError::TransferEncoding => {
-                            Response::detail(411, "send the body with Content-Length")
-                        }
-                        BodyLengthError::Invalid => Response::detail(400, "bad Content-Length"),
-                    };
-                    self.respond(id, &response, false, head_only, now);
-                    return;
-                }
-            };
-            if body_len > max_body {
-                self.respond(
-                    id,
-                    &Response::detail(413, "request body too large"),
-                    false,
-                    head_only,
-                    now,
-                );
-                return;
-            }
-            if buf.len() < head_len + body_len {
-                if !*sent_continue && req.has_token("expect", "100-continue") {
-                    *sent_continue = true;
-                    conn.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    self.mark_dirty(id);
-                }
-                return;
-            }
-            let body: Vec<u8> = buf.drain(..head_len + body_len).skip(head_len).collect();
-            *sent_continue = false;
-            match self.route(id, &req, &body, keep_alive, now) {
-                Some(response) => {
-                    self.respond(id, &response, keep_alive, head_only, now);
-                    if !keep_alive {
-                        return;
-                    }
-                }
-                // A password check is under way; the rest waits for it.
-                None => return,
-            }
-        }
-    }
-
-    /// Answers a plain HTTP request; `None` when the answer comes later.
-    fn route(
-        &mut self,
-        id: ConnId,
-        req: &Request,
-        body: &[u8],
-        keep_alive: bool,
-        now: u64,
-    ) -> Option<Response> {
-        let allow = |methods: &'static str| {
-            Response::detail(405, "method not allowed").header("Allow", methods)
-        };
-        let peer = self.conns[id].peer;
-        let response = match (req.path.as_str(), req.method) {
-            ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
-            ("/healthz", _) => allow("GET, HEAD"),
-            ("/token" | "/login", Method::Post) => {
-                let purpose = if req.path == "/token" {
-                    Purpose::Token
-                } else {
-                    Purpose::Login
-                };
-                match read_login_form(req, body) {
-                    Ok((user, password)) => {
-                        return self.start_password_check(
-                            id,
-                            user,
-                            password,
-                            purpose,
-                            keep_alive,
-                            Vec::new(),
-                        );
-                    }
-                    Err(detail) => {
-                        info!(
-                            "refused peer={peer} status=400 path={} reason=\"{detail}\"",
-                            req.path
-                        );
-                        Response::detail(400, detail)
-                    }
-                }
-            }
-            ("/logout", Method::Post) => self.logout(req, peer, now),
-            ("/token" | "/login" | "/logout", _) => allow("POST"),
-            _ => Response::detail(404, "not found"),
-        };
-        Some(response)
-    }
-
-    /// Queues a password check for `id` (or answers `503` when too many
-    /// are waiting).
-    fn start_password_check(
-        &mut self,
-        id: ConnId,
-        user: String,
-        password: String,
-        purpose: Purpose,
-        keep_alive: bool,
-        rest: Vec<u8>,
-    ) -> Option<Response> {
-        if self.jobs.len() >= self.config.limits.max_pending_logins {
-            let rej = Reject::Unavailable("too many logins in progress", RETRY_AFTER_SECS);
-            info!(
-                "refused peer={} status=503 reason=\"{}\"",
-                self.conns[id].peer,
-                rej.reason()
-            );
-            return Some(rej.response());
-        }
-        let job = self.next_job;
-        self.next_job += 1;
-        let conn = &mut self.conns[id];
-        // why: the leftover of the request buffer (pipelined requests)
-        // waits with the job.
-        let leftover = match &mut conn.phase {
-            Phase::Http { buf, .. } => std::mem::take(buf),
-            _ => Vec::new(),
-        };
-        let mut held = rest;
-        held.extend_from_slice(&leftover);
-        conn.phase = Phase::AwaitPassword {
-            job,
-            purpose,
-            keep_alive,
-            rest: held,
-        };
-        conn.deadline = None;
-        self.jobs.insert(job, (id, conn.serial));
-        self.actions.push_back(Action::CheckPassword(PasswordJob {
-            job,
-            user,
-            password,
-        }));
-        None
-    }
-
-    /// `POST /login` succeeded: a fresh session and its cookie.
-    fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: u64) -> Response {
-        let (id, _handle, evicted) = self.sessions.create(user.name(), user.role(), now);
-        for old in evicted {
-            self.close_session_sockets(old, 4401, "session expired", now);
-        }
-        info!("login user={} peer={peer}", user.name());
-        let secure = if self.config.insecure_cookie {
-            ""
-        } else {
-            " Secure;"
-        };
-        let cookie = format!(
-            "{}={id};{secure} HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-            self.config.cookie_name(),
-            self.sessions.max_age_secs()
-        );
-        Response::empty(204).header("Set-Cookie", cookie)
-    }
-
-    /// `POST /logout`: end the session and close its sockets `4403`.
-    fn logout(&mut self, req: &Request, peer: SocketAddr, now: u64) -> Response {
-        let name = self.config.cookie_name();
-        let ids: Vec<Vec<u8>> = cookie_values(req.header_values("cookie"), name)
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
-        for cookie in ids {
-            if let Some(handle) = self.sessions.handle_of(&cookie) {
-                self.sessions.remove(handle);
-                info!("logout peer={peer}");
-                self.close_session_sockets(handle, 4403, "logged out", now);
-            }
-        }
-        let secure = if self.config.insecure_cookie {
-            ""
-        } else {
-            " Secure;"
-        };
-        Response::empty(204).header(
-            "Set-Cookie",
-            format!("{name}=;{secure} HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )
+        self.metrics.refused(rej.status(), rej.reason());
+        self.respond(id, &rej.response(), false, false, now);
     }
 
     /// Queues `response` on `id`. Without keep-alive the connection then
@@ -679,415 +541,17 @@ impl Server {
         self.mark_dirty(id);
     }
 
-    // ------------------------------------------------------------------
-    // The upgrade
-
-    /// A request to `/ws`: validate, authenticate, and open or refuse.
-    fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: u64) {
-        let peer = self.conns[id].peer;
-        let policy = UpgradePolicy {
-            allow_password_auth: false,
-            cookie_name: self.config.cookie_name(),
-            allowed_origins: &self.config.allowed_origins,
-        };
-        let target = req.redacted_target();
-        let upgrade = match upgrade::validate(req, &policy) {
-            Ok(u) => u,
-            Err(rej) => return self.refuse(id, rej, &target, None, now),
-        };
-        let carrier = upgrade.carrier.kind();
-        let principal = match &upgrade.carrier {
-            Carrier::Bearer(t) | Carrier::Path(t) | Carrier::Query(t) => {
-                match self.jwt.verify(t, now) {
-                    Ok(claims) => Ok(claims.into_principal()),
-                    Err(e) => {
-                        debug!("token refused peer={peer}: {}", e.detail());
-                        Err(Reject::Unauthorized(match e {
-                            TokenError::Expired => "token expired",
-                            TokenError::Invalid(_) => "invalid token",
-                        }))
-                    }
-                }
-            }
-            Carrier::Cookie(sid) => self
-                .sessions
-                .lookup(sid, now)
-                .map_err(|_| Reject::Unauthorized("unknown or expired session")),
-            Carrier::Ticket(_) => Err(Reject::Unauthorized("unknown or expired ticket")),
-            Carrier::Password { user, password } => {
-                let (user, password) = (user.clone(), password.clone());
-                let keep_alive = false;
-                if let Some(response) = self.start_password_check(
-                    id,
-                    user,
-                    password,
-                    Purpose::Upgrade(Box::new(upgrade)),
-                    keep_alive,
-                    rest,
-                ) {
-                    self.respond(id, &response, false, false, now);
-                }
-                return;
-            }
-        };
-        match principal {
-            Ok(p) => self.admit(id, p, upgrade, &rest, now),
-            Err(rej) => self.refuse(id, rej, &target, Some(carrier), now),
-        }
-    }
-
-    /// Refuses an upgrade with its HTTP response, and logs it.
-    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: u64) {
-        let peer = self.conns[id].peer;
-        let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
-        info!(
-            "refused peer={peer} status={} reason=\"{}\" target={target}{carrier}",
-            rej.status(),
-            rej.reason()
-        );
-        self.respond(id, &rej.response(), false, false, now);
-    }
-
-    /// Opens the WebSocket for an authenticated principal: the `101`, the
-    /// room, and any frames that came right behind the request head.
-    fn admit(&mut self, id: ConnId, principal: Principal, upgrade: Upgrade, rest: &[u8], now: u64) {
-        if let Some(allowed) = principal.rooms() {
-            if !allowed.contains(&upgrade.room) {
-                let target = format!("/ws?room={}", upgrade.room);
-                return self.refuse(
-                    id,
-                    Reject::Forbidden("room not allowed"),
-                    &target,
-                    None,
-                    now,
-                );
-            }
-        }
-        let conn = &mut self.conns[id];
-        let protocol = if upgrade.json {
-            format!("Sec-WebSocket-Protocol: {}\r\n", upgrade::JSON_PROTOCOL)
-        } else {
-            String::new()
-        };
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n{protocol}\r\n",
-            upgrade.accept
-        );
-        conn.out.push(head.as_bytes());
-        conn.deadline = None;
-        info!(
-            "open user={} peer={} room={} mode={} carrier={}",
-            principal.user(),
-            conn.peer,
-            upgrade.room,
-            if upgrade.json { "json" } else { "text" },
-            upgrade.carrier.kind()
-        );
-        if let Credential::Session { handle } = principal.credential() {
-            self.sessions.track_live(*handle, true, now);
-            self.session_conns
-                .entry(*handle)
-                .or_default()
-                .push((id, conn.serial));
-        }
-        let user = principal.user().to_string();
-        let room = upgrade.room.clone();
-        let mut ws = Ws::new(principal, upgrade.room, upgrade.json, self.ws_config);
-        let joined = self.rooms.join(&room, id, &user);
-        ws.index = joined.index;
-        self.conns[id].phase = Phase::Ws(Box::new(ws));
-        self.mark_dirty(id);
-        if joined.first_of_user && self.presence_on(&room) {
-            self.broadcast(&room, Event::Join { user: &user }, now);
-        }
-        if !rest.is_empty() {
-            self.feed_ws(id, rest, now);
-        }
-    }
-
-    // ------------------------------------------------------------------
-    // WebSocket
-
-    /// Feeds bytes to tungstenite and acts on every complete message.
-    fn feed_ws(&mut self, id: ConnId, data: &[u8], now: u64) {
-        let mut input = data;
-        loop {
-            let Some(conn) = self.conns.get_mut(id) else {
-                return;
-            };
-            let Phase::Ws(ws) = &mut conn.phase else {
-                return;
-            };
-            let mut pipe = Pipe {
-                input: &mut input,
-                out: &mut conn.out,
-            };
-            let result = ws.ctx.read(&mut pipe);
-            if !conn.out.is_empty() {
-                self.mark_dirty(id);
-            }
-            use tungstenite::Error as E;
-            match result {
-                Ok(Message::Text(text)) => self.on_text(id, text.as_str(), now),
-                Ok(Message::Binary(_)) => {
-                    return self.close_ws(
-                        id,
-                        CloseCode::Unsupported,
-                        "binary frames not accepted",
-                        now,
-                    );
-                }
-                Ok(Message::Close(_)) => {
-                    // tungstenite queued the reply; the next read flushes it
-                    // and reports `ConnectionClosed`.
-                }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(E::ConnectionClosed | E::AlreadyClosed) => {
-                    return self.finish_ws(id, "closed by peer", now);
-                }
-                Err(E::Capacity(_)) => {
-                    return self.close_ws(id, CloseCode::Size, "message too big", now);
-                }
-                Err(E::Utf8(_)) => {
-                    return self.close_ws(id, CloseCode::Invalid, "invalid utf-8", now);
-                }
-                Err(_) => return self.close_ws(id, CloseCode::Protocol, "protocol error", now),
-            }
-        }
-    }
-
-    /// A text message from `id`.
-    fn on_text(&mut self, id: ConnId, text: &str, now: u64) {
-        let Some(ws) = self.conns.get(id).and_then(Conn::ws) else {
-            return;
-        };
-        if !ws.ctx.can_write() {
-            return;
-        }
-        let (json, room) = (ws.json, ws.room.clone());
-        let user = ws.principal.user().to_string();
-        let request = if json {
-            chat::parse_json(text)
-        } else {
-            chat::parse_text(text).map(|r| match r {
-                chat::Request::Message(m) => JsonRequest::Message(m.to_string()),
-                chat::Request::Who => JsonRequest::Who,
-            })
-        };
-        match request {
-            Ok(JsonRequest::Message(line)) => {
-                self.broadcast(
-                    &room,
-                    Event::Message {
-                        from: &user,
-                        text: &line,
-                    },
-                    now,
-                );
-            }
-            Ok(JsonRequest::Who) => {
-                let users = self.rooms.get(&room).map(|r| r.users()).unwrap_or_default();
-                let reply = Reply::Who(users).render(json);
-                self.send_to(id, &reply, now);
-            }
-            Err((code, detail)) => {
-                let reply = Reply::Error(code, detail).render(json);
-                self.send_to(id, &reply, now);
-            }
-        }
-    }
-
-    /// Queues one text frame to `id` alone.
-    fn send_to(&mut self, id: ConnId, text: &str, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        if !conn.can_receive() {
-            return;
-        }
-        chat::encode_text_frame(text.as_bytes(), conn.out.tail());
-        self.mark_dirty(id);
-        if self.conns[id].out.len() > self.config.limits.max_queue_bytes {
-            self.close_ws(id, CloseCode::Again, "slow consumer", now);
-        }
-    }
-
-    /// Writes one event into the queue of every member of `room`: encoded
-    /// once per mode, copied into each queue. Members whose queue passes
-    /// the cap are closed `1013` afterwards; nobody else waits for them.
-    fn broadcast(&mut self, room: &str, event: Event<'_>, now: u64) {
-        let Some(r) = self.rooms.get_mut(room) else {
-            return;
-        };
-        let seq = if matches!(event, Event::Message { .. }) {
-            r.seq += 1;
-            r.seq
-        } else {
-            r.seq
-        };
-        let cap = self.config.limits.max_queue_bytes;
-        let (mut text_ready, mut json_ready) = (false, false);
-        let mut victims = Vec::new();
-        for &member in &r.members {
-            let Some(conn) = self.conns.get_mut(member) else {
-                continue;
-            };
-            let json = match conn.ws() {
-                Some(ws) if ws.ctx.can_write() => ws.json,
-                _ => continue,
-            };
-            let frame = if json {
-                if !json_ready {
-                    self.scratch_json.clear();
-                    chat::encode_text_frame(
-                        event.json(room, seq, now).as_bytes(),
-                        &mut self.scratch_json,
-                    );
-                    json_ready = true;
-                }
-                &self.scratch_json
-            } else {
-                if !text_ready {
-                    self.scratch.clear();
-                    chat::encode_text_frame(event.text().as_bytes(), &mut self.scratch);
-                    text_ready = true;
-                }
-                &self.scratch
-            };
-            conn.out.push(frame);
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(member);
-            }
-            if conn.out.len() > cap {
-                victims.push(member);
-            }
-        }
-        for victim in victims {
-            self.close_ws(victim, CloseCode::Again, "slow consumer", now);
-        }
-    }
-
-    /// The server ends a WebSocket: a close frame with `code`, out of the
-    /// room at once, then flush and hang up.
-    fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &'static str, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        let Phase::Ws(ws) = &mut conn.phase else {
-            return;
-        };
-        info!(
-            "close user={} peer={} code={} reason=\"{reason}\"",
-            ws.principal.user(),
-            conn.peer,
-            u16::from(code)
-        );
-        let mut input: &[u8] = &[];
-        let mut pipe = Pipe {
-            input: &mut input,
-            out: &mut conn.out,
-        };
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        // Errors here mean the close handshake already happened.
-        let _ = ws.ctx.close(&mut pipe, Some(frame));
-        self.leave_room(id, now);
-        self.begin_closing(id, now);
-    }
-
-    /// The peer completed a close handshake (or tungstenite is done).
-    fn finish_ws(&mut self, id: ConnId, why: &str, now: u64) {
-        if let Some(conn) = self.conns.get(id) {
-            if let Some(ws) = conn.ws() {
-                info!(
-                    "close user={} peer={} reason=\"{why}\"",
-                    ws.principal.user(),
-                    conn.peer
-                );
-            }
-        }
-        self.leave_room(id, now);
-        self.begin_closing(id, now);
-    }
-
-    /// Takes a WebSocket out of its room (and its session's list), telling
-    /// the room when that was the user's last connection there. The phase
-    /// stays `Ws` until the caller changes it.
-    fn leave_room(&mut self, id: ConnId, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        let serial = conn.serial;
-        let Some(ws) = conn.ws_mut() else {
-            return;
-        };
-        if ws.index == usize::MAX {
-            return;
-        }
-        let index = std::mem::replace(&mut ws.index, usize::MAX);
-        let room = ws.room.clone();
-        let user = ws.principal.user().to_string();
-        if let Credential::Session { handle } = *ws.principal.credential() {
-            self.sessions.track_live(handle, false, now);
-            if let Some(list) = self.session_conns.get_mut(&handle) {
-                list.retain(|&(c, s)| (c, s) != (id, serial));
-                if list.is_empty() {
-                    self.session_conns.remove(&handle);
-                }
-            }
-        }
-        let left = self.rooms.leave(&room, index, id, &user);
-        if let Some(moved) = left.moved {
-            if let Some(ws) = self.conns.get_mut(moved).and_then(Conn::ws_mut) {
-                ws.index = index;
-            }
-        }
-        if left.last_of_user && self.presence_on(&room) {
-            self.broadcast(&room, Event::Leave { user: &user }, now);
-        }
-    }
-
-    /// Presence notices are sent only while the room is small.
-    fn presence_on(&self, room: &str) -> bool {
-        self.rooms
-            .get(room)
-            .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
-    }
-
-    /// Closes every WebSocket of a session with `code`.
-    fn close_session_sockets(
-        &mut self,
-        handle: SessionHandle,
-        code: u16,
-        reason: &'static str,
-        now: u64,
-    ) {
-        for (id, serial) in self.session_conns.remove(&handle).unwrap_or_default() {
-            if self.conns.get(id).is_some_and(|c| c.serial == serial) {
-                self.close_ws(id, CloseCode::from(code), reason, now);
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------
-    // Endings and deadlines
-
     /// From now on: discard input, flush the queue, then shut and linger.
     fn begin_closing(&mut self, id: ConnId, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        conn.phase = Phase::Closing;
         if conn.out.is_empty() {
             conn.phase = Phase::Lingering;
             self.actions.push_back(Action::ShutdownWrite(id));
         } else {
+            conn.phase = Phase::Closing;
             self.mark_dirty(id);
         }
         self.set_deadline(id, now + close_timeout);
@@ -1104,7 +568,8 @@ impl Server {
                 self.drop_conn(id, now);
             }
             Phase::Closing | Phase::Lingering => self.drop_conn(id, now),
-            Phase::AwaitPassword { .. } | Phase::Ws(_) => {}
+            Phase::Ws(_) => self.on_ws_deadline(id, now),
+            Phase::AwaitPassword { .. } => {}
         }
     }
 
@@ -1128,8 +593,10 @@ impl Server {
 
     fn set_deadline(&mut self, id: ConnId, at: u64) {
         if let Some(conn) = self.conns.get_mut(id) {
-            conn.deadline = Some(at);
-            self.timers.push(Reverse((at, id, conn.serial)));
+            if conn.deadline != Some(at) {
+                conn.deadline = Some(at);
+                self.timers.push(Reverse((at, id, conn.serial)));
+            }
         }
     }
 
@@ -1140,27 +607,5 @@ impl Server {
                 self.dirty.push(id);
             }
         }
-    }
-}
-
-/// Reads a login form: `username`, `password`, and `grant_type=password`
-/// when present.
-fn read_login_form(req: &Request, body: &[u8]) -> Result<(String, String), &'static str> {
-    let form_type = req
-        .header("content-type")
-        .ok()
-        .flatten()
-        .and_then(|v| v.split(';').next())
-        .map(str::trim);
-    if !form_type.is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
-        return Err("expected Content-Type: application/x-www-form-urlencoded");
-    }
-    let form = Params::decode(body).map_err(|_| "repeated form field")?;
-    if form.get("grant_type").is_some_and(|g| g != "password") {
-        return Err("unsupported grant_type");
-    }
-    match (form.get("username"), form.get("password")) {
-        (Some(u), Some(p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
-        _ => Err("username and password are required"),
     }
 }

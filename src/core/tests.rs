@@ -787,3 +787,409 @@ mod limits {
         assert_eq!(h.server.rooms(), 0);
     }
 }
+
+mod lifecycle {
+    use super::*;
+    use crate::config::{PerUserPolicy, Rate};
+    use crate::core::{Authenticate, Identity, Verdict};
+
+    fn viewer_token(h: &Harness) -> String {
+        h.jwt.issue("vic", "viewer", h.now, 600)
+    }
+
+    #[test]
+    fn viewers_may_not_send() {
+        let mut h = Harness::default();
+        let bob = h.open("bob");
+        let t = viewer_token(&h);
+        let (vic, _) = h.upgrade(&format!("/ws?token={t}"), "");
+        h.texts(bob);
+        h.texts(vic);
+        h.say(vic, "hello");
+        assert_eq!(h.texts(vic), vec!["System: error: not allowed to send"]);
+        assert!(h.texts(bob).is_empty());
+        h.say(vic, "/who");
+        assert_eq!(h.texts(vic), vec!["System: users: bob, vic"]);
+    }
+
+    #[test]
+    fn send_roles_are_configurable() {
+        let mut h = Harness::new(|c| c.send_roles = Some(vec!["viewer".into()]));
+        let t = viewer_token(&h);
+        let (vic, _) = h.upgrade(&format!("/ws?token={t}"), "");
+        let alice = h.open("alice");
+        h.texts(vic);
+        h.say(alice, "hi");
+        assert_eq!(
+            h.texts(alice).last().unwrap(),
+            "System: error: not allowed to send"
+        );
+        h.say(vic, "hi");
+        assert_eq!(h.texts(alice), vec!["vic: hi"]);
+    }
+
+    #[test]
+    fn token_connections_are_warned_then_closed_4401() {
+        let mut h = Harness::default();
+        let a = h.open("bob");
+        let t = h.token("alice", 120);
+        let (id, _) = h.upgrade(&format!("/ws?token={t}"), "");
+        h.texts(id);
+        h.advance(89_000);
+        assert!(h.texts(id).is_empty());
+        h.advance(1_000);
+        assert_eq!(
+            h.texts(id),
+            vec!["System: token expires in 30s, send /refresh TOKEN"]
+        );
+        // exp + 30 s leeway.
+        h.advance(59_999);
+        assert_eq!(h.close_frame(id), None);
+        h.advance(1);
+        assert_eq!(h.close_frame(id), Some((4401, "token expired".into())));
+        assert_eq!(
+            h.texts(a).last().unwrap(),
+            "System: alice has left the chat"
+        );
+    }
+
+    #[test]
+    fn refresh_moves_the_deadline_and_only_for_the_same_user() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 60);
+        let (id, _) = h.upgrade(&format!("/ws?token={t}"), "");
+        h.texts(id);
+        let other = h.token("bob", 3600);
+        h.say(id, &format!("/refresh {other}"));
+        assert_eq!(
+            h.texts(id),
+            vec!["System: error: token is for another user"]
+        );
+        h.say(id, "/refresh not.a.token");
+        assert_eq!(h.texts(id), vec!["System: error: invalid token"]);
+        let fresh = h.token("alice", 3600);
+        h.say(id, &format!("/refresh {fresh}"));
+        assert_eq!(h.texts(id), vec!["System: token refreshed"]);
+        h.advance(600_000);
+        assert_eq!(h.close_frame(id), None, "still open after the old exp");
+        h.say(id, "still here");
+        assert_eq!(h.texts(id), vec!["alice: still here"]);
+    }
+
+    #[test]
+    fn a_failed_refresh_changes_nothing() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 60);
+        let (id, _) = h.upgrade(&format!("/ws?token={t}"), "");
+        let other = h.token("bob", 3600);
+        h.say(id, &format!("/refresh {other}"));
+        h.advance(90_000);
+        assert_eq!(h.close_frame(id), Some((4401, "token expired".into())));
+    }
+
+    #[test]
+    fn json_mode_expiry_and_refresh() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 40);
+        let (id, _) = h.upgrade(
+            &format!("/ws?token={t}"),
+            "Sec-WebSocket-Protocol: wsgate.json\r\n",
+        );
+        h.texts(id);
+        h.advance(10_000);
+        let got: Vec<Value> = h.texts(id).iter().map(|t| json_body(t)).collect();
+        assert_eq!(got, vec![json!({"type":"expiring","in":30})]);
+        let fresh = h.token("alice", 600);
+        h.say(id, &json!({"type":"refresh","token":fresh}).to_string());
+        let got = json_body(&h.texts(id)[0]);
+        assert_eq!(got, json!({"type":"refreshed","exp":h.now / 1000 + 600}));
+    }
+
+    #[test]
+    fn silent_connections_are_closed_1001_and_answering_ones_live() {
+        let mut h = Harness::default();
+        let lively = h.open("alice");
+        let silent = h.open("bob");
+        h.stall(silent, true);
+        h.advance(59_999);
+        h.stall(silent, false);
+        assert_eq!(h.close_frame(silent), None);
+        h.stall(silent, true);
+        h.advance(60_000);
+        h.stall(silent, false);
+        assert_eq!(h.close_frame(silent), Some((1001, "ping timeout".into())));
+        h.advance(600_000);
+        assert_eq!(h.close_frame(lively), None, "pongs keep it alive");
+        assert!(h.server.is_websocket(lively));
+    }
+
+    #[test]
+    fn per_user_limit_rejects_the_newest() {
+        let mut h = Harness::new(|c| c.limits.max_conns_per_user = 2);
+        h.open("alice");
+        h.open("alice");
+        let t = h.token("alice", 60);
+        let (_, r) = h.upgrade(&format!("/ws?token={t}"), "");
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+        h.open("bob");
+    }
+
+    #[test]
+    fn per_user_limit_can_evict_the_oldest_4409() {
+        let mut h = Harness::new(|c| {
+            c.limits.max_conns_per_user = 2;
+            c.per_user_policy = PerUserPolicy::EvictOldest;
+        });
+        let first = h.open("alice");
+        let second = h.open("alice");
+        let third = h.open("alice");
+        assert_eq!(
+            h.close_frame(first),
+            Some((4409, "replaced by a newer connection".into()))
+        );
+        assert_eq!(h.close_frame(second), None);
+        h.say(third, "hi");
+        assert_eq!(h.texts(second).last().unwrap(), "alice: hi");
+    }
+
+    #[test]
+    fn upgrades_per_ip_are_limited_429() {
+        let mut h = Harness::new(|c| {
+            c.limits.upgrade_rate = Some(Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            });
+        });
+        h.open("alice");
+        h.open("bob");
+        let t = h.token("carol", 60);
+        let (_, r) = h.upgrade(&format!("/ws?token={t}"), "");
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+        h.advance(1_000);
+        assert_eq!(h.upgrade(&format!("/ws?token={t}"), "").1.status, 101);
+    }
+
+    #[test]
+    fn failed_logins_per_ip_are_limited_429() {
+        let mut h = Harness::new(|c| {
+            c.limits.failed_login_rate = Some(Rate {
+                per_sec: 1.0 / 60.0,
+                burst: 2.0,
+            });
+        });
+        for _ in 0..2 {
+            assert_eq!(
+                h.request(&form_post("/token", "username=alice&password=nope"))
+                    .1
+                    .status,
+                401
+            );
+        }
+        let (_, r) = h.request(&form_post("/token", "username=alice&password=wonderland"));
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("60")));
+        h.advance(60_000);
+        assert_eq!(
+            h.request(&form_post("/token", "username=alice&password=wonderland"))
+                .1
+                .status,
+            200
+        );
+    }
+
+    #[test]
+    fn message_rate_errors_then_closes_4429() {
+        let mut h = Harness::new(|c| {
+            c.limits.message_rate = Some(Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            })
+        });
+        let a = h.open("alice");
+        let b = h.open("bob");
+        h.texts(a);
+        h.texts(b);
+        h.say(a, "1");
+        h.say(a, "2");
+        h.say(a, "3");
+        assert_eq!(
+            h.texts(a),
+            vec!["alice: 1", "alice: 2", "System: error: rate limit exceeded"]
+        );
+        assert_eq!(h.texts(b), vec!["alice: 1", "alice: 2"]);
+        for _ in 0..9 {
+            h.say(a, "flood");
+        }
+        assert_eq!(
+            h.close_frame(a),
+            Some((4429, "message rate exceeded".into()))
+        );
+        assert!(h.texts(b).iter().all(|t| !t.contains("flood")));
+    }
+
+    #[test]
+    fn tickets_are_single_use_and_short_lived() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 600);
+        let ticket_of = |h: &mut Harness| {
+            let (_, r) = h.request(&format!(
+                "POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n"
+            ));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let body = json_body(&r.body);
+            assert_eq!(body["expires_in"], 30);
+            body["ticket"].as_str().unwrap().to_string()
+        };
+        let ticket = ticket_of(&mut h);
+        let (id, r) = h.upgrade(&format!("/ws?ticket={ticket}"), "");
+        assert_eq!(r.status, 101);
+        h.say(id, "via ticket");
+        assert_eq!(h.texts(id).last().unwrap(), "alice: via ticket");
+        assert_eq!(
+            h.upgrade(&format!("/ws?ticket={ticket}"), "").1.status,
+            401,
+            "single use"
+        );
+        let late = ticket_of(&mut h);
+        h.advance(30_000);
+        assert_eq!(
+            h.upgrade(&format!("/ws?ticket={late}"), "").1.status,
+            401,
+            "expired"
+        );
+        let (_, r) = h.request("POST /ws-ticket HTTP/1.1\r\n\r\n");
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer error=\"invalid_token\"")
+        );
+    }
+
+    #[test]
+    fn session_tickets_need_the_origin_and_die_with_the_session() {
+        let mut h = Harness::default();
+        let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let (_, r) = h.request(&format!(
+            "POST /ws-ticket HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 403);
+        let (_, r) = h.request(&format!(
+            "POST /ws-ticket HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:8080\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200);
+        let ticket = json_body(&r.body)["ticket"].as_str().unwrap().to_string();
+        let (ws, r) = h.upgrade(&format!("/ws?ticket={ticket}"), "");
+        assert_eq!(r.status, 101);
+        h.request(&format!(
+            "POST /logout HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        assert_eq!(h.close_frame(ws), Some((4403, "logged out".into())));
+    }
+
+    #[test]
+    fn password_upgrades_when_allowed() {
+        let mut h = Harness::new(|c| c.allow_password_auth = true);
+        let (id, r) = h.upgrade("/ws?username=alice&password=wonderland", "");
+        assert_eq!(r.status, 101);
+        h.say(id, "pw");
+        assert_eq!(h.texts(id).last().unwrap(), "alice: pw");
+        let (_, r) = h.upgrade("/ws", "Authorization: Basic Ym9iOmJ1aWxkZXI=\r\n");
+        assert_eq!(r.status, 101);
+        let (_, r) = h.upgrade("/ws?username=alice&password=nope", "");
+        assert_eq!(r.status, 401);
+    }
+
+    #[test]
+    fn shutdown_delivers_the_queue_then_1001() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        let b = h.open("bob");
+        h.texts(a);
+        h.stall(b, true);
+        h.say(a, "last words");
+        h.server.handle_shutdown(h.now);
+        h.pump();
+        h.stall(b, false);
+        let msgs = h.messages(b);
+        let texts: Vec<_> = msgs
+            .iter()
+            .filter_map(|m| m.to_text().ok())
+            .filter(|t| !t.is_empty())
+            .collect();
+        assert!(texts.contains(&"alice: last words"), "{texts:?}");
+        assert!(
+            matches!(msgs.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1001 && f.reason == "server shutting down")
+        );
+        assert_eq!(
+            h.close_frame(a),
+            Some((1001, "server shutting down".into()))
+        );
+        assert_eq!(h.try_connect(), None, "no new connections while draining");
+        h.advance(5_000);
+        assert_eq!(h.server.connections(), 0);
+    }
+
+    #[test]
+    fn metrics_count_what_happened() {
+        let mut h = Harness::default();
+        h.open("alice");
+        h.upgrade("/ws?token=bad", "");
+        let (_, r) = h.request("GET /metrics HTTP/1.1\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        assert!(r.body.contains("\nwsgate_websockets 1\n"), "{}", r.body);
+        assert!(r.body.contains("wsgate_upgrades_total 1\n"));
+        assert!(
+            r.body
+                .contains("wsgate_refusals_total{status=\"401\",reason=\"invalid token\"} 1\n")
+        );
+        assert!(!r.body.contains("alice"));
+    }
+
+    struct ApiKeys;
+
+    impl Authenticate for ApiKeys {
+        fn authenticate(
+            &self,
+            request: &crate::http::Request,
+            _peer: std::net::SocketAddr,
+        ) -> Verdict {
+            match request.header("x-api-key") {
+                Ok(Some("k-123")) => Verdict::Accept(Identity {
+                    user: "robot".into(),
+                    role: "member".into(),
+                    rooms: None,
+                }),
+                Ok(Some(_)) => Verdict::Refuse("unknown api key"),
+                _ => Verdict::Pass,
+            }
+        }
+    }
+
+    #[test]
+    fn custom_authenticators_chain_before_the_built_in_checks() {
+        let mut h = Harness::default();
+        h.server.add_authenticator(Box::new(ApiKeys));
+        let (id, r) = h.upgrade("/ws", "X-Api-Key: k-123\r\n");
+        assert_eq!(r.status, 101);
+        h.say(id, "beep");
+        assert_eq!(h.texts(id).last().unwrap(), "robot: beep");
+        let (_, r) = h.upgrade("/ws", "X-Api-Key: nope\r\n");
+        assert_eq!(
+            (r.status, json_body(&r.body)["detail"].clone()),
+            (401, json!("unknown api key"))
+        );
+        // Without the header, the built-in checks decide.
+        h.open("alice");
+    }
+}

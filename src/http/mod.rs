@@ -37,13 +37,20 @@ impl HeadError {
     }
 }
 
-impl fmt::Display for HeadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl HeadError {
+    /// A short lowercase phrase.
+    pub fn phrase(self) -> &'static str {
+        match self {
             HeadError::Malformed => "malformed request",
             HeadError::TooManyHeaders => "too many headers",
             HeadError::TooLarge => "request head too large",
-        })
+        }
+    }
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.phrase())
     }
 }
 

@@ -43,6 +43,8 @@ pub enum Carrier {
         /// The password as sent.
         password: String,
     },
+    /// Accepted by an embedding program's authenticator.
+    Custom,
 }
 
 impl Carrier {
@@ -55,6 +57,7 @@ impl Carrier {
             Carrier::Ticket(_) => "ticket",
             Carrier::Cookie(_) => "cookie",
             Carrier::Password { .. } => "password",
+            Carrier::Custom => "custom",
         }
     }
 }
@@ -94,6 +97,8 @@ pub enum Reject {
     Unauthorized(&'static str),
     /// `403`: authenticated, but not allowed (origin, room).
     Forbidden(&'static str),
+    /// `431`: the request head is too large or has too many headers.
+    HeadTooLarge(&'static str),
     /// `429`: too many attempts or connections; retry after the seconds given.
     TooMany(&'static str, u64),
     /// `503`: the server is at a limit; retry after the seconds given.
@@ -109,6 +114,7 @@ impl Reject {
             Reject::Version => 426,
             Reject::Unauthorized(_) => 401,
             Reject::Forbidden(_) => 403,
+            Reject::HeadTooLarge(_) => 431,
             Reject::TooMany(..) => 429,
             Reject::Unavailable(..) => 503,
         }
@@ -120,6 +126,7 @@ impl Reject {
             Reject::BadRequest(r)
             | Reject::Unauthorized(r)
             | Reject::Forbidden(r)
+            | Reject::HeadTooLarge(r)
             | Reject::TooMany(r, _)
             | Reject::Unavailable(r, _) => r,
             Reject::MethodNotAllowed => "method not allowed",
@@ -166,9 +173,42 @@ pub fn is_upgrade_path(path: &str) -> bool {
     path == "/ws" || path.starts_with("/ws/")
 }
 
+/// A valid WebSocket handshake, before its credential is looked at.
+#[derive(Clone, Debug)]
+pub struct Handshake {
+    /// The `Sec-WebSocket-Accept` value for the `101`.
+    pub accept: String,
+    /// `wsgate.json` was offered.
+    pub json: bool,
+    /// The room to join.
+    pub room: String,
+    /// The decoded query.
+    pub query: Params,
+}
+
+impl Handshake {
+    /// The upgrade, once a credential is known.
+    pub fn with(self, carrier: Carrier) -> Upgrade {
+        Upgrade {
+            accept: self.accept,
+            json: self.json,
+            room: self.room,
+            carrier,
+        }
+    }
+}
+
 /// Validates an upgrade request to `/ws` or `/ws/TOKEN` and picks out its
 /// single credential.
 pub fn validate(req: &Request, policy: &UpgradePolicy<'_>) -> Result<Upgrade, Reject> {
+    let handshake = handshake(req)?;
+    let carrier = credential(req, &handshake.query, policy)?;
+    Ok(handshake.with(carrier))
+}
+
+/// Checks the WebSocket handshake itself (RFC 6455 §4.2.1), the mode and
+/// the room.
+pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
     if req.method != Method::Get {
         return Err(Reject::MethodNotAllowed);
     }
@@ -198,17 +238,17 @@ pub fn validate(req: &Request, policy: &UpgradePolicy<'_>) -> Result<Upgrade, Re
     if !valid_room_name(&room) {
         return Err(Reject::BadRequest("invalid room name"));
     }
-    let carrier = credential(req, &query, policy)?;
-    Ok(Upgrade {
+    Ok(Handshake {
         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
         json,
         room,
-        carrier,
+        query,
     })
 }
 
-/// Finds exactly one credential (PROTOCOL §2).
-fn credential(
+/// Finds exactly one credential (PROTOCOL §2); a cookie only with an
+/// allowed `Origin`.
+pub fn credential(
     req: &Request,
     query: &Params,
     policy: &UpgradePolicy<'_>,
@@ -293,7 +333,7 @@ fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Re
 
 /// A cookie is sent by browsers on cross-site requests too, so a cookie
 /// upgrade needs an allowed `Origin` (cross-site WebSocket hijacking).
-fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Reject> {
+pub fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Reject> {
     const NOT_ALLOWED: Reject = Reject::Forbidden("origin not allowed");
     let origin = match req.header("origin") {
         Ok(Some(o)) => Origin::parse(o).ok_or(NOT_ALLOWED)?,

@@ -1,0 +1,215 @@
+//! The upgrade (PROTOCOL §2): rate limit, handshake, one credential,
+//! authentication, per-user limit, then the `101` and the room.
+
+use log::{debug, info};
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::authenticate::Verdict;
+use super::chat::Event;
+use super::conn::{Phase, Purpose, Ws};
+use super::limits::Bucket;
+use super::{ConnId, RETRY_AFTER_SECS, Server};
+use crate::auth::{Credential, Principal, valid_role, valid_user_name};
+use crate::config::PerUserPolicy;
+use crate::http::Request;
+use crate::http::upgrade::{self, Carrier, Reject, Upgrade, UpgradePolicy};
+
+impl Server {
+    /// A request to `/ws`: validate, authenticate, and open or refuse.
+    pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: u64) {
+        let peer = self.conns[id].peer;
+        let target = req.redacted_target();
+        if let Err(secs) = self.upgrade_ips.take(peer.ip(), now) {
+            return self.refuse(
+                id,
+                Reject::TooMany("too many upgrades", secs),
+                &target,
+                None,
+                now,
+            );
+        }
+        let handshake = match upgrade::handshake(req) {
+            Ok(h) => h,
+            Err(rej) => return self.refuse(id, rej, &target, None, now),
+        };
+        for authenticator in &self.authenticators {
+            match authenticator.authenticate(req, peer) {
+                Verdict::Pass => continue,
+                Verdict::Refuse(reason) => {
+                    return self.refuse(
+                        id,
+                        Reject::Unauthorized(reason),
+                        &target,
+                        Some("custom"),
+                        now,
+                    );
+                }
+                Verdict::Accept(identity) => {
+                    if !valid_user_name(&identity.user) || !valid_role(&identity.role) {
+                        let rej = Reject::Unauthorized("invalid identity");
+                        return self.refuse(id, rej, &target, Some("custom"), now);
+                    }
+                    let principal = Principal::new(
+                        identity.user,
+                        identity.role,
+                        identity.rooms,
+                        Credential::Custom,
+                    );
+                    return self.admit(id, principal, handshake.with(Carrier::Custom), &rest, now);
+                }
+            }
+        }
+        let policy = UpgradePolicy {
+            allow_password_auth: self.config.allow_password_auth,
+            cookie_name: self.config.cookie_name(),
+            allowed_origins: &self.config.allowed_origins,
+        };
+        let carrier = match upgrade::credential(req, &handshake.query, &policy) {
+            Ok(c) => c,
+            Err(rej) => return self.refuse(id, rej, &target, None, now),
+        };
+        let kind = carrier.kind();
+        let principal = match &carrier {
+            Carrier::Bearer(t) | Carrier::Path(t) | Carrier::Query(t) => self
+                .jwt
+                .verify(t, now)
+                .map(|c| c.into_principal())
+                .map_err(|e| {
+                    debug!("token refused peer={peer}: {}", e.detail());
+                    Reject::Unauthorized(e.public_reason())
+                }),
+            Carrier::Cookie(sid) => self
+                .sessions
+                .lookup(sid, now)
+                .map_err(|_| Reject::Unauthorized("unknown or expired session")),
+            Carrier::Ticket(t) => self
+                .tickets
+                .redeem(t, now)
+                .ok_or(Reject::Unauthorized("unknown or expired ticket")),
+            Carrier::Password { user, password } => {
+                let (user, password) = (user.clone(), password.clone());
+                let purpose = Purpose::Upgrade(Box::new(handshake.with(carrier)));
+                if let Some(response) =
+                    self.start_password_check(id, user, password, purpose, false, rest, now)
+                {
+                    self.respond(id, &response, false, false, now);
+                }
+                return;
+            }
+            Carrier::Custom => Err(Reject::Unauthorized("invalid credentials")),
+        };
+        match principal {
+            Ok(p) => self.admit(id, p, handshake.with(carrier), &rest, now),
+            Err(rej) => self.refuse(id, rej, &target, Some(kind), now),
+        }
+    }
+
+    /// Opens the WebSocket for an authenticated principal: room and
+    /// per-user checks, the `101`, the room, and any frames that came
+    /// right behind the request head.
+    pub(super) fn admit(
+        &mut self,
+        id: ConnId,
+        principal: Principal,
+        upgrade: Upgrade,
+        rest: &[u8],
+        now: u64,
+    ) {
+        let target = format!("/ws?room={}", upgrade.room);
+        let kind = upgrade.carrier.kind();
+        if principal
+            .rooms()
+            .is_some_and(|rooms| !rooms.contains(&upgrade.room))
+        {
+            return self.refuse(
+                id,
+                Reject::Forbidden("room not allowed"),
+                &target,
+                Some(kind),
+                now,
+            );
+        }
+        let user = principal.user().to_string();
+        let live = self.user_conns.get(&user).map_or(0, Vec::len);
+        if live >= self.config.limits.max_conns_per_user {
+            match self.config.per_user_policy {
+                PerUserPolicy::RejectNewest => {
+                    let rej =
+                        Reject::TooMany("too many connections for this user", RETRY_AFTER_SECS);
+                    return self.refuse(id, rej, &target, Some(kind), now);
+                }
+                PerUserPolicy::EvictOldest => {
+                    if let Some(&(oldest, _)) = self.user_conns.get(&user).and_then(|l| l.first()) {
+                        self.close_ws(
+                            oldest,
+                            CloseCode::from(4409),
+                            "replaced by a newer connection",
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+        let protocol = if upgrade.json {
+            format!("Sec-WebSocket-Protocol: {}\r\n", upgrade::JSON_PROTOCOL)
+        } else {
+            String::new()
+        };
+        let conn = &mut self.conns[id];
+        let head = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n{protocol}\r\n",
+            upgrade.accept
+        );
+        conn.out.push(head.as_bytes());
+        info!(
+            "open user={user} peer={} room={} mode={} carrier={kind}",
+            conn.peer,
+            upgrade.room,
+            if upgrade.json { "json" } else { "text" },
+        );
+        let serial = conn.serial;
+        self.metrics.upgrades += 1;
+        if let Credential::Session { handle } = principal.credential() {
+            self.sessions.track_live(*handle, true, now);
+            self.session_conns
+                .entry(*handle)
+                .or_default()
+                .push((id, serial));
+        }
+        self.user_conns
+            .entry(user.clone())
+            .or_default()
+            .push((id, serial));
+        let room = upgrade.room.clone();
+        let mut ws = Ws::new(principal, upgrade.room, upgrade.json, self.ws_config, now);
+        let interval = self.config.ping_interval.as_millis() as u64;
+        ws.next_ping = now + interval;
+        if let Credential::Token { exp_ms } = *ws.principal.credential() {
+            ws.set_expiry(
+                exp_ms,
+                self.config.token_leeway,
+                self.config.expiry_warning,
+                now,
+            );
+        }
+        ws.bucket = self
+            .config
+            .limits
+            .message_rate
+            .map(|r| Bucket::full(r, now));
+        let joined = self.rooms.join(&room, id, &user);
+        ws.index = joined.index;
+        let first = joined.first_of_user;
+        let deadline = ws.next_deadline(interval);
+        self.conns[id].phase = Phase::Ws(Box::new(ws));
+        self.set_deadline(id, deadline);
+        self.mark_dirty(id);
+        if first && self.presence_on(&room) {
+            self.broadcast(&room, Event::Join { user: &user }, now);
+        }
+        if !rest.is_empty() {
+            self.feed_ws(id, rest, now);
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Plain HTTP requests (PROTOCOL §1): tokens, logins, tickets, logout,
+//! health and metrics. Upgrades are handed to `handshake`.
+
+use std::net::SocketAddr;
+
+use log::info;
+use serde_json::json;
+
+use super::conn::{Phase, Purpose};
+use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
+use crate::auth::users::VerifiedUser;
+use crate::http::params::{Params, cookie_values};
+use crate::http::upgrade::{self, Reject, UpgradePolicy};
+use crate::http::{self as http, BodyLengthError, Method, Request, Response};
+
+impl Server {
+    /// Handles every complete request in the buffer of `id`.
+    pub(super) fn process_http(&mut self, id: ConnId, now: u64) {
+        let limits = &self.config.limits;
+        let (max_headers, max_head, max_body) = (
+            limits.max_headers,
+            limits.max_head_bytes,
+            limits.max_body_bytes,
+        );
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
+                return;
+            };
+            let (req, head_len) = match http::parse_head(buf, max_headers, max_head) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => return,
+                Err(e) => {
+                    let rej = match e.status() {
+                        431 => Reject::HeadTooLarge(e.phrase()),
+                        _ => Reject::BadRequest(e.phrase()),
+                    };
+                    return self.refuse(id, rej, "-", None, now);
+                }
+            };
+            let keep_alive = req.keep_alive() && !self.shutting_down;
+            let head_only = req.method == Method::Head;
+            if upgrade::is_upgrade_path(&req.path) {
+                let rest = buf.split_off(head_len);
+                buf.clear();
+                return self.start_upgrade(id, &req, rest, now);
+            }
+            let body_len = match req.body_length() {
+                Ok(n) if n > max_body => {
+                    let response = Response::detail(413, "request body too large");
+                    return self.respond(id, &response, false, head_only, now);
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    let response = match e {
+                        BodyLengthError::TransferEncoding => {
+                            Response::detail(411, "send the body with Content-Length")
+                        }
+                        BodyLengthError::Invalid => Response::detail(400, "bad Content-Length"),
+                    };
+                    return self.respond(id, &response, false, head_only, now);
+                }
+            };
+            if buf.len() < head_len + body_len {
+                if !*sent_continue && req.has_token("expect", "100-continue") {
+                    *sent_continue = true;
+                    conn.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    self.mark_dirty(id);
+                }
+                return;
+            }
+            let body: Vec<u8> = buf.drain(..head_len + body_len).skip(head_len).collect();
+            *sent_continue = false;
+            match self.route(id, &req, &body, keep_alive, now) {
+                Some(response) => {
+                    self.respond(id, &response, keep_alive, head_only, now);
+                    if !keep_alive {
+                        return;
+                    }
+                }
+                // A password check is under way; the rest waits for it.
+                None => return,
+            }
+        }
+    }
+
+    /// Answers a plain HTTP request; `None` when the answer comes later.
+    fn route(
+        &mut self,
+        id: ConnId,
+        req: &Request,
+        body: &[u8],
+        keep_alive: bool,
+        now: u64,
+    ) -> Option<Response> {
+        let allow = |methods: &'static str| {
+            Response::detail(405, "method not allowed").header("Allow", methods)
+        };
+        let peer = self.conns[id].peer;
+        let response = match (req.path.as_str(), req.method) {
+            ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
+            ("/metrics", Method::Get | Method::Head) => Response::empty(200)
+                .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                .with_body(self.render_metrics().into_bytes()),
+            ("/healthz" | "/metrics", _) => allow("GET, HEAD"),
+            ("/token" | "/login", Method::Post) => {
+                let purpose = if req.path == "/token" {
+                    Purpose::Token
+                } else {
+                    Purpose::Login
+                };
+                match read_login_form(req, body) {
+                    Ok((user, password)) => {
+                        return self.start_password_check(
+                            id,
+                            user,
+                            password,
+                            purpose,
+                            keep_alive,
+                            Vec::new(),
+                            now,
+                        );
+                    }
+                    Err(detail) => {
+                        info!(
+                            "refused peer={peer} status=400 target={} reason=\"{detail}\"",
+                            req.path
+                        );
+                        self.metrics.refused(400, detail);
+                        Response::detail(400, detail)
+                    }
+                }
+            }
+            ("/ws-ticket", Method::Post) => self.ws_ticket(req, peer, now),
+            ("/logout", Method::Post) => self.logout(req, peer, now),
+            ("/token" | "/login" | "/logout" | "/ws-ticket", _) => allow("POST"),
+            _ => Response::detail(404, "not found"),
+        };
+        Some(response)
+    }
+
+    /// Queues a password check for `id`; answers at once (`429`, `503`) when
+    /// the peer's IP failed too often or too many checks are waiting.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_password_check(
+        &mut self,
+        id: ConnId,
+        user: String,
+        password: String,
+        purpose: Purpose,
+        keep_alive: bool,
+        rest: Vec<u8>,
+        now: u64,
+    ) -> Option<Response> {
+        let peer = self.conns[id].peer;
+        let refusal = if let Err(secs) = self.failed_logins.check(peer.ip(), now) {
+            Some(Reject::TooMany("too many failed logins", secs))
+        } else if self.jobs.len() >= self.config.limits.max_pending_logins {
+            Some(Reject::Unavailable(
+                "too many logins in progress",
+                RETRY_AFTER_SECS,
+            ))
+        } else {
+            None
+        };
+        if let Some(rej) = refusal {
+            info!(
+                "refused peer={peer} status={} reason=\"{}\"",
+                rej.status(),
+                rej.reason()
+            );
+            self.metrics.refused(rej.status(), rej.reason());
+            return Some(match purpose {
+                // The upgrade's refusals carry the upgrade's headers.
+                Purpose::Upgrade(_) => rej.response(),
+                _ => {
+                    let r = Response::detail(rej.status(), rej.reason());
+                    match rej {
+                        Reject::TooMany(_, s) | Reject::Unavailable(_, s) => {
+                            r.header("Retry-After", s.to_string())
+                        }
+                        _ => r,
+                    }
+                }
+            });
+        }
+        let job = self.next_job;
+        self.next_job += 1;
+        let conn = &mut self.conns[id];
+        // why: the leftover of the request buffer (pipelined requests)
+        // waits with the job.
+        let mut held = rest;
+        if let Phase::Http { buf, .. } = &mut conn.phase {
+            held.extend_from_slice(buf);
+        }
+        conn.phase = Phase::AwaitPassword {
+            job,
+            purpose,
+            keep_alive,
+            rest: held,
+        };
+        conn.deadline = None;
+        self.jobs.insert(job, (id, conn.serial));
+        self.actions.push_back(Action::CheckPassword(PasswordJob {
+            job,
+            user,
+            password,
+        }));
+        None
+    }
+
+    /// `POST /token` succeeded.
+    pub(super) fn issue_token(
+        &mut self,
+        user: &VerifiedUser,
+        peer: SocketAddr,
+        now: u64,
+    ) -> Response {
+        let ttl = self.config.token_ttl.as_secs();
+        let token = self.jwt.issue(user.name(), user.role(), now, ttl);
+        info!("token issued user={} peer={peer}", user.name());
+        Response::json(
+            200,
+            &json!({ "access_token": token, "token_type": "bearer", "expires_in": ttl }),
+        )
+    }
+
+    /// `POST /login` succeeded: a fresh session and its cookie.
+    pub(super) fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: u64) -> Response {
+        let (id, _handle, evicted) = self.sessions.create(user.name(), user.role(), now);
+        for old in evicted {
+            self.close_session_sockets(old, 4401, "session expired", now);
+        }
+        info!("login user={} peer={peer}", user.name());
+        let cookie = format!(
+            "{}={id};{} HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+            self.config.cookie_name(),
+            self.secure_attr(),
+            self.sessions.max_age_secs()
+        );
+        Response::empty(204).header("Set-Cookie", cookie)
+    }
+
+    fn secure_attr(&self) -> &'static str {
+        if self.config.insecure_cookie {
+            ""
+        } else {
+            " Secure;"
+        }
+    }
+
+    /// `POST /logout`: end the session and close its sockets `4403`.
+    fn logout(&mut self, req: &Request, peer: SocketAddr, now: u64) -> Response {
+        let name = self.config.cookie_name();
+        let ids: Vec<Vec<u8>> = cookie_values(req.header_values("cookie"), name)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        for cookie in ids {
+            if let Some(handle) = self.sessions.handle_of(&cookie) {
+                self.sessions.remove(handle);
+                info!("logout peer={peer}");
+                self.close_session_sockets(handle, 4403, "logged out", now);
+            }
+        }
+        Response::empty(204).header(
+            "Set-Cookie",
+            format!(
+                "{name}=;{} HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+                self.secure_attr()
+            ),
+        )
+    }
+
+    /// `POST /ws-ticket`: a single-use ticket for the session (with an
+    /// allowed `Origin`) or the bearer token's user.
+    fn ws_ticket(&mut self, req: &Request, peer: SocketAddr, now: u64) -> Response {
+        let unauthorized = |reason: &'static str| {
+            Response::detail(401, reason)
+                .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+        };
+        let principal = match req.header("authorization") {
+            Err(()) => return Response::detail(400, "more than one credential"),
+            Ok(Some(value)) => {
+                let Some(token) = value
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, t)| t.trim())
+                else {
+                    return unauthorized("unsupported authorization scheme");
+                };
+                match self.jwt.verify(token, now) {
+                    Ok(claims) => claims.into_principal(),
+                    Err(e) => return unauthorized(e.public_reason()),
+                }
+            }
+            Ok(None) => {
+                let cookies = cookie_values(req.header_values("cookie"), self.config.cookie_name());
+                let [sid] = cookies.as_slice() else {
+                    return match cookies.len() {
+                        0 => unauthorized("missing credentials"),
+                        _ => Response::detail(400, "more than one credential"),
+                    };
+                };
+                let policy = UpgradePolicy {
+                    allow_password_auth: false,
+                    cookie_name: self.config.cookie_name(),
+                    allowed_origins: &self.config.allowed_origins,
+                };
+                if let Err(rej) = upgrade::check_origin(req, &policy) {
+                    return rej.response();
+                }
+                match self.sessions.lookup(sid, now) {
+                    Ok(p) => p,
+                    Err(_) => return unauthorized("unknown or expired session"),
+                }
+            }
+        };
+        let user = principal.user().to_string();
+        match self.tickets.issue(principal, now) {
+            Some(ticket) => {
+                info!("ticket issued user={user} peer={peer}");
+                Response::json(
+                    200,
+                    &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL_MS / 1000 }),
+                )
+            }
+            None => {
+                Reject::Unavailable("too many tickets outstanding", RETRY_AFTER_SECS).response()
+            }
+        }
+    }
+}
+
+/// Reads a login form: `username`, `password`, and `grant_type=password`
+/// when present.
+fn read_login_form(req: &Request, body: &[u8]) -> Result<(String, String), &'static str> {
+    let form_type = req
+        .header("content-type")
+        .ok()
+        .flatten()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    if !form_type.is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        return Err("expected Content-Type: application/x-www-form-urlencoded");
+    }
+    let form = Params::decode(body).map_err(|_| "repeated form field")?;
+    if form.get("grant_type").is_some_and(|g| g != "password") {
+        return Err("unsupported grant_type");
+    }
+    match (form.get("username"), form.get("password")) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
+        _ => Err("username and password are required"),
+    }
+}

@@ -1,0 +1,396 @@
+//! Open WebSockets: reading frames through tungstenite, chat (PROTOCOL §3,
+//! §4), heartbeats and token expiry (§7), and every ending (§6).
+
+use log::info;
+use tungstenite::Message;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::chat::{self, Event, Reply, Request};
+use super::conn::{Conn, Phase};
+use super::pipe::Pipe;
+use super::{ConnId, Server};
+use crate::auth::Credential;
+use crate::auth::session::SessionHandle;
+
+/// Rate-limit strikes in a row before a sender is closed `4429`.
+const MAX_STRIKES: u32 = 10;
+
+impl Server {
+    /// Feeds bytes to tungstenite and acts on every complete message.
+    pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: u64) {
+        let mut input = data;
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            let Phase::Ws(ws) = &mut conn.phase else {
+                return;
+            };
+            let mut pipe = Pipe {
+                input: &mut input,
+                out: &mut conn.out,
+            };
+            let result = ws.ctx.read(&mut pipe);
+            if !conn.out.is_empty() {
+                self.mark_dirty(id);
+            }
+            use tungstenite::Error as E;
+            match result {
+                Ok(Message::Text(text)) => self.on_text(id, text.as_str(), now),
+                Ok(Message::Binary(_)) => {
+                    return self.close_ws(
+                        id,
+                        CloseCode::Unsupported,
+                        "binary frames not accepted",
+                        now,
+                    );
+                }
+                // tungstenite queued the reply; the next read flushes it
+                // and reports `ConnectionClosed`.
+                Ok(Message::Close(_)) => {}
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
+                Err(E::Capacity(_)) => {
+                    return self.close_ws(id, CloseCode::Size, "message too big", now);
+                }
+                Err(E::Utf8(_)) => {
+                    return self.close_ws(id, CloseCode::Invalid, "invalid utf-8", now);
+                }
+                Err(_) => return self.close_ws(id, CloseCode::Protocol, "protocol error", now),
+            }
+        }
+    }
+
+    /// A text message from `id`.
+    fn on_text(&mut self, id: ConnId, text: &str, now: u64) {
+        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+            return;
+        };
+        if !ws.ctx.can_write() {
+            return;
+        }
+        self.metrics.messages_in += 1;
+        let json = ws.json;
+        let request = if json {
+            chat::parse_json(text)
+        } else {
+            chat::parse_text(text)
+        };
+        let reply = match request {
+            Ok(Request::Message(line)) => {
+                if !self.config.may_send(ws.principal.role()) {
+                    Reply::Error("not_allowed", "not allowed to send")
+                } else if let Some(Err(_)) = self
+                    .config
+                    .limits
+                    .message_rate
+                    .zip(ws.bucket.as_mut())
+                    .map(|(rate, bucket)| bucket.take(rate, now))
+                {
+                    ws.strikes += 1;
+                    if ws.strikes >= MAX_STRIKES {
+                        return self.close_ws(
+                            id,
+                            CloseCode::from(4429),
+                            "message rate exceeded",
+                            now,
+                        );
+                    }
+                    Reply::Error("rate_limited", "rate limit exceeded")
+                } else {
+                    ws.strikes = ws.strikes.saturating_sub(1);
+                    let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
+                    return self.broadcast(
+                        &room,
+                        Event::Message {
+                            from: &user,
+                            text: &line,
+                        },
+                        now,
+                    );
+                }
+            }
+            Ok(Request::Who) => {
+                let room = ws.room.clone();
+                let users = self.rooms.get(&room).map(|r| r.users()).unwrap_or_default();
+                let text = Reply::Who(users).render(json);
+                return self.send_to(id, &text, now);
+            }
+            Ok(Request::Refresh(token)) => self.refresh(id, &token, now),
+            Err((code, detail)) => Reply::Error(code, detail),
+        };
+        self.send_to(id, &reply.render(json), now);
+    }
+
+    /// `/refresh TOKEN`: a valid token for the same user moves this
+    /// connection's deadline; anything else changes nothing.
+    fn refresh(&mut self, id: ConnId, token: &str, now: u64) -> Reply<'static> {
+        let claims = match self.jwt.verify(token, now) {
+            Ok(c) => c,
+            Err(e) => {
+                return Reply::Error("refresh_failed", e.public_reason());
+            }
+        };
+        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+            return Reply::Error("refresh_failed", "not open");
+        };
+        if !matches!(ws.principal.credential(), Credential::Token { .. }) {
+            return Reply::Error("refresh_failed", "only token connections can refresh");
+        }
+        if claims.sub != ws.principal.user() {
+            return Reply::Error("refresh_failed", "token is for another user");
+        }
+        if claims.rooms.as_ref().is_some_and(|r| !r.contains(&ws.room)) {
+            return Reply::Error("refresh_failed", "room not allowed");
+        }
+        let exp_ms = claims.exp_ms;
+        ws.principal.refresh(exp_ms, claims.role, claims.rooms);
+        let config = &self.config;
+        ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
+        let deadline = ws.next_deadline(config.ping_interval.as_millis() as u64);
+        self.set_deadline(id, deadline);
+        info!("refreshed user={} peer={}", claims.sub, self.conns[id].peer);
+        Reply::Refreshed(exp_ms / 1000)
+    }
+
+    /// One of this connection's timers fired: silence, expiry, the
+    /// expiry warning, or a ping.
+    pub(super) fn on_ws_deadline(&mut self, id: ConnId, now: u64) {
+        let interval = self.config.ping_interval.as_millis() as u64;
+        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+            return;
+        };
+        if now >= ws.last_seen.saturating_add(2 * interval) {
+            return self.close_ws(id, CloseCode::Away, "ping timeout", now);
+        }
+        if ws.expires.is_some_and(|e| now >= e) {
+            return self.close_ws(id, CloseCode::from(4401), "token expired", now);
+        }
+        let mut warning = None;
+        if ws.warn_at.is_some_and(|w| now >= w) {
+            ws.warn_at = None;
+            if let Credential::Token { exp_ms } = *ws.principal.credential() {
+                warning = Some(
+                    Reply::Expiring(exp_ms.saturating_sub(now).div_ceil(1000)).render(ws.json),
+                );
+            }
+        }
+        if now >= ws.next_ping {
+            ws.next_ping = now + interval;
+            let conn = &mut self.conns[id];
+            if let Phase::Ws(ws) = &mut conn.phase {
+                let mut input: &[u8] = &[];
+                let mut pipe = Pipe {
+                    input: &mut input,
+                    out: &mut conn.out,
+                };
+                let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
+                let _ = ws.ctx.flush(&mut pipe);
+            }
+            self.mark_dirty(id);
+        }
+        if let Some(text) = warning {
+            self.send_to(id, &text, now);
+        }
+        if let Some(ws) = self.conns.get(id).and_then(Conn::ws) {
+            if ws.ctx.can_write() {
+                let at = ws.next_deadline(interval);
+                self.set_deadline(id, at);
+            }
+        }
+    }
+
+    /// Queues one text frame to `id` alone.
+    pub(super) fn send_to(&mut self, id: ConnId, text: &str, now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.can_receive() {
+            return;
+        }
+        chat::encode_text_frame(text.as_bytes(), conn.out.tail());
+        self.metrics.messages_out += 1;
+        self.mark_dirty(id);
+        if self.conns[id].out.len() > self.config.limits.max_queue_bytes {
+            self.close_ws(id, CloseCode::Again, "slow consumer", now);
+        }
+    }
+
+    /// Writes one event into the queue of every member of `room`: encoded
+    /// once per mode, copied into each queue. Members whose queue passes
+    /// the cap are closed `1013` afterwards; nobody else waits for them.
+    pub(super) fn broadcast(&mut self, room: &str, event: Event<'_>, now: u64) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let seq = if matches!(event, Event::Message { .. }) {
+            r.seq += 1;
+            r.seq
+        } else {
+            r.seq
+        };
+        let cap = self.config.limits.max_queue_bytes;
+        let (mut text_ready, mut json_ready) = (false, false);
+        let mut victims = Vec::new();
+        for &member in &r.members {
+            let Some(conn) = self.conns.get_mut(member) else {
+                continue;
+            };
+            let json = match conn.ws() {
+                Some(ws) if ws.ctx.can_write() => ws.json,
+                _ => continue,
+            };
+            let frame = if json {
+                if !json_ready {
+                    self.scratch_json.clear();
+                    chat::encode_text_frame(
+                        event.json(room, seq, now).as_bytes(),
+                        &mut self.scratch_json,
+                    );
+                    json_ready = true;
+                }
+                &self.scratch_json
+            } else {
+                if !text_ready {
+                    self.scratch.clear();
+                    chat::encode_text_frame(event.text().as_bytes(), &mut self.scratch);
+                    text_ready = true;
+                }
+                &self.scratch
+            };
+            conn.out.push(frame);
+            self.metrics.messages_out += 1;
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(member);
+            }
+            if conn.out.len() > cap {
+                victims.push(member);
+            }
+        }
+        for victim in victims {
+            self.close_ws(victim, CloseCode::Again, "slow consumer", now);
+        }
+    }
+
+    /// The server ends a WebSocket: a close frame with `code` after what is
+    /// already queued, out of the room at once, then flush and hang up.
+    pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &'static str, now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Phase::Ws(ws) = &mut conn.phase else {
+            return;
+        };
+        info!(
+            "close user={} peer={} code={} reason=\"{reason}\"",
+            ws.principal.user(),
+            conn.peer,
+            u16::from(code)
+        );
+        self.metrics.closed(u16::from(code));
+        let mut input: &[u8] = &[];
+        let mut pipe = Pipe {
+            input: &mut input,
+            out: &mut conn.out,
+        };
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        // An error here means the close handshake already happened.
+        let _ = ws.ctx.close(&mut pipe, Some(frame));
+        self.leave_room(id, now);
+        self.begin_closing(id, now);
+    }
+
+    /// The peer completed a close handshake (tungstenite is done).
+    fn finish_ws(&mut self, id: ConnId, now: u64) {
+        if let Some(conn) = self.conns.get(id) {
+            if let Some(ws) = conn.ws() {
+                info!(
+                    "close user={} peer={} code=1000 reason=\"closed by peer\"",
+                    ws.principal.user(),
+                    conn.peer
+                );
+                self.metrics.closed(1000);
+            }
+        }
+        self.leave_room(id, now);
+        self.begin_closing(id, now);
+    }
+
+    /// Takes a WebSocket out of its room, its session's and its user's
+    /// lists, telling the room when that was the user's last connection
+    /// there. The phase stays `Ws` until the caller changes it.
+    pub(super) fn leave_room(&mut self, id: ConnId, now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let serial = conn.serial;
+        let Some(ws) = conn.ws_mut() else {
+            return;
+        };
+        if ws.index == usize::MAX {
+            return;
+        }
+        let index = std::mem::replace(&mut ws.index, usize::MAX);
+        let room = ws.room.clone();
+        let user = ws.principal.user().to_string();
+        let me = (id, serial);
+        if let Credential::Session { handle } = *ws.principal.credential() {
+            self.sessions.track_live(handle, false, now);
+            remove_from(&mut self.session_conns, &handle, me);
+        }
+        remove_from(&mut self.user_conns, &user, me);
+        let left = self.rooms.leave(&room, index, id, &user);
+        if let Some(moved) = left.moved {
+            if let Some(ws) = self.conns.get_mut(moved).and_then(Conn::ws_mut) {
+                ws.index = index;
+            }
+        }
+        if left.last_of_user && !self.shutting_down && self.presence_on(&room) {
+            self.broadcast(&room, Event::Leave { user: &user }, now);
+        }
+    }
+
+    /// Presence notices are sent only while the room is small.
+    pub(super) fn presence_on(&self, room: &str) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
+    }
+
+    /// Closes every WebSocket of a session with `code`.
+    pub(super) fn close_session_sockets(
+        &mut self,
+        handle: SessionHandle,
+        code: u16,
+        reason: &'static str,
+        now: u64,
+    ) {
+        for (id, serial) in self.session_conns.remove(&handle).unwrap_or_default() {
+            if self.conns.get(id).is_some_and(|c| c.serial == serial) {
+                self.close_ws(id, CloseCode::from(code), reason, now);
+            }
+        }
+    }
+}
+
+/// Removes `item` from the list under `key`, and the list once empty.
+fn remove_from<K: std::hash::Hash + Eq + ?Sized, Q>(
+    map: &mut std::collections::HashMap<Q, Vec<(ConnId, u64)>>,
+    key: &K,
+    item: (ConnId, u64),
+) where
+    Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
+{
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|&x| x != item);
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
