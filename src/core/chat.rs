@@ -103,8 +103,13 @@ pub enum Request {
 pub type Refusal = (&'static str, &'static str);
 
 /// Reads a text-mode line: `/who`, `/refresh TOKEN`, other `/` commands,
-/// or a chat line.
+/// or a chat line. One trailing line ending (`\n` or `\r\n`) is not part
+/// of the line: `websocat` sends each line with its newline.
 pub fn parse_text(line: &str) -> Result<Request, Refusal> {
+    let line = match line.strip_suffix('\n') {
+        Some(l) => l.strip_suffix('\r').unwrap_or(l),
+        None => line,
+    };
     if let Some(command) = line.strip_prefix('/') {
         let command = command.trim_end();
         return match command.split_once(' ') {
