@@ -34,23 +34,69 @@
 //!
 //! # Embedding
 //!
-//! ```no_run
+//! Run the server inside your own program, with your own credential check
+//! chained before the built-in token, ticket, cookie and password checks:
+//!
+//! ```
+//! use std::net::SocketAddr;
 //! use std::sync::Arc;
 //! use wsgate::auth::users::Users;
 //! use wsgate::config::{Config, SecretKey};
+//! use wsgate::core::{Authenticate, Identity, Verdict};
+//! use wsgate::http::Request;
 //! use wsgate::shell::Gateway;
+//!
+//! /// Accepts `X-Api-Key: k-robot` as the user `robot`.
+//! struct ApiKeys;
+//!
+//! impl Authenticate for ApiKeys {
+//!     fn authenticate(&self, request: &Request, _peer: SocketAddr) -> Verdict {
+//!         match request.header("x-api-key") {
+//!             Ok(Some("k-robot")) => Verdict::Accept(Identity {
+//!                 user: "robot".into(),
+//!                 role: "member".into(),
+//!                 rooms: None,
+//!             }),
+//!             Ok(Some(_)) => Verdict::Refuse("unknown api key"),
+//!             _ => Verdict::Pass, // no key: tokens and cookies still work
+//!         }
+//!     }
+//! }
 //!
 //! let config = Config {
 //!     listen: "127.0.0.1:0".parse().unwrap(),
 //!     secrets: vec![SecretKey(b"a secret of at least thirty-two bytes".to_vec())],
 //!     ..Config::default()
 //! };
-//! let gateway = Gateway::bind(config, Arc::new(Users::demo())).unwrap();
-//! println!("listening on {}", gateway.local_addr().unwrap());
+//! let mut gateway = Gateway::bind(config, Arc::new(Users::demo())).unwrap();
+//! gateway.add_authenticator(Box::new(ApiKeys));
+//! let addr = gateway.local_addr().unwrap();
 //! let stop = gateway.stop_handle();
 //! let server = std::thread::spawn(move || gateway.run());
-//! // … later:
-//! stop.stop();
+//!
+//! let request = tungstenite::http::Request::builder()
+//!     .uri(format!("ws://{addr}/ws"))
+//!     .header("Host", addr.to_string())
+//!     .header("X-Api-Key", "k-robot")
+//!     .header("Connection", "Upgrade")
+//!     .header("Upgrade", "websocket")
+//!     .header("Sec-WebSocket-Version", "13")
+//!     .header("Sec-WebSocket-Key", tungstenite::handshake::client::generate_key())
+//!     .body(())
+//!     .unwrap();
+//! let stream = std::net::TcpStream::connect(addr).unwrap();
+//! let (mut ws, _) = tungstenite::client::client(request, stream).unwrap();
+//! ws.send(tungstenite::Message::text("beep")).unwrap();
+//! let mut lines = Vec::new();
+//! while lines.len() < 2 {
+//!     if let tungstenite::Message::Text(t) = ws.read().unwrap() {
+//!         lines.push(t.to_string());
+//!     }
+//! }
+//! assert_eq!(lines, ["System: robot joined the chat", "robot: beep"]);
+//!
+//! drop(ws);
+//! stop.stop(); // graceful, as SIGTERM
 //! server.join().unwrap().unwrap();
 //! ```
 
