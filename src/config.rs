@@ -49,6 +49,9 @@ pub struct Config {
     /// A token connection is told this long before its `exp` that it should
     /// refresh. Default 30 s.
     pub expiry_warning: Duration,
+    /// Conformance testing only: every WebSocket message (text or binary) is
+    /// echoed to its sender instead of chatted. Default off.
+    pub echo: bool,
     /// What a user's connection past `max_conns_per_user` does.
     pub per_user_policy: PerUserPolicy,
     /// Resource limits.
@@ -91,6 +94,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(30),
             expiry_warning: Duration::from_secs(30),
             per_user_policy: PerUserPolicy::RejectNewest,
+            echo: false,
             limits: Limits::default(),
         }
     }

@@ -50,6 +50,8 @@ OPTIONS (each also read from the environment variable shown):
     --login-failures N      failed logins per minute per client IP, 0 = unlimited [WSGATE_LOGIN_FAILURES] (default 10)
     --message-rate N        chat messages per second per connection, 0 = unlimited [WSGATE_MESSAGE_RATE] (default 20)
     --drain-timeout DURATION on SIGTERM/SIGINT, time to flush queues [WSGATE_DRAIN_TIMEOUT] (default 5s)
+    --echo                  conformance testing only: echo every message to its sender
+                            instead of chatting [WSGATE_ECHO=1]
     --log LEVEL             error, warn, info, debug or trace [WSGATE_LOG] (default info)
     -h, --help              print this help
     -V, --version           print the version
@@ -82,6 +84,7 @@ struct Args {
     login_failures: Option<String>,
     message_rate: Option<String>,
     drain_timeout: Option<String>,
+    echo: bool,
     log: Option<String>,
 }
 
@@ -129,6 +132,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("login-failures") => args.login_failures = Some(parser.value()?.string()?),
             Long("message-rate") => args.message_rate = Some(parser.value()?.string()?),
             Long("drain-timeout") => args.drain_timeout = Some(parser.value()?.string()?),
+            Long("echo") => args.echo = true,
             Long("log") => args.log = Some(parser.value()?.string()?),
             Value(v) if v == "hash-password" && !args.hash_password => args.hash_password = true,
             _ => return Err(arg.unexpected()),
@@ -351,6 +355,10 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
         config.send_roles = Some(roles);
     }
     config.allow_password_auth = args.allow_password_auth || env_flag("WSGATE_ALLOW_PASSWORD_AUTH");
+    config.echo = args.echo || env_flag("WSGATE_ECHO");
+    if config.echo {
+        log::warn!("--echo: messages are echoed to their sender, not chatted (conformance testing)");
+    }
     if let Some(d) = duration(
         pick(args.ping_interval, "WSGATE_PING_INTERVAL"),
         "--ping-interval",

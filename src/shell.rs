@@ -238,6 +238,9 @@ impl Gateway {
         let _ = self.poll.registry().deregister(&mut self.listener);
         self.server.handle_shutdown(now);
         self.actions();
+        // The close frames go out now, not after the next event.
+        self.flush(now);
+        self.actions();
         now + self.server.config().limits.drain_timeout.as_millis() as u64
     }
 

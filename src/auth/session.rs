@@ -135,6 +135,13 @@ impl SessionStore {
         ))
     }
 
+    /// When the session ends at the latest (its absolute limit).
+    pub fn expires_at(&self, handle: SessionHandle) -> Option<u64> {
+        self.sessions
+            .get(&handle)
+            .map(|s| s.created.saturating_add(self.ttl_ms))
+    }
+
     /// The handle of a cookie value's session, live or not (for logout).
     pub fn handle_of(&self, id: &[u8]) -> Option<SessionHandle> {
         self.by_digest.get(&digest(id)).copied()

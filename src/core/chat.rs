@@ -164,12 +164,17 @@ fn check_line(line: &str) -> Result<(), Refusal> {
 /// (server frames are never masked, so the bytes are the same for every
 /// receiver and a broadcast encodes once).
 pub fn encode_text_frame(payload: &[u8], out: &mut Vec<u8>) {
+    encode_frame(Data::Text, payload, out);
+}
+
+/// Appends one unmasked, final data frame of kind `data` to `out`.
+pub fn encode_frame(data: Data, payload: &[u8], out: &mut Vec<u8>) {
     let header = FrameHeader {
         is_final: true,
         rsv1: false,
         rsv2: false,
         rsv3: false,
-        opcode: OpCode::Data(Data::Text),
+        opcode: OpCode::Data(data),
         mask: None,
     };
     out.reserve(header.len(payload.len() as u64) + payload.len());

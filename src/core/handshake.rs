@@ -185,13 +185,15 @@ impl Server {
         let mut ws = Ws::new(principal, upgrade.room, upgrade.json, self.ws_config, now);
         let interval = self.config.ping_interval.as_millis() as u64;
         ws.next_ping = now + interval;
-        if let Credential::Token { exp_ms } = *ws.principal.credential() {
-            ws.set_expiry(
-                exp_ms,
-                self.config.token_leeway,
-                self.config.expiry_warning,
-                now,
-            );
+        match *ws.principal.credential() {
+            Credential::Token { exp_ms } => {
+                let config = &self.config;
+                ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
+            }
+            // why: a live socket keeps a session from idling out, so only
+            // its absolute limit can end it, at that exact time.
+            Credential::Session { handle } => ws.expires = self.sessions.expires_at(handle),
+            Credential::Password | Credential::Custom => {}
         }
         ws.bucket = self
             .config

@@ -42,6 +42,10 @@ impl Server {
             };
             let keep_alive = req.keep_alive() && !self.shutting_down;
             let head_only = req.method == Method::Head;
+            if upgrade::is_upgrade_path(&req.path) && head_only {
+                let response = Reject::MethodNotAllowed.response();
+                return self.respond(id, &response, false, true, now);
+            }
             if upgrade::is_upgrade_path(&req.path) {
                 let rest = buf.split_off(head_len);
                 buf.clear();

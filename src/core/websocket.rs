@@ -4,7 +4,7 @@
 use log::info;
 use tungstenite::Message;
 use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::coding::{CloseCode, Data};
 
 use super::chat::{self, Event, Reply, Request};
 use super::conn::{Conn, Phase};
@@ -37,6 +37,12 @@ impl Server {
             }
             use tungstenite::Error as E;
             match result {
+                Ok(Message::Text(text)) if self.config.echo => {
+                    self.echo(id, Data::Text, text.as_bytes(), now)
+                }
+                Ok(Message::Binary(data)) if self.config.echo => {
+                    self.echo(id, Data::Binary, &data, now)
+                }
                 Ok(Message::Text(text)) => self.on_text(id, text.as_str(), now),
                 Ok(Message::Binary(_)) => {
                     return self.close_ws(
@@ -60,6 +66,21 @@ impl Server {
                 }
                 Err(_) => return self.close_ws(id, CloseCode::Protocol, "protocol error", now),
             }
+        }
+    }
+
+    /// Echo mode (conformance testing): the message goes back unchanged.
+    fn echo(&mut self, id: ConnId, kind: Data, payload: &[u8], now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.can_receive() {
+            return;
+        }
+        chat::encode_frame(kind, payload, conn.out.tail());
+        self.mark_dirty(id);
+        if self.conns[id].out.len() > self.config.limits.max_queue_bytes {
+            self.close_ws(id, CloseCode::Again, "slow consumer", now);
         }
     }
 
@@ -166,7 +187,11 @@ impl Server {
             return self.close_ws(id, CloseCode::Away, "ping timeout", now);
         }
         if ws.expires.is_some_and(|e| now >= e) {
-            return self.close_ws(id, CloseCode::from(4401), "token expired", now);
+            let reason = match ws.principal.credential() {
+                Credential::Session { .. } => "session expired",
+                _ => "token expired",
+            };
+            return self.close_ws(id, CloseCode::from(4401), reason, now);
         }
         let mut warning = None;
         if ws.warn_at.is_some_and(|w| now >= w) {
@@ -356,11 +381,14 @@ impl Server {
         }
     }
 
-    /// Presence notices are sent only while the room is small.
+    /// Presence notices are sent only while the room is small, and never
+    /// in echo mode (a conformance client expects its own messages only).
     pub(super) fn presence_on(&self, room: &str) -> bool {
-        self.rooms
-            .get(room)
-            .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
+        !self.config.echo
+            && self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
     }
 
     /// Closes every WebSocket of a session with `code`.

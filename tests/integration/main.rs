@@ -1,0 +1,31 @@
+//! Integration tests of wsgate over real loopback sockets.
+//!
+//! One test binary (so `cargo test` links it once), one module per area:
+//!
+//! - `common`: the fixture ([`common::TestServer`]), a raw HTTP client, a
+//!   WebSocket client on tungstenite, token minting;
+//! - `http`: the plain HTTP endpoints (PROTOCOL §1);
+//! - `upgrade`: refusals of `GET /ws` and each credential carrier (§2, §5);
+//! - `session`: login cookies, cookie upgrades, logout (§1, §2, §6);
+//! - `chat`: text mode, JSON mode and frame-level endings (§3, §4, §6);
+//! - `tokens`: which JWTs are accepted (§5);
+//! - `ticket`: `POST /ws-ticket` and `?ticket=` (§1, §2);
+//! - `life`: heartbeats, expiry, `/refresh`, roles, message rate (§3, §7);
+//! - `limits`: slow consumers, handshake timeout, connection and rate
+//!   limits (§2, §7);
+//! - `cli`: the `wsgate` binary itself, signals included, and `websocat`.
+//!
+//! Rules: every server listens on `127.0.0.1:0`; every socket read has a
+//! timeout, so a bug fails a test instead of hanging it; nothing asserts on
+//! elapsed time; waiting for the server is a poll with a deadline.
+
+mod chat;
+mod cli;
+mod common;
+mod http;
+mod life;
+mod limits;
+mod session;
+mod ticket;
+mod tokens;
+mod upgrade;
