@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${WSGATE_BIN:-target/debug/wsgate}
+BIN=${WSGATE_BIN:-${CARGO_TARGET_DIR:-target}/debug/wsgate}
 OUT=${OUT:-target/autobahn}
 if [ ! -x "$BIN" ]; then
   cargo build --locked
