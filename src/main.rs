@@ -357,7 +357,9 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
     config.allow_password_auth = args.allow_password_auth || env_flag("WSGATE_ALLOW_PASSWORD_AUTH");
     config.echo = args.echo || env_flag("WSGATE_ECHO");
     if config.echo {
-        log::warn!("--echo: messages are echoed to their sender, not chatted (conformance testing)");
+        log::warn!(
+            "--echo: messages are echoed to their sender, not chatted (conformance testing)"
+        );
     }
     if let Some(d) = duration(
         pick(args.ping_interval, "WSGATE_PING_INTERVAL"),

@@ -344,7 +344,10 @@ fn websocat() -> Option<std::path::PathBuf> {
 fn websocat_chats_line_by_line() {
     let Some(websocat) = websocat() else {
         // .ci/run installs it, so in CI a missing websocat is a failure.
-        assert!(std::env::var_os("CI").is_none(), "websocat must be installed in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "websocat must be installed in CI"
+        );
         eprintln!("websocat not installed; skipping");
         return;
     };
