@@ -124,6 +124,11 @@ pub struct Harness {
     users: Users,
     peers: HashMap<ConnId, Peer>,
     next_port: u16,
+    /// Password checks are held (as if the helper thread were stuck)
+    /// instead of answered at once.
+    pub hold_passwords: bool,
+    /// The held checks.
+    pub held: Vec<crate::core::PasswordJob>,
 }
 
 impl Default for Harness {
@@ -148,6 +153,8 @@ impl Harness {
             users: Users::demo(),
             peers: HashMap::new(),
             next_port: 40_000,
+            hold_passwords: false,
+            held: Vec::new(),
         }
     }
 
@@ -243,6 +250,7 @@ impl Harness {
                 match action {
                     Action::Close(id) => self.peer(id).dropped = true,
                     Action::ShutdownWrite(id) => self.peer(id).shut = true,
+                    Action::CheckPassword(job) if self.hold_passwords => self.held.push(job),
                     Action::CheckPassword(job) => {
                         let verified = self.users.check(&job.user, &job.password);
                         self.server

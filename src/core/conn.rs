@@ -151,8 +151,14 @@ pub struct Conn {
     pub out: OutQueue,
     /// Listed in the server's dirty list (has output to flush this turn).
     pub dirty: bool,
-    /// The armed deadline, if any; what it means depends on the phase.
+    /// The connection's next deadline, if any; what it means depends on
+    /// the phase.
     pub deadline: Option<u64>,
+    /// The earliest entry of this connection in the server's timer heap.
+    /// A later `deadline` does not push another entry: when this one comes
+    /// due it re-arms for `deadline`, so the heap holds about one entry a
+    /// connection however often deadlines move.
+    pub armed: Option<u64>,
     /// Where it is in its life.
     pub phase: Phase,
 }

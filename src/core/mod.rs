@@ -77,6 +77,10 @@ const SWEEP_INTERVAL_MS: u64 = 60_000;
 /// connection limit.
 const RETRY_AFTER_SECS: u64 = 1;
 
+/// How long a password check may take on the helper thread before the
+/// request is answered `503`.
+const PASSWORD_TIMEOUT_MS: u64 = 30_000;
+
 /// Something only the shell can do.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -118,7 +122,8 @@ pub struct Server {
     rooms: Rooms,
     actions: VecDeque<Action>,
     dirty: Vec<ConnId>,
-    /// (deadline, id, serial); stale entries are skipped when popped.
+    /// (deadline, id, serial): at most about one live entry a connection
+    /// (see `Conn::armed`); stale entries are skipped when popped.
     timers: BinaryHeap<Reverse<(u64, ConnId, u64)>>,
     next_serial: u64,
     next_job: u64,
@@ -233,6 +238,11 @@ impl Server {
         self.conns.get(id).is_some_and(|c| c.ws().is_some())
     }
 
+    /// Entries in the timer heap (about one a connection).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     /// True once [`Server::handle_shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
@@ -259,6 +269,7 @@ impl Server {
             out: OutQueue::default(),
             dirty: false,
             deadline: None,
+            armed: None,
             phase: Phase::Http {
                 buf: Vec::new(),
                 sent_continue: false,
@@ -284,10 +295,11 @@ impl Server {
         };
         match &mut conn.phase {
             Phase::Http { buf, .. } => {
-                // why: a head plus a body is all a request may hold; more
-                // is refused by `process_http` once it sees the head.
-                let room = (max_head + max_body + 1).saturating_sub(buf.len());
-                buf.extend_from_slice(&data[..data.len().min(room)]);
+                // why: nothing is dropped (pipelined requests may follow);
+                // `process_http` consumes every complete request and refuses
+                // a head over its limit, so the buffer stays below a head
+                // plus a body plus one read.
+                buf.extend_from_slice(data);
                 self.process_http(id, now);
             }
             Phase::AwaitPassword { rest, .. } => {
@@ -355,11 +367,22 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            if conn.serial != serial || conn.deadline != Some(at) {
+            if conn.serial != serial || conn.armed != Some(at) {
                 continue;
             }
-            conn.deadline = None;
-            self.on_deadline(id, now);
+            conn.armed = None;
+            match conn.deadline {
+                Some(d) if d <= now => {
+                    conn.deadline = None;
+                    self.on_deadline(id, now);
+                }
+                // Moved later since this entry was pushed: re-arm.
+                Some(d) => {
+                    conn.armed = Some(d);
+                    self.timers.push(Reverse((d, id, serial)));
+                }
+                None => {}
+            }
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL_MS;
@@ -569,7 +592,13 @@ impl Server {
             }
             Phase::Closing | Phase::Lingering => self.drop_conn(id, now),
             Phase::Ws(_) => self.on_ws_deadline(id, now),
-            Phase::AwaitPassword { .. } => {}
+            Phase::AwaitPassword { job, .. } => {
+                // The helper thread should answer in well under a second;
+                // if it does not (gone, or swamped), don't hold the peer.
+                self.jobs.remove(&job);
+                let rej = Reject::Unavailable("password check timed out", RETRY_AFTER_SECS);
+                self.refuse(id, rej, "-", None, now);
+            }
         }
     }
 
@@ -591,10 +620,12 @@ impl Server {
         }
     }
 
+    /// Sets the connection's one deadline (replacing any other).
     fn set_deadline(&mut self, id: ConnId, at: u64) {
         if let Some(conn) = self.conns.get_mut(id) {
-            if conn.deadline != Some(at) {
-                conn.deadline = Some(at);
+            conn.deadline = Some(at);
+            if conn.armed.is_none_or(|armed| at < armed) {
+                conn.armed = Some(at);
                 self.timers.push(Reverse((at, id, conn.serial)));
             }
         }

@@ -205,8 +205,8 @@ impl Server {
             keep_alive,
             rest: held,
         };
-        conn.deadline = None;
         self.jobs.insert(job, (id, conn.serial));
+        self.set_deadline(id, now + super::PASSWORD_TIMEOUT_MS);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,
             user,

@@ -774,6 +774,55 @@ mod limits {
     }
 
     #[test]
+    fn a_stuck_password_check_is_answered_503() {
+        let mut h = Harness::default();
+        h.hold_passwords = true;
+        let id = h.connect();
+        h.send(
+            id,
+            form_post("/token", "username=alice&password=wonderland").as_bytes(),
+        );
+        h.advance(29_999);
+        assert!(h.response(id).is_none());
+        h.advance(1);
+        let r = h.response(id).unwrap();
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+        // A late answer finds nobody waiting.
+        let job = h.held.pop().unwrap();
+        h.server.handle_password_checked(job.job, None, h.now);
+        h.pump();
+        assert!(h.response(id).is_none());
+    }
+
+    #[test]
+    fn pipelined_requests_beyond_one_read_are_all_answered() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        let one = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        h.send(id, one.repeat(1000).as_bytes());
+        for _ in 0..1000 {
+            assert_eq!(h.response(id).expect("every request answered").status, 200);
+        }
+    }
+
+    #[test]
+    fn the_timer_heap_stays_small_under_keep_alive() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        for _ in 0..500 {
+            h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+            assert_eq!(h.response(id).unwrap().status, 200);
+        }
+        assert!(
+            h.server.timer_entries() <= 2,
+            "{}",
+            h.server.timer_entries()
+        );
+        h.advance(10_000);
+        assert!(h.peer(id).dropped, "the idle timeout still fires");
+    }
+
+    #[test]
     fn every_slot_is_given_back() {
         let mut h = Harness::default();
         let ids: Vec<_> = (0..5).map(|i| h.open(&format!("u{i}"))).collect();
