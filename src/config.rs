@@ -151,6 +151,10 @@ pub struct Limits {
     /// many connections, since N joins to a room of N cost N² deliveries.
     /// Default 100.
     pub presence_limit: usize,
+    /// Connections of any kind from one client address (an IPv6 /64
+    /// counts as one). Default 1,024. Past it: `429` with `Retry-After`,
+    /// then close. `None`: unlimited.
+    pub max_conns_per_ip: Option<usize>,
     /// Live WebSockets one user may hold. Default 16. Past it: `429`, or
     /// with [`PerUserPolicy::EvictOldest`] the oldest is closed `4409`.
     pub max_conns_per_user: usize,
@@ -199,6 +203,7 @@ impl Default for Limits {
             read_buffer_bytes: 1024,
             presence_limit: 100,
             max_conns_per_user: 16,
+            max_conns_per_ip: Some(1024),
             upgrade_rate: Some(Rate {
                 per_sec: 10.0,
                 burst: 20.0,

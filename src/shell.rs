@@ -321,8 +321,9 @@ impl Gateway {
             };
             match stream.read(&mut self.buf) {
                 Ok(0) => {
-                    self.server.handle_closed(id, now);
-                    self.drop_socket(id);
+                    // The core answers what it already has, then says Close.
+                    self.server.handle_eof(id, now);
+                    self.actions();
                     return false;
                 }
                 Ok(n) => {

@@ -199,6 +199,23 @@ impl Harness {
         self.pump();
     }
 
+    /// The peer of `id` shuts its write half (end of stream).
+    pub fn half_close(&mut self, id: ConnId) {
+        self.server.handle_eof(id, self.now);
+        self.pump();
+    }
+
+    /// Accepts a connection from `ip`.
+    pub fn connect_from(&mut self, ip: std::net::IpAddr) -> Option<ConnId> {
+        self.next_port = self.next_port.wrapping_add(1);
+        let id = self
+            .server
+            .handle_accept(SocketAddr::new(ip, self.next_port), self.now)?;
+        self.peers.insert(id, Peer::default());
+        self.pump();
+        Some(id)
+    }
+
     /// The peer of `id` hangs up.
     pub fn hang_up(&mut self, id: ConnId) {
         self.server.handle_closed(id, self.now);

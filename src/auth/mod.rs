@@ -26,16 +26,49 @@ pub const MAX_USER_NAME_LEN: usize = 64;
 pub const SYSTEM_NAME: &str = "System";
 
 /// True when `name` may be a user's name: 1 to [`MAX_USER_NAME_LEN`] bytes,
-/// no `:` (it separates name from line in text mode), no control
-/// characters, no leading or trailing white space, and not [`SYSTEM_NAME`]
-/// in any ASCII case.
+/// no `:` (it separates name from line in text mode), no control or
+/// invisible formatting characters (see [`is_invisible`]), no leading or
+/// trailing white space, and not [`SYSTEM_NAME`] in any ASCII case.
 pub fn valid_user_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_USER_NAME_LEN
         && !name.contains(':')
-        && !name.chars().any(char::is_control)
+        && !name.chars().any(|c| c.is_control() || is_invisible(c))
         && name.trim() == name
         && !name.eq_ignore_ascii_case(SYSTEM_NAME)
+}
+
+/// Characters that change how text around them is shown without showing
+/// themselves: line and paragraph separators, bidirectional overrides and
+/// isolates, zero-width characters, and other Unicode format characters
+/// (`Cf`) that names have no use for. A name made with them could pass
+/// for another (`System\u{200B}`), and a chat line with them could render
+/// as someone else's.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{061C}'
+        | '\u{06DD}'
+        | '\u{070F}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0001}'
+        | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// True for the characters a chat line may not hold: controls other than
+/// tab, line and paragraph separators, and bidirectional controls. (Zero
+/// width joiners stay allowed: emoji sequences need them.)
+pub fn forbidden_in_line(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The longest room name accepted, in bytes.
@@ -177,6 +210,10 @@ mod tests {
             "nl\n",
             " lead",
             "trail ",
+            "System\u{200B}",
+            "al\u{202E}ice",
+            "a\u{2028}b",
+            "\u{FEFF}bob",
             &"x".repeat(65),
         ] {
             assert!(!valid_user_name(bad), "{bad:?}");

@@ -135,6 +135,11 @@ impl SessionStore {
         ))
     }
 
+    /// True when the session exists and has not expired.
+    pub fn is_live(&self, handle: SessionHandle, now: u64) -> bool {
+        !self.expired(handle, now)
+    }
+
     /// When the session ends at the latest (its absolute limit).
     pub fn expires_at(&self, handle: SessionHandle) -> Option<u64> {
         self.sessions

@@ -150,11 +150,13 @@ pub fn parse_json(raw: &str) -> Result<Request, Refusal> {
     }
 }
 
-/// A chat line may not hold control characters other than tab: a newline
+/// A chat line may not hold control characters other than tab, line
+/// separators or bidirectional controls (a right-to-left override could make
+/// a line read as someone else's): a newline
 /// would let a sender print a second line that looks like another user's,
 /// or like `System:`.
 fn check_line(line: &str) -> Result<(), Refusal> {
-    if line.chars().any(|c| c.is_control() && c != '\t') {
+    if line.chars().any(crate::auth::forbidden_in_line) {
         return Err(("control_characters", "control characters are not allowed"));
     }
     Ok(())
@@ -280,6 +282,24 @@ mod tests {
         ] {
             assert_eq!(parse_json(bad).unwrap_err().0, "bad_message", "{bad}");
         }
+    }
+
+    #[test]
+    fn line_endings_and_invisible_characters() {
+        assert_eq!(parse_text("line\n"), Ok(Request::Message("line".into())));
+        assert_eq!(parse_text("line\r\n"), Ok(Request::Message("line".into())));
+        assert_eq!(parse_text("/who\n"), Ok(Request::Who));
+        assert_eq!(parse_text("two\n\n").unwrap_err().0, "control_characters");
+        assert_eq!(
+            parse_text("a\u{2028}System: x").unwrap_err().0,
+            "control_characters"
+        );
+        assert_eq!(
+            parse_text("x\u{202E}olleh").unwrap_err().0,
+            "control_characters"
+        );
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(parse_text(family), Ok(Request::Message(family.into())));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Ws {
     pub bucket: Option<Bucket>,
     /// Messages refused for rate in a row (each accepted one takes one off).
     pub strikes: u32,
+    /// The code of the close frame the peer sent (`1005`: none given).
+    pub peer_close: Option<u16>,
 }
 
 impl Ws {
@@ -114,6 +116,7 @@ impl Ws {
             warn_at: None,
             bucket: None,
             strikes: 0,
+            peer_close: None,
         }
     }
 
@@ -159,6 +162,9 @@ pub struct Conn {
     /// due it re-arms for `deadline`, so the heap holds about one entry a
     /// connection however often deadlines move.
     pub armed: Option<u64>,
+    /// The peer shut its write half; once the answer is written the socket
+    /// is dropped (no linger: the peer has nothing more to send).
+    pub eof: bool,
     /// Where it is in its life.
     pub phase: Phase,
 }

@@ -82,10 +82,12 @@ impl Server {
                 .sessions
                 .lookup(sid, now)
                 .map_err(|_| Reject::Unauthorized("unknown or expired session")),
-            Carrier::Ticket(t) => self
-                .tickets
-                .redeem(t, now)
-                .ok_or(Reject::Unauthorized("unknown or expired ticket")),
+            // why: the credential a ticket was issued from may have ended
+            // since (logout, session or token expiry): check it again.
+            Carrier::Ticket(t) => match self.tickets.redeem(t, now) {
+                Some(p) if self.credential_live(&p, now) => Ok(p),
+                _ => Err(Reject::Unauthorized("unknown or expired ticket")),
+            },
             Carrier::Password { user, password } => {
                 let (user, password) = (user.clone(), password.clone());
                 let purpose = Purpose::Upgrade(Box::new(handshake.with(carrier)));
@@ -101,6 +103,17 @@ impl Server {
         match principal {
             Ok(p) => self.admit(id, p, handshake.with(carrier), &rest, now),
             Err(rej) => self.refuse(id, rej, &target, Some(kind), now),
+        }
+    }
+
+    /// True while the credential behind `principal` still holds.
+    fn credential_live(&self, principal: &Principal, now: u64) -> bool {
+        match *principal.credential() {
+            Credential::Token { exp_ms } => {
+                now < exp_ms.saturating_add(self.config.token_leeway.as_millis() as u64)
+            }
+            Credential::Session { handle } => self.sessions.is_live(handle, now),
+            Credential::Password | Credential::Custom => true,
         }
     }
 
@@ -170,6 +183,7 @@ impl Server {
         );
         let serial = conn.serial;
         self.metrics.upgrades += 1;
+        self.open_websockets += 1;
         if let Credential::Session { handle } = principal.credential() {
             self.sessions.track_live(*handle, true, now);
             self.session_conns

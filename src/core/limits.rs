@@ -22,7 +22,7 @@ impl Bucket {
         }
     }
 
-    fn refill(&mut self, rate: Rate, now: u64) {
+    pub(super) fn refill(&mut self, rate: Rate, now: u64) {
         let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
         self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
         self.last = now.max(self.last);
@@ -33,16 +33,6 @@ impl Bucket {
         self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(self.retry_after(rate))
-        }
-    }
-
-    /// Whether a token is there, without taking it; else the wait in seconds.
-    pub fn peek(&mut self, rate: Rate, now: u64) -> Result<(), u64> {
-        self.refill(rate, now);
-        if self.tokens >= 1.0 {
             Ok(())
         } else {
             Err(self.retry_after(rate))
@@ -94,11 +84,11 @@ impl IpBuckets {
             .take(rate, now)
     }
 
-    /// Whether `ip` has a token left, without taking it.
-    pub fn check(&mut self, ip: IpAddr, now: u64) -> Result<(), u64> {
-        match (self.rate, self.buckets.get_mut(&ip)) {
-            (Some(rate), Some(bucket)) => bucket.peek(rate, now),
-            _ => Ok(()),
+    /// Gives back a token taken from `ip` (up to the burst).
+    pub fn refund(&mut self, ip: IpAddr, now: u64) {
+        if let (Some(rate), Some(bucket)) = (self.rate, self.buckets.get_mut(&ip)) {
+            bucket.refill(rate, now);
+            bucket.tokens = (bucket.tokens + 1.0).min(rate.burst);
         }
     }
 
@@ -170,7 +160,6 @@ mod tests {
             assert!(ips.take(a, 0).is_ok());
         }
         assert!(ips.take(a, 0).is_err());
-        assert!(ips.check(a, 0).is_err());
         assert!(ips.take(b, 0).is_ok());
         for i in 3..100u8 {
             let _ = ips.take([10, 0, 0, i].into(), 0);

@@ -41,7 +41,7 @@ pub use authenticate::{Authenticate, Identity, Verdict};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use log::{info, warn};
 use slab::Slab;
@@ -66,6 +66,29 @@ use tickets::Tickets;
 /// shell must act on [`Action::Close`] before it accepts again.
 pub type ConnId = usize;
 
+/// A password check handed to the helper thread.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    conn: ConnId,
+    serial: u64,
+    ip: IpAddr,
+}
+
+/// The key per-IP limits count under: the address itself for IPv4, its
+/// /64 prefix for IPv6 (one subscriber usually holds a whole /64).
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Connections accepted past `max_connections` only to be told `503`;
 /// beyond these the shell drops new sockets at once.
 const REFUSAL_SLACK: usize = 64;
@@ -76,6 +99,10 @@ const SWEEP_INTERVAL_MS: u64 = 60_000;
 /// `Retry-After` seconds on a `503`, and on a `429` for a user's
 /// connection limit.
 const RETRY_AFTER_SECS: u64 = 1;
+
+/// Bytes of requests a peer may send ahead of reading the answers
+/// (beyond one request head and body).
+const PIPELINE_LIMIT: usize = 64 * 1024;
 
 /// How long a password check may take on the helper thread before the
 /// request is answered `503`.
@@ -127,8 +154,13 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(u64, ConnId, u64)>>,
     next_serial: u64,
     next_job: u64,
-    /// Password jobs in flight: job → (connection, its serial).
-    jobs: HashMap<u64, (ConnId, u64)>,
+    /// Password jobs the helper thread has not answered, including those
+    /// whose connection is gone: they still cost the helper their time.
+    jobs: HashMap<u64, Job>,
+    /// Connections of any kind per client address (see [`ip_key`]).
+    per_ip: HashMap<IpAddr, usize>,
+    /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
+    open_websockets: usize,
     /// Open WebSockets per session, so logout can close them.
     session_conns: HashMap<SessionHandle, Vec<(ConnId, u64)>>,
     /// Open WebSockets per user, oldest first, for the per-user limit.
@@ -188,6 +220,8 @@ impl Server {
             next_serial: 0,
             next_job: 0,
             jobs: HashMap::new(),
+            per_ip: HashMap::new(),
+            open_websockets: 0,
             session_conns: HashMap::new(),
             user_conns: HashMap::new(),
             upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
@@ -225,7 +259,7 @@ impl Server {
 
     /// Number of open WebSockets.
     pub fn websockets(&self) -> usize {
-        self.conns.iter().filter(|(_, c)| c.ws().is_some()).count()
+        self.open_websockets
     }
 
     /// Bytes queued (not yet written) for `id`.
@@ -270,13 +304,20 @@ impl Server {
             dirty: false,
             deadline: None,
             armed: None,
+            eof: false,
             phase: Phase::Http {
                 buf: Vec::new(),
                 sent_continue: false,
             },
         });
+        let from_ip = self.per_ip.entry(ip_key(peer.ip())).or_insert(0);
+        *from_ip += 1;
+        let per_ip_cap = self.config.limits.max_conns_per_ip;
         if self.conns.len() > max {
             let rej = Reject::Unavailable("server at connection limit", RETRY_AFTER_SECS);
+            self.refuse(id, rej, "-", None, now);
+        } else if per_ip_cap.is_some_and(|cap| *from_ip > cap) {
+            let rej = Reject::TooMany("too many connections from this address", RETRY_AFTER_SECS);
             self.refuse(id, rej, "-", None, now);
         } else {
             let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
@@ -295,10 +336,17 @@ impl Server {
         };
         match &mut conn.phase {
             Phase::Http { buf, .. } => {
-                // why: nothing is dropped (pipelined requests may follow);
-                // `process_http` consumes every complete request and refuses
-                // a head over its limit, so the buffer stays below a head
-                // plus a body plus one read.
+                // why: nothing is dropped (pipelined requests may follow).
+                // `process_http` consumes complete requests until the
+                // answers queue up to the cap; a peer that keeps sending
+                // requests without reading the answers is cut off.
+                if buf.len() + data.len() > PIPELINE_LIMIT + max_head + max_body {
+                    info!(
+                        "closed peer={} reason=\"pipelined without reading\"",
+                        conn.peer
+                    );
+                    return self.drop_conn(id, now);
+                }
                 buf.extend_from_slice(data);
                 self.process_http(id, now);
             }
@@ -316,6 +364,15 @@ impl Server {
             Phase::Ws(ws) => {
                 ws.last_seen = now;
                 self.feed_ws(id, data, now);
+                // Pongs and close replies count against the cap too (a
+                // ping flood from a peer that does not read).
+                if self
+                    .conns
+                    .get(id)
+                    .is_some_and(|c| c.out.len() > self.config.limits.max_queue_bytes)
+                {
+                    self.close_ws(id, CloseCode::Again, "slow consumer", now);
+                }
             }
             Phase::Closing | Phase::Lingering => {}
         }
@@ -337,6 +394,28 @@ impl Server {
         }
     }
 
+    /// The peer shut its write half (a read returned end of stream). A
+    /// request already received is still answered: the answer is written,
+    /// then the socket dropped ([`Action::Close`]). Anything else ends now;
+    /// either way an [`Action::Close`] follows, and the shell keeps the
+    /// socket until then.
+    pub fn handle_eof(&mut self, id: ConnId, now: u64) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.eof = true;
+        match &mut conn.phase {
+            Phase::AwaitPassword { keep_alive, .. } => *keep_alive = false,
+            Phase::Closing => {}
+            Phase::Http { .. } if !conn.out.is_empty() => self.begin_closing(id, now),
+            Phase::Http { .. } | Phase::Lingering => self.drop_conn(id, now),
+            Phase::Ws(_) => {
+                self.handle_closed(id, now);
+                self.actions.push_back(Action::Close(id));
+            }
+        }
+    }
+
     /// The shell wrote `n` bytes of [`Server::pending`] for `id`.
     pub fn handle_written(&mut self, id: ConnId, n: usize, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
@@ -345,10 +424,21 @@ impl Server {
             return;
         };
         conn.out.consume(n);
-        if conn.out.is_empty() && matches!(conn.phase, Phase::Closing) {
-            conn.phase = Phase::Lingering;
-            self.actions.push_back(Action::ShutdownWrite(id));
-            self.set_deadline(id, now + close_timeout);
+        let drained = conn.out.is_empty();
+        match &conn.phase {
+            Phase::Closing if drained && conn.eof => self.drop_conn(id, now),
+            Phase::Closing if drained => {
+                conn.phase = Phase::Lingering;
+                self.actions.push_back(Action::ShutdownWrite(id));
+                self.set_deadline(id, now + close_timeout);
+            }
+            // Pipelined requests waited for the answers to drain.
+            Phase::Http { buf, .. }
+                if !buf.is_empty() && conn.out.len() < self.config.limits.max_queue_bytes =>
+            {
+                self.process_http(id, now);
+            }
+            _ => {}
         }
     }
 
@@ -398,33 +488,45 @@ impl Server {
     /// A password check finished: `user` is the verified user, or `None`
     /// for a wrong name or password.
     pub fn handle_password_checked(&mut self, job: u64, user: Option<VerifiedUser>, now: u64) {
-        let Some((id, serial)) = self.jobs.remove(&job) else {
+        let Some(Job {
+            conn: id,
+            serial,
+            ip,
+        }) = self.jobs.remove(&job)
+        else {
             return;
         };
+        if user.is_some() {
+            self.metrics.logins[0] += 1;
+            // A token was taken from the failure bucket when the check
+            // started (so parallel guesses count); success gives it back.
+            self.failed_logins.refund(ip_key(ip), now);
+        } else {
+            self.metrics.logins[1] += 1;
+        }
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.serial != serial {
+        // The connection may have timed out waiting, and moved on.
+        if conn.serial != serial || !matches!(conn.phase, Phase::AwaitPassword { .. }) {
             return;
         }
         let Phase::AwaitPassword {
+            job: awaited,
             purpose,
             keep_alive,
             rest,
-            ..
         } = std::mem::replace(&mut conn.phase, Phase::Closing)
         else {
             return;
         };
+        debug_assert_eq!(awaited, job, "one check at a time per connection");
         let peer = conn.peer;
-        if user.is_some() {
-            self.metrics.logins[0] += 1;
-        } else {
-            self.metrics.logins[1] += 1;
-            // The bucket only counts failures; its state was checked before.
-            let _ = self.failed_logins.take(peer.ip(), now);
-        }
         match purpose {
+            Purpose::Upgrade(_) if self.shutting_down => {
+                let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
+                self.refuse(id, rej, "/ws", Some("password"), now);
+            }
             Purpose::Upgrade(upgrade) => match user {
                 Some(user) => self.admit(id, user.into_principal(), *upgrade, &rest, now),
                 None => {
@@ -592,10 +694,10 @@ impl Server {
             }
             Phase::Closing | Phase::Lingering => self.drop_conn(id, now),
             Phase::Ws(_) => self.on_ws_deadline(id, now),
-            Phase::AwaitPassword { job, .. } => {
+            Phase::AwaitPassword { .. } => {
                 // The helper thread should answer in well under a second;
                 // if it does not (gone, or swamped), don't hold the peer.
-                self.jobs.remove(&job);
+                // The job still counts until the helper answers it.
                 let rej = Reject::Unavailable("password check timed out", RETRY_AFTER_SECS);
                 self.refuse(id, rej, "-", None, now);
             }
@@ -610,12 +712,17 @@ impl Server {
         }
     }
 
-    /// Removes every trace of `id`.
+    /// Removes every trace of `id`. A password job of its stays counted
+    /// until the helper answers it.
     fn forget(&mut self, id: ConnId, now: u64) {
         self.leave_room(id, now);
         if let Some(conn) = self.conns.try_remove(id) {
-            if let Phase::AwaitPassword { job, .. } = conn.phase {
-                self.jobs.remove(&job);
+            let key = ip_key(conn.peer.ip());
+            if let Some(n) = self.per_ip.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&key);
+                }
             }
         }
     }

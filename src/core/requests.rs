@@ -7,11 +7,15 @@ use log::info;
 use serde_json::json;
 
 use super::conn::{Phase, Purpose};
+use super::tickets::TicketRefusal;
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
 use crate::http::upgrade::{self, Reject, UpgradePolicy};
 use crate::http::{self as http, BodyLengthError, Method, Request, Response};
+
+/// Password checks one client address may have waiting at once.
+const MAX_PENDING_LOGINS_PER_IP: usize = 4;
 
 impl Server {
     /// Handles every complete request in the buffer of `id`.
@@ -22,10 +26,16 @@ impl Server {
             limits.max_head_bytes,
             limits.max_body_bytes,
         );
+        let queue_cap = self.config.limits.max_queue_bytes;
         loop {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
+            // why: answers the peer has not read yet must not pile up
+            // without bound; the rest waits until `handle_written`.
+            if conn.out.len() >= queue_cap {
+                return;
+            }
             let Phase::Http { buf, sent_continue } = &mut conn.phase else {
                 return;
             };
@@ -159,13 +169,26 @@ impl Server {
         now: u64,
     ) -> Option<Response> {
         let peer = self.conns[id].peer;
-        let refusal = if let Err(secs) = self.failed_logins.check(peer.ip(), now) {
-            Some(Reject::TooMany("too many failed logins", secs))
+        let key = super::ip_key(peer.ip());
+        let in_flight = self
+            .jobs
+            .values()
+            .filter(|j| super::ip_key(j.ip) == key)
+            .count();
+        // why: the failure bucket is charged when the check starts, so
+        // parallel guesses count; a success refunds it.
+        let refusal = if in_flight >= MAX_PENDING_LOGINS_PER_IP {
+            Some(Reject::TooMany(
+                "too many logins in progress",
+                RETRY_AFTER_SECS,
+            ))
         } else if self.jobs.len() >= self.config.limits.max_pending_logins {
             Some(Reject::Unavailable(
                 "too many logins in progress",
                 RETRY_AFTER_SECS,
             ))
+        } else if let Err(secs) = self.failed_logins.take(key, now) {
+            Some(Reject::TooMany("too many failed logins", secs))
         } else {
             None
         };
@@ -205,7 +228,14 @@ impl Server {
             keep_alive,
             rest: held,
         };
-        self.jobs.insert(job, (id, conn.serial));
+        self.jobs.insert(
+            job,
+            super::Job {
+                conn: id,
+                serial: conn.serial,
+                ip: peer.ip(),
+            },
+        );
         self.set_deadline(id, now + super::PASSWORD_TIMEOUT_MS);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,
@@ -324,15 +354,20 @@ impl Server {
         };
         let user = principal.user().to_string();
         match self.tickets.issue(principal, now) {
-            Some(ticket) => {
+            Ok(ticket) => {
                 info!("ticket issued user={user} peer={peer}");
                 Response::json(
                     200,
                     &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL_MS / 1000 }),
                 )
             }
-            None => {
+            Err(TicketRefusal::Full) => {
                 Reject::Unavailable("too many tickets outstanding", RETRY_AFTER_SECS).response()
+            }
+            Err(TicketRefusal::TooManyForUser) => {
+                let secs = super::tickets::TICKET_TTL_MS / 1000;
+                Response::detail(429, "too many tickets for this user")
+                    .header("Retry-After", secs.to_string())
             }
         }
     }

@@ -1242,3 +1242,285 @@ mod lifecycle {
         h.open("alice");
     }
 }
+
+/// Regressions from the adversarial review.
+mod review {
+    use super::*;
+    use crate::core::ip_key;
+    use std::net::IpAddr;
+
+    #[test]
+    fn pipelining_without_reading_is_bounded() {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 16 * 1024);
+        let id = h.connect();
+        h.stall(id, true);
+        let req = b"GET /metrics HTTP/1.1\r\n\r\n".repeat(400);
+        h.send(id, &req);
+        let queued = h.server.queued(id);
+        assert!(
+            queued < 16 * 1024 + 4096,
+            "answers stop at the cap: {queued}"
+        );
+        // Keep sending without reading: cut off, not buffered forever.
+        for _ in 0..20 {
+            if h.peer(id).dropped {
+                break;
+            }
+            h.send(id, &req);
+        }
+        assert!(h.peer(id).dropped);
+    }
+
+    #[test]
+    fn pipelined_answers_resume_as_the_peer_reads() {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4 * 1024);
+        let id = h.connect();
+        h.stall(id, true);
+        h.send(id, &b"GET /healthz HTTP/1.1\r\n\r\n".repeat(200));
+        h.stall(id, false);
+        for _ in 0..200 {
+            assert_eq!(h.response(id).expect("all 200 answered").status, 200);
+        }
+    }
+
+    #[test]
+    fn a_ping_flood_from_a_non_reader_is_closed_1013() {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 8 * 1024);
+        let a = h.open("alice");
+        h.stall(a, true);
+        for _ in 0..200 {
+            h.ws_send(a, Message::Ping(vec![0; 125].into()));
+        }
+        assert!(!h.server.is_websocket(a));
+        assert!(h.server.queued(a) < 8 * 1024 + 256);
+        h.stall(a, false);
+        assert_eq!(h.close_frame(a).map(|f| f.0), Some(1013));
+    }
+
+    #[test]
+    fn abandoned_password_checks_still_count() {
+        let mut h = Harness::default();
+        h.hold_passwords = true;
+        for _ in 0..4 {
+            let id = h.connect();
+            h.send(
+                id,
+                form_post("/token", "username=alice&password=guess").as_bytes(),
+            );
+            h.hang_up(id);
+        }
+        let (_, r) = h.request(&form_post("/token", "username=alice&password=guess"));
+        assert_eq!(
+            (r.status, json_body(&r.body)["detail"].clone()),
+            (429, json!("too many logins in progress"))
+        );
+        // Answered late, the failures still count against the address.
+        for job in std::mem::take(&mut h.held) {
+            h.server.handle_password_checked(job.job, None, h.now);
+        }
+        h.hold_passwords = false;
+        assert_eq!(
+            h.request(&form_post("/token", "username=alice&password=wonderland"))
+                .1
+                .status,
+            200
+        );
+    }
+
+    #[test]
+    fn parallel_guesses_are_charged_when_they_start() {
+        let mut h = Harness::new(|c| {
+            c.limits.failed_login_rate = Some(crate::config::Rate {
+                per_sec: 1.0 / 60.0,
+                burst: 3.0,
+            });
+        });
+        h.hold_passwords = true;
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let id = h.connect();
+            h.send(
+                id,
+                form_post("/token", "username=alice&password=guess").as_bytes(),
+            );
+            statuses.push(h.response(id).map(|r| r.status));
+        }
+        assert_eq!(statuses, vec![None, None, None, Some(429)]);
+    }
+
+    #[test]
+    fn a_session_ticket_dies_with_the_session() {
+        let mut h = Harness::default();
+        let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let (_, r) = h.request(&format!(
+            "POST /ws-ticket HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:8080\r\n\r\n"
+        ));
+        let ticket = json_body(&r.body)["ticket"].as_str().unwrap().to_string();
+        h.request(&format!(
+            "POST /logout HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        let (_, r) = h.upgrade(&format!("/ws?ticket={ticket}"), "");
+        assert_eq!(
+            (r.status, json_body(&r.body)["detail"].clone()),
+            (401, json!("unknown or expired ticket"))
+        );
+    }
+
+    #[test]
+    fn a_token_ticket_dies_with_the_token() {
+        let mut h = Harness::new(|c| c.token_leeway = std::time::Duration::ZERO);
+        let ticket_for = |h: &mut Harness, ttl: u64| {
+            let t = h.token("alice", ttl);
+            let (_, r) = h.request(&format!(
+                "POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n"
+            ));
+            json_body(&r.body)["ticket"].as_str().unwrap().to_string()
+        };
+        let short = ticket_for(&mut h, 5);
+        let long = ticket_for(&mut h, 600);
+        h.jump(6_000);
+        assert_eq!(
+            h.upgrade(&format!("/ws?ticket={short}"), "").1.status,
+            401,
+            "its token expired"
+        );
+        assert_eq!(h.upgrade(&format!("/ws?ticket={long}"), "").1.status, 101);
+    }
+
+    #[test]
+    fn tickets_per_user_are_capped() {
+        let mut h = Harness::default();
+        let t = h.token("alice", 600);
+        let req = format!("POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n");
+        for _ in 0..32 {
+            assert_eq!(h.request(&req).1.status, 200);
+        }
+        let (_, r) = h.request(&req);
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("30")));
+        h.advance(30_000);
+        assert_eq!(
+            h.request(&req).1.status,
+            200,
+            "expired tickets free their slots"
+        );
+    }
+
+    #[test]
+    fn a_half_closed_request_is_still_answered() {
+        let mut h = Harness::default();
+        let id = h.connect();
+        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+        h.half_close(id);
+        assert_eq!(h.response(id).unwrap().status, 200);
+        assert!(h.peer(id).dropped);
+        let id = h.connect();
+        h.send(
+            id,
+            form_post("/token", "username=alice&password=wonderland").as_bytes(),
+        );
+        h.half_close(id);
+        assert_eq!(h.response(id).unwrap().status, 200);
+        assert!(h.peer(id).dropped);
+        assert_eq!(h.server.connections(), 0);
+    }
+
+    #[test]
+    fn a_half_closed_websocket_is_gone() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        let b = h.open("bob");
+        h.texts(b);
+        h.half_close(a);
+        assert!(h.peer(a).dropped);
+        assert_eq!(h.texts(b), vec!["System: alice has left the chat"]);
+    }
+
+    #[test]
+    fn no_password_upgrade_opens_during_shutdown() {
+        let mut h = Harness::new(|c| c.allow_password_auth = true);
+        h.hold_passwords = true;
+        let id = h.connect();
+        h.send(
+            id,
+            crate::testkit::upgrade_request("/ws?username=alice&password=wonderland", "")
+                .as_bytes(),
+        );
+        h.server.handle_shutdown(h.now);
+        h.hold_passwords = false;
+        let job = h.held.pop().unwrap();
+        let verified = crate::auth::users::Users::demo().check(&job.user, &job.password);
+        h.server.handle_password_checked(job.job, verified, h.now);
+        h.pump();
+        assert_eq!(h.response(id).unwrap().status, 503);
+        assert_eq!(h.server.websockets(), 0);
+    }
+
+    #[test]
+    fn commands_are_rate_limited_too() {
+        let mut h = Harness::new(|c| {
+            c.limits.message_rate = Some(crate::config::Rate {
+                per_sec: 1.0,
+                burst: 2.0,
+            })
+        });
+        let a = h.open("alice");
+        h.texts(a);
+        for _ in 0..3 {
+            h.say(a, "/who");
+        }
+        assert_eq!(
+            h.texts(a).last().unwrap(),
+            "System: error: rate limit exceeded"
+        );
+    }
+
+    #[test]
+    fn connections_per_address_are_capped() {
+        let mut h = Harness::new(|c| c.limits.max_conns_per_ip = Some(2));
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        h.connect_from(ip).unwrap();
+        h.connect_from(ip).unwrap();
+        let third = h.connect_from(ip).unwrap();
+        let r = h.response(third).unwrap();
+        assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+        assert!(h.connect_from([10, 0, 0, 2].into()).is_some());
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(ip_key(v6a), ip_key(v6b), "one /64");
+        assert_ne!(ip_key(v6a), ip_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(ip_key("::ffff:10.0.0.1".parse().unwrap()), ip);
+    }
+
+    #[test]
+    fn the_peers_close_code_is_counted() {
+        let mut h = Harness::default();
+        let a = h.open("alice");
+        h.ws_send(
+            a,
+            Message::Close(Some(tungstenite::protocol::CloseFrame {
+                code: 4000.into(),
+                reason: "bye".into(),
+            })),
+        );
+        let (_, r) = h.request("GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(
+            r.body.contains("wsgate_closes_total{code=\"4000\"} 1"),
+            "{}",
+            r.body
+        );
+    }
+
+    #[test]
+    fn names_with_invisible_characters_are_refused() {
+        let mut h = Harness::default();
+        let t = h.token_with(json!({"sub": "System\u{200B}", "exp": h.now / 1000 + 60}));
+        assert_eq!(h.upgrade(&format!("/ws?token={t}"), "").1.status, 401);
+    }
+}

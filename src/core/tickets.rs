@@ -16,10 +16,23 @@ use crate::auth::{Principal, random_bytes};
 /// A ticket's lifetime (PROTOCOL §1).
 pub const TICKET_TTL_MS: u64 = 30_000;
 
+/// Unused tickets one user may hold at once.
+pub const MAX_TICKETS_PER_USER: usize = 32;
+
+/// Why no ticket was issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TicketRefusal {
+    /// The store is full (`503`).
+    Full,
+    /// This user holds [`MAX_TICKETS_PER_USER`] unused tickets (`429`).
+    TooManyForUser,
+}
+
 /// Unused tickets.
 #[derive(Debug)]
 pub struct Tickets {
     map: HashMap<[u8; 32], (Principal, u64)>,
+    per_user: HashMap<String, usize>,
     max: usize,
 }
 
@@ -28,18 +41,32 @@ impl Tickets {
     pub fn new(max: usize) -> Tickets {
         Tickets {
             map: HashMap::new(),
+            per_user: HashMap::new(),
             max,
         }
     }
 
-    /// A new ticket for `principal`, or `None` when the store is full.
-    pub fn issue(&mut self, principal: Principal, now: u64) -> Option<String> {
-        if self.map.len() >= self.max {
+    /// A new ticket for `principal`.
+    pub fn issue(&mut self, principal: Principal, now: u64) -> Result<String, TicketRefusal> {
+        if self.map.len() >= self.max
+            || self
+                .per_user
+                .get(principal.user())
+                .is_some_and(|n| *n >= MAX_TICKETS_PER_USER)
+        {
             self.sweep(now);
-            if self.map.len() >= self.max {
-                return None;
-            }
         }
+        if self.map.len() >= self.max {
+            return Err(TicketRefusal::Full);
+        }
+        let mine = self
+            .per_user
+            .entry(principal.user().to_string())
+            .or_insert(0);
+        if *mine >= MAX_TICKETS_PER_USER {
+            return Err(TicketRefusal::TooManyForUser);
+        }
+        *mine += 1;
         let mut raw = [0u8; 32];
         random_bytes(&mut raw);
         let ticket = URL_SAFE_NO_PAD.encode(raw);
@@ -47,20 +74,38 @@ impl Tickets {
             Sha256::digest(ticket.as_bytes()).into(),
             (principal, now + TICKET_TTL_MS),
         );
-        Some(ticket)
+        Ok(ticket)
     }
 
     /// Uses up a ticket: its principal, if it exists and has not expired.
     pub fn redeem(&mut self, ticket: &str, now: u64) -> Option<Principal> {
         let digest: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
-        match self.map.remove(&digest) {
-            Some((principal, expires)) if now < expires => Some(principal),
-            _ => None,
-        }
+        let (principal, expires) = self.map.remove(&digest)?;
+        self.release(principal.user());
+        (now < expires).then_some(principal)
     }
 
     /// Forgets expired tickets.
     pub fn sweep(&mut self, now: u64) {
-        self.map.retain(|_, (_, expires)| now < *expires);
+        let mut gone = Vec::new();
+        self.map.retain(|_, (principal, expires)| {
+            let keep = now < *expires;
+            if !keep {
+                gone.push(principal.user().to_string());
+            }
+            keep
+        });
+        for user in gone {
+            self.release(&user);
+        }
+    }
+
+    fn release(&mut self, user: &str) {
+        if let Some(n) = self.per_user.get_mut(user) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_user.remove(user);
+            }
+        }
     }
 }

@@ -54,7 +54,11 @@ impl Server {
                 }
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
-                Ok(Message::Close(_)) => {}
+                Ok(Message::Close(frame)) => {
+                    if let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) {
+                        ws.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
+                    }
+                }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
@@ -94,44 +98,42 @@ impl Server {
         }
         self.metrics.messages_in += 1;
         let json = ws.json;
+        // why: every message costs a token, commands included (`/who`
+        // sorts the room, `/refresh` costs an HMAC).
+        let limited = self
+            .config
+            .limits
+            .message_rate
+            .zip(ws.bucket.as_mut())
+            .is_some_and(|(rate, bucket)| bucket.take(rate, now).is_err());
+        if limited {
+            ws.strikes += 1;
+            if ws.strikes >= MAX_STRIKES {
+                return self.close_ws(id, CloseCode::from(4429), "message rate exceeded", now);
+            }
+            let reply = Reply::Error("rate_limited", "rate limit exceeded").render(json);
+            return self.send_to(id, &reply, now);
+        }
+        ws.strikes = ws.strikes.saturating_sub(1);
         let request = if json {
             chat::parse_json(text)
         } else {
             chat::parse_text(text)
         };
         let reply = match request {
+            Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
+                Reply::Error("not_allowed", "not allowed to send")
+            }
             Ok(Request::Message(line)) => {
-                if !self.config.may_send(ws.principal.role()) {
-                    Reply::Error("not_allowed", "not allowed to send")
-                } else if let Some(Err(_)) = self
-                    .config
-                    .limits
-                    .message_rate
-                    .zip(ws.bucket.as_mut())
-                    .map(|(rate, bucket)| bucket.take(rate, now))
-                {
-                    ws.strikes += 1;
-                    if ws.strikes >= MAX_STRIKES {
-                        return self.close_ws(
-                            id,
-                            CloseCode::from(4429),
-                            "message rate exceeded",
-                            now,
-                        );
-                    }
-                    Reply::Error("rate_limited", "rate limit exceeded")
-                } else {
-                    ws.strikes = ws.strikes.saturating_sub(1);
-                    let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
-                    return self.broadcast(
-                        &room,
-                        Event::Message {
-                            from: &user,
-                            text: &line,
-                        },
-                        now,
-                    );
-                }
+                let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
+                return self.broadcast(
+                    &room,
+                    Event::Message {
+                        from: &user,
+                        text: &line,
+                    },
+                    now,
+                );
             }
             Ok(Request::Who) => {
                 let room = ws.room.clone();
@@ -335,12 +337,13 @@ impl Server {
     fn finish_ws(&mut self, id: ConnId, now: u64) {
         if let Some(conn) = self.conns.get(id) {
             if let Some(ws) = conn.ws() {
+                let code = ws.peer_close.unwrap_or(1005);
                 info!(
-                    "close user={} peer={} code=1000 reason=\"closed by peer\"",
+                    "close user={} peer={} code={code} reason=\"closed by peer\"",
                     ws.principal.user(),
                     conn.peer
                 );
-                self.metrics.closed(1000);
+                self.metrics.closed(code);
             }
         }
         self.leave_room(id, now);
@@ -362,6 +365,7 @@ impl Server {
             return;
         }
         let index = std::mem::replace(&mut ws.index, usize::MAX);
+        self.open_websockets -= 1;
         let room = ws.room.clone();
         let user = ws.principal.user().to_string();
         let me = (id, serial);

@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(r("/ws/abc.def.ghi"), "/ws/[redacted]");
         assert_eq!(
             r("/ws?room=a&token=SECRET&ticket=T&password=p&username=u"),
-            "/ws?room=a&token=[redacted]&ticket=[redacted]&password=[redacted]&username=u"
+            "/ws?room=a&token=[redacted]&ticket=[redacted]&password=[redacted]&username=[redacted]"
         );
         assert_eq!(r("/healthz"), "/healthz");
     }

@@ -38,20 +38,28 @@ impl Params {
     }
 }
 
-/// Rewrites a raw query so that credential values read `[redacted]`,
-/// keeping every other byte as sent.
+/// Rewrites a raw query for a log line: every value reads `[redacted]`
+/// except a well-formed `room`, and names are kept as sent. Values are
+/// withheld wholesale, not only those of known credential names: a client
+/// that puts its token in `access_token=` or glues it to another value
+/// (`room=a;token=…`) must not have it logged either.
 pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|piece| {
-            let name = piece.split('=').next().unwrap_or("");
+            let (name, value) = match piece.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (piece, None),
+            };
             let decoded: String = form_urlencoded::parse(name.as_bytes())
                 .map(|(n, _)| n.into_owned())
                 .collect();
-            if SECRET_PARAMS.contains(&decoded.as_str()) {
-                format!("{name}=[redacted]")
-            } else {
-                piece.to_string()
+            match value {
+                Some(v) if decoded == "room" && crate::auth::valid_room_name(v) => {
+                    piece.to_string()
+                }
+                None if !SECRET_PARAMS.contains(&decoded.as_str()) => piece.to_string(),
+                _ => format!("{name}=[redacted]"),
             }
         })
         .collect::<Vec<_>>()
@@ -105,7 +113,10 @@ mod tests {
         assert_eq!(redact_query("token=x&room=a"), "token=[redacted]&room=a");
         assert_eq!(redact_query("%74oken=x"), "%74oken=[redacted]");
         assert_eq!(redact_query("password"), "password=[redacted]");
-        assert_eq!(redact_query("a=b"), "a=b");
+        assert_eq!(redact_query("a=b"), "a=[redacted]");
+        assert_eq!(redact_query("room=dev&flag"), "room=dev&flag");
+        assert_eq!(redact_query("room=a;token=JWT"), "room=[redacted]");
+        assert_eq!(redact_query("access_token=JWT"), "access_token=[redacted]");
     }
 
     #[test]
