@@ -40,6 +40,8 @@ OPTIONS (each also read from the environment variable shown):
     --insecure-cookie       cookie without Secure/__Host- for plain HTTP [WSGATE_INSECURE_COOKIE=1]
     --max-connections N     open connections of any kind [WSGATE_MAX_CONNECTIONS] (default 10000)
     --max-conns-per-user N  live WebSockets per user [WSGATE_MAX_CONNS_PER_USER] (default 16)
+    --max-conns-per-ip N    connections per client address (IPv6: per /64), 0 = unlimited
+                            [WSGATE_MAX_CONNS_PER_IP] (default 1024)
     --per-user-policy P     reject-newest (429) or evict-oldest (4409) [WSGATE_PER_USER_POLICY]
     --presence-limit N      join/leave notices up to this room size [WSGATE_PRESENCE_LIMIT] (default 100)
     --send-roles LIST       comma-separated roles that may send [WSGATE_SEND_ROLES]
@@ -75,6 +77,7 @@ struct Args {
     insecure_cookie: bool,
     max_connections: Option<String>,
     max_conns_per_user: Option<String>,
+    max_conns_per_ip: Option<String>,
     per_user_policy: Option<String>,
     presence_limit: Option<String>,
     send_roles: Option<String>,
@@ -123,6 +126,7 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("insecure-cookie") => args.insecure_cookie = true,
             Long("max-connections") => args.max_connections = Some(parser.value()?.string()?),
             Long("presence-limit") => args.presence_limit = Some(parser.value()?.string()?),
+            Long("max-conns-per-ip") => args.max_conns_per_ip = Some(parser.value()?.string()?),
             Long("max-conns-per-user") => args.max_conns_per_user = Some(parser.value()?.string()?),
             Long("per-user-policy") => args.per_user_policy = Some(parser.value()?.string()?),
             Long("send-roles") => args.send_roles = Some(parser.value()?.string()?),
@@ -330,6 +334,17 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
         "--max-conns-per-user",
     )? {
         config.limits.max_conns_per_user = n;
+    }
+    if let Some(v) = pick(args.max_conns_per_ip, "WSGATE_MAX_CONNS_PER_IP") {
+        config.limits.max_conns_per_ip = match v.parse::<usize>() {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Err(ConfigError(format!(
+                    "--max-conns-per-ip: expected a whole number, got {v:?}"
+                )));
+            }
+        };
     }
     if let Some(p) = pick(args.per_user_policy, "WSGATE_PER_USER_POLICY") {
         config.per_user_policy = match p.as_str() {
