@@ -744,3 +744,28 @@ pub fn close(mut ws: Ws) {
         }
     }
 }
+
+// ----------------------------------------------------------------------
+// Added for `adversarial`
+
+impl HttpConn {
+    /// Waits for the server's next move: true when it hung up (end of
+    /// stream or reset) with no unread byte left, false when bytes are
+    /// waiting (they stay buffered for [`HttpConn::response`] or
+    /// [`HttpConn::frame`]). Panics when neither comes within the read
+    /// timeout. For servers that may answer or drop a connection.
+    pub fn hung_up(&mut self) -> bool {
+        match self.reader.fill_buf() {
+            Ok(bytes) => bytes.is_empty(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("neither bytes nor a hang-up within {IO_TIMEOUT:?}")
+            }
+            Err(_) => true,
+        }
+    }
+}

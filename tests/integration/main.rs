@@ -13,12 +13,16 @@
 //! - `life`: heartbeats, expiry, `/refresh`, roles, message rate (§3, §7);
 //! - `limits`: slow consumers, handshake timeout, connection and rate
 //!   limits (§2, §7);
-//! - `cli`: the `wsgate` binary itself, signals included, and `websocat`.
+//! - `cli`: the `wsgate` binary itself, signals included, and `websocat`;
+//! - `adversarial`: attacks on heads, frames, queues, connection slots,
+//!   credentials and origins, each beside an innocent chat that must go on
+//!   (§2, §6, §7).
 //!
 //! Rules: every server listens on `127.0.0.1:0`; every socket read has a
 //! timeout, so a bug fails a test instead of hanging it; nothing asserts on
 //! elapsed time; waiting for the server is a poll with a deadline.
 
+mod adversarial;
 mod chat;
 mod cli;
 mod common;
