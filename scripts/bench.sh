@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Runs wsgate's load generator against wsgate and against the tokio +
+# tokio-tungstenite peer (peer/), one fresh server process per workload,
+# and prints both sets of figures and their ratios. See BENCHMARKS.md.
+#
+#   scripts/bench.sh                  # everything, about 3 minutes
+#   scripts/bench.sh handshake idle   # only these workloads
+#
+# Workloads: handshake, broadcast, latency, idle. Sizes and knobs come from
+# the environment:
+#
+#   DURATION=10        seconds of load for handshake, broadcast, latency
+#   CLIENTS=1000       clients in the broadcast room
+#   SENDERS=10         senders among them
+#   WINDOW=16          closed loop: unfinished messages per sender
+#   RATE=20000         latency run: deliveries per second
+#   IDLE=15000         idle connections
+#   CONCURRENCY=32     handshakes in flight
+#   PIN=latency        server on CPU 0, generator on CPU 1 (taskset) for
+#                      the latency run only; PIN=all for every run, PIN=none
+#   RT=1               latency run under SCHED_FIFO (chrt), so other
+#                      tenants' builds cannot preempt either process
+#   QUIET_WAIT=60      before each run, wait up to this many seconds for
+#   QUIET_MAX=25       the rest of the machine to use under QUIET_MAX % of
+#                      a core (the machine is shared; see BENCHMARKS.md)
+#   SERVERS="wsgate peer peer-small peer-send"
+#
+# The servers: wsgate; peer (tokio + tokio-tungstenite, as in
+# tokio-tungstenite's examples/server.rs); peer-small (the same with a 4 KiB
+# read buffer, idle only); peer-send (the same with a flush per message,
+# broadcast only).
+#
+# Everything listens and connects on loopback only; every load loop is
+# bounded in time; every process started here is stopped by its PID.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+PEER_TARGET=${PEER_TARGET_DIR:-$ROOT/peer/target}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-1000}
+SENDERS=${SENDERS:-10}
+WINDOW=${WINDOW:-16}
+RATE=${RATE:-20000}
+IDLE=${IDLE:-15000}
+CONCURRENCY=${CONCURRENCY:-32}
+PIN=${PIN:-latency}
+RT=${RT:-1}
+QUIET_WAIT=${QUIET_WAIT:-60}
+QUIET_MAX=${QUIET_MAX:-25}
+SERVERS=${SERVERS:-wsgate peer peer-small peer-send}
+WORKLOADS=${*:-handshake broadcast latency idle}
+export WSGATE_SECRET=${WSGATE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+
+OUT=$TARGET/bench-results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT"
+
+echo "== building (release)"
+cargo build --release --manifest-path "$ROOT/Cargo.toml" --bin wsgate --example loadgen
+CARGO_TARGET_DIR=$PEER_TARGET cargo build --release --manifest-path "$ROOT/peer/Cargo.toml"
+WSGATE=$TARGET/release/wsgate
+LOADGEN=$TARGET/release/examples/loadgen
+PEER=$PEER_TARGET/release/wsgate-peer
+
+# pinning WORKLOAD: sets SERVER_CPU and GEN_CPU (taskset prefixes).
+pinning() {
+    if [ "$(nproc)" -ge 2 ] && { [ "$PIN" = all ] || [ "$PIN" = "$1" ]; }; then
+        SERVER_CPU=(taskset -c 0)
+        GEN_CPU=(taskset -c 1)
+    else
+        SERVER_CPU=()
+        GEN_CPU=()
+    fi
+}
+if [ "$RT" = 1 ] && chrt -f 10 true 2>/dev/null; then
+    RT_PRIO=(chrt -f 10)
+else
+    RT_PRIO=()
+fi
+
+{
+    echo "date:    $(date -u +%FT%TZ)"
+    echo "commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "cpu:     $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "kernel:  $(uname -r)"
+    echo "rustc:   $(rustc --version)"
+    echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, before the runs)"
+    echo "binary:  wsgate $(stat -c %s "$WSGATE") bytes, peer $(stat -c %s "$PEER") bytes"
+} | tee "$OUT/machine.txt"
+
+SERVER_PID=
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}
+trap stop_server EXIT
+
+free_port() {
+    local p
+    for p in $(seq 20000 20999); do
+        if ! ss -ltnH "sport = :$p" | grep -q .; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "no free port in 20000-20999" >&2
+    exit 1
+}
+
+# start_server NAME: a fresh server on a free loopback port; sets PORT and
+# SERVER_PID.
+start_server() {
+    PORT=$(free_port)
+    local addr=127.0.0.1:$PORT
+    case $1 in
+        wsgate)
+            local extra=()
+            # why: per-IP upgrade, per-IP connection and per-connection
+            # message limits exist to stop abuse; a benchmark from a few
+            # addresses would trip them.
+            if "$WSGATE" --help 2>&1 | grep -q -- --upgrade-rate; then
+                extra+=(--upgrade-rate 0)
+            fi
+            if "$WSGATE" --help 2>&1 | grep -q -- --message-rate; then
+                extra+=(--message-rate 0)
+            fi
+            if "$WSGATE" --help 2>&1 | grep -q -- --max-conns-per-ip; then
+                extra+=(--max-conns-per-ip 0)
+            fi
+            "${SERVER_CPU[@]}" "$WSGATE" --listen "$addr" --max-connections 19000 --log warn \
+                "${extra[@]}" 2>>"$OUT/$1.stderr" &
+            ;;
+        peer)
+            "${SERVER_CPU[@]}" "$PEER" --listen "$addr" 2>>"$OUT/$1.stderr" &
+            ;;
+        peer-small)
+            "${SERVER_CPU[@]}" "$PEER" --listen "$addr" --read-buffer 4096 2>>"$OUT/$1.stderr" &
+            ;;
+        peer-send)
+            "${SERVER_CPU[@]}" "$PEER" --listen "$addr" --send-each 2>>"$OUT/$1.stderr" &
+            ;;
+    esac
+    SERVER_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        if ss -ltnH "sport = :$PORT" | grep -q .; then
+            return
+        fi
+        sleep 0.05
+    done
+    echo "server $1 did not start; see $OUT/$1.stderr" >&2
+    exit 1
+}
+
+# CPU ticks (1/100 s) the whole machine has been busy.
+machine_busy() {
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
+}
+
+# Waits (at most QUIET_WAIT s) until everything else on the machine uses
+# under QUIET_MAX % of one core over a second.
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) a b busy
+    while :; do
+        a=$(machine_busy)
+        sleep 1
+        b=$(machine_busy)
+        busy=$((b - a))
+        if [ "$busy" -le "$QUIET_MAX" ]; then
+            return
+        fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            echo "   (the machine is still busy: ${busy}% of a core; running anyway)"
+            return
+        fi
+        sleep 2
+    done
+}
+
+# run SERVER WORKLOAD LOADGEN-ARGS...: one workload against a fresh server.
+run() {
+    local server=$1 workload=$2
+    shift 2
+    wait_quiet
+    pinning "$workload"
+    start_server "$server"
+    local log=$OUT/$server.$workload.txt
+    echo "-- $server: $workload"
+    if [ "$workload" = latency ]; then
+        # Both at real-time priority: the figure is the server's, not the
+        # scheduler's choice of when to run it. Server CPU use is ~15 %.
+        if [ ${#RT_PRIO[@]} -gt 0 ]; then
+            chrt -f -p 10 "$SERVER_PID" >/dev/null
+        fi
+        timeout 120 "${GEN_CPU[@]}" "${RT_PRIO[@]}" "$LOADGEN" "$@" --addr "127.0.0.1:$PORT" \
+            --server-pid "$SERVER_PID" | tee "$log" || true
+    else
+        timeout 300 "${GEN_CPU[@]}" "$LOADGEN" "$@" --addr "127.0.0.1:$PORT" \
+            --server-pid "$SERVER_PID" | tee "$log" || true
+    fi
+    stop_server
+}
+
+for server in $SERVERS; do
+    for w in $WORKLOADS; do
+        case $server/$w in
+            peer-small/idle | peer-send/broadcast) ;;
+            peer-small/* | peer-send/*) continue ;;
+        esac
+        case $w in
+            handshake)
+                run "$server" handshake handshake --duration "$DURATION" --concurrency "$CONCURRENCY" ;;
+            broadcast)
+                run "$server" broadcast broadcast --duration "$DURATION" --clients "$CLIENTS" \
+                    --senders "$SENDERS" --window "$WINDOW" ;;
+            latency)
+                run "$server" latency broadcast --duration "$DURATION" --clients "$CLIENTS" \
+                    --senders "$SENDERS" --rate "$RATE" ;;
+            idle)
+                run "$server" idle idle --connections "$IDLE" --hold 1 ;;
+            *)
+                echo "unknown workload $w" >&2
+                exit 2 ;;
+        esac
+    done
+done
+
+# field SERVER WORKLOAD KEY: a value from a run's RESULT line ("-" if none).
+field() {
+    local f=$OUT/$1.$2.txt
+    if [ -f "$f" ]; then
+        grep '^RESULT' "$f" | tr ' ' '\n' | sed -n "s/^$3=//p" | head -1 | grep . || echo -
+    else
+        echo -
+    fi
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2fx", a/b; else print "-" }'
+}
+
+row() {
+    local label=$1 workload=$2 key=$3 better=$4
+    local w p s e r
+    w=$(field wsgate "$workload" "$key")
+    p=$(field peer "$workload" "$key")
+    s=$(field peer-small "$workload" "$key")
+    e=$(field peer-send "$workload" "$key")
+    case $better in
+        higher) r=$(ratio "$w" "$p") ;;
+        lower) r=$(ratio "$p" "$w") ;;
+        *) r= ;;
+    esac
+    printf '%-44s %12s %12s %12s %12s %10s\n' "$label" "$w" "$p" "$s" "$e" "$r"
+}
+
+{
+    echo
+    echo "== results ($OUT)"
+    printf '%-44s %12s %12s %12s %12s %10s\n' "" wsgate peer peer-small peer-send "wsgate is"
+    row "handshakes per server-CPU-second" handshake per_cpu_s higher
+    row "handshakes per second (wall)" handshake per_s higher
+    row "handshake p99 ms" handshake p99_ms lower
+    row "  other tenants, % of a core" handshake other_cpu_pct info
+    row "deliveries per server-CPU-second ($CLIENTS cl.)" broadcast per_cpu_s higher
+    row "deliveries per second (wall)" broadcast per_s higher
+    row "  lost deliveries" broadcast lost info
+    row "  duplicated deliveries" broadcast duplicated info
+    row "  reordered deliveries" broadcast reordered info
+    row "  other tenants, % of a core" broadcast other_cpu_pct info
+    row "latency p50 ms at $RATE deliveries/s" latency p50_ms lower
+    row "latency p99 ms at $RATE deliveries/s" latency p99_ms lower
+    row "latency p999 ms at $RATE deliveries/s" latency p999_ms lower
+    row "  lost deliveries" latency lost info
+    row "  other tenants, % of a core" latency other_cpu_pct info
+    row "RSS bytes per idle connection ($IDLE)" idle bytes_per_conn lower
+    row "  connections open" idle connections info
+    echo "(ratios: wsgate against peer; 'x' > 1 means wsgate is better)"
+} | tee "$OUT/summary.txt"
