@@ -144,8 +144,13 @@ pub struct Limits {
     /// Bytes queued to one connection and not yet written. Default 1 MiB.
     /// Past it: close `1013` "slow consumer"; nobody else is affected.
     pub max_queue_bytes: usize,
-    /// Capacity of the WebSocket read buffer allocated per connection.
-    /// Default 1 KiB (tungstenite's own default is 128 KiB).
+    /// Capacity of the WebSocket read buffer allocated per connection when
+    /// it opens, and the most tungstenite takes from the input per step.
+    /// Default 0: nothing is allocated until a frame arrives, and the buffer
+    /// grows to hold the frame being read (up to the message cap). An idle
+    /// connection then costs no read buffer at all (tungstenite's own
+    /// default is 128 KiB). Larger values trade memory for fewer steps on
+    /// large messages.
     pub read_buffer_bytes: usize,
     /// Join and leave notices are sent only while a room has at most this
     /// many connections, since N joins to a room of N cost N² deliveries.
@@ -200,7 +205,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
             max_queue_bytes: 1024 * 1024,
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 0,
             presence_limit: 100,
             max_conns_per_user: 16,
             max_conns_per_ip: Some(1024),

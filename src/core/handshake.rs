@@ -191,9 +191,11 @@ impl Server {
                 .or_default()
                 .push((id, serial));
         }
+        // why: most users hold one connection; `or_default` + `push` would
+        // reserve four slots for every one of them.
         self.user_conns
             .entry(user.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push((id, serial));
         let room = upgrade.room.clone();
         let mut ws = Ws::new(principal, upgrade.room, upgrade.json, self.ws_config, now);

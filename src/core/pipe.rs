@@ -16,7 +16,8 @@ pub struct OutQueue {
     head: usize,
 }
 
-/// Past this much written-but-kept capacity the queue gives memory back.
+/// Once more than this many written bytes sit at the front of a queue (and
+/// they are more than half of it), the unwritten rest is moved down.
 const SHRINK_ABOVE: usize = 16 * 1024;
 
 impl OutQueue {
@@ -49,13 +50,12 @@ impl OutQueue {
     pub fn consume(&mut self, n: usize) {
         self.head = (self.head + n).min(self.buf.len());
         if self.head == self.buf.len() {
-            self.buf.clear();
+            // why: a drained queue gives its memory back. An idle connection
+            // then holds no output buffer at all (the 101 alone would keep
+            // ~160 bytes each); a busy one pays a small allocation per
+            // write, next to a `write()` that costs far more.
+            self.buf = Vec::new();
             self.head = 0;
-            // why: an idle connection should not keep the capacity a burst
-            // left behind; 10k idle connections × a burst each adds up.
-            if self.buf.capacity() > SHRINK_ABOVE {
-                self.buf = Vec::new();
-            }
         } else if self.head > SHRINK_ABOVE && self.head * 2 > self.buf.len() {
             self.buf.drain(..self.head);
             self.head = 0;
