@@ -17,6 +17,7 @@ pub mod session;
 pub mod users;
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest user name accepted, in bytes.
 pub const MAX_USER_NAME_LEN: usize = 64;
@@ -122,7 +123,8 @@ pub enum Credential {
 /// An authenticated identity. Only the verifiers of this module build one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    user: String,
+    /// Shared (not copied) by the core's per-user and per-room tables.
+    user: Arc<str>,
     role: String,
     rooms: Option<Vec<String>>,
     credential: Credential,
@@ -138,7 +140,7 @@ impl Principal {
     ) -> Self {
         debug_assert!(valid_user_name(&user));
         Principal {
-            user,
+            user: Arc::from(user),
             role,
             rooms,
             credential,
@@ -157,6 +159,12 @@ impl Principal {
 
     /// The user's name.
     pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The user's name, shared: tables keyed by user hold this instead of
+    /// a copy.
+    pub fn user_shared(&self) -> &Arc<str> {
         &self.user
     }
 

@@ -1,6 +1,8 @@
 //! The upgrade (PROTOCOL §2): rate limit, handshake, one credential,
 //! authentication, per-user limit, then the `101` and the room.
 
+use std::sync::Arc;
+
 use log::{debug, info};
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -142,8 +144,8 @@ impl Server {
                 now,
             );
         }
-        let user = principal.user().to_string();
-        let live = self.user_conns.get(&user).map_or(0, Vec::len);
+        let user = Arc::clone(principal.user_shared());
+        let live = self.user_conns.get(&*user).map_or(0, Vec::len);
         if live >= self.config.limits.max_conns_per_user {
             match self.config.per_user_policy {
                 PerUserPolicy::RejectNewest => {
@@ -152,7 +154,8 @@ impl Server {
                     return self.refuse(id, rej, &target, Some(kind), now);
                 }
                 PerUserPolicy::EvictOldest => {
-                    if let Some(&(oldest, _)) = self.user_conns.get(&user).and_then(|l| l.first()) {
+                    if let Some(&(oldest, _)) = self.user_conns.get(&*user).and_then(|l| l.first())
+                    {
                         self.close_ws(
                             oldest,
                             CloseCode::from(4409),
@@ -194,7 +197,7 @@ impl Server {
         // why: most users hold one connection; `or_default` + `push` would
         // reserve four slots for every one of them.
         self.user_conns
-            .entry(user.clone())
+            .entry(Arc::clone(&user))
             .or_insert_with(|| Vec::with_capacity(1))
             .push((id, serial));
         let room = upgrade.room.clone();

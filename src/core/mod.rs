@@ -42,6 +42,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use log::{info, warn};
 use slab::Slab;
@@ -164,7 +165,7 @@ pub struct Server {
     /// Open WebSockets per session, so logout can close them.
     session_conns: HashMap<SessionHandle, Vec<(ConnId, u64)>>,
     /// Open WebSockets per user, oldest first, for the per-user limit.
-    user_conns: HashMap<String, Vec<(ConnId, u64)>>,
+    user_conns: HashMap<Arc<str>, Vec<(ConnId, u64)>>,
     upgrade_ips: IpBuckets,
     failed_logins: IpBuckets,
     next_sweep: u64,

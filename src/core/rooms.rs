@@ -6,6 +6,7 @@
 //! learns its new index from the return value).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::ConnId;
 
@@ -15,7 +16,7 @@ pub struct Room {
     /// Connection ids of the members.
     pub members: Vec<ConnId>,
     /// Live connections per user in this room.
-    users: HashMap<String, usize>,
+    users: HashMap<Arc<str>, usize>,
     /// The last `seq` given to a message (JSON mode counts from 1).
     pub seq: u64,
 }
@@ -23,7 +24,7 @@ pub struct Room {
 impl Room {
     /// Users in the room, sorted.
     pub fn users(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.users.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.users.keys().map(|u| &**u).collect();
         names.sort_unstable();
         names
     }
@@ -66,10 +67,10 @@ impl Rooms {
     }
 
     /// Adds connection `id` of `user` to room `name`.
-    pub fn join(&mut self, name: &str, id: ConnId, user: &str) -> Joined {
+    pub fn join(&mut self, name: &str, id: ConnId, user: &Arc<str>) -> Joined {
         let room = self.rooms.entry(name.to_string()).or_default();
         room.members.push(id);
-        let count = room.users.entry(user.to_string()).or_insert(0);
+        let count = room.users.entry(Arc::clone(user)).or_insert(0);
         *count += 1;
         Joined {
             index: room.members.len() - 1,
@@ -123,9 +124,9 @@ mod tests {
     #[test]
     fn join_and_leave_track_users_and_indices() {
         let mut r = Rooms::default();
-        assert!(r.join("lobby", 10, "alice").first_of_user);
-        assert!(!r.join("lobby", 11, "alice").first_of_user);
-        let bob = r.join("lobby", 12, "bob");
+        assert!(r.join("lobby", 10, &Arc::from("alice")).first_of_user);
+        assert!(!r.join("lobby", 11, &Arc::from("alice")).first_of_user);
+        let bob = r.join("lobby", 12, &Arc::from("bob"));
         assert_eq!(bob.index, 2);
         assert_eq!(r.get("lobby").unwrap().users(), vec!["alice", "bob"]);
         // Alice's first connection leaves; Bob's moves into its index.
@@ -154,8 +155,8 @@ mod tests {
     #[test]
     fn rooms_are_separate() {
         let mut r = Rooms::default();
-        r.join("a", 1, "alice");
-        r.join("b", 2, "alice");
+        r.join("a", 1, &Arc::from("alice"));
+        r.join("b", 2, &Arc::from("alice"));
         assert_eq!(r.len(), 2);
         assert_eq!(r.get("a").unwrap().members, vec![1]);
         assert!(r.leave("a", 0, 1, "alice").last_of_user);

@@ -125,7 +125,10 @@ impl Server {
                 Reply::Error("not_allowed", "not allowed to send")
             }
             Ok(Request::Message(line)) => {
-                let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
+                let (room, user) = (
+                    ws.room.clone(),
+                    std::sync::Arc::clone(ws.principal.user_shared()),
+                );
                 return self.broadcast(
                     &room,
                     Event::Message {
@@ -367,13 +370,13 @@ impl Server {
         let index = std::mem::replace(&mut ws.index, usize::MAX);
         self.open_websockets -= 1;
         let room = ws.room.clone();
-        let user = ws.principal.user().to_string();
+        let user = std::sync::Arc::clone(ws.principal.user_shared());
         let me = (id, serial);
         if let Credential::Session { handle } = *ws.principal.credential() {
             self.sessions.track_live(handle, false, now);
             remove_from(&mut self.session_conns, &handle, me);
         }
-        remove_from(&mut self.user_conns, &user, me);
+        remove_from(&mut self.user_conns, &*user, me);
         let left = self.rooms.leave(&room, index, id, &user);
         if let Some(moved) = left.moved {
             if let Some(ws) = self.conns.get_mut(moved).and_then(Conn::ws_mut) {
