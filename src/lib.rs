@@ -103,6 +103,8 @@
 pub mod auth;
 pub mod config;
 pub mod core;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod http;
 pub mod shell;
 #[cfg(any(test, fuzzing))]

@@ -26,6 +26,8 @@ mod authenticate;
 mod chat;
 mod conn;
 mod handshake;
+#[cfg(any(test, fuzzing))]
+mod inspect;
 mod limits;
 mod metrics;
 mod pipe;
