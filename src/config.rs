@@ -272,6 +272,18 @@ impl Origin {
         Some(Origin { scheme, host, port })
     }
 
+    /// True when the host is `localhost` (or below it), a 127.0.0.0/8
+    /// address or `[::1]`.
+    pub fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self.host.ends_with(".localhost")
+            || self.host == "[::1]"
+            || self
+                .host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// True when this origin names the host that a request's `Host` header
     /// names, with the port that header gives (or the scheme's default).
     pub fn is_same_host(&self, host_header: &str) -> bool {

@@ -105,11 +105,13 @@ pub fn request_head(data: &[u8]) {
             allow_password_auth: false,
             cookie_name: "__Host-wsgate",
             allowed_origins: &[],
+            require_https: true,
         },
         UpgradePolicy {
             allow_password_auth: true,
             cookie_name: "wsgate",
             allowed_origins: &allowed,
+            require_https: true,
         },
     ];
     for policy in &policies {

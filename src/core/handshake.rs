@@ -65,6 +65,7 @@ impl Server {
             allow_password_auth: self.config.allow_password_auth,
             cookie_name: self.config.cookie_name(),
             allowed_origins: &self.config.allowed_origins,
+            require_https: !self.config.insecure_cookie,
         };
         let carrier = match upgrade::credential(req, &handshake.query, &policy) {
             Ok(c) => c,

@@ -342,6 +342,7 @@ impl Server {
                     allow_password_auth: false,
                     cookie_name: self.config.cookie_name(),
                     allowed_origins: &self.config.allowed_origins,
+                    require_https: !self.config.insecure_cookie,
                 };
                 if let Err(rej) = upgrade::check_origin(req, &policy) {
                     return rej.response();

@@ -166,6 +166,10 @@ pub struct UpgradePolicy<'a> {
     pub cookie_name: &'a str,
     /// Origins allowed besides the request's own host.
     pub allowed_origins: &'a [Origin],
+    /// A same-host `Origin` must be `https` (the cookie is `Secure`), except
+    /// on loopback hosts, which browsers treat as secure over plain HTTP.
+    /// Off with `--insecure-cookie`.
+    pub require_https: bool,
 }
 
 /// True when `path` is the upgrade endpoint (`/ws` or `/ws/TOKEN`).
@@ -342,8 +346,9 @@ pub fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Rej
     if policy.allowed_origins.contains(&origin) {
         return Ok(());
     }
+    let secure_enough = origin.scheme == "https" || !policy.require_https || origin.is_loopback();
     match req.header("host") {
-        Ok(Some(host)) if origin.is_same_host(host) => Ok(()),
+        Ok(Some(host)) if secure_enough && origin.is_same_host(host) => Ok(()),
         _ => Err(NOT_ALLOWED),
     }
 }
@@ -372,6 +377,7 @@ mod tests {
                 allow_password_auth: false,
                 cookie_name: "__Host-wsgate",
                 allowed_origins: &allowed,
+                require_https: true,
             },
         )
     }
@@ -427,6 +433,7 @@ mod tests {
                     allow_password_auth: false,
                     cookie_name: "c",
                     allowed_origins: &[],
+                    require_https: true,
                 },
             )
             .map(|_| ())
@@ -460,6 +467,7 @@ mod tests {
             allow_password_auth: false,
             cookie_name: "c",
             allowed_origins: &[],
+            require_https: true,
         };
         assert_eq!(validate(&req, &policy).unwrap_err().status(), 400);
         let post = short.replace("GET", "POST");
@@ -564,12 +572,60 @@ mod tests {
     }
 
     #[test]
+    fn a_same_host_origin_must_be_https_off_loopback() {
+        let text = |origin: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n\
+                 Sec-WebSocket-Version: 13\r\nCookie: c=SID\r\nOrigin: {origin}\r\n\r\n"
+            )
+        };
+        let check = |origin: &str, require_https: bool| {
+            let req = parse_head(text(origin).as_bytes(), 64, 8192)
+                .unwrap()
+                .unwrap()
+                .0;
+            let policy = UpgradePolicy {
+                allow_password_auth: false,
+                cookie_name: "c",
+                allowed_origins: &[],
+                require_https,
+            };
+            validate(&req, &policy).map(|_| ())
+        };
+        assert_eq!(check("https://chat.example", true), Ok(()));
+        assert_eq!(
+            check("http://chat.example", true),
+            Err(Reject::Forbidden("origin not allowed"))
+        );
+        assert_eq!(check("http://chat.example", false), Ok(()));
+        // Loopback pages are secure contexts over plain HTTP.
+        assert!(
+            Origin::parse("http://localhost:8080")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(
+            Origin::parse("http://127.0.0.1:8080")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(Origin::parse("http://[::1]:8080").unwrap().is_loopback());
+        assert!(
+            !Origin::parse("http://127.0.0.1.evil.example")
+                .unwrap()
+                .is_loopback()
+        );
+    }
+
+    #[test]
     fn password_carriers_when_allowed() {
         let req = request("/ws?username=alice&password=wonder%20land", "");
         let policy = UpgradePolicy {
             allow_password_auth: true,
             cookie_name: "c",
             allowed_origins: &[],
+            require_https: true,
         };
         assert_eq!(
             validate(&req, &policy).unwrap().carrier,
