@@ -68,6 +68,7 @@ fn main() {
         allow_password_auth: false,
         cookie_name: "__Host-wsgate",
         allowed_origins: &[],
+        require_https: true,
     };
     if run("http/validate") {
         let (req, _) = parse_head(&request, 64, 8192)
