@@ -6,6 +6,23 @@ use tungstenite::Message;
 
 use crate::testkit::{Harness, form_post, upgrade_request};
 
+/// Logs in with the form and returns the cookie pair (`__Host-wsgate=ID`).
+fn login(h: &mut Harness, user: &str, password: &str) -> String {
+    let (_, r) = h.request(&form_post(
+        "/login",
+        &format!("username={user}&password={password}"),
+    ));
+    assert_eq!(r.status, 204, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    assert!(pair.starts_with("__Host-wsgate="));
+    pair.to_string()
+}
+
 fn json_body(body: &str) -> Value {
     serde_json::from_str(body).expect("a JSON body")
 }
@@ -415,22 +432,6 @@ mod upgrade {
 
 mod session {
     use super::*;
-
-    fn login(h: &mut Harness, user: &str, password: &str) -> String {
-        let (_, r) = h.request(&form_post(
-            "/login",
-            &format!("username={user}&password={password}"),
-        ));
-        assert_eq!(r.status, 204, "{}", r.body);
-        let cookie = r.header("set-cookie").unwrap().to_string();
-        assert!(
-            cookie.contains("; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age="),
-            "{cookie}"
-        );
-        let pair = cookie.split(';').next().unwrap();
-        assert!(pair.starts_with("__Host-wsgate="));
-        pair.to_string()
-    }
 
     const ORIGIN: &str = "Origin: http://127.0.0.1:8080\r\n";
 
@@ -1116,14 +1117,7 @@ mod lifecycle {
     #[test]
     fn session_tickets_need_the_origin_and_die_with_the_session() {
         let mut h = Harness::default();
-        let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
-        let cookie = r
-            .header("set-cookie")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = login(&mut h, "alice", "wonderland");
         let (_, r) = h.request(&format!(
             "POST /ws-ticket HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
         ));
@@ -1351,14 +1345,7 @@ mod review {
     #[test]
     fn a_session_ticket_dies_with_the_session() {
         let mut h = Harness::default();
-        let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
-        let cookie = r
-            .header("set-cookie")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = login(&mut h, "alice", "wonderland");
         let (_, r) = h.request(&format!(
             "POST /ws-ticket HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:8080\r\n\r\n"
         ));
