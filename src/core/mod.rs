@@ -366,16 +366,9 @@ impl Server {
             }
             Phase::Ws(ws) => {
                 ws.last_seen = now;
+                // Pongs count against the cap too: `feed_ws` checks it
+                // after every frame.
                 self.feed_ws(id, data, now);
-                // Pongs and close replies count against the cap too (a
-                // ping flood from a peer that does not read).
-                if self
-                    .conns
-                    .get(id)
-                    .is_some_and(|c| c.out.len() > self.config.limits.max_queue_bytes)
-                {
-                    self.close_ws(id, CloseCode::Again, "slow consumer", now);
-                }
             }
             Phase::Closing | Phase::Lingering => {}
         }

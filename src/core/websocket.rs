@@ -32,8 +32,14 @@ impl Server {
                 out: &mut conn.out,
             };
             let result = ws.ctx.read(&mut pipe);
-            if !conn.out.is_empty() {
+            let queued = conn.out.len();
+            if queued > 0 {
                 self.mark_dirty(id);
+            }
+            // why: each ping queues a pong at once; a peer that floods pings
+            // and never reads is stopped at the cap, frame by frame.
+            if queued > self.config.limits.max_queue_bytes {
+                return self.close_ws(id, CloseCode::Again, "slow consumer", now);
             }
             use tungstenite::Error as E;
             match result {
