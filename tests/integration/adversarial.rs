@@ -21,8 +21,8 @@ use tungstenite::Message;
 use wsgate::config::Config;
 
 use crate::common::{
-    HttpConn, IO_TIMEOUT, TestServer, Ws, WsRequest, client_frame, masked_frame, masked_text_frame,
-    recv, recv_close, recv_text, send, try_ws_at, wait_for,
+    HttpConn, IO_TIMEOUT, TestServer, Ws, WsRequest, client_frame, line_number, masked_frame,
+    masked_text_frame, numbered_line, recv, recv_close, recv_text, send, try_ws_at, wait_for,
 };
 
 /// How long a bystander's line may take to reach the other bystander.
@@ -1098,18 +1098,6 @@ fn pipelined_requests_from_a_client_that_does_not_read_are_bounded() {
     assert_eq!(pipeline_metrics(&server, PAST, true).len(), PAST);
 
     assert_eq!(by.finish(), Vec::<String>::new());
-}
-
-/// A chat line of `len` bytes that starts with its five-digit number.
-fn numbered_line(i: usize, len: usize) -> String {
-    let mut line = format!("{i:05}:");
-    line.push_str(&"x".repeat(len - line.len()));
-    line
-}
-
-/// The number at the start of an `alice: NNNNN:...` broadcast.
-fn line_number(text: &str) -> Option<usize> {
-    text.strip_prefix("alice: ")?.get(..5)?.parse().ok()
 }
 
 #[test]

@@ -62,18 +62,23 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> (ExitStatus, String, String) {
     }
     let out = drain(child.0.stdout.take().unwrap());
     let err = drain(child.0.stderr.take().unwrap());
+    let status = wait_exit(&mut child.0);
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// Waits (polling, bounded by `EXIT_DEADLINE`) for `child` to exit.
+fn wait_exit(child: &mut std::process::Child) -> ExitStatus {
     let deadline = Instant::now() + EXIT_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
         }
         assert!(
             Instant::now() < deadline,
             "wsgate did not exit within {EXIT_DEADLINE:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, out.join().unwrap(), err.join().unwrap())
+    }
 }
 
 #[test]
@@ -318,17 +323,7 @@ fn sigterm_closes_websockets_1001_and_exits_0() {
         (u16::from(frame.code), frame.reason.as_str()),
         (1001, "server shutting down")
     );
-    let deadline = Instant::now() + EXIT_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wsgate did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child.0);
     assert_eq!(status.code(), Some(0), "{status}");
 }
 

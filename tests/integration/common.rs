@@ -769,3 +769,15 @@ impl HttpConn {
         }
     }
 }
+
+/// A chat line of `len` bytes that starts with its five-digit number.
+pub fn numbered_line(i: usize, len: usize) -> String {
+    let mut line = format!("{i:05}:");
+    line.push_str(&"x".repeat(len - line.len()));
+    line
+}
+
+/// The number at the start of an `alice: NNNNN:...` broadcast.
+pub fn line_number(text: &str) -> Option<usize> {
+    text.strip_prefix("alice: ")?.get(..5)?.parse().ok()
+}

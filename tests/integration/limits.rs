@@ -5,22 +5,10 @@
 use std::time::Duration;
 
 use crate::common::{
-    IO_TIMEOUT, TestServer, WsRequest, close, recv, recv_close, recv_text, send, try_ws_at,
-    wait_for,
+    IO_TIMEOUT, TestServer, WsRequest, close, line_number, numbered_line, recv, recv_close,
+    recv_text, send, try_ws_at, wait_for,
 };
 use wsgate::config::{PerUserPolicy, Rate};
-
-/// A chat line of `len` bytes that starts with its five-digit number.
-fn numbered_line(i: usize, len: usize) -> String {
-    let mut line = format!("{i:05}:");
-    line.push_str(&"x".repeat(len - line.len()));
-    line
-}
-
-/// The number at the start of an `alice: NNNNN:...` broadcast.
-fn line_number(text: &str) -> Option<usize> {
-    text.strip_prefix("alice: ")?.get(..5)?.parse().ok()
-}
 
 #[test]
 fn a_slow_consumer_is_closed_1013_and_nobody_else_loses_a_message() {
