@@ -9,7 +9,7 @@
 //! Time is an argument (milliseconds since the UNIX epoch); the store never
 //! reads a clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,14 +45,27 @@ pub enum SessionError {
 }
 
 /// All live sessions, with their idle and absolute limits.
+///
+/// `by_user` indexes `sessions` by user so that a login costs O(1) (at most
+/// `max_per_user` evictions) however many sessions other users hold. Each
+/// list is in ascending handle order, which is creation order because
+/// handles only grow, so its front is the user's oldest session. Invariant
+/// (see `check_index` in the tests): every session's handle is in its
+/// user's list exactly once, every listed handle is a session of that user,
+/// and no list is empty.
 #[derive(Debug)]
 pub struct SessionStore {
     by_digest: HashMap<[u8; 32], SessionHandle>,
     sessions: HashMap<SessionHandle, Session>,
+    by_user: HashMap<Box<str>, VecDeque<SessionHandle>>,
     next: SessionHandle,
     ttl_ms: u64,
     idle_ms: u64,
     max_per_user: usize,
+    /// Sessions `create` looked at to decide its evictions (work counter
+    /// for the complexity test).
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl SessionStore {
@@ -62,42 +75,59 @@ impl SessionStore {
         SessionStore {
             by_digest: HashMap::new(),
             sessions: HashMap::new(),
+            by_user: HashMap::new(),
             next: 1,
             ttl_ms,
             idle_ms,
             max_per_user: max_per_user.max(1),
+            #[cfg(test)]
+            examined: 0,
         }
     }
 
     /// Starts a session for `user` and returns the cookie value to send,
     /// its handle, and the handles of this user's sessions ended to stay
     /// within the per-user limit (oldest first).
+    ///
+    /// "Oldest" is creation order (handle order), so a caller whose `now`
+    /// went backwards still evicts the session created first.
+    ///
+    /// Cost: O(1) map operations plus one per evicted session, independent
+    /// of how many sessions other users hold.
     pub fn create(
         &mut self,
         user: &str,
         role: &str,
         now: u64,
     ) -> (String, SessionHandle, Vec<SessionHandle>) {
+        let handle = self.next;
+        self.next += 1;
         let mut evicted = Vec::new();
-        let mut mine: Vec<(u64, SessionHandle)> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.user == user)
-            .map(|(h, s)| (s.created, *h))
-            .collect();
-        if mine.len() >= self.max_per_user {
-            mine.sort_unstable();
-            for (_, h) in mine.iter().take(mine.len() + 1 - self.max_per_user) {
-                self.remove(*h);
-                evicted.push(*h);
+        match self.by_user.get_mut(user) {
+            Some(mine) => {
+                while mine.len() >= self.max_per_user {
+                    #[cfg(test)]
+                    {
+                        self.examined += 1;
+                    }
+                    let Some(old) = mine.pop_front() else { break };
+                    if let Some(s) = self.sessions.remove(&old) {
+                        self.by_digest.remove(&s.digest);
+                    }
+                    evicted.push(old);
+                }
+                // Not empty afterwards even when the limit is 1: the new
+                // handle goes in before anyone can look.
+                mine.push_back(handle);
+            }
+            None => {
+                self.by_user.insert(user.into(), VecDeque::from([handle]));
             }
         }
         let mut raw = [0u8; SESSION_ID_BYTES];
         super::random_bytes(&mut raw);
         let id = URL_SAFE_NO_PAD.encode(raw);
         let digest = digest(id.as_bytes());
-        let handle = self.next;
-        self.next += 1;
         self.by_digest.insert(digest, handle);
         self.sessions.insert(
             handle,
@@ -153,14 +183,23 @@ impl SessionStore {
     }
 
     /// Ends a session. True when it existed.
+    ///
+    /// Cost: O(log k + k) in the user's own session count k (at most
+    /// `max_per_user`).
     pub fn remove(&mut self, handle: SessionHandle) -> bool {
-        match self.sessions.remove(&handle) {
-            Some(s) => {
-                self.by_digest.remove(&s.digest);
-                true
+        let Some(s) = self.sessions.remove(&handle) else {
+            return false;
+        };
+        self.by_digest.remove(&s.digest);
+        if let Some(mine) = self.by_user.get_mut(s.user.as_str()) {
+            if let Ok(i) = mine.binary_search(&handle) {
+                mine.remove(i);
             }
-            None => false,
+            if mine.is_empty() {
+                self.by_user.remove(s.user.as_str());
+            }
         }
+        true
     }
 
     /// A WebSocket started (`+1`) or ended (`-1`) using this session.
@@ -176,6 +215,10 @@ impl SessionStore {
     }
 
     /// Removes every expired session and returns their handles.
+    ///
+    /// Cost: O(sessions), since any session may have expired; it runs on a
+    /// timer, not per request. Goes through `remove`, so the per-user index
+    /// stays exact.
     pub fn sweep(&mut self, now: u64) -> Vec<SessionHandle> {
         let dead: Vec<SessionHandle> = self
             .sessions
@@ -290,5 +333,164 @@ mod tests {
             s.lookup(id.as_bytes(), 0).unwrap_err(),
             SessionError::Unknown
         );
+    }
+
+    impl SessionStore {
+        /// Panics unless `by_user` indexes `sessions` exactly: each list is
+        /// non-empty, strictly ascending, within the limit and names only
+        /// that user's sessions, and together the lists hold every session
+        /// once. Also checks `by_digest` against `sessions`.
+        fn check_index(&self) {
+            let mut indexed = 0;
+            for (user, mine) in &self.by_user {
+                assert!(!mine.is_empty(), "empty list left for {user}");
+                assert!(mine.len() <= self.max_per_user, "{user} over the limit");
+                assert!(
+                    mine.iter().zip(mine.iter().skip(1)).all(|(a, b)| a < b),
+                    "{user}'s list is not in handle order: {mine:?}"
+                );
+                for h in mine {
+                    let s = self.sessions.get(h).expect("indexed handle is a session");
+                    assert_eq!(&*s.user, &**user, "handle {h} under the wrong user");
+                }
+                indexed += mine.len();
+            }
+            // Lists hold distinct handles (strictly ascending, one user
+            // each), so equal counts mean every session is listed once.
+            assert_eq!(
+                indexed,
+                self.sessions.len(),
+                "sessions missing from the index"
+            );
+            assert_eq!(self.by_digest.len(), self.sessions.len());
+            for (d, h) in &self.by_digest {
+                assert_eq!(&self.sessions[h].digest, d);
+            }
+        }
+    }
+
+    #[test]
+    fn create_work_is_bounded_by_the_per_user_limit() {
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3);
+        for i in 0..10_000 {
+            s.create(&format!("user{i}"), "member", 0);
+        }
+        // A new user: nothing of anyone else's is looked at.
+        s.examined = 0;
+        s.create("newcomer", "member", 1);
+        assert!(s.examined <= 3, "examined {}", s.examined);
+        // A user at the limit: only that user's sessions.
+        for t in 2..5 {
+            s.create("newcomer", "member", t);
+        }
+        s.examined = 0;
+        let (_, _, evicted) = s.create("newcomer", "member", 5);
+        assert!(s.examined <= 3, "examined {}", s.examined);
+        assert_eq!(evicted.len(), 1);
+        s.check_index();
+    }
+
+    #[test]
+    fn eviction_follows_creation_order() {
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 1);
+        let (_, a, _) = s.create("alice", "member", 5);
+        // `now` went backwards: the first-created session is still the
+        // one evicted.
+        let (_, b, evicted) = s.create("alice", "member", 3);
+        assert_eq!(evicted, vec![a]);
+        let (_, _, evicted) = s.create("alice", "member", 4);
+        assert_eq!(evicted, vec![b]);
+        assert_eq!(s.len(), 1);
+        s.check_index();
+    }
+
+    #[test]
+    fn index_stays_exact_through_creates_removes_evictions_and_sweeps() {
+        const USERS: [&str; 5] = ["alice", "bob", "carol", "dave", "eve"];
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3);
+        // The model: live handles and their users, oldest first.
+        let mut model: Vec<(SessionHandle, &str)> = Vec::new();
+        let mut ids: HashMap<SessionHandle, String> = HashMap::new();
+        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            // xorshift64: deterministic, no dependency.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut now = 0;
+        let (mut evictions, mut removals, mut swept_total) = (0, 0, 0);
+        for _ in 0..5_000 {
+            now += next() % (MIN / 2);
+            let r = next();
+            match r % 10 {
+                0..=4 => {
+                    let user = USERS[(r / 10) as usize % USERS.len()];
+                    let mine: Vec<SessionHandle> = model
+                        .iter()
+                        .filter(|(_, u)| *u == user)
+                        .map(|(h, _)| *h)
+                        .collect();
+                    let expect: Vec<SessionHandle> = mine
+                        .iter()
+                        .take((mine.len() + 1).saturating_sub(3))
+                        .copied()
+                        .collect();
+                    let (id, h, evicted) = s.create(user, "member", now);
+                    assert_eq!(evicted, expect, "evicts {user}'s oldest first");
+                    evictions += evicted.len();
+                    model.retain(|(m, _)| !evicted.contains(m));
+                    model.push((h, user));
+                    ids.insert(h, id);
+                }
+                5 | 6 => {
+                    // Log out a live session, or a handle that is gone.
+                    let h = if model.is_empty() || r % 3 == 0 {
+                        (r >> 8) % (s.next + 1)
+                    } else {
+                        model[(r >> 8) as usize % model.len()].0
+                    };
+                    let live = model.iter().any(|(m, _)| *m == h);
+                    assert_eq!(s.remove(h), live);
+                    removals += live as usize;
+                    model.retain(|(m, _)| *m != h);
+                }
+                7 => {
+                    // Use a session (refreshes its idle clock).
+                    if let Some(&(h, user)) = model.get((r >> 8) as usize % model.len().max(1)) {
+                        match s.lookup(ids[&h].as_bytes(), now) {
+                            Ok(p) => assert_eq!(p.user(), user),
+                            Err(e) => assert_eq!(e, SessionError::Expired),
+                        }
+                    }
+                }
+                8 => {
+                    if let Some(&(h, _)) = model.get((r >> 8) as usize % model.len().max(1)) {
+                        s.track_live(h, r % 2 == 0, now);
+                    }
+                }
+                _ => {
+                    let swept = s.sweep(now);
+                    for h in &swept {
+                        assert!(model.iter().any(|(m, _)| m == h), "swept unknown {h}");
+                    }
+                    swept_total += swept.len();
+                    model.retain(|(m, _)| !swept.contains(m));
+                    for &(h, _) in &model {
+                        assert!(s.is_live(h, now), "sweep left an expired session");
+                    }
+                }
+            }
+            s.check_index();
+            assert_eq!(s.len(), model.len());
+        }
+        // The loop really exercised each path.
+        assert!(evictions > 50 && removals > 50 && swept_total > 50);
+        for (h, _) in std::mem::take(&mut model) {
+            assert!(s.remove(h));
+        }
+        s.check_index();
+        assert!(s.by_user.is_empty() && s.is_empty());
     }
 }
