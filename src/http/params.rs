@@ -8,9 +8,6 @@
 
 use std::collections::HashMap;
 
-/// Names whose values are credentials; logs show them as `[redacted]`.
-const SECRET_PARAMS: [&str; 3] = ["token", "ticket", "password"];
-
 /// Decoded name/value pairs, each name at most once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Params(HashMap<String, String>);
@@ -38,32 +35,27 @@ impl Params {
     }
 }
 
-/// Rewrites a raw query for a log line: every value reads `[redacted]`
-/// except a well-formed `room`, and names are kept as sent. Values are
-/// withheld wholesale, not only those of known credential names: a client
-/// that puts its token in `access_token=` or glues it to another value
-/// (`room=a;token=…`) must not have it logged either.
+/// Rewrites a raw query for a log line: nothing of it is kept but a
+/// well-formed `room` value (`room=NAME`, the first such piece), and
+/// `[redacted]` stands for everything else. Names are withheld as well as
+/// values: a client that sends its token as a bare piece (`/ws?JWT`), as
+/// a name (`?JWT=`) or under any other name must not have it logged.
+///
+/// `room=dev&token=JWT` → `room=dev&[redacted]`; `JWT` → `[redacted]`.
 pub fn redact_query(query: &str) -> String {
-    query
+    let room = query.split('&').find_map(|piece| {
+        let (name, value) = piece.split_once('=')?;
+        (name == "room" && crate::auth::valid_room_name(value)).then_some(piece)
+    });
+    let rest = query
         .split('&')
-        .map(|piece| {
-            let (name, value) = match piece.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (piece, None),
-            };
-            let decoded: String = form_urlencoded::parse(name.as_bytes())
-                .map(|(n, _)| n.into_owned())
-                .collect();
-            match value {
-                Some(v) if decoded == "room" && crate::auth::valid_room_name(v) => {
-                    piece.to_string()
-                }
-                None if !SECRET_PARAMS.contains(&decoded.as_str()) => piece.to_string(),
-                _ => format!("{name}=[redacted]"),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+        .any(|piece| !piece.is_empty() && Some(piece) != room);
+    match (room, rest) {
+        (Some(room), false) => room.to_string(),
+        (Some(room), true) => format!("{room}&[redacted]"),
+        (None, true) => "[redacted]".to_string(),
+        (None, false) => String::new(),
+    }
 }
 
 /// Values of the cookie `name` across all `Cookie` header values
@@ -109,14 +101,32 @@ mod tests {
     }
 
     #[test]
-    fn redacts_credentials_even_when_encoded() {
-        assert_eq!(redact_query("token=x&room=a"), "token=[redacted]&room=a");
-        assert_eq!(redact_query("%74oken=x"), "%74oken=[redacted]");
-        assert_eq!(redact_query("password"), "password=[redacted]");
-        assert_eq!(redact_query("a=b"), "a=[redacted]");
-        assert_eq!(redact_query("room=dev&flag"), "room=dev&flag");
-        assert_eq!(redact_query("room=a;token=JWT"), "room=[redacted]");
-        assert_eq!(redact_query("access_token=JWT"), "access_token=[redacted]");
+    fn only_a_well_formed_room_survives() {
+        assert_eq!(redact_query("token=x&room=a"), "room=a&[redacted]");
+        assert_eq!(redact_query("room=dev"), "room=dev");
+        assert_eq!(redact_query("%74oken=x"), "[redacted]");
+        assert_eq!(redact_query("password"), "[redacted]");
+        assert_eq!(redact_query("a=b"), "[redacted]");
+        assert_eq!(redact_query("room=dev&flag"), "room=dev&[redacted]");
+        assert_eq!(redact_query("room=a;token=JWT"), "[redacted]");
+        assert_eq!(redact_query("access_token=JWT"), "[redacted]");
+        // Bare pieces and names are credentials too (issue: /ws?JWT).
+        // A real token is longer than a room name may be (64).
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTc2NzIyNTYwMH0.\
+                   c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2lnbmF0dXI";
+        for q in [
+            jwt.to_string(),
+            format!("{jwt}="),
+            format!("room=lobby&{jwt}"),
+            format!("{jwt}=room"),
+            format!("room={jwt}"),
+            format!("ro%6Fm=lobby&{jwt}"),
+        ] {
+            let out = redact_query(&q);
+            assert!(!out.contains("eyJ"), "{q} -> {out}");
+        }
+        assert_eq!(redact_query("room=lobby&room=x"), "room=lobby&[redacted]");
+        assert_eq!(redact_query(""), "");
     }
 
     #[test]

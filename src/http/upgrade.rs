@@ -353,6 +353,17 @@ pub fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Rej
     }
 }
 
+/// The login-CSRF rule for state-changing `POST`s a browser may send with
+/// or for a cookie (`/login`, `/logout`, `/ws-ticket` with a cookie): a
+/// request without `Origin` comes from a non-browser client and passes;
+/// with one, it must pass [`check_origin`] (`null` never does).
+pub fn check_post_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Reject> {
+    match req.header_values("origin").next() {
+        None => Ok(()),
+        Some(_) => check_origin(req, policy),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
