@@ -205,7 +205,10 @@ fn core_handshake(jwt: &JwtConfig) {
     let mut now = T0;
     bench("core/handshake", 1, || {
         now += 1;
-        let id = server.handle_accept(peer(i % 60_000), now).expect("room");
+        let id = server
+            .handle_accept(peer(i % 60_000), now)
+            .id()
+            .expect("room");
         server.handle_bytes(id, &requests[i % requests.len()], now);
         let written = drain(&mut server, now);
         debug_assert!(written > 100);
@@ -221,7 +224,7 @@ fn fanout(jwt: &JwtConfig, members: usize, per_drain: usize) {
     let mut now = T0;
     let mut ids = Vec::with_capacity(members);
     for i in 0..members {
-        let id = server.handle_accept(peer(i), now).expect("room");
+        let id = server.handle_accept(peer(i), now).id().expect("room");
         let token = jwt.issue(&format!("u{i}"), "member", T0, 86_400);
         server.handle_bytes(id, &upgrade_request(&token, "lobby"), now);
         ids.push(id);

@@ -125,7 +125,8 @@ impl Config {
 pub struct Limits {
     /// Open connections of any kind (HTTP and WebSocket). Default 10,000
     /// (this machine's open-file limit is 20,000). Past it a new
-    /// connection gets `503` with `Retry-After` and is closed.
+    /// connection gets `503` with `Retry-After`, written at once, and is
+    /// closed without taking a slot.
     pub max_connections: usize,
     /// Bytes of an HTTP request head (request line and headers). Default
     /// 8 KiB. Past it: `431`, then close.
@@ -138,12 +139,34 @@ pub struct Limits {
     /// complete within this time. Default 10 s. Past it: closed without a
     /// response.
     pub handshake_timeout: Duration,
-    /// Bytes of one incoming WebSocket message (and of one frame). Default
-    /// 64 KiB. Past it: close `1009`.
+    /// Bytes of one incoming WebSocket message (and of one frame). Every
+    /// fragment after a message's first also counts
+    /// [`FRAGMENT_OVERHEAD`] bytes against it, so a message of thousands
+    /// of empty fragments is refused like a large one. Default 64 KiB.
+    /// Past it: close `1009`.
     pub max_message_bytes: usize,
-    /// Bytes queued to one connection and not yet written. Default 1 MiB.
-    /// Past it: close `1013` "slow consumer"; nobody else is affected.
+    /// The queue limit: bytes queued to one WebSocket and not yet written.
+    /// Default 1 MiB. A burst may take a queue past it; what counts is
+    /// whether the peer drains it. While its queue is over the limit the
+    /// connection's own input is not read (its pings and commands wait);
+    /// a queue that stays over the limit for [`Limits::slow_consumer_timeout`]
+    /// is closed `1013` "slow consumer", its unsent messages dropped at
+    /// once. Nobody else waits for it. See also [`Limits::queue_ceiling`].
     pub max_queue_bytes: usize,
+    /// How long a WebSocket's queue may stay over `max_queue_bytes`,
+    /// judged after each write attempt, before it is closed `1013`.
+    /// Default 5 s.
+    pub slow_consumer_timeout: Duration,
+    /// Bytes queued to all connections together. Default 256 MiB. At it,
+    /// no WebSocket input is read (the senders' TCP windows fill:
+    /// backpressure) and pipelined HTTP requests wait, until writes bring
+    /// the total back under it; nobody is closed for it. The total can
+    /// pass it by at most one message's fan-out to a room.
+    pub queue_budget_bytes: usize,
+    /// Bytes of HTTP answers queued to a connection that has not upgraded.
+    /// Default 64 KiB. At it, the connection's further pipelined requests
+    /// wait (and its input is not read) until the peer reads.
+    pub max_http_queue_bytes: usize,
     /// Capacity of the WebSocket read buffer allocated per connection when
     /// it opens, and the most tungstenite takes from the input per step.
     /// Default 0: nothing is allocated until a frame arrives, and the buffer
@@ -158,8 +181,17 @@ pub struct Limits {
     pub presence_limit: usize,
     /// Connections of any kind from one client address (an IPv6 /64
     /// counts as one). Default 1,024. Past it: `429` with `Retry-After`,
-    /// then close. `None`: unlimited.
+    /// written at once; the refused connection holds no slot. `None`:
+    /// unlimited.
     pub max_conns_per_ip: Option<usize>,
+    /// Connections from one client address (an IPv6 /64 counts as one)
+    /// that have not authenticated yet: everything before the `101`
+    /// (handshakes, logins, plain HTTP requests, idle keep-alive
+    /// connections). Default 64, far below `max_connections`, so a few
+    /// addresses cannot take every slot without a credential. Past it:
+    /// `429` with `Retry-After`, written at once; the refused connection
+    /// holds no slot. `None`: unlimited.
+    pub max_unauth_per_ip: Option<usize>,
     /// Live WebSockets one user may hold. Default 16. Past it: `429`, or
     /// with [`PerUserPolicy::EvictOldest`] the oldest is closed `4409`.
     pub max_conns_per_user: usize,
@@ -195,6 +227,26 @@ pub struct Limits {
     pub close_timeout: Duration,
 }
 
+/// Bytes each fragment after a message's first counts against
+/// [`Limits::max_message_bytes`] on top of its payload: about what a frame
+/// costs to read, so that a message's cost, not only its payload, is
+/// bounded. 65,536 fragments of 64 bytes (Autobahn 9.3.1) then count 8 MiB.
+pub const FRAGMENT_OVERHEAD: usize = 64;
+
+impl Limits {
+    /// The hard per-connection ceiling: a queue that reaches it is closed
+    /// `1013` at once, drained or not. It is 16 times `max_queue_bytes`
+    /// (16 MiB by default), and always room for two of the largest
+    /// messages beyond the queue limit, so that no single burst a fast
+    /// reader can absorb reaches it.
+    pub fn queue_ceiling(&self) -> usize {
+        let frame = self.max_message_bytes.saturating_add(14);
+        self.max_queue_bytes
+            .saturating_mul(16)
+            .max(self.max_queue_bytes.saturating_add(frame.saturating_mul(2)))
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -205,10 +257,14 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024,
             max_queue_bytes: 1024 * 1024,
+            slow_consumer_timeout: Duration::from_secs(5),
+            queue_budget_bytes: 256 * 1024 * 1024,
+            max_http_queue_bytes: 64 * 1024,
             read_buffer_bytes: 0,
             presence_limit: 100,
             max_conns_per_user: 16,
             max_conns_per_ip: Some(1024),
+            max_unauth_per_ip: Some(64),
             upgrade_rate: Some(Rate {
                 per_sec: 10.0,
                 burst: 20.0,
@@ -360,9 +416,55 @@ pub fn parse_duration(text: &str, allow_zero: bool) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// Parses a size in bytes: a whole number with an optional binary unit
+/// `KiB`, `MiB` or `GiB` (also `K`, `M`, `G`; `B` or none for bytes):
+/// `65536`, `64KiB`, `16MiB`. Refuses zero and sizes past `u32::MAX`.
+pub fn parse_size(text: &str) -> Option<usize> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = n.checked_mul(scale)?;
+    if bytes == 0 || bytes > u64::from(u32::MAX) {
+        return None;
+    }
+    usize::try_from(bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Some(65_536));
+        assert_eq!(parse_size("64KiB"), Some(65_536));
+        assert_eq!(parse_size("64K"), Some(65_536));
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("100B"), Some(100));
+        for bad in [
+            "", "0", "0MiB", "5GiB", "1.5MiB", "1 MiB", "MiB", "1mb", "-1",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_ceiling_fits_two_large_messages() {
+        let mut l = Limits::default();
+        assert_eq!(l.queue_ceiling(), 16 << 20);
+        l.max_message_bytes = 16 << 20;
+        assert!(l.queue_ceiling() >= l.max_queue_bytes + 2 * (16 << 20));
+    }
 
     #[test]
     fn origins_parse_and_normalise() {

@@ -16,7 +16,6 @@
 //! - [`core_ops`]: the sans-IO core driven through [`crate::testkit`] by a
 //!   sequence of operations, with its invariants checked after each one.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
@@ -40,10 +39,9 @@ use crate::core::ConnId;
 use crate::http::params::{DuplicateName, Params, cookie_values, redact_query};
 use crate::http::upgrade::{self, Carrier, Reject, UpgradePolicy};
 use crate::http::{self, Method, Request};
-use crate::testkit::{Harness, form_post, upgrade_request};
-
-/// Query parameters whose values are credentials (PROTOCOL §2).
-const SECRET_PARAMS: [&str; 3] = ["token", "ticket", "password"];
+use crate::testkit::{
+    Harness, capture_logs, form_post, stop_capturing_logs, take_log_lines, upgrade_request,
+};
 
 // ----------------------------------------------------------------------
 // request_head
@@ -145,23 +143,25 @@ fn check_redacted_target(req: &Request) {
     }
 }
 
-/// Decoding the redacted query gives the same names in the same order,
-/// `[redacted]` as the value of every credential, every other value as
-/// sent or `[redacted]` (a log may withhold more than credentials).
+/// The redacted query keeps nothing but a well-formed `room` piece of the
+/// original: it is empty (a query of empty pieces), `[redacted]`,
+/// `room=NAME` or `room=NAME&[redacted]`.
 fn check_redacted_query(original: &str, redacted: &str) {
-    let before: Vec<_> = form_urlencoded::parse(original.as_bytes()).collect();
-    let after: Vec<_> = form_urlencoded::parse(redacted.as_bytes()).collect();
-    assert_eq!(before.len(), after.len(), "redaction changed the pairs");
-    for ((name, value), (r_name, r_value)) in before.iter().zip(&after) {
-        assert_eq!(name, r_name);
-        if SECRET_PARAMS.contains(&name.as_ref()) {
-            assert_eq!(r_value, "[redacted]", "a {name} value is not redacted");
-        } else {
-            assert!(
-                value == r_value || r_value == "[redacted]",
-                "{name} changed"
-            );
-        }
+    let (room, rest) = match redacted.split_once('&') {
+        Some((room, rest)) => (Some(room), Some(rest)),
+        None if redacted.starts_with("room=") => (Some(redacted), None),
+        None => (None, Some(redacted)),
+    };
+    if let Some(room) = room {
+        let name = room.strip_prefix("room=").expect("a room piece");
+        assert!(crate::auth::valid_room_name(name), "{room:?} kept");
+        assert!(original.split('&').any(|p| p == room), "{room:?} invented");
+    }
+    match rest {
+        None => {}
+        Some("[redacted]") => {}
+        Some("") => assert!(room.is_none() && original.split('&').all(str::is_empty)),
+        Some(other) => panic!("the log keeps {other:?} of {original:?}"),
     }
 }
 
@@ -1066,9 +1066,11 @@ fn dirty_trailing_bits(part: &str) -> String {
 ///
 /// - the shell and the core agree on which connections exist (none
 ///   forgotten without an [`crate::core::Action::Close`], none dropped and still held);
-/// - at most `max_connections` + 64 connections;
-/// - every queue within `max_queue_bytes` plus the slack of one frame,
-///   one close frame and one HTTP response (see [`queue_bound`]);
+/// - at most `max_connections` connections (a refused accept holds none,
+///   and its answer is a well-formed `429` or `503`);
+/// - every queue within the hard ceiling plus the slack of one frame,
+///   one close frame and one HTTP response (see [`queue_bound`]), and the
+///   server's total of queued bytes is exactly the sum of the queues;
 /// - everything a peer receives before a `101` parses as HTTP responses,
 ///   each with `Content-Length` and `Cache-Control: no-store`, so no
 ///   WebSocket frame reaches a connection that is not open and
@@ -1111,12 +1113,13 @@ const MAX_HTTP_RESPONSE: usize = 8 * 1024;
 
 /// The most a connection's queue may hold.
 ///
-/// The core checks the cap after it queues a message, and closes with
-/// `1013` past it; then it queues one close frame and nothing more. So a
-/// queue at most holds: the cap, plus the largest single frame queued while
-/// the queue was still within the cap, plus one close frame, plus one HTTP
-/// response (the `101` that precedes the frames, or a response queued in
-/// the HTTP phase). The largest frame is the largest of:
+/// The core checks the hard ceiling after it queues a message, and closes
+/// with `1013` past it (dropping the unsent frames); then it queues one
+/// close frame and nothing more. So a queue at most holds: the ceiling,
+/// plus the largest single frame queued while the queue was still within
+/// it, plus one close frame, plus one HTTP response (the `101` that
+/// precedes the frames). An HTTP connection's answers stop at their own
+/// cap plus one response. The largest frame is the largest of:
 ///
 /// - a text-mode line `USER: LINE`: a name of at most
 ///   [`MAX_USER_NAME_LEN`] bytes, `": "` and a line of at most
@@ -1142,7 +1145,8 @@ fn queue_bound(config: &Config) -> usize {
         126..=65_535 => 4,
         _ => 10,
     };
-    limits.max_queue_bytes + header + payload + (2 + 125) + MAX_HTTP_RESPONSE
+    let ws = limits.queue_ceiling() + header + payload + (2 + 125) + MAX_HTTP_RESPONSE;
+    ws.max(limits.max_http_queue_bytes + MAX_HTTP_RESPONSE)
 }
 
 /// Password checks answered at once: the demo users' passwords are
@@ -1201,62 +1205,6 @@ fn text_frame(text: &str) -> Vec<u8> {
     client_frame(TEXT, true, 0, true, text.as_bytes())
 }
 
-thread_local! {
-    /// Log lines of the current thread, while a driver captures them.
-    static LOG_LINES: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-}
-
-/// Collects log lines of threads that asked for them.
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        LOG_LINES.with(|l| l.borrow().is_some())
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        // The server's logger writes wsgate's records only (`main.rs`);
-        // tungstenite's trace lines show message payloads.
-        if !record.target().starts_with("wsgate") {
-            return;
-        }
-        LOG_LINES.with(|l| {
-            if let Some(lines) = l.borrow_mut().as_mut() {
-                lines.push(record.args().to_string());
-            }
-        });
-    }
-
-    fn flush(&self) {}
-}
-
-/// Starts capturing this thread's log lines; false when another logger
-/// was installed first (then the log check is skipped).
-fn capture_logs() -> bool {
-    static INSTALLED: OnceLock<bool> = OnceLock::new();
-    static CAPTURE: Capture = Capture;
-    let installed = *INSTALLED.get_or_init(|| {
-        let ok = log::set_logger(&CAPTURE).is_ok();
-        if ok {
-            log::set_max_level(log::LevelFilter::Trace);
-        }
-        ok
-    });
-    if installed {
-        LOG_LINES.with(|l| *l.borrow_mut() = Some(Vec::new()));
-    }
-    installed
-}
-
-fn take_log_lines() -> Vec<String> {
-    LOG_LINES.with(|l| {
-        l.borrow_mut()
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    })
-}
-
 /// What a run reached, for the tests that check the harness gets deep.
 #[derive(Debug, Default)]
 struct Reached {
@@ -1305,6 +1253,8 @@ impl Driver {
             let l = &mut c.limits;
             l.max_connections = 8;
             l.max_queue_bytes = 4096;
+            l.max_http_queue_bytes = 2048;
+            l.queue_budget_bytes = 24 * 1024;
             l.max_message_bytes = 1024;
             l.max_head_bytes = 2048;
             l.max_body_bytes = 256;
@@ -1363,7 +1313,7 @@ impl Driver {
         }
         d.finish();
         if d.logs {
-            LOG_LINES.with(|l| *l.borrow_mut() = None);
+            stop_capturing_logs();
         }
         d.reached
     }
@@ -1464,8 +1414,9 @@ impl Driver {
                 for i in 0..usize::from(r.byte() % 16) {
                     let ip = FROM[i % FROM.len()].parse().expect("an address");
                     self.sync_live();
-                    if let Some(id) = self.h.connect_from(ip) {
-                        self.accepted(id);
+                    match self.h.connect_from(ip) {
+                        Some(id) => self.accepted(id),
+                        None => self.refused(),
                     }
                 }
             }
@@ -1503,9 +1454,23 @@ impl Driver {
 
     fn accept(&mut self) {
         self.sync_live();
-        if let Some(id) = self.h.try_connect() {
-            self.accepted(id);
+        match self.h.try_connect() {
+            Some(id) => self.accepted(id),
+            None => self.refused(),
         }
+    }
+
+    /// A socket the core refused at accept: its one answer is a complete
+    /// `429` or `503`, and the core holds nothing for it.
+    fn refused(&mut self) {
+        let Some(r) = self.h.refusal() else {
+            return;
+        };
+        assert!(matches!(r.status, 429 | 503), "refused with {}", r.status);
+        assert!(r.header("retry-after").is_some());
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!(r.header("connection"), Some("close"));
+        self.reached.statuses.insert(r.status);
     }
 
     /// A new socket: whatever the shell knew of the id is gone.
@@ -1885,7 +1850,7 @@ impl Driver {
     fn check(&mut self) {
         let server = &self.h.server;
         let limits = &server.config().limits;
-        assert!(server.connections() <= limits.max_connections + 64);
+        assert!(server.connections() <= limits.max_connections);
         let mut held = server.conn_ids();
         let mut live = self.live.clone();
         held.sort_unstable();
@@ -1927,6 +1892,7 @@ impl Driver {
         }
         if self.logs {
             for line in take_log_lines() {
+                check_log_line(&line);
                 for secret in &self.secrets {
                     if line.contains(secret.as_str()) && !contains(&self.raw, secret.as_bytes()) {
                         panic!("a log line holds a credential: {line:?}");
@@ -1963,6 +1929,54 @@ impl Driver {
             left.is_empty(),
             "connections outlive the shutdown: {left:?}"
         );
+    }
+}
+
+/// A log line is one line of `key=value` fields: no control, separator,
+/// bidirectional or invisible character appears raw, and no key appears
+/// twice (a peer-controlled value cannot forge a field: values are quoted,
+/// see [`crate::core::quoted`]).
+pub fn check_log_line(line: &str) {
+    for c in line.chars() {
+        assert!(
+            !(c.is_control() || crate::auth::forbidden_in_line(c) || crate::auth::is_invisible(c)),
+            "a raw {c:?} in a log line: {line:?}"
+        );
+    }
+    let mut keys = HashSet::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        let token_end = rest.find([' ', '"']).unwrap_or(rest.len());
+        let (token, after) = rest.split_at(token_end);
+        if let Some(key) = token
+            .strip_suffix('=')
+            .or_else(|| token.split_once('=').map(|(k, _)| k))
+        {
+            assert!(
+                keys.insert(key.to_string()),
+                "key {key:?} twice in {line:?}"
+            );
+        }
+        rest = after;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            // Skip the quoted value, escapes included.
+            let mut end = None;
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let end = end.unwrap_or_else(|| panic!("an unterminated quote in {line:?}"));
+            rest = &quoted[end + 1..];
+        }
+        rest = rest.trim_start_matches(' ');
     }
 }
 

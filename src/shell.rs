@@ -5,14 +5,20 @@
 //! `WouldBlock`, or remember that more may be there):
 //!
 //! 1. sleep in `poll` until an event or the core's next deadline;
-//! 2. accept until `WouldBlock`;
+//! 2. accept until `WouldBlock` (a socket the core refuses gets its
+//!    `503`/`429` written at once and is dropped: it never takes a slot);
 //! 3. read each ready connection until `WouldBlock`, but at most
 //!    [`READ_BUDGET`] bytes per connection per turn, so one flooding client
 //!    cannot starve the rest (a connection over budget is read again next
-//!    turn, without sleeping);
-//! 4. let the core act on its deadlines;
-//! 5. write each connection's queued bytes with one `write()` per turn;
-//! 6. carry out the core's actions (shut, drop, check a password).
+//!    turn, without sleeping); before each read the core may say no
+//!    ([`Server::should_read`]: flow control), and the connection waits
+//!    for [`Action::Resume`];
+//! 4. write each connection's queued bytes with one `write()` per turn;
+//! 5. let the core act on its deadlines (after the writes: a slow
+//!    consumer is judged on what the kernel took);
+//! 6. write again what the deadlines queued (pings, close frames), and
+//!    carry out the core's actions (shut, drop, check a password, resume
+//!    reading).
 //!
 //! Password checks are slow on purpose, so they run on one helper thread;
 //! results come back through a channel and a `mio::Waker`.
@@ -31,7 +37,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth::users::{Users, VerifiedUser};
 use crate::config::Config;
-use crate::core::{Action, Authenticate, ConnId, PasswordJob, Server};
+use crate::core::{Accept, Action, Authenticate, ConnId, PasswordJob, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -219,6 +225,8 @@ impl Gateway {
                 }
             }
             self.read_ready(now);
+            self.flush(now);
+            self.actions();
             self.server.handle_timeout(now);
             self.actions();
             self.flush(now);
@@ -260,8 +268,13 @@ impl Gateway {
                     // Key reuse: a Close for an old key must be carried
                     // out before the core hands that key out again.
                     self.actions();
-                    let Some(id) = self.server.handle_accept(peer, now) else {
-                        continue;
+                    let id = match self.server.handle_accept(peer, now) {
+                        Accept::Open(id) => id,
+                        Accept::Refuse(answer) => {
+                            self.refuse(stream, &answer);
+                            continue;
+                        }
+                        Accept::Drop => continue,
                     };
                     let _ = stream.set_nodelay(true);
                     if let Err(e) = self.poll.registry().register(
@@ -289,6 +302,16 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Answers a refused socket without keeping it: one write of the
+    /// answer (a new socket's buffer takes it whole), then whatever the
+    /// peer already sent is read and discarded so that closing sends a FIN
+    /// rather than a reset, and the socket is dropped.
+    fn refuse(&mut self, mut stream: TcpStream, answer: &[u8]) {
+        let _ = stream.write(answer);
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = stream.read(&mut self.buf);
     }
 
     fn mark_ready(&mut self, id: ConnId) {
@@ -319,6 +342,11 @@ impl Gateway {
             let Some(stream) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
                 return false;
             };
+            // Flow control: the input stays in the kernel until the core
+            // says `Resume`.
+            if !self.server.should_read(id) {
+                return false;
+            }
             match stream.read(&mut self.buf) {
                 Ok(0) => {
                     // The core answers what it already has, then says Close.
@@ -384,6 +412,7 @@ impl Gateway {
                         error!("the password thread is gone");
                     }
                 }
+                Action::Resume(id) => self.mark_ready(id),
             }
         }
     }

@@ -2,15 +2,19 @@
 //! tests and the fuzz targets (compiled only for `cfg(test)` and
 //! `cfg(fuzzing)`).
 //!
-//! [`Harness`] plays the shell: it hands bytes to the [`Server`], collects
-//! what it would write, carries out its actions (password checks run
-//! inline), and moves a virtual clock. Each simulated peer can speak
+//! [`Harness`] plays the shell: it hands bytes to the [`Server`] (in reads
+//! of at most [`READ_CHUNK`] bytes, asking [`Server::should_read`] before
+//! each, as the real shell does, so flow control holds input back),
+//! collects what it would write, carries out its actions (password checks
+//! run inline), and moves a virtual clock. Each simulated peer can speak
 //! WebSocket through tungstenite's client role, so tests read frames the
 //! way a real client would.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
@@ -19,13 +23,79 @@ use tungstenite::{Error, Message};
 use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::users::Users;
 use crate::config::{Config, SecretKey};
-use crate::core::{Action, ConnId, Server};
+use crate::core::{Accept, Action, ConnId, Server};
+
+/// The most bytes handed to the core in one `handle_bytes`, like the real
+/// shell's read buffer.
+pub const READ_CHUNK: usize = 16 * 1024;
 
 /// The secret every harness signs with.
 pub const SECRET: &[u8] = b"testkit-secret-0123456789abcdef-0123456789";
 
 /// The harness's starting time: 2026-01-01T00:00:00Z in milliseconds.
 pub const START: u64 = 1_767_225_600_000;
+
+thread_local! {
+    /// Log lines of the current thread, while a test or fuzz driver captures them.
+    static LOG_LINES: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Collects log lines of threads that asked for them.
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        LOG_LINES.with(|l| l.borrow().is_some())
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        // The server's logger writes wsgate's records only (`main.rs`);
+        // tungstenite's trace lines show message payloads.
+        if !record.target().starts_with("wsgate") {
+            return;
+        }
+        LOG_LINES.with(|l| {
+            if let Some(lines) = l.borrow_mut().as_mut() {
+                lines.push(record.args().to_string());
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// Starts capturing this thread's log lines; false when another logger
+/// was installed first (then the log check is skipped).
+pub fn capture_logs() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    static CAPTURE: Capture = Capture;
+    let installed = *INSTALLED.get_or_init(|| {
+        let ok = log::set_logger(&CAPTURE).is_ok();
+        if ok {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        ok
+    });
+    if installed {
+        LOG_LINES.with(|l| *l.borrow_mut() = Some(Vec::new()));
+    }
+    installed
+}
+
+/// The lines captured since the last call.
+pub fn take_log_lines() -> Vec<String> {
+    LOG_LINES.with(|l| {
+        l.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// Stops capturing this thread's log lines.
+pub fn stop_capturing_logs() {
+    LOG_LINES.with(|l| *l.borrow_mut() = None);
+}
 
 /// A WebSocket upgrade request head for `target`, with `extra` header lines
 /// (each ending in `\r\n`).
@@ -78,6 +148,11 @@ pub struct Peer {
     pub shut: bool,
     /// The peer does not read: its queued bytes stay queued.
     pub stalled: bool,
+    /// Bytes the peer sent that the core has not read yet (flow control
+    /// keeps them "in the kernel").
+    pub unread: Vec<u8>,
+    /// The peer shut its write half after `unread`.
+    eof_after_unread: bool,
     /// The client side of an open WebSocket.
     client: Option<WebSocketContext>,
     /// Messages read by the client and not yet taken by the test.
@@ -129,6 +204,9 @@ pub struct Harness {
     pub hold_passwords: bool,
     /// The held checks.
     pub held: Vec<crate::core::PasswordJob>,
+    /// The answer the core wrote to the last connection it refused at
+    /// accept (it holds no connection for it).
+    pub refusal: Option<Vec<u8>>,
 }
 
 impl Default for Harness {
@@ -155,6 +233,7 @@ impl Harness {
             next_port: 40_000,
             hold_passwords: false,
             held: Vec::new(),
+            refusal: None,
         }
     }
 
@@ -171,16 +250,26 @@ impl Harness {
         }
     }
 
-    /// Accepts a connection from a fresh peer address; `None` when the
-    /// core refused to take it at all.
+    /// Accepts a connection from a fresh port of 127.0.0.1; `None` when
+    /// the core refused it (its answer is in [`Harness::refusal`]).
     pub fn try_connect(&mut self) -> Option<ConnId> {
-        self.next_port = self.next_port.wrapping_add(1);
-        let peer = SocketAddr::from(([127, 0, 0, 1], self.next_port));
-        let id = self.server.handle_accept(peer, self.now)?;
-        // A key may be reused: the old peer is gone for good.
-        self.peers.insert(id, Peer::default());
-        self.pump();
-        Some(id)
+        self.connect_from([127, 0, 0, 1].into())
+    }
+
+    /// The answer to the last refused accept, parsed.
+    pub fn refusal(&mut self) -> Option<HttpResponse> {
+        let bytes = self.refusal.take()?;
+        let id = usize::MAX;
+        self.peers.insert(
+            id,
+            Peer {
+                received: bytes,
+                ..Peer::default()
+            },
+        );
+        let response = self.response(id);
+        self.peers.remove(&id);
+        response
     }
 
     /// Accepts a connection.
@@ -193,31 +282,73 @@ impl Harness {
         self.peers.entry(id).or_default()
     }
 
-    /// Sends bytes from the peer of `id`.
+    /// Sends bytes from the peer of `id`: they reach the core as fast as
+    /// it is willing to read them.
     pub fn send(&mut self, id: ConnId, bytes: &[u8]) {
-        self.server.handle_bytes(id, bytes, self.now);
+        self.peer(id).unread.extend_from_slice(bytes);
+        self.deliver(id);
         self.pump();
     }
 
-    /// The peer of `id` shuts its write half (end of stream).
+    /// Hands the core what the peer of `id` sent, a read at a time, while
+    /// the core wants to read; the rest stays unread until it resumes.
+    fn deliver(&mut self, id: ConnId) -> bool {
+        let mut progressed = false;
+        loop {
+            let peer = self.peer(id);
+            if peer.dropped {
+                peer.unread.clear();
+                return progressed;
+            }
+            if peer.unread.is_empty() {
+                if std::mem::take(&mut peer.eof_after_unread) {
+                    self.server.handle_eof(id, self.now);
+                    progressed = true;
+                }
+                return progressed;
+            }
+            if !self.server.should_read(id) {
+                return progressed;
+            }
+            let peer = self.peer(id);
+            let n = peer.unread.len().min(READ_CHUNK);
+            let chunk: Vec<u8> = peer.unread.drain(..n).collect();
+            self.server.handle_bytes(id, &chunk, self.now);
+            progressed = true;
+        }
+    }
+
+    /// The peer of `id` shuts its write half (end of stream), after what
+    /// it already sent.
     pub fn half_close(&mut self, id: ConnId) {
-        self.server.handle_eof(id, self.now);
+        self.peer(id).eof_after_unread = true;
+        self.deliver(id);
         self.pump();
     }
 
-    /// Accepts a connection from `ip`.
+    /// Accepts a connection from `ip`; `None` when the core refused it
+    /// (its answer is in [`Harness::refusal`]).
     pub fn connect_from(&mut self, ip: std::net::IpAddr) -> Option<ConnId> {
         self.next_port = self.next_port.wrapping_add(1);
-        let id = self
-            .server
-            .handle_accept(SocketAddr::new(ip, self.next_port), self.now)?;
-        self.peers.insert(id, Peer::default());
-        self.pump();
-        Some(id)
+        let peer = SocketAddr::new(ip, self.next_port);
+        match self.server.handle_accept(peer, self.now) {
+            Accept::Open(id) => {
+                // A key may be reused: the old peer is gone for good.
+                self.peers.insert(id, Peer::default());
+                self.pump();
+                Some(id)
+            }
+            Accept::Refuse(answer) => {
+                self.refusal = Some(answer);
+                None
+            }
+            Accept::Drop => None,
+        }
     }
 
     /// The peer of `id` hangs up.
     pub fn hang_up(&mut self, id: ConnId) {
+        self.peer(id).unread.clear();
         self.server.handle_closed(id, self.now);
         self.pump();
     }
@@ -273,6 +404,9 @@ impl Harness {
                         self.server
                             .handle_password_checked(job.job, verified, self.now);
                     }
+                    Action::Resume(id) => {
+                        self.deliver(id);
+                    }
                 }
             }
             while let Some(id) = self.server.poll_transmit() {
@@ -296,7 +430,8 @@ impl Harness {
                 let replies = self.client_read(id);
                 if !replies.is_empty() && !self.peer(id).dropped {
                     progressed = true;
-                    self.server.handle_bytes(id, &replies, self.now);
+                    self.peer(id).unread.extend_from_slice(&replies);
+                    self.deliver(id);
                 }
             }
             if !progressed {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
+use super::fragments::FragmentMeter;
 use super::limits::Bucket;
 use super::pipe::OutQueue;
 use crate::auth::Principal;
@@ -93,6 +94,8 @@ pub struct Ws {
     pub strikes: u32,
     /// The code of the close frame the peer sent (`1005`: none given).
     pub peer_close: Option<u16>,
+    /// Charges the fragments of incoming messages against the size limit.
+    pub meter: FragmentMeter,
 }
 
 impl Ws {
@@ -117,6 +120,7 @@ impl Ws {
             bucket: None,
             strikes: 0,
             peer_close: None,
+            meter: FragmentMeter::default(),
         }
     }
 
@@ -165,6 +169,12 @@ pub struct Conn {
     /// The peer shut its write half; once the answer is written the socket
     /// is dropped (no linger: the peer has nothing more to send).
     pub eof: bool,
+    /// It opened a WebSocket; until then it counts against its address's
+    /// unauthenticated connections.
+    pub authenticated: bool,
+    /// The shell was told not to read it (flow control) and waits for
+    /// [`super::Action::Resume`].
+    pub parked: bool,
     /// Where it is in its life.
     pub phase: Phase,
 }

@@ -9,19 +9,20 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use super::authenticate::Verdict;
 use super::chat::Event;
 use super::conn::{Phase, Purpose, Ws};
-use super::limits::Bucket;
+use super::limits::{AddrKey, Bucket};
+use super::logfmt::quoted;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
 use crate::http::Request;
-use crate::http::upgrade::{self, Carrier, Reject, Upgrade, UpgradePolicy};
+use crate::http::upgrade::{self, Carrier, Reject, Upgrade};
 
 impl Server {
     /// A request to `/ws`: validate, authenticate, and open or refuse.
     pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: u64) {
         let peer = self.conns[id].peer;
         let target = req.redacted_target();
-        if let Err(secs) = self.upgrade_ips.take(peer.ip(), now) {
+        if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
             return self.refuse(
                 id,
                 Reject::TooMany("too many upgrades", secs),
@@ -61,12 +62,7 @@ impl Server {
                 }
             }
         }
-        let policy = UpgradePolicy {
-            allow_password_auth: self.config.allow_password_auth,
-            cookie_name: self.config.cookie_name(),
-            allowed_origins: &self.config.allowed_origins,
-            require_https: !self.config.insecure_cookie,
-        };
+        let policy = self.upgrade_policy();
         let carrier = match upgrade::credential(req, &handshake.query, &policy) {
             Ok(c) => c,
             Err(rej) => return self.refuse(id, rej, &target, None, now),
@@ -179,13 +175,18 @@ impl Server {
             upgrade.accept
         );
         conn.out.push(head.as_bytes());
+        conn.out.begin_frames();
+        conn.authenticated = true;
+        let addr = AddrKey::of(conn.peer.ip());
         info!(
-            "open user={user} peer={} room={} mode={} carrier={kind}",
+            "open user={} peer={} room={} mode={} carrier={kind}",
+            quoted(&user),
             conn.peer,
-            upgrade.room,
+            quoted(&upgrade.room),
             if upgrade.json { "json" } else { "text" },
         );
         let serial = conn.serial;
+        self.addr_load(addr, |load| load.unauth -= 1);
         self.metrics.upgrades += 1;
         self.open_websockets += 1;
         if let Credential::Session { handle } = principal.credential() {
@@ -223,9 +224,8 @@ impl Server {
         let joined = self.rooms.join(&room, id, &user);
         ws.index = joined.index;
         let first = joined.first_of_user;
-        let deadline = ws.next_deadline(interval);
         self.conns[id].phase = Phase::Ws(Box::new(ws));
-        self.set_deadline(id, deadline);
+        self.arm_ws(id);
         self.mark_dirty(id);
         if first && self.presence_on(&room) {
             self.broadcast(&room, Event::Join { user: &user }, now);

@@ -10,6 +10,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use super::conn::Phase;
+use super::limits::{AddrKey, AddrLoad};
 use super::{ConnId, Server};
 use crate::auth::Credential;
 
@@ -54,8 +55,17 @@ impl Server {
     /// - every connection waiting for a password has its job listed, under
     ///   its own id and serial;
     /// - every connection has a deadline, and a timer armed for it (at or
-    ///   before it) is in the heap, so none can live forever.
+    ///   before it) is in the heap, so none can live forever;
+    /// - the total of queued bytes is the sum of the queues, each settled;
+    /// - what each address holds (connections, unauthenticated ones,
+    ///   password checks) is exactly what the connections and jobs say,
+    ///   with no idle entries;
+    /// - the parked count and list match the parked connections; only
+    ///   open WebSockets have a slow-consumer clock, and their deadline
+    ///   comes no later than its verdict.
     pub fn check_consistency(&self) -> Result<(), String> {
+        self.check_flow()?;
+        self.check_addresses()?;
         let mut members_seen: HashMap<&str, usize> = HashMap::new();
         let mut in_rooms = 0;
         for (id, conn) in &self.conns {
@@ -174,6 +184,72 @@ impl Server {
                     return Err(format!("a session's list holds a stale connection {id}"));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn check_flow(&self) -> Result<(), String> {
+        let mut sum = 0;
+        let mut parked = 0;
+        for (id, conn) in &self.conns {
+            if conn.out.accounted() != conn.out.len() {
+                return Err(format!(
+                    "connection {id}: queue {} but {} counted",
+                    conn.out.len(),
+                    conn.out.accounted()
+                ));
+            }
+            sum += conn.out.len();
+            if conn.parked {
+                parked += 1;
+                if !self.parked.contains(&id) {
+                    return Err(format!("connection {id} is parked but not listed"));
+                }
+            }
+        }
+        if sum != self.queued_total {
+            return Err(format!(
+                "queues hold {sum}, total says {}",
+                self.queued_total
+            ));
+        }
+        if parked != self.parked_count {
+            return Err(format!("{parked} parked, count says {}", self.parked_count));
+        }
+        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        for (&id, &since) in &self.backlog {
+            let Some(conn) = self.conns.get(id) else {
+                return Err(format!("a slow-consumer clock for a gone connection {id}"));
+            };
+            if !conn.can_receive() {
+                return Err(format!(
+                    "a slow-consumer clock for a closing connection {id}"
+                ));
+            }
+            if conn.deadline.is_none_or(|d| d > since + slow) {
+                return Err(format!("connection {id}'s verdict is not armed"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_addresses(&self) -> Result<(), String> {
+        let mut expected: HashMap<AddrKey, AddrLoad> = HashMap::new();
+        for (_, conn) in &self.conns {
+            let load = expected.entry(AddrKey::of(conn.peer.ip())).or_default();
+            load.conns += 1;
+            if !conn.authenticated {
+                load.unauth += 1;
+            }
+        }
+        for job in self.jobs.values() {
+            expected.entry(job.addr).or_default().logins += 1;
+        }
+        if expected != self.per_addr {
+            return Err(format!(
+                "per-address loads {:?}, connections say {expected:?}",
+                self.per_addr
+            ));
         }
         Ok(())
     }

@@ -1,10 +1,63 @@
-//! Token buckets: per connection (message rate) and per client IP
-//! (upgrades, failed logins). Time is an argument, in milliseconds.
+//! Token buckets: per connection (message rate) and per client address
+//! (upgrades, failed logins); and [`AddrKey`], the one key every
+//! per-address limit counts under. Time is an argument, in milliseconds.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::config::Rate;
+
+/// The key every per-address limit counts under: the address itself for
+/// IPv4 (and IPv4-mapped IPv6), its /64 prefix for IPv6, since one
+/// subscriber usually holds a whole /64. The only way to make one is
+/// [`AddrKey::of`], and the per-address tables take nothing else, so no
+/// limit can count raw IPv6 addresses by mistake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrKey(IpAddr);
+
+impl AddrKey {
+    /// The key of a client address.
+    pub fn of(ip: IpAddr) -> AddrKey {
+        AddrKey(match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+        })
+    }
+}
+
+impl fmt::Display for AddrKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// What one client address holds right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrLoad {
+    /// Connections of any kind.
+    pub conns: usize,
+    /// Connections that have not authenticated (not upgraded).
+    pub unauth: usize,
+    /// Password checks waiting for the helper thread.
+    pub logins: usize,
+}
+
+impl AddrLoad {
+    /// True when nothing is held: the entry can go.
+    pub fn is_idle(&self) -> bool {
+        *self == AddrLoad::default()
+    }
+}
 
 /// A token bucket, full when created.
 #[derive(Clone, Copy, Debug)]
@@ -54,11 +107,11 @@ impl Bucket {
     }
 }
 
-/// Buckets keyed by client IP, bounded in number.
+/// Buckets keyed by client address, bounded in number.
 #[derive(Debug)]
 pub struct IpBuckets {
     rate: Option<Rate>,
-    buckets: HashMap<IpAddr, Bucket>,
+    buckets: HashMap<AddrKey, Bucket>,
     max: usize,
 }
 
@@ -72,21 +125,21 @@ impl IpBuckets {
         }
     }
 
-    /// Takes a token for `ip`; `Err(seconds)` when it has none.
-    pub fn take(&mut self, ip: IpAddr, now: u64) -> Result<(), u64> {
+    /// Takes a token for `key`; `Err(seconds)` when it has none.
+    pub fn take(&mut self, key: AddrKey, now: u64) -> Result<(), u64> {
         let Some(rate) = self.rate else {
             return Ok(());
         };
         self.make_room(now);
         self.buckets
-            .entry(ip)
+            .entry(key)
             .or_insert_with(|| Bucket::full(rate, now))
             .take(rate, now)
     }
 
-    /// Gives back a token taken from `ip` (up to the burst).
-    pub fn refund(&mut self, ip: IpAddr, now: u64) {
-        if let (Some(rate), Some(bucket)) = (self.rate, self.buckets.get_mut(&ip)) {
+    /// Gives back a token taken from `key` (up to the burst).
+    pub fn refund(&mut self, key: AddrKey, now: u64) {
+        if let (Some(rate), Some(bucket)) = (self.rate, self.buckets.get_mut(&key)) {
             bucket.refill(rate, now);
             bucket.tokens = (bucket.tokens + 1.0).min(rate.burst);
         }
@@ -113,14 +166,14 @@ impl IpBuckets {
             // why: still full of active IPs (a wide attack); forgetting
             // some is the bounded-memory price, and forgets in favour of
             // the attacked resource only briefly.
-            let drop: Vec<IpAddr> = self
+            let drop: Vec<AddrKey> = self
                 .buckets
                 .keys()
                 .take(self.max / 10 + 1)
                 .copied()
                 .collect();
-            for ip in drop {
-                self.buckets.remove(&ip);
+            for key in drop {
+                self.buckets.remove(&key);
             }
         }
     }
@@ -151,18 +204,32 @@ mod tests {
         assert!(b.take(RATE, 60_000).is_err());
     }
 
+    fn key(ip: &str) -> AddrKey {
+        AddrKey::of(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn addresses_group_ipv6_by_64_and_unmap_ipv4() {
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:2"));
+        assert_eq!(key("2001:db8:0:0:9::1"), key("2001:db8::1"));
+        assert_ne!(key("2001:db8:0:1::1"), key("2001:db8::1"));
+        assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+        assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
+        assert_eq!(key("2001:db8::1").to_string(), "2001:db8::/64");
+    }
+
     #[test]
     fn ip_buckets_are_separate_and_bounded() {
         let mut ips = IpBuckets::new(Some(RATE), 4);
-        let a: IpAddr = [127, 0, 0, 1].into();
-        let b: IpAddr = [127, 0, 0, 2].into();
+        let a = key("127.0.0.1");
+        let b = key("127.0.0.2");
         for _ in 0..3 {
             assert!(ips.take(a, 0).is_ok());
         }
         assert!(ips.take(a, 0).is_err());
         assert!(ips.take(b, 0).is_ok());
         for i in 3..100u8 {
-            let _ = ips.take([10, 0, 0, i].into(), 0);
+            let _ = ips.take(AddrKey::of([10, 0, 0, i].into()), 0);
             assert!(ips.len() <= 4);
         }
         ips.sweep(10_000);

@@ -22,8 +22,12 @@ pub struct Metrics {
     pub bytes_in: u64,
     /// Bytes written to sockets.
     pub bytes_out: u64,
-    /// WebSocket endings, by close code (`1006`: the peer vanished).
-    pub closes: BTreeMap<u16, u64>,
+    /// WebSocket endings the server decided, by close code (a fixed set:
+    /// only the codes the server itself sends).
+    pub server_closes: BTreeMap<u16, u64>,
+    /// WebSocket endings the peer decided, by [`PeerCode`] group: a peer
+    /// picks its code, so it never picks a series.
+    pub peer_closes: [u64; PeerCode::ALL.len()],
     /// Successful and failed password checks.
     pub logins: [u64; 2],
 }
@@ -39,6 +43,68 @@ pub struct Gauges {
     pub rooms: usize,
     /// Live sessions.
     pub sessions: usize,
+    /// Bytes queued to all connections.
+    pub queued_bytes: usize,
+    /// Connections whose input is not read for now (backpressure).
+    pub paused_inputs: usize,
+}
+
+/// The groups a peer's close code is counted under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerCode {
+    /// `1000` normal closure.
+    Normal,
+    /// `1001` going away.
+    Away,
+    /// `1005`: a close frame without a code.
+    NoCode,
+    /// `1006`: no close frame at all, the connection was lost.
+    Lost,
+    /// Any other code of RFC 6455's range (1002–2999).
+    OtherRfc,
+    /// 3000–3999, registered with IANA.
+    Registered,
+    /// 4000–4999, private use.
+    Private,
+}
+
+impl PeerCode {
+    /// Every group, in the order counted.
+    pub const ALL: [PeerCode; 7] = [
+        PeerCode::Normal,
+        PeerCode::Away,
+        PeerCode::NoCode,
+        PeerCode::Lost,
+        PeerCode::OtherRfc,
+        PeerCode::Registered,
+        PeerCode::Private,
+    ];
+
+    /// The group of `code`.
+    pub fn of(code: u16) -> PeerCode {
+        match code {
+            1000 => PeerCode::Normal,
+            1001 => PeerCode::Away,
+            1005 => PeerCode::NoCode,
+            1006 => PeerCode::Lost,
+            3000..=3999 => PeerCode::Registered,
+            4000..=4999 => PeerCode::Private,
+            _ => PeerCode::OtherRfc,
+        }
+    }
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            PeerCode::Normal => "1000",
+            PeerCode::Away => "1001",
+            PeerCode::NoCode => "1005",
+            PeerCode::Lost => "1006",
+            PeerCode::OtherRfc => "1xxx",
+            PeerCode::Registered => "3xxx",
+            PeerCode::Private => "4xxx",
+        }
+    }
 }
 
 impl Metrics {
@@ -47,15 +113,23 @@ impl Metrics {
         *self.refusals.entry((status, reason)).or_default() += 1;
     }
 
-    /// Counts a WebSocket ending.
+    /// Counts a WebSocket the server closed with `code`.
     pub fn closed(&mut self, code: u16) {
-        *self.closes.entry(code).or_default() += 1;
+        *self.server_closes.entry(code).or_default() += 1;
+    }
+
+    /// Counts a WebSocket the peer closed with `code` (grouped).
+    pub fn closed_by_peer(&mut self, code: u16) {
+        let group = PeerCode::of(code);
+        if let Some(i) = PeerCode::ALL.iter().position(|&g| g == group) {
+            self.peer_closes[i] += 1;
+        }
     }
 
     /// The exposition text.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
-        let plain: [(&str, &str, &str, u64); 10] = [
+        let plain: [(&str, &str, &str, u64); 12] = [
             (
                 "wsgate_connections",
                 "gauge",
@@ -79,6 +153,18 @@ impl Metrics {
                 "gauge",
                 "Live login sessions.",
                 g.sessions as u64,
+            ),
+            (
+                "wsgate_queued_bytes",
+                "gauge",
+                "Bytes queued to all connections, not yet written.",
+                g.queued_bytes as u64,
+            ),
+            (
+                "wsgate_paused_inputs",
+                "gauge",
+                "Connections whose input waits for queues to drain (backpressure).",
+                g.paused_inputs as u64,
             ),
             (
                 "wsgate_accepted_total",
@@ -153,10 +239,23 @@ impl Metrics {
             &mut out,
             "wsgate_closes_total",
             "counter",
-            "WebSocket endings by close code.",
+            "WebSocket endings by who decided (server or peer) and close code; \
+             peer codes are grouped (1xxx, 3xxx, 4xxx).",
         );
-        for (code, n) in &self.closes {
-            let _ = writeln!(out, "wsgate_closes_total{{code=\"{code}\"}} {n}");
+        for (code, n) in &self.server_closes {
+            let _ = writeln!(
+                out,
+                "wsgate_closes_total{{by=\"server\",code=\"{code}\"}} {n}"
+            );
+        }
+        for (group, n) in PeerCode::ALL.iter().zip(self.peer_closes) {
+            if n > 0 {
+                let code = group.label();
+                let _ = writeln!(
+                    out,
+                    "wsgate_closes_total{{by=\"peer\",code=\"{code}\"}} {n}"
+                );
+            }
         }
         out
     }
@@ -176,17 +275,22 @@ mod tests {
         m.refused(401, "invalid token");
         m.refused(401, "invalid token");
         m.closed(1009);
+        m.closed_by_peer(1000);
         let text = m.render(&Gauges {
             connections: 3,
             websockets: 2,
             rooms: 1,
             sessions: 0,
+            queued_bytes: 10,
+            paused_inputs: 0,
         });
         assert!(text.contains("\nwsgate_websockets 2\n"));
         assert!(
             text.contains("wsgate_refusals_total{status=\"401\",reason=\"invalid token\"} 2\n")
         );
-        assert!(text.contains("wsgate_closes_total{code=\"1009\"} 1\n"));
+        assert!(text.contains("wsgate_closes_total{by=\"server\",code=\"1009\"} 1\n"));
+        assert!(text.contains("wsgate_closes_total{by=\"peer\",code=\"1000\"} 1\n"));
+        assert!(text.contains("\nwsgate_queued_bytes 10\n"));
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split(' ').nth(2).unwrap();
             assert_eq!(
@@ -195,5 +299,31 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn peer_codes_cannot_choose_series() {
+        let mut m = Metrics::default();
+        for code in 0..=u16::MAX {
+            m.closed_by_peer(code);
+        }
+        let gauges = Gauges {
+            connections: 0,
+            websockets: 0,
+            rooms: 0,
+            sessions: 0,
+            queued_bytes: 0,
+            paused_inputs: 0,
+        };
+        let text = m.render(&gauges);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("wsgate_closes_total{"))
+            .count();
+        assert_eq!(series, PeerCode::ALL.len());
+        assert!(text.contains("wsgate_closes_total{by=\"peer\",code=\"4xxx\"} 1000\n"));
+        assert_eq!(PeerCode::of(4999), PeerCode::Private);
+        assert_eq!(PeerCode::of(2999), PeerCode::OtherRfc);
+        assert_eq!(PeerCode::of(5000), PeerCode::OtherRfc);
     }
 }

@@ -11,8 +11,29 @@
 //!   [`Server::handle_password_checked`], [`Server::handle_shutdown`];
 //! - [`Server::poll_transmit`] (a connection with bytes to write),
 //!   [`Server::pending`] (those bytes), [`Server::poll_action`] (sockets
-//!   to shut or drop, passwords to check), [`Server::poll_timeout`] (the
-//!   next deadline).
+//!   to shut or drop, passwords to check, reading to resume),
+//!   [`Server::poll_timeout`] (the next deadline);
+//! - [`Server::should_read`] before each read: flow control.
+//!
+//! # Flow control
+//!
+//! Slowness is judged by whether a connection drains, never by how much
+//! one turn queued to it (a burst is not slowness):
+//!
+//! - a WebSocket whose queue is over the queue limit
+//!   ([`crate::config::Limits::max_queue_bytes`]) after a write attempt
+//!   starts a clock; if the queue is still over the limit when
+//!   [`crate::config::Limits::slow_consumer_timeout`] has passed, it is
+//!   closed `1013` and its unsent frames are dropped;
+//! - a queue that reaches the hard ceiling
+//!   ([`crate::config::Limits::queue_ceiling`]) is closed `1013` at once;
+//! - while its own queue is over the limit, a connection's input is not
+//!   read (its pings and commands wait for it to read its answers);
+//! - all queues together are bounded by a budget
+//!   ([`crate::config::Limits::queue_budget_bytes`]): at the budget no
+//!   WebSocket input is read at all, so senders' TCP windows fill
+//!   (backpressure) until writes bring the total down; readers that
+//!   drain are never closed for it.
 //!
 //! Because time is an argument, handshake timeouts, heartbeats, token
 //! expiry and rate limits are unit-tested with a virtual clock
@@ -25,10 +46,12 @@
 mod authenticate;
 mod chat;
 mod conn;
+mod fragments;
 mod handshake;
 #[cfg(any(test, fuzzing))]
 mod inspect;
 mod limits;
+mod logfmt;
 mod metrics;
 mod pipe;
 mod requests;
@@ -39,14 +62,16 @@ mod tickets;
 mod websocket;
 
 pub use authenticate::{Authenticate, Identity, Verdict};
+pub use limits::AddrKey;
+pub use logfmt::quoted;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use log::{info, warn};
+use log::{debug, info};
 use slab::Slab;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -59,7 +84,7 @@ use crate::http::Response;
 use crate::http::upgrade::Reject;
 
 use conn::{Conn, Phase, Purpose};
-use limits::IpBuckets;
+use limits::{AddrLoad, IpBuckets};
 use metrics::{Gauges, Metrics};
 use pipe::OutQueue;
 use rooms::Rooms;
@@ -74,27 +99,8 @@ pub type ConnId = usize;
 struct Job {
     conn: ConnId,
     serial: u64,
-    ip: IpAddr,
+    addr: AddrKey,
 }
-
-/// The key per-IP limits count under: the address itself for IPv4, its
-/// /64 prefix for IPv6 (one subscriber usually holds a whole /64).
-pub fn ip_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
-/// Connections accepted past `max_connections` only to be told `503`;
-/// beyond these the shell drops new sockets at once.
-const REFUSAL_SLACK: usize = 64;
 
 /// How often expired sessions, tickets and idle per-IP buckets are swept.
 const SWEEP_INTERVAL_MS: u64 = 60_000;
@@ -122,6 +128,34 @@ pub enum Action {
     /// Check a password off the event loop, then call
     /// [`Server::handle_password_checked`] with the job's number.
     CheckPassword(PasswordJob),
+    /// Reading `id` may go on: [`Server::should_read`] said no to it
+    /// before, and the queues it waited for have drained. Read it now
+    /// (its readiness event may have come and gone).
+    Resume(ConnId),
+}
+
+/// What to do with a socket just accepted.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Accept {
+    /// The core holds it now as connection `id`.
+    Open(ConnId),
+    /// Refused (a connection limit): write these bytes once, shut the
+    /// socket and drop it. The core holds nothing for it, so a refused
+    /// connection never takes a slot.
+    Refuse(Vec<u8>),
+    /// Shutting down: drop it without a word.
+    Drop,
+}
+
+impl Accept {
+    /// The connection's id, when the core took it.
+    pub fn id(&self) -> Option<ConnId> {
+        match self {
+            Accept::Open(id) => Some(*id),
+            Accept::Refuse(_) | Accept::Drop => None,
+        }
+    }
 }
 
 /// A password to check on a helper thread.
@@ -160,8 +194,20 @@ pub struct Server {
     /// Password jobs the helper thread has not answered, including those
     /// whose connection is gone: they still cost the helper their time.
     jobs: HashMap<u64, Job>,
-    /// Connections of any kind per client address (see [`ip_key`]).
-    per_ip: HashMap<IpAddr, usize>,
+    /// What each client address holds: connections, unauthenticated ones,
+    /// password checks. An entry goes when it holds nothing.
+    per_addr: HashMap<AddrKey, AddrLoad>,
+    /// Bytes queued to all connections (the sum of what each queue last
+    /// settled, see `settle`).
+    queued_total: usize,
+    /// WebSockets whose queue is over the limit, and since when: the
+    /// slow-consumer clock.
+    backlog: HashMap<ConnId, u64>,
+    /// Connections the shell was told not to read (`Conn::parked`); may
+    /// hold stale ids, skipped when walked.
+    parked: Vec<ConnId>,
+    /// How many connections are parked.
+    parked_count: usize,
     /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
     open_websockets: usize,
     /// Open WebSockets per session, so logout can close them.
@@ -223,7 +269,11 @@ impl Server {
             next_serial: 0,
             next_job: 0,
             jobs: HashMap::new(),
-            per_ip: HashMap::new(),
+            per_addr: HashMap::new(),
+            queued_total: 0,
+            backlog: HashMap::new(),
+            parked: Vec::new(),
+            parked_count: 0,
             open_websockets: 0,
             session_conns: HashMap::new(),
             user_conns: HashMap::new(),
@@ -270,6 +320,16 @@ impl Server {
         self.conns.get(id).map_or(0, |c| c.out.len())
     }
 
+    /// Bytes queued to all connections together.
+    pub fn queued_total(&self) -> usize {
+        self.queued_total
+    }
+
+    /// Connections whose input is not being read (backpressure).
+    pub fn paused_inputs(&self) -> usize {
+        self.parked_count
+    }
+
     /// True when `id` is an open, authenticated WebSocket.
     pub fn is_websocket(&self, id: ConnId) -> bool {
         self.conns.get(id).is_some_and(|c| c.ws().is_some())
@@ -288,16 +348,52 @@ impl Server {
     // ------------------------------------------------------------------
     // handle_*
 
-    /// A TCP connection was accepted from `peer`. Returns its id, or `None`
-    /// when the server is so far past its connection limit (or shutting
-    /// down) that the socket should be dropped without a word.
-    pub fn handle_accept(&mut self, peer: SocketAddr, now: u64) -> Option<ConnId> {
-        let max = self.config.limits.max_connections;
-        if self.conns.len() >= max + REFUSAL_SLACK || self.shutting_down {
-            warn!("refused peer={peer} reason=\"connection limit\" (dropped)");
-            return None;
+    /// A TCP connection was accepted from `peer`. The server's connection
+    /// limit and the per-address limits are checked here, before the
+    /// connection takes a slot: a refused one is answered `503` or `429`
+    /// by the shell at once and held by nobody.
+    pub fn handle_accept(&mut self, peer: SocketAddr, now: u64) -> Accept {
+        if self.shutting_down {
+            return Accept::Drop;
         }
         self.metrics.accepted += 1;
+        let addr = AddrKey::of(peer.ip());
+        let load = self.per_addr.get(&addr).copied().unwrap_or_default();
+        let limits = &self.config.limits;
+        let refusal = if self.conns.len() >= limits.max_connections {
+            Some(Reject::Unavailable(
+                "server at connection limit",
+                RETRY_AFTER_SECS,
+            ))
+        } else if limits.max_conns_per_ip.is_some_and(|cap| load.conns >= cap) {
+            Some(Reject::TooMany(
+                "too many connections from this address",
+                RETRY_AFTER_SECS,
+            ))
+        } else if limits
+            .max_unauth_per_ip
+            .is_some_and(|cap| load.unauth >= cap)
+        {
+            Some(Reject::TooMany(
+                "too many unauthenticated connections from this address",
+                RETRY_AFTER_SECS,
+            ))
+        } else {
+            None
+        };
+        if let Some(rej) = refusal {
+            // why: debug, not info: a flood of these would flood the log;
+            // `/metrics` counts them.
+            debug!(
+                "refused peer={peer} status={} reason=\"{}\"",
+                rej.status(),
+                rej.reason()
+            );
+            self.metrics.refused(rej.status(), rej.reason());
+            let mut bytes = Vec::new();
+            rej.response().write_to(&mut bytes, false, false);
+            return Accept::Refuse(bytes);
+        }
         let serial = self.next_serial;
         self.next_serial += 1;
         let id = self.conns.insert(Conn {
@@ -308,25 +404,19 @@ impl Server {
             deadline: None,
             armed: None,
             eof: false,
+            authenticated: false,
+            parked: false,
             phase: Phase::Http {
                 buf: Vec::new(),
                 sent_continue: false,
             },
         });
-        let from_ip = self.per_ip.entry(ip_key(peer.ip())).or_insert(0);
-        *from_ip += 1;
-        let per_ip_cap = self.config.limits.max_conns_per_ip;
-        if self.conns.len() > max {
-            let rej = Reject::Unavailable("server at connection limit", RETRY_AFTER_SECS);
-            self.refuse(id, rej, "-", None, now);
-        } else if per_ip_cap.is_some_and(|cap| *from_ip > cap) {
-            let rej = Reject::TooMany("too many connections from this address", RETRY_AFTER_SECS);
-            self.refuse(id, rej, "-", None, now);
-        } else {
-            let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
-            self.set_deadline(id, deadline);
-        }
-        Some(id)
+        let load = self.per_addr.entry(addr).or_default();
+        load.conns += 1;
+        load.unauth += 1;
+        let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
+        self.set_deadline(id, deadline);
+        Accept::Open(id)
     }
 
     /// Bytes arrived on connection `id`.
@@ -381,10 +471,10 @@ impl Server {
             if let Some(ws) = conn.ws() {
                 info!(
                     "close user={} peer={} code=1006 reason=\"connection lost\"",
-                    ws.principal.user(),
+                    quoted(ws.principal.user()),
                     conn.peer
                 );
-                self.metrics.closed(1006);
+                self.metrics.closed_by_peer(1006);
             }
             self.forget(id, now);
         }
@@ -412,7 +502,9 @@ impl Server {
         }
     }
 
-    /// The shell wrote `n` bytes of [`Server::pending`] for `id`.
+    /// The shell wrote `n` bytes of [`Server::pending`] for `id`. This is
+    /// where draining is seen: a queue back within the limit stops its
+    /// slow-consumer clock, and reading that waited for it resumes.
     pub fn handle_written(&mut self, id: ConnId, n: usize, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
         self.metrics.bytes_out += n as u64;
@@ -420,7 +512,17 @@ impl Server {
             return;
         };
         conn.out.consume(n);
+        let over_budget = self.queued_total >= self.config.limits.queue_budget_bytes;
+        self.settle(id);
+        let conn = &self.conns[id];
         let drained = conn.out.is_empty();
+        if conn.out.len() <= self.config.limits.max_queue_bytes {
+            self.backlog.remove(&id);
+        }
+        // Pipelined requests waited for the answers to drain.
+        let pipelined = matches!(&conn.phase, Phase::Http { buf, .. } if !buf.is_empty())
+            && !self.http_waits(conn);
+        let conn = &mut self.conns[id];
         match &conn.phase {
             Phase::Closing if drained && conn.eof => self.drop_conn(id, now),
             Phase::Closing if drained => {
@@ -428,13 +530,13 @@ impl Server {
                 self.actions.push_back(Action::ShutdownWrite(id));
                 self.set_deadline(id, now + close_timeout);
             }
-            // Pipelined requests waited for the answers to drain.
-            Phase::Http { buf, .. }
-                if !buf.is_empty() && conn.out.len() < self.config.limits.max_queue_bytes =>
-            {
-                self.process_http(id, now);
-            }
+            Phase::Http { .. } if pipelined => self.process_http(id, now),
             _ => {}
+        }
+        if over_budget && self.queued_total < self.config.limits.queue_budget_bytes {
+            self.unpark_all();
+        } else {
+            self.unpark(id);
         }
     }
 
@@ -487,16 +589,17 @@ impl Server {
         let Some(Job {
             conn: id,
             serial,
-            ip,
+            addr,
         }) = self.jobs.remove(&job)
         else {
             return;
         };
+        self.addr_load(addr, |load| load.logins -= 1);
         if user.is_some() {
             self.metrics.logins[0] += 1;
             // A token was taken from the failure bucket when the check
             // started (so parallel guesses count); success gives it back.
-            self.failed_logins.refund(ip_key(ip), now);
+            self.failed_logins.refund(addr, now);
         } else {
             self.metrics.logins[1] += 1;
         }
@@ -598,6 +701,34 @@ impl Server {
         self.actions.pop_front()
     }
 
+    /// Asked by the shell before it reads `id`: false while the core wants
+    /// that input left in the kernel (flow control: the connection's own
+    /// queue is over its limit, or all queues together are at the budget).
+    /// The core then remembers `id` and says [`Action::Resume`] once
+    /// reading may go on.
+    #[must_use]
+    pub fn should_read(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get(id) else {
+            return true;
+        };
+        if !self.input_waits(conn) {
+            return true;
+        }
+        let conn = &mut self.conns[id];
+        if !conn.parked {
+            conn.parked = true;
+            self.parked_count += 1;
+            self.parked.push(id);
+            // Ids unparked one by one stay listed; don't let them pile up.
+            if self.parked.len() > 2 * self.parked_count + 64 {
+                let conns = &self.conns;
+                self.parked
+                    .retain(|&id| conns.get(id).is_some_and(|c| c.parked));
+            }
+        }
+        false
+    }
+
     /// The earliest deadline (it may be one that is no longer armed;
     /// calling [`Server::handle_timeout`] early is harmless).
     pub fn poll_timeout(&self) -> Option<u64> {
@@ -615,6 +746,8 @@ impl Server {
             websockets: self.websockets(),
             rooms: self.rooms.len(),
             sessions: self.sessions.len(),
+            queued_bytes: self.queued_total,
+            paused_inputs: self.parked_count,
         })
     }
 
@@ -625,10 +758,11 @@ impl Server {
         };
         let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
         info!(
-            "refused peer={} status={} reason=\"{}\" target={target}{carrier}",
+            "refused peer={} status={} reason=\"{}\" target={}{carrier}",
             conn.peer,
             rej.status(),
-            rej.reason()
+            rej.reason(),
+            quoted(target)
         );
         self.metrics.refused(rej.status(), rej.reason());
         self.respond(id, &rej.response(), false, false, now);
@@ -660,11 +794,19 @@ impl Server {
             self.set_deadline(id, now + close_timeout);
         }
         self.mark_dirty(id);
+        // A closing connection is read (and its input discarded) until
+        // its end of stream.
+        self.unpark(id);
     }
 
     /// From now on: discard input, flush the queue, then shut and linger.
     fn begin_closing(&mut self, id: ConnId, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
+        self.backlog.remove(&id);
+        self.settle(id);
+        // A closing connection's input is read again (and discarded), so
+        // that its end of stream is seen.
+        self.unpark(id);
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -712,13 +854,32 @@ impl Server {
     /// until the helper answers it.
     fn forget(&mut self, id: ConnId, now: u64) {
         self.leave_room(id, now);
+        self.backlog.remove(&id);
         if let Some(conn) = self.conns.try_remove(id) {
-            let key = ip_key(conn.peer.ip());
-            if let Some(n) = self.per_ip.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_ip.remove(&key);
+            let over_budget = self.queued_total >= self.config.limits.queue_budget_bytes;
+            self.queued_total -= conn.out.accounted();
+            if conn.parked {
+                self.parked_count -= 1;
+            }
+            let unauth = !conn.authenticated;
+            self.addr_load(AddrKey::of(conn.peer.ip()), |load| {
+                load.conns -= 1;
+                if unauth {
+                    load.unauth -= 1;
                 }
+            });
+            if over_budget && self.queued_total < self.config.limits.queue_budget_bytes {
+                self.unpark_all();
+            }
+        }
+    }
+
+    /// Changes what `addr` holds; its entry goes once it holds nothing.
+    fn addr_load(&mut self, addr: AddrKey, change: impl FnOnce(&mut AddrLoad)) {
+        if let Some(load) = self.per_addr.get_mut(&addr) {
+            change(load);
+            if load.is_idle() {
+                self.per_addr.remove(&addr);
             }
         }
     }
@@ -734,12 +895,70 @@ impl Server {
         }
     }
 
+    /// The queue of `id` changed, or its socket can take bytes again:
+    /// count it in the total and schedule a write.
     fn mark_dirty(&mut self, id: ConnId) {
+        self.settle(id);
         if let Some(conn) = self.conns.get_mut(id) {
             if !conn.dirty && !conn.out.is_empty() {
                 conn.dirty = true;
                 self.dirty.push(id);
             }
         }
+    }
+
+    /// Brings the queue total up to date with the queue of `id`.
+    fn settle(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            let (before, after) = conn.out.settle();
+            self.queued_total = self.queued_total + after - before;
+        }
+    }
+
+    /// True when pipelined requests on an HTTP connection wait for the
+    /// answers already queued to drain.
+    fn http_waits(&self, conn: &Conn) -> bool {
+        let limits = &self.config.limits;
+        !conn.out.is_empty()
+            && (conn.out.len() >= limits.max_http_queue_bytes
+                || self.queued_total >= limits.queue_budget_bytes)
+    }
+
+    /// True when the input of `conn` should stay in the kernel for now.
+    fn input_waits(&self, conn: &Conn) -> bool {
+        let limits = &self.config.limits;
+        match conn.phase {
+            Phase::Ws(_) => {
+                self.queued_total >= limits.queue_budget_bytes
+                    || conn.out.len() > limits.max_queue_bytes
+            }
+            Phase::Http { .. } => self.http_waits(conn),
+            Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => false,
+        }
+    }
+
+    /// Lets the shell read `id` again if it was parked and need not be.
+    fn unpark(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        if conn.parked && !self.input_waits(conn) {
+            self.conns[id].parked = false;
+            self.parked_count -= 1;
+            self.actions.push_back(Action::Resume(id));
+        }
+    }
+
+    /// The total fell under the budget: everyone parked that need not be
+    /// any more may read again.
+    fn unpark_all(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        for &id in &parked {
+            self.unpark(id);
+        }
+        self.parked = parked;
+        let conns = &self.conns;
+        self.parked
+            .retain(|&id| conns.get(id).is_some_and(|c| c.parked));
     }
 }

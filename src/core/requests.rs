@@ -7,6 +7,8 @@ use log::info;
 use serde_json::json;
 
 use super::conn::{Phase, Purpose};
+use super::limits::AddrKey;
+use super::logfmt::quoted;
 use super::tickets::TicketRefusal;
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
@@ -26,16 +28,17 @@ impl Server {
             limits.max_head_bytes,
             limits.max_body_bytes,
         );
-        let queue_cap = self.config.limits.max_queue_bytes;
         loop {
-            let Some(conn) = self.conns.get_mut(id) else {
+            let Some(conn) = self.conns.get(id) else {
                 return;
             };
             // why: answers the peer has not read yet must not pile up
-            // without bound; the rest waits until `handle_written`.
-            if conn.out.len() >= queue_cap {
+            // without bound (their own cap, and the budget of all queues);
+            // the rest waits until `handle_written`.
+            if self.http_waits(conn) {
                 return;
             }
+            let conn = &mut self.conns[id];
             let Phase::Http { buf, sent_continue } = &mut conn.phase else {
                 return;
             };
@@ -50,6 +53,10 @@ impl Server {
                     return self.refuse(id, rej, "-", None, now);
                 }
             };
+            // RFC 9112 §3.2: exactly one valid Host, or 400.
+            if let Err(e) = req.check_host() {
+                return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
+            }
             let keep_alive = req.keep_alive() && !self.shutting_down;
             let head_only = req.method == Method::Head;
             if upgrade::is_upgrade_path(&req.path) && head_only {
@@ -119,6 +126,9 @@ impl Server {
                 .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 .with_body(self.render_metrics().into_bytes()),
             ("/healthz" | "/metrics", _) => allow("GET, HEAD"),
+            ("/login" | "/logout", Method::Post) if self.foreign_origin(req) => {
+                self.refused_cross_site(req, peer)
+            }
             ("/token" | "/login", Method::Post) => {
                 let purpose = if req.path == "/token" {
                     Purpose::Token
@@ -140,7 +150,7 @@ impl Server {
                     Err(detail) => {
                         info!(
                             "refused peer={peer} status=400 target={} reason=\"{detail}\"",
-                            req.path
+                            quoted(&req.path)
                         );
                         self.metrics.refused(400, detail);
                         Response::detail(400, detail)
@@ -153,6 +163,39 @@ impl Server {
             _ => Response::detail(404, "not found"),
         };
         Some(response)
+    }
+
+    /// True when a browser sent `req` from a page the server does not
+    /// trust: an `Origin` that is present and neither the server's own
+    /// (same host, `https` off loopback unless `--insecure-cookie`) nor an
+    /// `--allowed-origin`; `null` included. No `Origin` at all is a
+    /// non-browser client, which cannot be made to send a request by a
+    /// page. The login-CSRF check of `/login`, `/logout` and cookie
+    /// `/ws-ticket` (PROTOCOL §1).
+    fn foreign_origin(&self, req: &Request) -> bool {
+        let policy = self.upgrade_policy();
+        upgrade::check_post_origin(req, &policy).is_err()
+    }
+
+    /// The `403` for a state-changing request from a foreign origin.
+    fn refused_cross_site(&mut self, req: &Request, peer: SocketAddr) -> Response {
+        const REASON: &str = "origin not allowed";
+        info!(
+            "refused peer={peer} status=403 target={} reason=\"{REASON}\"",
+            quoted(&req.path)
+        );
+        self.metrics.refused(403, REASON);
+        Response::detail(403, REASON)
+    }
+
+    /// What the upgrade checks need to know of the configuration.
+    pub(super) fn upgrade_policy(&self) -> UpgradePolicy<'_> {
+        UpgradePolicy {
+            allow_password_auth: self.config.allow_password_auth,
+            cookie_name: self.config.cookie_name(),
+            allowed_origins: &self.config.allowed_origins,
+            require_https: !self.config.insecure_cookie,
+        }
     }
 
     /// Queues a password check for `id`; answers at once (`429`, `503`) when
@@ -169,12 +212,8 @@ impl Server {
         now: u64,
     ) -> Option<Response> {
         let peer = self.conns[id].peer;
-        let key = super::ip_key(peer.ip());
-        let in_flight = self
-            .jobs
-            .values()
-            .filter(|j| super::ip_key(j.ip) == key)
-            .count();
+        let key = AddrKey::of(peer.ip());
+        let in_flight = self.per_addr.get(&key).map_or(0, |load| load.logins);
         // why: the failure bucket is charged when the check starts, so
         // parallel guesses count; a success refunds it.
         let refusal = if in_flight >= MAX_PENDING_LOGINS_PER_IP {
@@ -233,9 +272,10 @@ impl Server {
             super::Job {
                 conn: id,
                 serial: conn.serial,
-                ip: peer.ip(),
+                addr: key,
             },
         );
+        self.per_addr.entry(key).or_default().logins += 1;
         self.set_deadline(id, now + super::PASSWORD_TIMEOUT_MS);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,
@@ -254,7 +294,7 @@ impl Server {
     ) -> Response {
         let ttl = self.config.token_ttl.as_secs();
         let token = self.jwt.issue(user.name(), user.role(), now, ttl);
-        info!("token issued user={} peer={peer}", user.name());
+        info!("token issued user={} peer={peer}", quoted(user.name()));
         Response::json(
             200,
             &json!({ "access_token": token, "token_type": "bearer", "expires_in": ttl }),
@@ -267,7 +307,7 @@ impl Server {
         for old in evicted {
             self.close_session_sockets(old, 4401, "session expired", now);
         }
-        info!("login user={} peer={peer}", user.name());
+        info!("login user={} peer={peer}", quoted(user.name()));
         let cookie = format!(
             "{}={id};{} HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
             self.config.cookie_name(),
@@ -338,14 +378,10 @@ impl Server {
                         _ => Response::detail(400, "more than one credential"),
                     };
                 };
-                let policy = UpgradePolicy {
-                    allow_password_auth: false,
-                    cookie_name: self.config.cookie_name(),
-                    allowed_origins: &self.config.allowed_origins,
-                    require_https: !self.config.insecure_cookie,
-                };
-                if let Err(rej) = upgrade::check_origin(req, &policy) {
-                    return rej.response();
+                // A cookie is ambient: a foreign page must not get a ticket
+                // (login CSRF; the ticket itself it could not read anyway).
+                if self.foreign_origin(req) {
+                    return self.refused_cross_site(req, peer);
                 }
                 match self.sessions.lookup(sid, now) {
                     Ok(p) => p,
@@ -356,7 +392,7 @@ impl Server {
         let user = principal.user().to_string();
         match self.tickets.issue(principal, now) {
             Ok(ticket) => {
-                info!("ticket issued user={user} peer={peer}");
+                info!("ticket issued user={} peer={peer}", quoted(&user));
                 Response::json(
                     200,
                     &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL_MS / 1000 }),

@@ -36,12 +36,12 @@ mod http {
         let (_, r) = h.request("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!((r.status, r.body.as_str()), (200, "ok"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
-        let (_, r) = h.request("GET /nope HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.status, 404);
         assert_eq!(json_body(&r.body)["detail"], "not found");
-        let (_, r) = h.request("GET /token HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("GET /token HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
-        let (_, r) = h.request("DELETE /healthz HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     }
 
@@ -49,7 +49,7 @@ mod http {
     fn pipelined_requests_are_answered_in_order() {
         let mut h = Harness::default();
         let id = h.connect();
-        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        h.send(id, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         assert_eq!(h.response(id).unwrap().status, 200);
         assert_eq!(h.response(id).unwrap().status, 404);
         let last = h.response(id).unwrap();
@@ -120,19 +120,19 @@ mod http {
             assert_eq!(r.status, 400, "{body}");
             assert!(json_body(&r.body)["detail"].is_string());
         }
-        let json_post =
-            "POST /token HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        let json_post = "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
         assert_eq!(h.request(json_post).1.status, 400);
     }
 
     #[test]
     fn body_limits() {
         let mut h = Harness::default();
-        let big = "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9000\r\n\r\n";
+        let big = "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9000\r\n\r\n";
         assert_eq!(h.request(big).1.status, 413);
-        let chunked = "POST /token HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let chunked = "POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(h.request(chunked).1.status, 411);
-        let bad_len = "POST /token HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
+        let bad_len =
+            "POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n";
         assert_eq!(h.request(bad_len).1.status, 400);
     }
 
@@ -159,7 +159,7 @@ mod http {
         h.send(
             id,
             format!(
-                "POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
                  Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             )
@@ -176,13 +176,15 @@ mod http {
         let id = h.connect();
         h.send(
             id,
-            format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(9000)).as_bytes(),
+            format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(9000)).as_bytes(),
         );
         let r = h.response(id).unwrap();
         assert_eq!((r.status, r.header("connection")), (431, Some("close")));
         let many: String = (0..70).map(|i| format!("X-{i}: v\r\n")).collect();
         assert_eq!(
-            h.request(&format!("GET / HTTP/1.1\r\n{many}\r\n")).1.status,
+            h.request(&format!("GET / HTTP/1.1\r\nHost: x\r\n{many}\r\n"))
+                .1
+                .status,
             431
         );
         assert_eq!(h.request("\x16\x03\x01 hello\r\n\r\n").1.status, 400);
@@ -192,7 +194,7 @@ mod http {
     fn handshake_timeout_closes_without_a_word() {
         let mut h = Harness::default();
         let id = h.connect();
-        h.send(id, b"GET /healthz HTTP/1.1\r\n");
+        h.send(id, b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
         h.advance(9_999);
         assert!(!h.peer(id).dropped);
         h.advance(1);
@@ -206,7 +208,7 @@ mod http {
         let mut h = Harness::default();
         let id = h.connect();
         h.advance(9_000);
-        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+        h.send(id, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(h.response(id).unwrap().status, 200);
         // The next head gets a fresh 10 s.
         h.advance(9_000);
@@ -230,18 +232,18 @@ mod http {
     }
 
     #[test]
-    fn connection_limit_answers_503() {
+    fn connection_limit_answers_503_without_taking_a_slot() {
         let mut h = Harness::new(|c| c.limits.max_connections = 2);
         h.connect();
         h.connect();
-        let id = h.connect();
-        let r = h.response(id).unwrap();
-        assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
-        // Far past the limit, sockets are dropped without a word.
-        for _ in 0..63 {
-            h.connect();
+        // However many come: each is answered 503 at once, none is held.
+        for _ in 0..100 {
+            assert_eq!(h.try_connect(), None);
+            let r = h.refusal().unwrap();
+            assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+            assert_eq!(r.header("connection"), Some("close"));
         }
-        assert_eq!(h.try_connect(), None);
+        assert_eq!(h.server.connections(), 2);
     }
 }
 
@@ -485,7 +487,9 @@ mod session {
         let (ws, _) = h.upgrade("/ws", &format!("Cookie: {c}\r\n{ORIGIN}"));
         let bob = h.open("bob");
         h.texts(bob);
-        let (_, r) = h.request(&format!("POST /logout HTTP/1.1\r\nCookie: {c}\r\n\r\n"));
+        let (_, r) = h.request(&format!(
+            "POST /logout HTTP/1.1\r\nHost: x\r\nCookie: {c}\r\n\r\n"
+        ));
         assert_eq!(r.status, 204);
         assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
         assert_eq!(h.close_frame(ws), Some((4403, "logged out".into())));
@@ -498,7 +502,12 @@ mod session {
             401
         );
         // Logout without a session is still a 204.
-        assert_eq!(h.request("POST /logout HTTP/1.1\r\n\r\n").1.status, 204);
+        assert_eq!(
+            h.request("POST /logout HTTP/1.1\r\nHost: x\r\n\r\n")
+                .1
+                .status,
+            204
+        );
     }
 
     #[test]
@@ -733,6 +742,14 @@ mod limits {
         for _ in 0..40 {
             h.say(talker, &line);
         }
+        // Over the limit, but not yet judged: the clock runs.
+        assert!(h.server.is_websocket(slow));
+        h.advance(4_999);
+        assert!(h.server.is_websocket(slow));
+        h.advance(1);
+        assert!(!h.server.is_websocket(slow), "closed once 5 s passed");
+        // Its unsent messages went with it.
+        assert!(h.server.queued(slow) < 200, "{}", h.server.queued(slow));
         let got = h.texts(fast);
         let lines = got
             .iter()
@@ -741,7 +758,7 @@ mod limits {
         assert_eq!(lines, 40, "every line reached the reading client");
         let left: Vec<_> = got.iter().filter(|t| !t.starts_with("talker: ")).collect();
         assert_eq!(left, vec!["System: slow has left the chat"]);
-        // The slow one gets its queue and then the close frame, once it reads.
+        // The slow one gets the close frame once it reads.
         h.stall(slow, false);
         let msgs = h.messages(slow);
         assert!(matches!(msgs.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1013));
@@ -757,6 +774,10 @@ mod limits {
             h.say(talker, &"z".repeat(1000));
         }
         assert!(!h.peer(slow).dropped);
+        // 5 s to the slow-consumer verdict, 5 s more for the close frame.
+        h.advance(5_000);
+        assert!(!h.server.is_websocket(slow));
+        assert!(!h.peer(slow).dropped);
         h.advance(5_000);
         assert!(h.peer(slow).dropped);
         assert_eq!(h.server.connections(), 1);
@@ -768,7 +789,7 @@ mod limits {
         let id = h.connect();
         // Two pipelined requests: the second waits for the first's check.
         let mut bytes = form_post("/token", "username=alice&password=wonderland").into_bytes();
-        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\n\r\n");
+        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         h.send(id, &bytes);
         assert_eq!(h.response(id).unwrap().status, 200);
         assert_eq!(h.response(id).unwrap().status, 200);
@@ -811,7 +832,7 @@ mod limits {
         let mut h = Harness::default();
         let id = h.connect();
         for _ in 0..500 {
-            h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+            h.send(id, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
             assert_eq!(h.response(id).unwrap().status, 200);
         }
         assert!(
@@ -1082,7 +1103,7 @@ mod lifecycle {
         let t = h.token("alice", 600);
         let ticket_of = |h: &mut Harness| {
             let (_, r) = h.request(&format!(
-                "POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n"
+                "POST /ws-ticket HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n"
             ));
             assert_eq!(r.status, 200, "{}", r.body);
             let body = json_body(&r.body);
@@ -1106,7 +1127,7 @@ mod lifecycle {
             401,
             "expired"
         );
-        let (_, r) = h.request("POST /ws-ticket HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("POST /ws-ticket HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.status, 401);
         assert_eq!(
             r.header("www-authenticate"),
@@ -1119,9 +1140,14 @@ mod lifecycle {
         let mut h = Harness::default();
         let cookie = login(&mut h, "alice", "wonderland");
         let (_, r) = h.request(&format!(
-            "POST /ws-ticket HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+            "POST /ws-ticket HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nOrigin: https://evil.example\r\n\r\n"
         ));
         assert_eq!(r.status, 403);
+        // Without an Origin it is no browser: allowed (PROTOCOL §1).
+        let (_, r) = h.request(&format!(
+            "POST /ws-ticket HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: {cookie}\r\n\r\n"
+        ));
+        assert_eq!(r.status, 200);
         let (_, r) = h.request(&format!(
             "POST /ws-ticket HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nCookie: {cookie}\r\nOrigin: http://127.0.0.1:8080\r\n\r\n"
         ));
@@ -1130,7 +1156,7 @@ mod lifecycle {
         let (ws, r) = h.upgrade(&format!("/ws?ticket={ticket}"), "");
         assert_eq!(r.status, 101);
         h.request(&format!(
-            "POST /logout HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+            "POST /logout HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
         ));
         assert_eq!(h.close_frame(ws), Some((4403, "logged out".into())));
     }
@@ -1183,7 +1209,7 @@ mod lifecycle {
         let mut h = Harness::default();
         h.open("alice");
         h.upgrade("/ws?token=bad", "");
-        let (_, r) = h.request("GET /metrics HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.status, 200);
         assert!(
             r.header("content-type")
@@ -1240,29 +1266,44 @@ mod lifecycle {
 /// Regressions from the adversarial review.
 mod review {
     use super::*;
-    use crate::core::ip_key;
+    use crate::core::AddrKey;
     use std::net::IpAddr;
 
     #[test]
     fn pipelining_without_reading_is_bounded() {
-        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 16 * 1024);
+        let mut h = Harness::default();
         let id = h.connect();
         h.stall(id, true);
-        let req = b"GET /metrics HTTP/1.1\r\n\r\n".repeat(400);
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
         h.send(id, &req);
         let queued = h.server.queued(id);
-        assert!(
-            queued < 16 * 1024 + 4096,
-            "answers stop at the cap: {queued}"
-        );
-        // Keep sending without reading: cut off, not buffered forever.
+        let cap = h.server.config().limits.max_http_queue_bytes;
+        assert!(cap <= 256 * 1024);
+        assert!(queued < cap + 8192, "answers stop at their cap: {queued}");
+        // Keep sending without reading: the input stays unread (in the
+        // kernel), nothing more is answered or buffered.
         for _ in 0..20 {
-            if h.peer(id).dropped {
-                break;
-            }
             h.send(id, &req);
         }
+        assert_eq!(h.server.queued(id), queued);
+        assert!(h.server.paused_inputs() == 1);
+        // Never read: the keep-alive deadline ends it.
+        h.advance(10_000);
         assert!(h.peer(id).dropped);
+    }
+
+    #[test]
+    fn sixty_non_readers_pipelining_metrics_pin_little_memory() {
+        let mut h = Harness::default();
+        let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+        for _ in 0..60 {
+            let id = h.connect();
+            h.stall(id, true);
+            h.send(id, &req);
+        }
+        let total = h.server.queued_total();
+        // Was 64 MiB (60 x the 1 MiB WebSocket cap).
+        assert!(total < 60 * (64 * 1024 + 8192), "{total}");
     }
 
     #[test]
@@ -1270,7 +1311,7 @@ mod review {
         let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4 * 1024);
         let id = h.connect();
         h.stall(id, true);
-        h.send(id, &b"GET /healthz HTTP/1.1\r\n\r\n".repeat(200));
+        h.send(id, &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200));
         h.stall(id, false);
         for _ in 0..200 {
             assert_eq!(h.response(id).expect("all 200 answered").status, 200);
@@ -1281,12 +1322,19 @@ mod review {
     fn a_ping_flood_from_a_non_reader_is_closed_1013() {
         let mut h = Harness::new(|c| c.limits.max_queue_bytes = 8 * 1024);
         let a = h.open("alice");
+        let b = h.open("bob");
         h.stall(a, true);
         for _ in 0..200 {
             h.ws_send(a, Message::Ping(vec![0; 125].into()));
         }
+        // Its input waits while its own queue is over the limit: the pongs
+        // stop there (plus one read's worth).
+        assert!(h.server.queued(a) < 8 * 1024 + 16 * 1024 + 256);
+        assert!(h.server.is_websocket(a));
+        h.say(b, "still here");
+        assert_eq!(h.texts(b).last().unwrap(), "bob: still here");
+        h.advance(5_000);
         assert!(!h.server.is_websocket(a));
-        assert!(h.server.queued(a) < 8 * 1024 + 256);
         h.stall(a, false);
         assert_eq!(h.close_frame(a).map(|f| f.0), Some(1013));
     }
@@ -1351,7 +1399,7 @@ mod review {
         ));
         let ticket = json_body(&r.body)["ticket"].as_str().unwrap().to_string();
         h.request(&format!(
-            "POST /logout HTTP/1.1\r\nCookie: {cookie}\r\n\r\n"
+            "POST /logout HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
         ));
         let (_, r) = h.upgrade(&format!("/ws?ticket={ticket}"), "");
         assert_eq!(
@@ -1366,7 +1414,7 @@ mod review {
         let ticket_for = |h: &mut Harness, ttl: u64| {
             let t = h.token("alice", ttl);
             let (_, r) = h.request(&format!(
-                "POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n"
+                "POST /ws-ticket HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n"
             ));
             json_body(&r.body)["ticket"].as_str().unwrap().to_string()
         };
@@ -1385,7 +1433,8 @@ mod review {
     fn tickets_per_user_are_capped() {
         let mut h = Harness::default();
         let t = h.token("alice", 600);
-        let req = format!("POST /ws-ticket HTTP/1.1\r\nAuthorization: Bearer {t}\r\n\r\n");
+        let req =
+            format!("POST /ws-ticket HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n\r\n");
         for _ in 0..32 {
             assert_eq!(h.request(&req).1.status, 200);
         }
@@ -1403,7 +1452,7 @@ mod review {
     fn a_half_closed_request_is_still_answered() {
         let mut h = Harness::default();
         let id = h.connect();
-        h.send(id, b"GET /healthz HTTP/1.1\r\n\r\n");
+        h.send(id, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
         h.half_close(id);
         assert_eq!(h.response(id).unwrap().status, 200);
         assert!(h.peer(id).dropped);
@@ -1474,15 +1523,22 @@ mod review {
         let ip: IpAddr = [10, 0, 0, 1].into();
         h.connect_from(ip).unwrap();
         h.connect_from(ip).unwrap();
-        let third = h.connect_from(ip).unwrap();
-        let r = h.response(third).unwrap();
+        assert_eq!(h.connect_from(ip), None, "refused at accept");
+        let r = h.refusal().unwrap();
         assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+        assert_eq!(h.server.connections(), 2, "the refused one holds no slot");
         assert!(h.connect_from([10, 0, 0, 2].into()).is_some());
         let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        assert_eq!(ip_key(v6a), ip_key(v6b), "one /64");
-        assert_ne!(ip_key(v6a), ip_key("2001:db8:1:3::1".parse().unwrap()));
-        assert_eq!(ip_key("::ffff:10.0.0.1".parse().unwrap()), ip);
+        assert_eq!(AddrKey::of(v6a), AddrKey::of(v6b), "one /64");
+        assert_ne!(
+            AddrKey::of(v6a),
+            AddrKey::of("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            AddrKey::of("::ffff:10.0.0.1".parse().unwrap()),
+            AddrKey::of(ip)
+        );
     }
 
     #[test]
@@ -1496,9 +1552,10 @@ mod review {
                 reason: "bye".into(),
             })),
         );
-        let (_, r) = h.request("GET /metrics HTTP/1.1\r\n\r\n");
+        let (_, r) = h.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(
-            r.body.contains("wsgate_closes_total{code=\"4000\"} 1"),
+            r.body
+                .contains("wsgate_closes_total{by=\"peer\",code=\"4xxx\"} 1"),
             "{}",
             r.body
         );

@@ -8,6 +8,7 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data};
 
 use super::chat::{self, Event, Reply, Request};
 use super::conn::{Conn, Phase};
+use super::logfmt::quoted;
 use super::pipe::Pipe;
 use super::{ConnId, Server};
 use crate::auth::Credential;
@@ -19,7 +20,16 @@ const MAX_STRIKES: u32 = 10;
 impl Server {
     /// Feeds bytes to tungstenite and acts on every complete message.
     pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: u64) {
-        let mut input = data;
+        let limit = self.config.limits.max_message_bytes;
+        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+            return;
+        };
+        // Fragments count against the message limit: frames up to the one
+        // that goes past it are read, then the connection closes `1009`.
+        let (mut input, too_big) = match ws.meter.feed(data, limit) {
+            Ok(()) => (data, false),
+            Err(at) => (&data[..at], true),
+        };
         loop {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
@@ -32,15 +42,10 @@ impl Server {
                 out: &mut conn.out,
             };
             let result = ws.ctx.read(&mut pipe);
-            let queued = conn.out.len();
-            if queued > 0 {
-                self.mark_dirty(id);
-            }
             // why: each ping queues a pong at once; a peer that floods pings
-            // and never reads is stopped at the cap, frame by frame.
-            if queued > self.config.limits.max_queue_bytes {
-                return self.close_ws(id, CloseCode::Again, "slow consumer", now);
-            }
+            // and never reads is judged by its queue like anyone else (and
+            // its input waits while its queue is over the limit).
+            self.queued_to(id, now);
             use tungstenite::Error as E;
             match result {
                 Ok(Message::Text(text)) if self.config.echo => {
@@ -66,7 +71,12 @@ impl Server {
                     }
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-                Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if too_big {
+                        self.close_ws(id, CloseCode::Size, "message too big", now);
+                    }
+                    return;
+                }
                 Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
                 Err(E::Capacity(_)) => {
                     return self.close_ws(id, CloseCode::Size, "message too big", now);
@@ -88,10 +98,7 @@ impl Server {
             return;
         }
         chat::encode_frame(kind, payload, conn.out.tail());
-        self.mark_dirty(id);
-        if self.conns[id].out.len() > self.config.limits.max_queue_bytes {
-            self.close_ws(id, CloseCode::Again, "slow consumer", now);
-        }
+        self.queued_to(id, now);
     }
 
     /// A text message from `id`.
@@ -181,16 +188,27 @@ impl Server {
         ws.principal.refresh(exp_ms, claims.role, claims.rooms);
         let config = &self.config;
         ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
-        let deadline = ws.next_deadline(config.ping_interval.as_millis() as u64);
-        self.set_deadline(id, deadline);
-        info!("refreshed user={} peer={}", claims.sub, self.conns[id].peer);
+        self.arm_ws(id);
+        info!(
+            "refreshed user={} peer={}",
+            quoted(&claims.sub),
+            self.conns[id].peer
+        );
         Reply::Refreshed(exp_ms / 1000)
     }
 
-    /// One of this connection's timers fired: silence, expiry, the
-    /// expiry warning, or a ping.
+    /// One of this connection's timers fired: the slow-consumer clock,
+    /// silence, expiry, the expiry warning, or a ping.
     pub(super) fn on_ws_deadline(&mut self, id: ConnId, now: u64) {
         let interval = self.config.ping_interval.as_millis() as u64;
+        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        if let Some(&since) = self.backlog.get(&id) {
+            // The writes of every turn since the queue passed the limit
+            // have had their chance; it is still over: not draining.
+            if now >= since.saturating_add(slow) {
+                return self.close_slow(id, now);
+            }
+        }
         let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
             return;
         };
@@ -225,17 +243,12 @@ impl Server {
                 let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
                 let _ = ws.ctx.flush(&mut pipe);
             }
-            self.mark_dirty(id);
+            self.queued_to(id, now);
         }
         if let Some(text) = warning {
             self.send_to(id, &text, now);
         }
-        if let Some(ws) = self.conns.get(id).and_then(Conn::ws) {
-            if ws.ctx.can_write() {
-                let at = ws.next_deadline(interval);
-                self.set_deadline(id, at);
-            }
-        }
+        self.arm_ws(id);
     }
 
     /// Queues one text frame to `id` alone.
@@ -248,10 +261,56 @@ impl Server {
         }
         chat::encode_text_frame(text.as_bytes(), conn.out.tail());
         self.metrics.messages_out += 1;
+        self.queued_to(id, now);
+    }
+
+    /// Bytes were queued to WebSocket `id`: count them and schedule the
+    /// write; a queue past the hard ceiling closes `1013` at once, one past
+    /// the limit starts its slow-consumer clock (judged in
+    /// `on_ws_deadline`, after the writes of the turns in between).
+    pub(super) fn queued_to(&mut self, id: ConnId, now: u64) {
         self.mark_dirty(id);
-        if self.conns[id].out.len() > self.config.limits.max_queue_bytes {
-            self.close_ws(id, CloseCode::Again, "slow consumer", now);
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        if !conn.can_receive() {
+            return;
         }
+        let limits = &self.config.limits;
+        let len = conn.out.len();
+        if len > limits.queue_ceiling() {
+            self.close_slow(id, now);
+        } else if len > limits.max_queue_bytes && !self.backlog.contains_key(&id) {
+            self.backlog.insert(id, now);
+            self.arm_ws(id);
+        }
+    }
+
+    /// Closes a slow consumer `1013`: its unsent frames are dropped (the
+    /// one partly written is finished), the close frame follows.
+    fn close_slow(&mut self, id: ConnId, now: u64) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.out.drop_unsent_frames();
+        }
+        self.close_ws(id, CloseCode::Again, "slow consumer", now);
+    }
+
+    /// Sets the deadline of WebSocket `id` to the earliest of its timers:
+    /// ping, silence, expiry, the expiry warning, the slow-consumer clock.
+    pub(super) fn arm_ws(&mut self, id: ConnId) {
+        let interval = self.config.ping_interval.as_millis() as u64;
+        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        let Some(ws) = self.conns.get(id).and_then(Conn::ws) else {
+            return;
+        };
+        if !ws.ctx.can_write() {
+            return;
+        }
+        let mut at = ws.next_deadline(interval);
+        if let Some(&since) = self.backlog.get(&id) {
+            at = at.min(since.saturating_add(slow));
+        }
+        self.set_deadline(id, at);
     }
 
     /// Writes one event into the queue of every member of `room`: encoded
@@ -268,8 +327,9 @@ impl Server {
             r.seq
         };
         let cap = self.config.limits.max_queue_bytes;
+        let ceiling = self.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
-        let mut victims = Vec::new();
+        let mut over = Vec::new();
         for &member in &r.members {
             let Some(conn) = self.conns.get_mut(member) else {
                 continue;
@@ -297,17 +357,22 @@ impl Server {
                 &self.scratch
             };
             conn.out.push(frame);
+            let (before, after) = conn.out.settle();
+            self.queued_total = self.queued_total + after - before;
             self.metrics.messages_out += 1;
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(member);
             }
-            if conn.out.len() > cap {
-                victims.push(member);
+            // why: a burst may take a queue past the limit; that is judged
+            // after the writes (slow-consumer clock), not here. Only the
+            // hard ceiling closes at once.
+            if after > cap && (after > ceiling || !self.backlog.contains_key(&member)) {
+                over.push(member);
             }
         }
-        for victim in victims {
-            self.close_ws(victim, CloseCode::Again, "slow consumer", now);
+        for member in over {
+            self.queued_to(member, now);
         }
     }
 
@@ -322,7 +387,7 @@ impl Server {
         };
         info!(
             "close user={} peer={} code={} reason=\"{reason}\"",
-            ws.principal.user(),
+            quoted(ws.principal.user()),
             conn.peer,
             u16::from(code)
         );
@@ -349,10 +414,10 @@ impl Server {
                 let code = ws.peer_close.unwrap_or(1005);
                 info!(
                     "close user={} peer={} code={code} reason=\"closed by peer\"",
-                    ws.principal.user(),
+                    quoted(ws.principal.user()),
                     conn.peer
                 );
-                self.metrics.closed(code);
+                self.metrics.closed_by_peer(code);
             }
         }
         self.leave_room(id, now);

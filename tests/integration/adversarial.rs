@@ -383,7 +383,7 @@ fn oversized_heads_and_too_many_headers_are_431() {
     // ... and in one that never ends: answered as soon as the limit is
     // passed, not at the handshake timeout (which closes without a word).
     let mut conn = server.http();
-    conn.send(format!("GET /healthz HTTP/1.1\r\nX-Filler: {filler}").as_bytes());
+    conn.send(format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}").as_bytes());
     let r = conn.response();
     assert_eq!(r.status, 431);
     assert!(conn.closed_by_server());
@@ -394,7 +394,7 @@ fn oversized_heads_and_too_many_headers_are_431() {
         .refused(&server, 431, &huge_token);
     // A mebibyte of headers in one write.
     let (mut writer, mut conn) = raw(&server);
-    let mut big = b"GET /healthz HTTP/1.1\r\n".to_vec();
+    let mut big = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
     while big.len() < 1024 * 1024 {
         big.extend_from_slice(format!("X-Filler-{}: {}\r\n", big.len(), "a".repeat(50)).as_bytes());
     }
@@ -507,7 +507,9 @@ fn a_dribbled_head_is_answered_when_complete_in_time_and_closed_when_not() {
 #[test]
 fn hundreds_of_unfinished_requests_are_closed_at_the_handshake_timeout() {
     const HALF_OPEN: usize = 300;
-    let server = server_with(|_| {});
+    // why: all from one address; the per-address cap on unauthenticated
+    // connections has its own test.
+    let server = server_with(|c| c.limits.max_unauth_per_ip = None);
     let by = Bystanders::start(&server, "lobby");
     let accepted = metric(&server, "wsgate_accepted_total").unwrap();
 
@@ -926,15 +928,19 @@ fn a_ping_flood_gets_its_pongs_and_spares_the_room() {
 
 #[test]
 fn a_ping_flooder_that_does_not_read_is_closed_1013() {
-    // 8 MiB of pings make about as many bytes of pongs: far more than
-    // the kernel buffers of a loopback connection whose reader does not
-    // read (about 4 MiB) plus the 64 KiB queue cap.
+    // 40 MiB of pings would make about as many bytes of pongs: far more
+    // than the kernel buffers of a loopback connection whose reader does
+    // not read (about 10 MiB) plus the 64 KiB queue limit. Once the queue
+    // is over the limit the server stops reading the pings (the flooder's
+    // writes block), and a second later closes it 1013; then it discards
+    // the rest of the flood.
     const CHUNK: usize = 2000;
-    const CHUNKS: usize = 32;
+    const CHUNKS: usize = 160;
     let server = server_with(|c| {
         // why: the flooder reads its close frame only after the flood; its
         // socket must not be dropped for lingering before that.
         c.limits.close_timeout = Duration::from_secs(30);
+        c.limits.slow_consumer_timeout = Duration::from_secs(1);
     });
     let by = Bystanders::start(&server, "lobby");
     // why: alone in its room, so that only pongs fill its queue (a
@@ -973,11 +979,15 @@ fn a_ping_flooder_that_does_not_read_is_closed_1013() {
 #[test]
 fn a_command_flooder_that_does_not_read_is_closed_1013() {
     // Like pongs, replies to the sender alone (`/who`, 10 bytes in, 24
-    // out) obey the cap. 250,000 of them are about 6 MiB of replies, more
-    // than the kernel holds for a client that does not read.
-    const COMMANDS: usize = 250_000;
+    // out) obey the queue limit. 1,000,000 of them would be about 23 MiB
+    // of replies, more than the kernel holds for a client that does not
+    // read: the server stops reading the commands, then closes it 1013.
+    const COMMANDS: usize = 1_000_000;
     const CHUNK: usize = 10_000;
-    let server = server_with(|c| c.limits.close_timeout = Duration::from_secs(30));
+    let server = server_with(|c| {
+        c.limits.close_timeout = Duration::from_secs(30);
+        c.limits.slow_consumer_timeout = Duration::from_secs(1);
+    });
     let by = Bystanders::start(&server, "lobby");
     let (mut writer, mut conn) = raw_ws(&server, "mallory", "commands");
     let chunk: Vec<u8> = (0..CHUNK).flat_map(|_| masked_text_frame("/who")).collect();
@@ -1034,22 +1044,44 @@ fn accepted_counts(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// What a pipelining client saw.
+struct Pipelined {
+    /// The `wsgate_accepted_total` of each answer, in order.
+    counts: Vec<u64>,
+    /// Of a client that did not read: the request bytes the server had
+    /// read when it stopped reading, and `wsgate_queued_bytes` then.
+    stopped_at: Option<(u64, u64)>,
+}
+
 /// Pipelines `count` requests `GET /metrics` on a new connection. A
 /// client that `reads` reads the answers (on a thread) as they come; one
 /// that does not reads nothing until the server has stopped taking its
 /// requests in. Either way it then reads everything the server sends until
-/// it hangs up; returns the `wsgate_accepted_total` of each answer.
-fn pipeline_metrics(server: &TestServer, count: usize, reads: bool) -> Vec<u64> {
+/// it hangs up.
+fn pipeline_metrics(server: &TestServer, count: usize, reads: bool) -> Pipelined {
     let bytes_in = metric(server, "wsgate_bytes_in_total").unwrap();
     let mut stream = server.connect();
     let reader = stream.try_clone().expect("clone the socket");
-    let reading = reads.then(|| std::thread::spawn(move || read_to_hang_up(reader)));
-    // why: a server that disconnects us may make this write fail.
-    let _ = stream.write_all("GET /metrics HTTP/1.1\r\n\r\n".repeat(count).as_bytes());
-    let bytes = match reading {
-        Some(thread) => thread
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+    let reading = reads.then(|| {
+        let reader = reader.try_clone().expect("clone the socket");
+        std::thread::spawn(move || read_to_hang_up(reader))
+    });
+    let requests = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(count);
+    // A client that does not read writes from a thread: once the kernel's
+    // buffers are full its writes wait for the server to read again.
+    let writer = std::thread::spawn(move || {
+        // why: a server that disconnects us may make this write fail.
+        let _ = stream.write_all(requests.as_bytes());
+        stream
+    });
+    let (bytes, stopped_at) = match reading {
+        Some(thread) => {
+            let bytes = thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            drop(writer.join());
+            (bytes, None)
+        }
         None => {
             let mut before = bytes_in;
             wait_for("the server to stop reading", IO_TIMEOUT, || {
@@ -1060,42 +1092,56 @@ fn pipeline_metrics(server: &TestServer, count: usize, reads: bool) -> Vec<u64> 
                 before = now;
                 settled
             });
-            read_to_hang_up(stream)
+            let queued = metric(server, "wsgate_queued_bytes").unwrap();
+            let read_in = before - bytes_in;
+            let bytes = read_to_hang_up(reader);
+            drop(writer.join());
+            (bytes, Some((read_in, queued)))
         }
     };
-    accepted_counts(&bytes)
+    Pipelined {
+        counts: accepted_counts(&bytes),
+        stopped_at,
+    }
 }
 
 #[test]
 fn pipelined_requests_from_a_client_that_does_not_read_are_bounded() {
-    // `GET /metrics` asks 25 bytes for some 1.5 KB of answer. README: a
-    // client's unread answers queue up to the cap, then wsgate waits; a
-    // client that sends more than 64 KiB of further requests meanwhile is
-    // disconnected. (Whether the waiting happens cannot be seen from
-    // here: the kernel holds megabytes of answers for a client that does
-    // not read.)
+    // `GET /metrics` asks 34 bytes for some 2 KB of answer. README: a
+    // client's unread answers queue up to their cap (64 KiB), then wsgate
+    // stops reading its requests (they wait in the kernel) until it
+    // reads; nothing is dropped.
     let server = server_with(|_| {});
     let by = Bystanders::start(&server, "lobby");
 
-    // Within the limit: every answer, in order (each rendered no earlier
-    // than the one before); the idle connection then times out.
-    const WITHIN: usize = 2_500; // 62.5 KB of requests
-    let counts = pipeline_metrics(&server, WITHIN, false);
-    assert_eq!(counts.len(), WITHIN, "answers to pipelined requests");
-    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "out of order");
+    // A few: every answer, in order (each rendered no earlier than the
+    // one before); the idle connection then times out.
+    const FEW: usize = 2_500;
+    let few = pipeline_metrics(&server, FEW, false);
+    assert_eq!(few.counts.len(), FEW, "answers to pipelined requests");
+    assert!(few.counts.windows(2).all(|w| w[0] <= w[1]), "out of order");
 
-    // Far past the limit, not reading: disconnected with most requests
-    // unanswered (without the limit: 20,000 answers, 30 MB queued; with
-    // it, what the kernel held when the server gave up, about 70 here).
-    const PAST: usize = 20_000; // 500 KB of requests
-    let answered = pipeline_metrics(&server, PAST, false).len();
+    // Many (about 40 MB of answers), not reading: the server stops
+    // reading the requests with its queue at the cap (the rest of them
+    // and what the kernel holds wait), then serves every one once the
+    // client reads.
+    const MANY: usize = 20_000;
+    let many = pipeline_metrics(&server, MANY, false);
+    let (read_in, queued) = many.stopped_at.unwrap();
+    let request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".len() as u64;
     assert!(
-        answered < PAST / 2,
-        "{answered} of {PAST} pipelined requests were answered to a client that did not read"
+        read_in < MANY as u64 * request / 2,
+        "the server read {read_in} bytes of requests from a client that did not read"
     );
+    assert!(
+        queued <= (64 + 8) * 1024,
+        "{queued} bytes queued while the client did not read"
+    );
+    assert_eq!(many.counts.len(), MANY, "every request answered in the end");
+    assert!(many.counts.windows(2).all(|w| w[0] <= w[1]), "out of order");
     // The same flood from a client that reads as the answers come is
     // served in full.
-    assert_eq!(pipeline_metrics(&server, PAST, true).len(), PAST);
+    assert_eq!(pipeline_metrics(&server, MANY, true).counts.len(), MANY);
 
     assert_eq!(by.finish(), Vec::<String>::new());
 }
@@ -1682,7 +1728,7 @@ fn smuggling_shaped_requests_are_refused_and_the_connection_closed() {
         ),
         (
             "NUL in a header name",
-            "GET /healthz HTTP/1.1\r\nHo\0st: t\r\n\r\n".to_string(),
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nHo\0st: t\r\n\r\n".to_string(),
             &[400],
         ),
         (

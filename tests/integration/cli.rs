@@ -272,7 +272,7 @@ fn the_binary_serves_a_chat_end_to_end() {
     log.extend(lines.try_iter());
     let log = log.join("\n");
     assert!(stdout.join().unwrap().is_empty());
-    assert!(log.contains("token=[redacted]"), "{log}");
+    assert!(log.contains("target=\"/ws?room=x&[redacted]\""), "{log}");
     // (The start-up warning names the demo users' published passwords;
     // the passwords sent by clients must not appear.)
     for secret in [

@@ -162,12 +162,12 @@ fn malformed_login_forms_are_400() {
 fn unknown_paths_are_404_json() {
     let server = TestServer::start();
     for request in [
-        "GET / HTTP/1.1\r\n\r\n",
-        "GET /nope HTTP/1.1\r\n\r\n",
-        "POST /nope HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
-        "GET /healthz/extra HTTP/1.1\r\n\r\n",
-        "GET /tokens HTTP/1.1\r\n\r\n",
-        "GET /wsx HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "GET /healthz/extra HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /tokens HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /wsx HTTP/1.1\r\nHost: x\r\n\r\n",
     ] {
         let r = server.exchange(request);
         assert_eq!(r.status, 404, "{request:?}");
@@ -179,19 +179,22 @@ fn unknown_paths_are_404_json() {
 fn wrong_methods_are_405_with_allow() {
     let server = TestServer::start();
     for (request, allow) in [
-        ("GET /token HTTP/1.1\r\n\r\n", "POST"),
-        ("GET /login HTTP/1.1\r\n\r\n", "POST"),
-        ("GET /logout HTTP/1.1\r\n\r\n", "POST"),
-        ("DELETE /token HTTP/1.1\r\n\r\n", "POST"),
+        ("GET /token HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+        ("GET /login HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+        ("GET /logout HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
+        ("DELETE /token HTTP/1.1\r\nHost: x\r\n\r\n", "POST"),
         (
-            "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             "GET, HEAD",
         ),
         (
-            "PUT /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            "PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
             "GET, HEAD",
         ),
-        ("POST /ws HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "GET"),
+        (
+            "POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET",
+        ),
     ] {
         let r = server.exchange(request);
         assert_eq!(r.status, 405, "{request:?}");
@@ -317,12 +320,12 @@ fn oversized_request_heads_are_431() {
 
     // Too many headers (the default limit is 64).
     let many: String = (0..80).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let r = server.exchange(&format!("GET /healthz HTTP/1.1\r\n{many}\r\n"));
+    let r = server.exchange(&format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}\r\n"));
     assert_eq!(r.status, 431);
 
     // A head just under the limit is fine.
     let r = server.exchange(&format!(
-        "GET /healthz HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\n\r\n",
         "a".repeat(7 * 1024)
     ));
     assert_eq!(r.status, 200);
@@ -333,8 +336,8 @@ fn garbage_request_lines_are_400() {
     let server = TestServer::start();
     for request in [
         "HELLO\r\n\r\n",
-        "GET http://example.com/healthz HTTP/1.1\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n",
+        "GET http://example.com/healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
     ] {
         let mut conn = server.http();
         conn.send(request.as_bytes());
@@ -351,7 +354,9 @@ fn metrics_are_prometheus_text() {
     send(&mut alice, "counted");
     assert_eq!(recv_text(&mut alice), "alice: counted");
     let token = server.token("bob");
-    let r = server.exchange(&format!("GET /ws?token={token} HTTP/1.1\r\n\r\n"));
+    let r = server.exchange(&format!(
+        "GET /ws?token={token} HTTP/1.1\r\nHost: x\r\n\r\n"
+    ));
     assert_eq!(r.status, 400);
 
     let r = server.exchange("GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -401,7 +406,7 @@ fn metrics_are_prometheus_text() {
     }
     assert!(samples > 0, "{text}");
 
-    let r = server.exchange("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let r = server.exchange("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
@@ -413,16 +418,16 @@ fn every_response_has_length_and_no_store() {
     let server = TestServer::start();
     let mut statuses = Vec::new();
     for request in [
-        "GET /healthz HTTP/1.1\r\n\r\n".to_string(),
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
         form_request("/token", "username=alice&password=wonderland", ""),
         form_request("/login", "username=alice&password=wonderland", ""),
-        "POST /logout HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_string(),
+        "POST /logout HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_string(),
         form_request("/token", "username=alice", ""),
         form_request("/token", "username=alice&password=nope", ""),
-        "GET /nope HTTP/1.1\r\n\r\n".to_string(),
-        "GET /token HTTP/1.1\r\n\r\n".to_string(),
-        "POST /token HTTP/1.1\r\nContent-Length: 100000\r\n\r\n".to_string(),
-        "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        "GET /token HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        "POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_string(),
+        "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             .to_string(),
     ] {

@@ -142,7 +142,7 @@ fn the_connection_limit_answers_503_with_retry_after() {
     assert!(retry >= 1);
     assert!(!r.detail().is_empty());
     // Plain HTTP is refused the same way.
-    let r = server.exchange("GET /healthz HTTP/1.1\r\n\r\n");
+    let r = server.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 503);
     assert!(r.header("retry-after").is_some());
 
@@ -180,11 +180,14 @@ fn idle_http_connections_count_toward_the_limit() {
     let server = TestServer::with(|c| c.limits.max_connections = 2);
     let first = server.connect();
     let second = server.connect();
-    let r = server.exchange("GET /healthz HTTP/1.1\r\n\r\n");
+    let r = server.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 503);
     drop((first, second));
     wait_for("the idle connections to be forgotten", IO_TIMEOUT, || {
-        server.exchange("GET /healthz HTTP/1.1\r\n\r\n").status == 200
+        server
+            .exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .status
+            == 200
     });
 }
 
@@ -213,7 +216,12 @@ fn upgrades_past_the_per_ip_rate_get_429() {
         .expect("Retry-After in seconds");
     assert!(retry >= 1);
     // Plain HTTP is not an upgrade.
-    assert_eq!(server.exchange("GET /healthz HTTP/1.1\r\n\r\n").status, 200);
+    assert_eq!(
+        server
+            .exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .status,
+        200
+    );
 }
 
 #[test]
