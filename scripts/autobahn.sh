@@ -7,11 +7,14 @@
 # core, shell and tungstenite setup to echo. Compression (cases 12 and 13)
 # is not offered by wsgate, so those cases are excluded.
 #
-# Expected refusals: the 64 KiB message cap closes every case whose message
-# is larger with 1009 "message too big" — 9.1.2-9.1.6 and 9.2.2-9.2.6
-# (256 KiB to 16 MiB in one frame) and all of 9.3-9.6 (1 MiB to 4 MiB,
-# fragmented or chunked). Those are run separately and must each end with
-# exactly that close code; every other case must pass.
+# Expected refusals: the default 64 KiB message cap closes every case whose
+# message is larger with 1009 "message too big" — 9.1.2-9.1.6 and
+# 9.2.2-9.2.6 (256 KiB to 16 MiB in one frame) and all of 9.3-9.6 (1 MiB to
+# 4 MiB, fragmented or chunked). Those are run separately and must each end
+# with exactly that close code; every other case must pass. Then a second
+# server with `--max-message 16MiB` must pass every 9.* case, including
+# 9.3.1/9.4.1 (4 MiB in 65,536 fragments: each fragment after the first
+# counts 64 bytes against the cap, 8 MiB in all).
 #
 # Exit 0 when everything conforms; 1 otherwise. Reports: $OUT (default
 # target/autobahn).
@@ -27,19 +30,32 @@ if ! command -v kosoku >/dev/null 2>&1; then
   python3 -m pip install --quiet kosoku
 fi
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$BIN" --listen "127.0.0.1:$PORT" --echo --message-rate 0 --upgrade-rate 0 \
-  --max-conns-per-user 10000 --log warn &
-PID=$!
-trap 'kill "$PID" 2>/dev/null || true' EXIT
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
-for _ in $(seq 1 50); do
-  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-TOKEN=$(curl -fs -X POST -d 'username=alice&password=wonderland' "http://127.0.0.1:$PORT/token" |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-URL="ws://127.0.0.1:$PORT/ws?token=$TOKEN"
+# Starts an echo server with extra flags "$@"; sets PID and URL.
+start_echo() {
+  local port
+  port=$(free_port)
+  "$BIN" --listen "127.0.0.1:$port" --echo --message-rate 0 --upgrade-rate 0 \
+    --max-conns-per-user 10000 --log warn "$@" &
+  PID=$!
+  for _ in $(seq 1 50); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  local token
+  token=$(curl -fs -X POST -d 'username=alice&password=wonderland' "http://127.0.0.1:$port/token" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  URL="ws://127.0.0.1:$port/ws?token=$token"
+}
+
+start_echo --max-message 16MiB
+BIG_PID=$PID
+BIG_URL=$URL
+start_echo
+trap 'kill "$PID" "$BIG_PID" 2>/dev/null || true' EXIT
 
 OVER_CAP=(9.1.2 9.1.3 9.1.4 9.1.5 9.1.6 9.2.2 9.2.3 9.2.4 9.2.5 9.2.6 '9.3.*' '9.4.*' '9.5.*' '9.6.*')
 exclude=(-x '12.*' -x '13.*')
@@ -69,6 +85,11 @@ if len(reports) != 40 or bad:
     sys.exit(1)
 print(f"{len(reports)} over-cap cases closed 1009 as expected")
 PY
+
+echo "== With --max-message 16MiB: every 9.* case passes"
+kosoku "$BIG_URL" -i '9.*' -p 2 -o "$OUT/large" || status=1
+kill -TERM "$BIG_PID"
+wait "$BIG_PID" || { echo "the 16MiB server exited $?" >&2; status=1; }
 
 echo "== SIGTERM: graceful exit 0"
 kill -TERM "$PID"

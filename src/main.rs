@@ -13,7 +13,7 @@ use wsgate::auth::jwt::MIN_SECRET_LEN;
 use wsgate::auth::password::hash_password;
 use wsgate::auth::users::Users;
 use wsgate::auth::valid_role;
-use wsgate::config::{Config, Origin, PerUserPolicy, Rate, SecretKey, parse_duration};
+use wsgate::config::{Config, Origin, PerUserPolicy, Rate, SecretKey, parse_duration, parse_size};
 use wsgate::shell::Gateway;
 
 const HELP: &str = "\
@@ -42,6 +42,17 @@ OPTIONS (each also read from the environment variable shown):
     --max-conns-per-user N  live WebSockets per user [WSGATE_MAX_CONNS_PER_USER] (default 16)
     --max-conns-per-ip N    connections per client address (IPv6: per /64), 0 = unlimited
                             [WSGATE_MAX_CONNS_PER_IP] (default 1024)
+    --max-unauth-conns-per-ip N
+                            connections per client address not yet authenticated
+                            (before the 101), 0 = unlimited [WSGATE_MAX_UNAUTH_CONNS_PER_IP] (default 64)
+    --max-message SIZE      largest incoming WebSocket message [WSGATE_MAX_MESSAGE] (default 64KiB)
+    --max-queue SIZE        a WebSocket's queue limit: over it for --slow-consumer-timeout
+                            means close 1013 [WSGATE_MAX_QUEUE] (default 1MiB)
+    --slow-consumer-timeout DURATION
+                            how long a queue may stay over --max-queue [WSGATE_SLOW_CONSUMER_TIMEOUT]
+                            (default 5s)
+    --queue-budget SIZE     all queued bytes together; at it, input waits (backpressure)
+                            [WSGATE_QUEUE_BUDGET] (default 256MiB)
     --per-user-policy P     reject-newest (429) or evict-oldest (4409) [WSGATE_PER_USER_POLICY]
     --presence-limit N      join/leave notices up to this room size [WSGATE_PRESENCE_LIMIT] (default 100)
     --send-roles LIST       comma-separated roles that may send [WSGATE_SEND_ROLES]
@@ -59,6 +70,7 @@ OPTIONS (each also read from the environment variable shown):
     -V, --version           print the version
 
 DURATION is a whole number with an optional unit s, m, h or d (900, 15m, 8h).
+SIZE is a whole number of bytes with an optional unit KiB, MiB or GiB (65536, 64KiB, 16MiB).
 ";
 
 /// Flags and variables as given, before validation.
@@ -78,6 +90,11 @@ struct Args {
     max_connections: Option<String>,
     max_conns_per_user: Option<String>,
     max_conns_per_ip: Option<String>,
+    max_unauth_conns_per_ip: Option<String>,
+    max_message: Option<String>,
+    max_queue: Option<String>,
+    slow_consumer_timeout: Option<String>,
+    queue_budget: Option<String>,
     per_user_policy: Option<String>,
     presence_limit: Option<String>,
     send_roles: Option<String>,
@@ -127,6 +144,15 @@ fn parse_args() -> Result<Option<Args>, lexopt::Error> {
             Long("max-connections") => args.max_connections = Some(parser.value()?.string()?),
             Long("presence-limit") => args.presence_limit = Some(parser.value()?.string()?),
             Long("max-conns-per-ip") => args.max_conns_per_ip = Some(parser.value()?.string()?),
+            Long("max-unauth-conns-per-ip") => {
+                args.max_unauth_conns_per_ip = Some(parser.value()?.string()?)
+            }
+            Long("max-message") => args.max_message = Some(parser.value()?.string()?),
+            Long("max-queue") => args.max_queue = Some(parser.value()?.string()?),
+            Long("slow-consumer-timeout") => {
+                args.slow_consumer_timeout = Some(parser.value()?.string()?)
+            }
+            Long("queue-budget") => args.queue_budget = Some(parser.value()?.string()?),
             Long("max-conns-per-user") => args.max_conns_per_user = Some(parser.value()?.string()?),
             Long("per-user-policy") => args.per_user_policy = Some(parser.value()?.string()?),
             Long("send-roles") => args.send_roles = Some(parser.value()?.string()?),
@@ -159,6 +185,31 @@ fn duration(value: Option<String>, name: &str) -> Result<Option<std::time::Durat
         .map(|v| {
             parse_duration(&v, false)
                 .ok_or_else(|| ConfigError(format!("{name}: not a duration: {v:?}")))
+        })
+        .transpose()
+}
+
+fn size(value: Option<String>, name: &str) -> Result<Option<usize>, ConfigError> {
+    value
+        .map(|v| {
+            parse_size(&v).ok_or_else(|| {
+                ConfigError(format!(
+                    "{name}: not a size (bytes, or with KiB, MiB, GiB; at most 4GiB): {v:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// A count where 0 means "no limit".
+fn optional_count(value: Option<String>, name: &str) -> Result<Option<Option<usize>>, ConfigError> {
+    value
+        .map(|v| match v.parse::<usize>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(ConfigError(format!(
+                "{name}: expected a whole number, got {v:?}"
+            ))),
         })
         .transpose()
 }
@@ -335,16 +386,47 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
     )? {
         config.limits.max_conns_per_user = n;
     }
-    if let Some(v) = pick(args.max_conns_per_ip, "WSGATE_MAX_CONNS_PER_IP") {
-        config.limits.max_conns_per_ip = match v.parse::<usize>() {
-            Ok(0) => None,
-            Ok(n) => Some(n),
-            Err(_) => {
-                return Err(ConfigError(format!(
-                    "--max-conns-per-ip: expected a whole number, got {v:?}"
-                )));
-            }
-        };
+    if let Some(n) = optional_count(
+        pick(args.max_conns_per_ip, "WSGATE_MAX_CONNS_PER_IP"),
+        "--max-conns-per-ip",
+    )? {
+        config.limits.max_conns_per_ip = n;
+    }
+    if let Some(n) = optional_count(
+        pick(
+            args.max_unauth_conns_per_ip,
+            "WSGATE_MAX_UNAUTH_CONNS_PER_IP",
+        ),
+        "--max-unauth-conns-per-ip",
+    )? {
+        config.limits.max_unauth_per_ip = n;
+    }
+    if let Some(n) = size(
+        pick(args.max_message, "WSGATE_MAX_MESSAGE"),
+        "--max-message",
+    )? {
+        config.limits.max_message_bytes = n;
+    }
+    if let Some(n) = size(pick(args.max_queue, "WSGATE_MAX_QUEUE"), "--max-queue")? {
+        config.limits.max_queue_bytes = n;
+    }
+    if let Some(n) = size(
+        pick(args.queue_budget, "WSGATE_QUEUE_BUDGET"),
+        "--queue-budget",
+    )? {
+        config.limits.queue_budget_bytes = n;
+    }
+    if let Some(d) = duration(
+        pick(args.slow_consumer_timeout, "WSGATE_SLOW_CONSUMER_TIMEOUT"),
+        "--slow-consumer-timeout",
+    )? {
+        config.limits.slow_consumer_timeout = d;
+    }
+    if config.limits.queue_budget_bytes < config.limits.max_queue_bytes {
+        return Err(ConfigError(format!(
+            "--queue-budget ({} bytes) is smaller than --max-queue ({} bytes)",
+            config.limits.queue_budget_bytes, config.limits.max_queue_bytes
+        )));
     }
     if let Some(p) = pick(args.per_user_policy, "WSGATE_PER_USER_POLICY") {
         config.per_user_policy = match p.as_str() {

@@ -7,14 +7,16 @@
 //! limit: a peer can keep the server parsing frames forever inside one
 //! message. [`FragmentMeter`] reads the frame headers of the same bytes
 //! tungstenite is about to read (it never buffers a payload) and counts
-//! every fragment after a message's first as
+//! every fragment past a message's first [`FREE_FRAGMENTS`] as
 //! [`FRAGMENT_OVERHEAD`] bytes on top of its payload. A message whose
 //! count passes the message limit is refused `1009`, like a large one.
+//! (The free fragments let a message of exactly the limit arrive in a few
+//! dozen fragments, as Autobahn 10.1.1 sends 64 KiB in 51.)
 //!
 //! Contract for untrusted input: [`FragmentMeter::feed`] never panics and
 //! keeps at most one frame header (14 bytes) of state.
 
-use crate::config::FRAGMENT_OVERHEAD;
+use crate::config::{FRAGMENT_OVERHEAD, FREE_FRAGMENTS};
 
 /// The frame-header reader of one connection's input.
 #[derive(Debug, Default)]
@@ -67,8 +69,10 @@ impl FragmentMeter {
             }
             if opcode == 0 {
                 self.fragments += 1;
-                let overhead = FRAGMENT_OVERHEAD as u64;
-                self.cost = self.cost.saturating_add(payload).saturating_add(overhead);
+                self.cost = self.cost.saturating_add(payload);
+                if self.fragments > FREE_FRAGMENTS as u64 {
+                    self.cost = self.cost.saturating_add(FRAGMENT_OVERHEAD as u64);
+                }
             } else {
                 self.fragments = 1;
                 self.cost = payload;
@@ -156,7 +160,8 @@ mod tests {
         let mut m = FragmentMeter::default();
         let limit = 64 * 1024;
         let mut input = frame(false, 1, b"");
-        let allowed = limit / FRAGMENT_OVERHEAD;
+        let allowed = FREE_FRAGMENTS - 1 + limit / FRAGMENT_OVERHEAD;
+        assert!(allowed < 2000);
         for _ in 0..allowed {
             input.extend(frame(false, 0, b""));
         }
@@ -180,23 +185,41 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_exactly_the_limit_may_come_in_a_few_dozen_fragments() {
+        // Autobahn 10.1.1: 65,536 bytes in fragments of 1,300.
+        let mut m = FragmentMeter::default();
+        let data = vec![b'*'; 65_536];
+        let pieces: Vec<&[u8]> = data.chunks(1300).collect();
+        let mut input = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let opcode = if i == 0 { 1 } else { 0 };
+            input.extend(frame(i == pieces.len() - 1, opcode, piece));
+        }
+        assert_eq!(m.feed(&input, 65_536), Ok(()));
+    }
+
+    #[test]
     fn control_frames_between_fragments_are_free_and_state_survives_splits() {
         let mut input = frame(false, 1, b"ab");
         for _ in 0..100 {
             input.extend(frame(true, 9, b"ping"));
         }
+        for _ in 1..FREE_FRAGMENTS {
+            input.extend(frame(false, 0, b""));
+        }
         input.extend(frame(true, 0, b"cd"));
         // The count restarts after a complete message.
         input.extend(frame(false, 1, b"x"));
         input.extend(frame(true, 0, b"y"));
+        let limit = 2 + 2 + FRAGMENT_OVERHEAD;
         for split in [1, 2, 3, 7, 13, input.len()] {
             let mut m = FragmentMeter::default();
             for piece in input.chunks(split) {
-                assert_eq!(m.feed(piece, 2 + 2 + FRAGMENT_OVERHEAD), Ok(()));
+                assert_eq!(m.feed(piece, limit), Ok(()));
             }
         }
         let mut tight = FragmentMeter::default();
-        assert!(tight.feed(&input, 4 + FRAGMENT_OVERHEAD - 1).is_err());
+        assert!(tight.feed(&input, limit - 1).is_err());
     }
 
     #[test]

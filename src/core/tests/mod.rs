@@ -6,6 +6,9 @@ use tungstenite::Message;
 
 use crate::testkit::{Harness, form_post, upgrade_request};
 
+mod flow;
+mod hardening;
+
 /// Logs in with the form and returns the cookie pair (`__Host-wsgate=ID`).
 fn login(h: &mut Harness, user: &str, password: &str) -> String {
     let (_, r) = h.request(&form_post(

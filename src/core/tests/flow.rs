@@ -1,0 +1,296 @@
+//! Flow control on a virtual clock: bursts are not slowness, draining is
+//! judged after writes, the hard ceiling, the queue budget (backpressure),
+//! the HTTP answers' own cap, and fragments charged against the message
+//! limit.
+
+use std::time::Duration;
+
+use tungstenite::Message;
+
+use crate::testkit::Harness;
+
+/// A masked client frame, written by hand (tungstenite's client would not
+/// send some of these).
+fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=65_535 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let key = [7, 1, 9, 3];
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// `count` numbered chat lines of about `len` bytes, as one buffer of
+/// frames (so the core reads them as one burst, before any write).
+fn burst(count: usize, len: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| client_frame(true, 1, format!("{i:04} {}", "x".repeat(len)).as_bytes()))
+        .collect()
+}
+
+/// The numbers of the `from` lines in `texts`, in the order read.
+fn numbers(texts: &[String], from: &str) -> Vec<usize> {
+    let prefix = format!("{from}: ");
+    texts
+        .iter()
+        .filter_map(|t| t.strip_prefix(&prefix)?.get(..4)?.parse().ok())
+        .collect()
+}
+
+fn small_queues(c: &mut crate::config::Config) {
+    c.limits.max_queue_bytes = 4 * 1024;
+    c.limits.message_rate = None;
+}
+
+#[test]
+fn a_burst_past_the_limit_does_not_close_readers_that_drain() {
+    let mut h = Harness::new(small_queues);
+    let talker = h.open("talker");
+    let readers: Vec<_> = (0..4).map(|i| h.open(&format!("r{i}"))).collect();
+    h.texts(talker);
+    // 16 lines of 1 KB in one read: every queue holds 16 KB, four times
+    // the limit, before the shell writes anything. (Before this change,
+    // the cap was checked here and every reader was closed 1013.)
+    h.send(talker, &burst(16, 1000));
+    for &r in &readers {
+        assert!(h.server.is_websocket(r), "a reader that drains stays open");
+    }
+    // Long past the slow-consumer timeout, still open: they drained.
+    h.advance(20_000);
+    for &r in &readers {
+        assert!(h.server.is_websocket(r));
+        let texts = h.texts(r);
+        assert_eq!(numbers(&texts, "talker"), (0..16).collect::<Vec<_>>());
+    }
+    assert!(h.server.is_websocket(talker), "the sender drained too");
+}
+
+#[test]
+fn a_reader_that_takes_too_little_is_closed_after_the_timeout() {
+    let mut h = Harness::new(small_queues);
+    let talker = h.open("talker");
+    let slow = h.open("slow");
+    let fast = h.open("fast");
+    h.stall(slow, true);
+    h.send(talker, &burst(20, 1000));
+    assert!(h.server.queued(slow) > 4 * 1024);
+    // The kernel takes 500 bytes a second from it: draining, but too
+    // little to get under the limit.
+    for _ in 0..4 {
+        h.advance(1_000);
+        let now = h.now;
+        h.server.handle_written(slow, 500, now);
+        assert!(h.server.is_websocket(slow));
+    }
+    h.advance(1_000);
+    assert!(!h.server.is_websocket(slow), "judged slow after 5 s");
+    assert_eq!(numbers(&h.texts(fast), "talker").len(), 20);
+    assert!(h.server.is_websocket(fast));
+}
+
+#[test]
+fn a_reader_back_under_the_limit_in_time_is_not_closed_and_its_clock_restarts() {
+    let mut h = Harness::new(small_queues);
+    let talker = h.open("talker");
+    let late = h.open("late");
+    h.stall(late, true);
+    h.send(talker, &burst(20, 1000));
+    h.advance(4_000);
+    // It reads everything just before the verdict.
+    h.stall(late, false);
+    assert_eq!(numbers(&h.texts(late), "talker").len(), 20);
+    h.advance(10_000);
+    assert!(h.server.is_websocket(late));
+    // A new backlog gets a fresh 5 s, not what was left of the old one.
+    h.stall(late, true);
+    h.send(talker, &burst(20, 1000));
+    h.advance(4_999);
+    assert!(h.server.is_websocket(late));
+    h.advance(1);
+    assert!(!h.server.is_websocket(late));
+}
+
+#[test]
+fn the_hard_ceiling_closes_at_once_and_frees_the_queue() {
+    let mut h = Harness::new(|c| {
+        small_queues(c);
+        c.limits.max_message_bytes = 1024;
+    });
+    assert_eq!(h.server.config().limits.queue_ceiling(), 64 * 1024);
+    let talker = h.open("talker");
+    let stuck = h.open("stuck");
+    let fine = h.open("fine");
+    h.stall(stuck, true);
+    h.send(talker, &burst(80, 1000));
+    // Past 64 KiB: closed at once, no clock; its unsent frames dropped.
+    assert!(!h.server.is_websocket(stuck));
+    assert!(h.server.queued(stuck) < 200, "{}", h.server.queued(stuck));
+    assert_eq!(numbers(&h.texts(fine), "talker").len(), 80);
+    h.stall(stuck, false);
+    assert_eq!(h.close_frame(stuck).map(|f| f.0), Some(1013));
+}
+
+#[test]
+fn at_the_budget_input_waits_and_nothing_is_lost() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 16 * 1024;
+        c.limits.queue_budget_bytes = 48 * 1024;
+        c.limits.message_rate = None;
+    });
+    let talker = h.open("talker");
+    let a = h.open("a");
+    let b = h.open("b");
+    h.texts(talker);
+    h.stall(a, true);
+    h.stall(b, true);
+    // 120 KB of lines for each of two readers that do not read: far past
+    // the budget. A read at a time, until the budget stops the reading.
+    let lines = burst(120, 1000);
+    h.send(talker, &lines);
+    let total = h.server.queued_total();
+    assert!(total >= 48 * 1024, "{total}");
+    assert!(
+        total < 48 * 1024 + 3 * 16 * 1024,
+        "stops within a read: {total}"
+    );
+    assert_eq!(h.server.paused_inputs(), 1, "the talker's input waits");
+    assert!(
+        !h.peer(talker).unread.is_empty(),
+        "the rest is still unread"
+    );
+    assert!(h.server.is_websocket(a) && h.server.is_websocket(b));
+    // The readers read: the queues drain, the talker is read again, and
+    // everyone gets everything, in order; nobody was closed.
+    h.advance(1_000);
+    h.stall(a, false);
+    h.stall(b, false);
+    for id in [talker, a, b] {
+        assert!(h.server.is_websocket(id));
+        assert_eq!(
+            numbers(&h.texts(id), "talker"),
+            (0..120).collect::<Vec<_>>(),
+            "{id}"
+        );
+    }
+    assert_eq!(h.server.paused_inputs(), 0);
+    assert_eq!(h.server.queued_total(), 0);
+}
+
+#[test]
+fn a_connection_whose_own_queue_is_over_the_limit_is_not_read() {
+    let mut h = Harness::new(small_queues);
+    let me = h.open("me");
+    h.stall(me, true);
+    // A long line to itself is 4 KB and more: its queue passes the limit.
+    let frames: Vec<u8> = (0..10)
+        .flat_map(|i| client_frame(true, 1, format!("{i:04} {}", "y".repeat(2000)).as_bytes()))
+        .collect();
+    h.send(me, &frames);
+    let queued = h.server.queued(me);
+    assert!(queued > 4 * 1024);
+    // Its later input (past the first read) waits in the "kernel".
+    assert!(!h.peer(me).unread.is_empty());
+    assert_eq!(h.server.paused_inputs(), 1);
+    h.stall(me, false);
+    assert_eq!(numbers(&h.texts(me), "me"), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn http_answers_have_their_own_small_cap() {
+    let mut h = Harness::new(|c| c.limits.max_queue_bytes = 8 * 1024 * 1024);
+    let id = h.connect();
+    h.stall(id, true);
+    h.send(
+        id,
+        &b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5_000),
+    );
+    let cap = h.server.config().limits.max_http_queue_bytes;
+    assert_eq!(cap, 64 * 1024);
+    assert!(
+        h.server.queued(id) < cap + 8 * 1024,
+        "{}",
+        h.server.queued(id)
+    );
+    // Reading again, every request is answered.
+    h.stall(id, false);
+    let mut answered = 0;
+    while let Some(r) = h.response(id) {
+        assert_eq!(r.status, 200);
+        answered += 1;
+    }
+    assert_eq!(answered, 5_000);
+}
+
+#[test]
+fn thousands_of_empty_fragments_are_refused_1009() {
+    let mut h = Harness::default();
+    let a = h.open("alice");
+    let b = h.open("bob");
+    h.texts(b);
+    let mut message = client_frame(false, 1, b"");
+    for _ in 0..3_000 {
+        message.extend(client_frame(false, 0, b""));
+    }
+    message.extend(client_frame(true, 0, b"never"));
+    h.send(a, &message);
+    assert_eq!(h.close_frame(a), Some((1009, "message too big".into())));
+    // The same words in a few fragments are fine.
+    let mut ok = client_frame(false, 1, b"in ");
+    ok.extend(client_frame(false, 0, b"three "));
+    ok.extend(client_frame(true, 0, b"parts"));
+    h.send(b, &ok);
+    assert_eq!(
+        h.texts(b).last().map(String::as_str),
+        Some("bob: in three parts")
+    );
+}
+
+#[test]
+fn a_large_message_limit_admits_fragmented_megabytes() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_message_bytes = 16 << 20;
+        c.limits.message_rate = None;
+        c.echo = true;
+    });
+    let a = h.open("alice");
+    // 4 MiB in 65,536 fragments of 64 bytes (Autobahn 9.3.1).
+    let piece = [b'*'; 64];
+    let mut message = client_frame(false, 1, &piece);
+    for i in 1..65_536 {
+        message.extend(client_frame(i == 65_535, 0, &piece));
+    }
+    h.send(a, &message);
+    let got = h.messages(a);
+    assert!(
+        matches!(got.last(), Some(Message::Text(t)) if t.len() == 4 << 20),
+        "{:?}",
+        got.iter().map(|m| m.len()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_slow_consumer_verdict_is_a_stated_bound() {
+    let slow_timeout = Duration::from_secs(2);
+    let mut h = Harness::new(|c| {
+        small_queues(c);
+        c.limits.slow_consumer_timeout = slow_timeout;
+    });
+    let talker = h.open("talker");
+    let gone = h.open("gone");
+    h.stall(gone, true);
+    h.send(talker, &burst(10, 1000));
+    h.advance(1_999);
+    assert!(h.server.is_websocket(gone));
+    h.advance(1);
+    assert!(!h.server.is_websocket(gone));
+}
