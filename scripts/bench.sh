@@ -3,10 +3,15 @@
 # tokio-tungstenite peer (peer/), one fresh server process per workload,
 # and prints both sets of figures and their ratios. See BENCHMARKS.md.
 #
-#   scripts/bench.sh                  # everything, about 3 minutes
+#   scripts/bench.sh                  # everything, about 4 minutes
 #   scripts/bench.sh handshake idle   # only these workloads
 #
-# Workloads: handshake, broadcast, latency, idle. Sizes and knobs come from
+# Workloads: handshake, broadcast, latency, idle, burst (BURST_SENDERS
+# senders each send one BURST_SIZE message at the same moment; loadgen's
+# defaults), burst-big (the same with BURST_MESSAGES each: 32 x 6 x 60 KiB
+# = 11.8 MB). A burst run passes when every reader that keeps reading got
+# every message in order and none was closed: delivered = expected,
+# in_order = true, fast_closed = 0 in the table. Sizes and knobs come from
 # the environment:
 #
 #   DURATION=10        seconds of load for handshake, broadcast, latency
@@ -16,6 +21,11 @@
 #   RATE=20000         latency run: deliveries per second
 #   IDLE=15000         idle connections
 #   CONCURRENCY=32     handshakes in flight
+#   BURST_SENDERS=32   burst: senders, each also reading
+#   BURST_SIZE=60      burst: KiB per message
+#   BURST_MESSAGES=6   burst-big: messages per sender (burst sends 1)
+#   BURST_READERS=4    burst: connections that only read
+#   BURST_STALLED=1    burst: connections that never read
 #   PIN=latency        server on CPU 0, generator on CPU 1 (taskset) for
 #                      the latency run only; PIN=all for every run, PIN=none
 #   RT=1               latency run under SCHED_FIFO (chrt), so other
@@ -28,7 +38,8 @@
 # The servers: wsgate; peer (tokio + tokio-tungstenite, as in
 # tokio-tungstenite's examples/server.rs); peer-small (the same with a 4 KiB
 # read buffer, idle only); peer-send (the same with a flush per message,
-# broadcast only).
+# broadcast only). The peer has no JSON mode: its burst runs use text mode
+# (--text), and it closes nobody, so its stalled reader stays open.
 #
 # Everything listens and connects on loopback only; every load loop is
 # bounded in time; every process started here is stopped by its PID.
@@ -44,12 +55,17 @@ WINDOW=${WINDOW:-16}
 RATE=${RATE:-20000}
 IDLE=${IDLE:-15000}
 CONCURRENCY=${CONCURRENCY:-32}
+BURST_SENDERS=${BURST_SENDERS:-32}
+BURST_SIZE=${BURST_SIZE:-60}
+BURST_MESSAGES=${BURST_MESSAGES:-6}
+BURST_READERS=${BURST_READERS:-4}
+BURST_STALLED=${BURST_STALLED:-1}
 PIN=${PIN:-latency}
 RT=${RT:-1}
 QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_MAX=${QUIET_MAX:-25}
 SERVERS=${SERVERS:-wsgate peer peer-small peer-send}
-WORKLOADS=${*:-handshake broadcast latency idle}
+WORKLOADS=${*:-handshake broadcast latency idle burst burst-big}
 export WSGATE_SECRET=${WSGATE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
 OUT=$TARGET/bench-results/$(date +%Y%m%d-%H%M%S)
@@ -222,6 +238,19 @@ for server in $SERVERS; do
                     --senders "$SENDERS" --rate "$RATE" ;;
             idle)
                 run "$server" idle idle --connections "$IDLE" --hold 1 ;;
+            burst | burst-big)
+                burst_args=(--senders "$BURST_SENDERS" --size "$BURST_SIZE"
+                    --readers "$BURST_READERS" --stalled "$BURST_STALLED")
+                if [ "$w" = burst-big ]; then
+                    burst_args+=(--messages "$BURST_MESSAGES")
+                else
+                    burst_args+=(--messages 1)
+                fi
+                # why: the peer speaks text mode only.
+                if [ "$server" != wsgate ]; then
+                    burst_args+=(--text)
+                fi
+                run "$server" "$w" burst "${burst_args[@]}" ;;
             *)
                 echo "unknown workload $w" >&2
                 exit 2 ;;
@@ -279,5 +308,16 @@ row() {
     row "  other tenants, % of a core" latency other_cpu_pct info
     row "RSS bytes per idle connection ($IDLE)" idle bytes_per_conn lower
     row "  connections open" idle connections info
+    for b in burst burst-big; do
+        if [ "$b" = burst ]; then n=1; else n=$BURST_MESSAGES; fi
+        row "$b ${BURST_SENDERS}x${n}x${BURST_SIZE}KiB: ms until all had all" "$b" ms lower
+        row "  delivered" "$b" delivered info
+        row "  expected" "$b" expected info
+        row "  in order" "$b" in_order info
+        row "  fast readers closed (must be 0)" "$b" fast_closed info
+        row "  close codes seen by fast readers" "$b" close_codes info
+        row "  stalled readers closed (of $BURST_STALLED)" "$b" stalled_closed info
+        row "  server peak RSS KiB" "$b" peak_rss_kib lower
+    done
     echo "(ratios: wsgate against peer; 'x' > 1 means wsgate is better)"
 } | tee "$OUT/summary.txt"

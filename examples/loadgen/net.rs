@@ -43,6 +43,10 @@ pub trait Handler {
     /// The server closed the WebSocket (close frame code, or `None` for a
     /// plain end of stream or a reset).
     fn on_closed(&mut self, _id: usize, _code: Option<u16>) {}
+    /// An open WebSocket ended without a close frame; called just before
+    /// `on_closed(id, None)`. `how` is `"eof"` (the peer's FIN), `"reset"`
+    /// (ECONNRESET) or `"error"` (another socket error).
+    fn on_stream_end(&mut self, _id: usize, _how: &'static str) {}
 }
 
 struct Client {
@@ -117,6 +121,17 @@ impl Pool {
     /// Starts a client: connect from `source` (or the kernel's choice),
     /// then send `GET {path}` as an upgrade. Returns its id.
     pub fn open(&mut self, source: Option<IpAddr>, path: &str) -> io::Result<usize> {
+        self.open_with(source, path, "")
+    }
+
+    /// [`Pool::open`] with `extra` header lines (each ending in `\r\n`,
+    /// e.g. `Sec-WebSocket-Protocol: wsgate.json\r\n`) in the request.
+    pub fn open_with(
+        &mut self,
+        source: Option<IpAddr>,
+        path: &str,
+        extra: &str,
+    ) -> io::Result<usize> {
         let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
@@ -142,7 +157,7 @@ impl Pool {
         )?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
             self.host
         );
         entry.insert(Client {
@@ -219,6 +234,13 @@ impl Pool {
         }
     }
 
+    /// Reads client `id` now, as if it had just become readable: for a
+    /// client whose socket was left unread for a while (its readiness edge
+    /// may have been taken by an earlier poll).
+    pub fn read_now<H: Handler>(&mut self, id: usize, handler: &mut H) {
+        self.on_readable(id, handler);
+    }
+
     fn on_writable<H: Handler>(&mut self, id: usize, handler: &mut H) {
         let Some(c) = self.clients.get_mut(id) else {
             return;
@@ -240,6 +262,12 @@ impl Pool {
     }
 
     fn fail<H: Handler>(&mut self, id: usize, handler: &mut H) {
+        self.fail_as(id, "error", handler);
+    }
+
+    /// Ends client `id` after its stream ended `how` (see
+    /// [`Handler::on_stream_end`]).
+    fn fail_as<H: Handler>(&mut self, id: usize, how: &'static str, handler: &mut H) {
         if let Some(c) = self.clients.get(id) {
             match c.phase {
                 Phase::Connecting => {
@@ -247,7 +275,10 @@ impl Pool {
                     handler.on_refused(id, 0);
                 }
                 Phase::AwaitHead => handler.on_refused(id, 0),
-                Phase::Open => handler.on_closed(id, None),
+                Phase::Open => {
+                    handler.on_stream_end(id, how);
+                    handler.on_closed(id, None);
+                }
             }
             self.close(id, false);
         }
@@ -267,10 +298,13 @@ impl Pool {
                 return;
             }
             let n = match c.stream.read(&mut self.buf) {
-                Ok(0) => return self.fail(id, handler),
+                Ok(0) => return self.fail_as(id, "eof", handler),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return self.fail_as(id, "reset", handler);
+                }
                 Err(_) => return self.fail(id, handler),
             };
             let now_us = self.epoch.elapsed().as_micros() as u64;

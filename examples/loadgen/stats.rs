@@ -101,8 +101,19 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
 
 /// Resident set size of process `pid` in KiB, from `/proc/PID/status`.
 pub fn rss_kib(pid: &str) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Peak resident set size of process `pid` since it started (`VmHWM`),
+/// in KiB.
+pub fn peak_rss_kib(pid: &str) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `NAME: N kB` field of `/proc/PID/status`, in KiB.
+fn status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
