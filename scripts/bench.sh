@@ -34,6 +34,10 @@
 #   QUIET_MAX=25       the rest of the machine to use under QUIET_MAX % of
 #                      a core (the machine is shared; see BENCHMARKS.md)
 #   SERVERS="wsgate peer peer-small peer-send"
+#   BASELINE=PATH      another wsgate binary (an earlier commit's build),
+#                      run as the server "baseline" with the same flags:
+#                      SERVERS="wsgate baseline" compares two versions in
+#                      one run
 #
 # The servers: wsgate; peer (tokio + tokio-tungstenite, as in
 # tokio-tungstenite's examples/server.rs); peer-small (the same with a 4 KiB
@@ -133,21 +137,21 @@ start_server() {
     PORT=$(free_port)
     local addr=127.0.0.1:$PORT
     case $1 in
-        wsgate)
-            local extra=()
-            # why: per-IP upgrade, per-IP connection and per-connection
+        wsgate | baseline)
+            local bin=$WSGATE
+            if [ "$1" = baseline ]; then
+                bin=${BASELINE:?set BASELINE to the binary to compare with}
+            fi
+            local extra=() flag
+            # why: per-address upgrade, connection and per-connection
             # message limits exist to stop abuse; a benchmark from a few
             # addresses would trip them.
-            if "$WSGATE" --help 2>&1 | grep -q -- --upgrade-rate; then
-                extra+=(--upgrade-rate 0)
-            fi
-            if "$WSGATE" --help 2>&1 | grep -q -- --message-rate; then
-                extra+=(--message-rate 0)
-            fi
-            if "$WSGATE" --help 2>&1 | grep -q -- --max-conns-per-ip; then
-                extra+=(--max-conns-per-ip 0)
-            fi
-            "${SERVER_CPU[@]}" "$WSGATE" --listen "$addr" --max-connections 19000 --log warn \
+            for flag in --upgrade-rate --message-rate --max-conns-per-ip --max-unauth-conns-per-ip; do
+                if "$bin" --help 2>&1 | grep -q -- "$flag"; then
+                    extra+=("$flag" 0)
+                fi
+            done
+            "${SERVER_CPU[@]}" "$bin" --listen "$addr" --max-connections 19000 --log warn \
                 "${extra[@]}" 2>>"$OUT/$1.stderr" &
             ;;
         peer)
@@ -247,7 +251,7 @@ for server in $SERVERS; do
                     burst_args+=(--messages 1)
                 fi
                 # why: the peer speaks text mode only.
-                if [ "$server" != wsgate ]; then
+                if [ "$server" != wsgate ] && [ "$server" != baseline ]; then
                     burst_args+=(--text)
                 fi
                 run "$server" "$w" burst "${burst_args[@]}" ;;
@@ -274,23 +278,24 @@ ratio() {
 
 row() {
     local label=$1 workload=$2 key=$3 better=$4
-    local w p s e r
+    local w p s e b r rb
     w=$(field wsgate "$workload" "$key")
     p=$(field peer "$workload" "$key")
     s=$(field peer-small "$workload" "$key")
     e=$(field peer-send "$workload" "$key")
+    b=$(field baseline "$workload" "$key")
     case $better in
-        higher) r=$(ratio "$w" "$p") ;;
-        lower) r=$(ratio "$p" "$w") ;;
-        *) r= ;;
+        higher) r=$(ratio "$w" "$p"); rb=$(ratio "$w" "$b") ;;
+        lower) r=$(ratio "$p" "$w"); rb=$(ratio "$b" "$w") ;;
+        *) r= rb= ;;
     esac
-    printf '%-44s %12s %12s %12s %12s %10s\n' "$label" "$w" "$p" "$s" "$e" "$r"
+    printf '%-44s %12s %12s %12s %12s %10s %12s %10s\n' "$label" "$w" "$p" "$s" "$e" "$r" "$b" "$rb"
 }
 
 {
     echo
     echo "== results ($OUT)"
-    printf '%-44s %12s %12s %12s %12s %10s\n' "" wsgate peer peer-small peer-send "wsgate is"
+    printf '%-44s %12s %12s %12s %12s %10s %12s %10s\n' "" wsgate peer peer-small peer-send "vs peer" baseline "vs base"
     row "handshakes per server-CPU-second" handshake per_cpu_s higher
     row "handshakes per second (wall)" handshake per_s higher
     row "handshake p99 ms" handshake p99_ms lower
@@ -319,5 +324,6 @@ row() {
         row "  stalled readers closed (of $BURST_STALLED)" "$b" stalled_closed info
         row "  server peak RSS KiB" "$b" peak_rss_kib lower
     done
-    echo "(ratios: wsgate against peer; 'x' > 1 means wsgate is better)"
+    echo "(ratios: wsgate against peer, and against baseline when BASELINE was run;"
+    echo " 'x' > 1 means wsgate is better)"
 } | tee "$OUT/summary.txt"

@@ -512,7 +512,6 @@ impl Server {
             return;
         };
         conn.out.consume(n);
-        let over_budget = self.queued_total >= self.config.limits.queue_budget_bytes;
         self.settle(id);
         let conn = &self.conns[id];
         let drained = conn.out.is_empty();
@@ -533,11 +532,7 @@ impl Server {
             Phase::Http { .. } if pipelined => self.process_http(id, now),
             _ => {}
         }
-        if over_budget && self.queued_total < self.config.limits.queue_budget_bytes {
-            self.unpark_all();
-        } else {
-            self.unpark(id);
-        }
+        self.unpark(id);
     }
 
     /// The socket of `id` can take more bytes again.
@@ -856,7 +851,7 @@ impl Server {
         self.leave_room(id, now);
         self.backlog.remove(&id);
         if let Some(conn) = self.conns.try_remove(id) {
-            let over_budget = self.queued_total >= self.config.limits.queue_budget_bytes;
+            let before = self.queued_total;
             self.queued_total -= conn.out.accounted();
             if conn.parked {
                 self.parked_count -= 1;
@@ -868,9 +863,7 @@ impl Server {
                     load.unauth -= 1;
                 }
             });
-            if over_budget && self.queued_total < self.config.limits.queue_budget_bytes {
-                self.unpark_all();
-            }
+            self.total_fell_from(before);
         }
     }
 
@@ -911,7 +904,20 @@ impl Server {
     fn settle(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id) {
             let (before, after) = conn.out.settle();
-            self.queued_total = self.queued_total + after - before;
+            let total = self.queued_total;
+            self.queued_total = total + after - before;
+            self.total_fell_from(total);
+        }
+    }
+
+    /// The total was `before`: if that was at the budget and the total is
+    /// now under it, whoever waited for the budget may read again. (Every
+    /// way the total falls — writes, dropped slow consumers' frames, gone
+    /// connections — comes through here.)
+    fn total_fell_from(&mut self, before: usize) {
+        let budget = self.config.limits.queue_budget_bytes;
+        if before >= budget && self.queued_total < budget {
+            self.unpark_all();
         }
     }
 

@@ -294,3 +294,32 @@ fn a_slow_consumer_verdict_is_a_stated_bound() {
     h.advance(1);
     assert!(!h.server.is_websocket(gone));
 }
+
+#[test]
+fn dropping_a_slow_consumer_frees_the_budget_at_once() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 16 * 1024;
+        c.limits.queue_budget_bytes = 48 * 1024;
+        c.limits.message_rate = None;
+        // why: no leave notice, so that nothing is written to the talker
+        // that could wake it by chance.
+        c.limits.presence_limit = 1;
+    });
+    let talker = h.open("talker");
+    let stuck = h.open("stuck");
+    let fast = h.open("fast");
+    h.texts(fast);
+    h.stall(stuck, true);
+    h.send(talker, &burst(120, 1000));
+    // The stuck reader holds the budget: the talker waits.
+    assert_eq!(h.server.paused_inputs(), 1);
+    let before = numbers(&h.texts(fast), "talker").len();
+    assert!(before < 120, "{before}");
+    // Its verdict drops its frames; the talker is read again at once, with
+    // no write needed to notice.
+    h.advance(5_000);
+    assert!(!h.server.is_websocket(stuck));
+    assert_eq!(h.server.paused_inputs(), 0);
+    let after = numbers(&h.texts(fast), "talker");
+    assert_eq!(after, (before..120).collect::<Vec<_>>());
+}
