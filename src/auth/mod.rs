@@ -4,6 +4,7 @@
 //! - [`password`]: PHC-format password hashes (PBKDF2-HMAC-SHA256).
 //! - [`users`]: the users file and the demo users.
 //! - [`session`]: the server-side session store behind the login cookie.
+//! - [`names`]: what a user name may hold, and the reserved names.
 //!
 //! The one output of this module that matters is a [`Principal`]: a value
 //! that only the verifiers here can build. A connection cannot become a
@@ -12,6 +13,7 @@
 //! This module depends on nothing else inside the crate.
 
 pub mod jwt;
+pub mod names;
 pub mod password;
 pub mod session;
 pub mod users;
@@ -19,49 +21,40 @@ pub mod users;
 use std::fmt;
 use std::sync::Arc;
 
+pub use names::{NameError, check_user_name, is_reserved_name};
+
 /// The longest user name accepted, in bytes.
 pub const MAX_USER_NAME_LEN: usize = 64;
 
-/// The name the server speaks as; no user, token `sub` or login may take it
-/// (compared without regard to ASCII case, so `system` cannot pose as it).
+/// The name the server speaks as; no user, token `sub` or login may take it,
+/// nor anything that only looks like it: see [`is_reserved_name`] (so
+/// `system`, `SYSTEM` and Cyrillic `Ѕуѕtеm` cannot pose as it).
 pub const SYSTEM_NAME: &str = "System";
 
 /// True when `name` may be a user's name: 1 to [`MAX_USER_NAME_LEN`] bytes,
-/// no `:` (it separates name from line in text mode), no control or
-/// invisible formatting characters (see [`is_invisible`]), no leading or
-/// trailing white space, and not [`SYSTEM_NAME`] in any ASCII case.
+/// no `:` (it separates name from line in text mode), no control,
+/// invisible or formatting characters (see [`is_invisible`]), nothing
+/// unassigned in Unicode 14.0, no leading or trailing white space,
+/// unchanged by Unicode normalization NFKC (no compatibility characters
+/// such as fullwidth `Ｓ` or `ſ`), letters precomposed (`é`, not
+/// `e\u{301}`), and not reserved ([`is_reserved_name`]: [`SYSTEM_NAME`] in any
+/// case or in look-alike letters). [`check_user_name`] says which rule a
+/// name breaks; the [`names`] module has the details.
 pub fn valid_user_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_USER_NAME_LEN
-        && !name.contains(':')
-        && !name.chars().any(|c| c.is_control() || is_invisible(c))
-        && name.trim() == name
-        && !name.eq_ignore_ascii_case(SYSTEM_NAME)
+    check_user_name(name).is_ok()
 }
 
 /// Characters that change how text around them is shown without showing
-/// themselves: line and paragraph separators, bidirectional overrides and
-/// isolates, zero-width characters, and other Unicode format characters
-/// (`Cf`) that names have no use for. A name made with them could pass
-/// for another (`System\u{200B}`), and a chat line with them could render
-/// as someone else's.
+/// themselves: every Default_Ignorable_Code_Point (zero-width spaces and
+/// joiners, variation selectors, the combining grapheme joiner, Hangul
+/// fillers, tags, …), every format character (general category `Cf`:
+/// bidirectional overrides and isolates, Arabic number signs, musical
+/// beam controls, …) and the line and paragraph separators, as of Unicode
+/// 14.0 (plus the format characters U+13439..U+1343F of 15.0). A name made
+/// with them could pass for another (`System\u{200B}`), and a chat line
+/// with them could render as someone else's.
 pub fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}'
-        | '\u{0600}'..='\u{0605}'
-        | '\u{061C}'
-        | '\u{06DD}'
-        | '\u{070F}'
-        | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{E0001}'
-        | '\u{E0020}'..='\u{E007F}'
-    )
+    names::is_invisible(c)
 }
 
 /// True for the characters a chat line may not hold: controls other than
@@ -205,7 +198,17 @@ mod tests {
 
     #[test]
     fn user_names() {
-        for ok in ["alice", "Bob Smith", "ünïcode", "a", &"x".repeat(64)] {
+        // More cases, each with the reason it is refused, in names.rs.
+        for ok in [
+            "alice",
+            "Bob Smith",
+            "\u{FC}n\u{EF}code",
+            "Jos\u{E9}",
+            "张伟",
+            "Иван",
+            "a",
+            &"x".repeat(64),
+        ] {
             assert!(valid_user_name(ok), "{ok:?}");
         }
         for bad in [
@@ -213,6 +216,15 @@ mod tests {
             "System",
             "system",
             "SYSTEM",
+            "\u{405}\u{443}\u{455}t\u{435}m", // Cyrillic Ѕуѕtеm
+            "\u{FF33}\u{FF59}\u{FF53}\u{FF54}\u{FF45}\u{FF4D}", // fullwidth
+            "Sy\u{17F}tem",
+            "System\u{34F}",
+            "System\u{FE0F}",
+            "System\u{3164}",
+            "System\u{1D173}",
+            "System\u{1BCA0}",
+            "Jose\u{301}",
             "a:b",
             "tab\there",
             "nl\n",
@@ -226,5 +238,26 @@ mod tests {
         ] {
             assert!(!valid_user_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn invisible_characters() {
+        for c in [
+            '\u{AD}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{202E}',
+            '\u{2028}',
+            '\u{FE0F}',
+            '\u{E0001}',
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+        }
+        for c in ['a', ' ', '\u{1F642}', '\u{2764}', '\u{E9}'] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
+        // Chat lines keep what emoji sequences need.
+        assert!(!forbidden_in_line('\u{200D}') && !forbidden_in_line('\u{FE0F}'));
+        assert!(forbidden_in_line('\u{202E}') && forbidden_in_line('\n'));
     }
 }

@@ -21,10 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::password::{validate_hash, verify_password};
-use super::{
-    Credential, DEFAULT_ROLE, MAX_ROLE_LEN, MAX_USER_NAME_LEN, Principal, SYSTEM_NAME, valid_role,
-    valid_user_name,
-};
+use super::{Credential, DEFAULT_ROLE, MAX_ROLE_LEN, Principal, valid_role};
 
 /// The demo users' hashes, made once with
 /// [`hash_password`](super::password::hash_password) and pasted here so
@@ -52,7 +49,7 @@ pub struct User {
 }
 
 impl User {
-    /// The user's name (a [`valid_user_name`]).
+    /// The user's name (a [`valid_user_name`](super::valid_user_name)).
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -114,7 +111,7 @@ impl Users {
     ///   mark is ignored; `\r\n` line ends are accepted.
     /// - The line is split at its first two `:` (a name holds none, and
     ///   neither does a PHC string).
-    /// - `NAME` must pass [`valid_user_name`] (so `System` is refused),
+    /// - `NAME` must pass [`check_user_name`](super::names::check_user_name) (so `System` is refused),
     ///   `ROLE` must pass [`valid_role`] (it is required: an empty role is
     ///   an error, not [`DEFAULT_ROLE`]), and `HASH` must pass
     ///   [`validate_hash`].
@@ -146,14 +143,8 @@ impl Users {
             let (Some(role), Some(hash)) = (fields.next(), fields.next()) else {
                 return Err(error("expected NAME:ROLE:HASH".to_string()));
             };
-            if name.eq_ignore_ascii_case(SYSTEM_NAME) {
-                return Err(error(format!("the user name {SYSTEM_NAME} is reserved")));
-            }
-            if !valid_user_name(name) {
-                return Err(error(format!(
-                    "invalid user name (1 to {MAX_USER_NAME_LEN} bytes, no ':', \
-                     no control characters, no surrounding spaces)"
-                )));
+            if let Err(e) = super::names::check_user_name(name) {
+                return Err(error(format!("invalid user name: {e} (see README: user names)")));
             }
             if role.is_empty() {
                 return Err(error("missing role".to_string()));
