@@ -19,7 +19,11 @@
 //! ```
 //!
 //! The core never touches a socket or the clock; the shell is the only
-//! module that does. Dependencies point one way: `shell → core → {http,
+//! module that does. Flow control is the core's: before each read the
+//! shell asks [`core::Server::should_read`], and a connection held back
+//! (its queue over its limit, or all queues at the budget) is read again
+//! when the core says [`core::Action::Resume`]; a slow consumer is judged
+//! by what the kernel took from it, never by the size of a burst. Dependencies point one way: `shell → core → {http,
 //! auth, config}`. Password checks, slow on purpose, run on a helper thread
 //! whose results return through a `mio::Waker`.
 //!

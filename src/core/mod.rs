@@ -37,7 +37,7 @@
 //!
 //! Because time is an argument, handshake timeouts, heartbeats, token
 //! expiry and rate limits are unit-tested with a virtual clock
-//! (`tests.rs`, through [`crate::testkit`]).
+//! (`tests/`, through the `testkit` harness).
 //!
 //! The work is split by what a connection is doing: `requests` (plain
 //! HTTP: login, tokens, tickets, logout, metrics), `handshake` (the
