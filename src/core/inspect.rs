@@ -60,7 +60,9 @@ impl Server {
     /// - what each address holds (connections, unauthenticated ones,
     ///   password checks) is exactly what the connections and jobs say,
     ///   with no idle entries;
-    /// - the parked count and list match the parked connections; only
+    /// - the parked count and list match the parked connections, and each
+    ///   parked one still has something to wait for (none is forgotten);
+    ///   only
     ///   open WebSockets have a slow-consumer clock, and their deadline
     ///   comes no later than its verdict.
     pub fn check_consistency(&self) -> Result<(), String> {
@@ -204,6 +206,16 @@ impl Server {
                 parked += 1;
                 if !self.parked.contains(&id) {
                     return Err(format!("connection {id} is parked but not listed"));
+                }
+                // Parked with nothing to wait for: it would never be read
+                // again.
+                if !self.input_waits(conn) {
+                    return Err(format!(
+                        "connection {id} ({}) is parked for nothing: queue {}, total {}",
+                        self.phase_name(id).unwrap_or("?"),
+                        conn.out.len(),
+                        self.queued_total
+                    ));
                 }
             }
         }

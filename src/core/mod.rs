@@ -799,9 +799,6 @@ impl Server {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
         self.backlog.remove(&id);
         self.settle(id);
-        // A closing connection's input is read again (and discarded), so
-        // that its end of stream is seen.
-        self.unpark(id);
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -813,6 +810,9 @@ impl Server {
             self.mark_dirty(id);
         }
         self.set_deadline(id, now + close_timeout);
+        // A closing connection's input is read again (and discarded), so
+        // that its end of stream is seen.
+        self.unpark(id);
     }
 
     fn on_deadline(&mut self, id: ConnId, now: u64) {

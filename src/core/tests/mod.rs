@@ -1336,8 +1336,13 @@ mod review {
         assert!(h.server.is_websocket(a));
         h.say(b, "still here");
         assert_eq!(h.texts(b).last().unwrap(), "bob: still here");
+        assert_eq!(h.server.paused_inputs(), 1, "its input waits");
         h.advance(5_000);
         assert!(!h.server.is_websocket(a));
+        // Closing, it is read again (and its input discarded), so that its
+        // end of stream is seen.
+        assert_eq!(h.server.paused_inputs(), 0);
+        h.server.check_consistency().unwrap();
         h.stall(a, false);
         assert_eq!(h.close_frame(a).map(|f| f.0), Some(1013));
     }
