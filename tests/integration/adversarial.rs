@@ -12,27 +12,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tungstenite::Message;
 use wsgate::config::Config;
 
+use crate::bystanders::Bystanders;
 use crate::common::{
     HttpConn, IO_TIMEOUT, TestServer, Ws, WsRequest, client_frame, line_number, masked_frame,
     masked_text_frame, numbered_line, recv, recv_close, recv_text, send, try_ws_at, wait_for,
 };
-
-/// How long a bystander's line may take to reach the other bystander.
-const PROMPT: Duration = Duration::from_secs(2);
-
-/// Pause between two bystander lines.
-const TICK_PAUSE: Duration = Duration::from_millis(30);
-
-/// Read timeout while the bystanders poll their sockets.
-const POLL: Duration = Duration::from_millis(10);
 
 /// The handshake timeout of the servers here.
 const HANDSHAKE: Duration = Duration::from_millis(500);
@@ -56,207 +45,6 @@ fn server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         small(c);
         tweak(c);
     })
-}
-
-// ----------------------------------------------------------------------
-// The innocent bystanders
-
-/// Two innocent clients in one room: `dave` sends `tick N` every
-/// [`TICK_PAUSE`]; `erin` must hear each tick, in order, within [`PROMPT`]
-/// of its sending. Both read everything the room sends them, so neither is
-/// ever a slow consumer. Everything else erin hears is kept, in order.
-struct Bystanders {
-    /// Every text erin heard, in order.
-    heard: Arc<Mutex<Vec<String>>>,
-    /// dave: three more ticks, then stop.
-    stop: Arc<AtomicBool>,
-    /// erin: stop listening.
-    done: Arc<AtomicBool>,
-    sender: Option<JoinHandle<(u64, Ws)>>,
-    receiver: Option<JoinHandle<Ws>>,
-}
-
-/// The start of dave's lines as erin hears them.
-const DAVE_TICK: &str = "dave: tick ";
-
-impl Bystanders {
-    /// Joins erin, then dave, to `room` and starts the chat.
-    fn start(server: &TestServer, room: &str) -> Bystanders {
-        let mut erin = server.join("erin", room);
-        let dave = server.join("dave", room);
-        assert_eq!(recv_text(&mut erin), "System: dave joined the chat");
-        let heard = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicBool::new(false));
-        let receiver = {
-            let (heard, done) = (Arc::clone(&heard), Arc::clone(&done));
-            std::thread::spawn(move || listen(erin, &heard, &done))
-        };
-        let sender = {
-            let (heard, stop, done) = (Arc::clone(&heard), Arc::clone(&stop), Arc::clone(&done));
-            std::thread::spawn(move || tick(dave, &heard, &stop, &done))
-        };
-        Bystanders {
-            heard,
-            stop,
-            done,
-            sender: Some(sender),
-            receiver: Some(receiver),
-        }
-    }
-
-    /// Waits until erin has heard `line` (a notice about an attacker).
-    fn wait_heard(&self, line: &str) {
-        wait_for(
-            &format!("the bystander to hear {line:?}"),
-            IO_TIMEOUT,
-            || self.heard.lock().unwrap().iter().any(|l| l == line),
-        );
-    }
-
-    /// Waits until erin has heard `line` `n` times.
-    fn wait_heard_times(&self, line: &str, n: usize) {
-        wait_for(
-            &format!("the bystander to hear {line:?} {n} times"),
-            IO_TIMEOUT,
-            || {
-                self.heard
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|l| *l == line)
-                    .count()
-                    >= n
-            },
-        );
-    }
-
-    /// Sends three more ticks (the "after the attack" part), stops, and
-    /// returns everything but the ticks that erin heard. Panics with the
-    /// bystanders' own failure when they had one.
-    fn finish(mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        // why: dave (inside `sent`) stays connected until erin stops
-        // listening, so that his own leave notice is not among what she
-        // heard.
-        let sent = self.sender.take().unwrap().join();
-        self.done.store(true, Ordering::SeqCst);
-        let listened = self.receiver.take().unwrap().join();
-        // erin's own failure (a lost connection) explains dave's.
-        let erin = listened.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let (ticks, dave) = sent.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        drop((dave, erin));
-        assert!(ticks >= 3, "only {ticks} ticks");
-        let heard = self.heard.lock().unwrap();
-        heard
-            .iter()
-            .filter(|l| !l.starts_with(DAVE_TICK))
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Bystanders {
-    fn drop(&mut self) {
-        // Only reached without `finish` when the test already failed.
-        self.stop.store(true, Ordering::SeqCst);
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(t) = self.sender.take() {
-            let _ = t.join();
-        }
-        if let Some(t) = self.receiver.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// One message when one arrives within the socket's short read timeout.
-fn poll_message(ws: &mut Ws, who: &str) -> Option<Message> {
-    match ws.read() {
-        Ok(m) => Some(m),
-        Err(tungstenite::Error::Io(e))
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            None
-        }
-        Err(e) => panic!("innocent {who} lost its connection: {e}"),
-    }
-}
-
-/// erin: records every text until `done`.
-fn listen(mut erin: Ws, heard: &Mutex<Vec<String>>, done: &AtomicBool) -> Ws {
-    erin.get_mut().set_read_timeout(Some(POLL)).unwrap();
-    while !done.load(Ordering::SeqCst) {
-        match poll_message(&mut erin, "erin") {
-            Some(Message::Text(t)) => heard.lock().unwrap().push(t.as_str().to_string()),
-            Some(Message::Close(f)) => panic!("innocent erin was closed: {f:?}"),
-            _ => {}
-        }
-    }
-    erin
-}
-
-/// dave: a tick, wait until erin has it, a pause; three more after `stop`;
-/// none once erin is `done` (a failed test). Returns the number of ticks,
-/// and dave.
-fn tick(
-    mut dave: Ws,
-    heard: &Mutex<Vec<String>>,
-    stop: &AtomicBool,
-    done: &AtomicBool,
-) -> (u64, Ws) {
-    dave.get_mut().set_read_timeout(Some(POLL)).unwrap();
-    let drain = |dave: &mut Ws| {
-        if let Some(Message::Close(f)) = poll_message(dave, "dave") {
-            panic!("innocent dave was closed: {f:?}");
-        }
-    };
-    let (mut cursor, mut next_seen, mut extra) = (0, 0u64, 0);
-    for n in 0u64.. {
-        if done.load(Ordering::SeqCst) {
-            return (n, dave);
-        }
-        let sent = Instant::now();
-        send(&mut dave, &format!("tick {n}"));
-        while next_seen <= n {
-            if done.load(Ordering::SeqCst) {
-                return (n, dave);
-            }
-            {
-                let heard = heard.lock().unwrap();
-                for line in &heard[cursor..] {
-                    if let Some(number) = line.strip_prefix(DAVE_TICK) {
-                        assert_eq!(
-                            number,
-                            next_seen.to_string(),
-                            "erin heard ticks out of order"
-                        );
-                        next_seen += 1;
-                    }
-                }
-                cursor = heard.len();
-            }
-            assert!(
-                sent.elapsed() < PROMPT,
-                "innocent erin did not hear `tick {n}` within {PROMPT:?}"
-            );
-            drain(&mut dave);
-        }
-        if stop.load(Ordering::SeqCst) {
-            extra += 1;
-            if extra > 3 {
-                return (n + 1, dave);
-            }
-        }
-        let pause = Instant::now() + TICK_PAUSE;
-        while Instant::now() < pause {
-            drain(&mut dave);
-        }
-    }
-    unreachable!()
 }
 
 // ----------------------------------------------------------------------
@@ -371,7 +159,7 @@ fn raw_ws(server: &TestServer, user: &str, room: &str) -> (TcpStream, HttpConn) 
 #[test]
 fn oversized_heads_and_too_many_headers_are_431() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let token = server.token("mallory");
 
     // One long header in a head that is complete ...
@@ -440,7 +228,7 @@ fn oversized_heads_and_too_many_headers_are_431() {
 fn a_dribbled_head_is_answered_when_complete_in_time_and_closed_when_not() {
     let timeout = Duration::from_secs(2);
     let server = server_with(|c| c.limits.handshake_timeout = timeout);
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
 
     // Slow but complete within the timeout: one byte a write, about 1 ms
     // apart (some 400 bytes), answered and working.
@@ -510,7 +298,7 @@ fn hundreds_of_unfinished_requests_are_closed_at_the_handshake_timeout() {
     // why: all from one address; the per-address cap on unauthenticated
     // connections has its own test.
     let server = server_with(|c| c.limits.max_unauth_per_ip = None);
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let accepted = metric(&server, "wsgate_accepted_total").unwrap();
 
     // A third say nothing, a third send half an upgrade head, a third
@@ -577,7 +365,7 @@ fn frames(parts: &[Vec<u8>]) -> Vec<u8> {
 #[test]
 fn malformed_frames_get_their_close_codes() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let fragment = |fin: bool, opcode: u8, payload: &[u8]| client_frame(fin, opcode, payload, true);
     let kib = [b'k'; 1024];
     let mut endless = fragment(false, 0x1, &kib);
@@ -780,7 +568,7 @@ fn text_split_inside_a_character_is_fine() {
     // The other side of the UTF-8 cases above: a valid character cut in
     // two by a fragment boundary must not be refused.
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let mut mallory = server.join("mallory", "lobby");
     let bytes = frames(&[
         client_frame(false, 0x1, b"caf\xc3", true),
@@ -807,7 +595,7 @@ fn a_compression_offer_is_never_accepted() {
     // server must not agree to it, and a "compressed" frame (RSV1) is a
     // protocol error.
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let bearer = format!("Bearer {}", server.token("mallory"));
     let (mut mallory, response) = server.ws(
         "/ws",
@@ -869,7 +657,7 @@ fn pings(first: usize, count: usize) -> Vec<u8> {
 fn a_ping_flood_gets_its_pongs_and_spares_the_room() {
     const PINGS: usize = 5000;
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let (mut writer, mut conn) = raw_ws(&server, "mallory", "lobby");
     // Reads while the flood is written, as a well-behaved flooder would.
     // RFC 6455 §5.5.3 lets the server answer only the latest of several
@@ -942,7 +730,7 @@ fn a_ping_flooder_that_does_not_read_is_closed_1013() {
         c.limits.close_timeout = Duration::from_secs(30);
         c.limits.slow_consumer_timeout = Duration::from_secs(1);
     });
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     // why: alone in its room, so that only pongs fill its queue (a
     // broadcast to it would meet the cap on its own).
     let (mut writer, mut conn) = raw_ws(&server, "mallory", "pings");
@@ -988,7 +776,7 @@ fn a_command_flooder_that_does_not_read_is_closed_1013() {
         c.limits.close_timeout = Duration::from_secs(30);
         c.limits.slow_consumer_timeout = Duration::from_secs(1);
     });
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let (mut writer, mut conn) = raw_ws(&server, "mallory", "commands");
     let chunk: Vec<u8> = (0..CHUNK).flat_map(|_| masked_text_frame("/who")).collect();
     for _ in 0..COMMANDS / CHUNK {
@@ -1112,7 +900,7 @@ fn pipelined_requests_from_a_client_that_does_not_read_are_bounded() {
     // stops reading its requests (they wait in the kernel) until it
     // reads; nothing is dropped.
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
 
     // A few: every answer, in order (each rendered no earlier than the
     // one before); the idle connection then times out.
@@ -1153,7 +941,7 @@ fn a_client_that_stops_reading_is_closed_1013_and_the_room_gets_everything() {
     const LINES: usize = 160;
     const SIZE: usize = 60 * 1024;
     let server = server_with(|c| c.limits.close_timeout = Duration::from_secs(30));
-    let by = Bystanders::start(&server, "flood");
+    let by = Bystanders::start(server.addr, "flood");
     let mut victim = server.join("carol", "flood");
     let mut alice = server.join("alice", "flood");
     // alice reads her own echo before the next line: never slow herself.
@@ -1283,7 +1071,7 @@ fn a_connection_flood_past_the_limit_is_refused_and_the_slots_come_back() {
     const MAX: usize = 20;
     const FLOOD: usize = 100;
     let server = server_with(|c| c.limits.max_connections = MAX);
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
 
     let f = flood(&server, FLOOD, "flood");
     assert!(
@@ -1308,7 +1096,7 @@ fn a_connection_flood_from_one_address_is_refused_429() {
     const CAP: usize = 20;
     const FLOOD: usize = 60;
     let server = server_with(|c| c.limits.max_conns_per_ip = Some(CAP));
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
 
     // Everything here comes from 127.0.0.1, the bystanders included.
     let f = flood(&server, FLOOD, "flood");
@@ -1331,7 +1119,7 @@ fn a_connection_flood_from_one_address_is_refused_429() {
 #[test]
 fn an_abrupt_end_mid_frame_gives_the_slot_back_and_tells_the_room() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let half_frame = {
         let frame = masked_text_frame(&"h".repeat(100));
         frame[..frame.len() / 2].to_vec()
@@ -1387,7 +1175,7 @@ fn an_abrupt_end_mid_frame_gives_the_slot_back_and_tells_the_room() {
 #[test]
 fn duplicate_or_conflicting_credentials_are_refused() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let token = server.token("mallory");
     let other = server.token("trudy");
     let sid = server.login("alice", "wonderland");
@@ -1521,7 +1309,7 @@ fn duplicate_or_conflicting_credentials_are_refused() {
 #[test]
 fn cookie_upgrades_from_foreign_null_look_alike_or_missing_origins_are_403() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let sid = server.login("alice", "wonderland");
     let cookie = format!("__Host-wsgate={sid}");
     let port = server.addr.port();
@@ -1593,7 +1381,7 @@ fn cookie_upgrades_from_foreign_null_look_alike_or_missing_origins_are_403() {
 #[test]
 fn smuggling_shaped_requests_are_refused_and_the_connection_closed() {
     let server = server_with(|_| {});
-    let by = Bystanders::start(&server, "lobby");
+    let by = Bystanders::start(server.addr, "lobby");
     let login = "username=alice&password=wonderland";
     let form = "Content-Type: application/x-www-form-urlencoded\r\n";
     let len = login.len();

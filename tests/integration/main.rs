@@ -23,9 +23,11 @@
 //! elapsed time; waiting for the server is a poll with a deadline.
 
 mod adversarial;
+mod bystanders;
 mod chat;
 mod cli;
 mod common;
+mod hardening;
 mod http;
 mod life;
 mod limits;
