@@ -344,7 +344,7 @@ impl Gateway {
             };
             // Flow control: the input stays in the kernel until the core
             // says `Resume`.
-            if !self.server.should_read(id) {
+            if !self.server.should_read(id, now) {
                 return false;
             }
             match stream.read(&mut self.buf) {

@@ -300,14 +300,17 @@ impl Harness {
                 peer.unread.clear();
                 return progressed;
             }
+            // Asked before every read, even with nothing to read: the core
+            // may process input it held back.
+            if !self.server.should_read(id, self.now) {
+                return progressed;
+            }
+            let peer = self.peer(id);
             if peer.unread.is_empty() {
                 if std::mem::take(&mut peer.eof_after_unread) {
                     self.server.handle_eof(id, self.now);
                     progressed = true;
                 }
-                return progressed;
-            }
-            if !self.server.should_read(id) {
                 return progressed;
             }
             let peer = self.peer(id);

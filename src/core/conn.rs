@@ -175,6 +175,9 @@ pub struct Conn {
     /// The shell was told not to read it (flow control) and waits for
     /// [`super::Action::Resume`].
     pub parked: bool,
+    /// When the kernel last took bytes from its queue (or when it was
+    /// accepted): the budget's verdict closes queues that did not drain.
+    pub last_progress: u64,
     /// Where it is in its life.
     pub phase: Phase,
 }

@@ -34,12 +34,17 @@ pub struct FragmentMeter {
 
 impl FragmentMeter {
     /// Reads the headers in `data`. `Err(at)` when the frame whose header
-    /// ends at byte `at` of `data` takes its message past `limit`: bytes
-    /// before `at` are fine to process, the connection must then close
-    /// `1009`. Bytes that are not valid frames are tungstenite's to refuse.
+    /// starts at byte `at` of `data` (0 when it started in an earlier
+    /// read) takes its message past `limit`: the bytes before `at` are fine
+    /// to process, the frame itself must never reach tungstenite (an empty
+    /// final fragment would complete the message), and the connection
+    /// must close `1009`. Bytes that are not valid frames are tungstenite's
+    /// to refuse.
     pub fn feed(&mut self, data: &[u8], limit: usize) -> Result<(), usize> {
         let mut at = 0;
         while at < data.len() {
+            // Where the header being read began in `data`.
+            let start = at.saturating_sub(usize::from(self.header_len));
             if self.skip > 0 {
                 let n = usize::try_from(self.skip)
                     .unwrap_or(usize::MAX)
@@ -78,7 +83,7 @@ impl FragmentMeter {
                 self.cost = payload;
             }
             if self.cost > limit as u64 {
-                return Err(at);
+                return Err(start);
             }
             if fin {
                 self.fragments = 0;
@@ -152,7 +157,7 @@ mod tests {
         assert_eq!(m.feed(&frame(true, 1, &[b'a'; 1000]), 1000), Ok(()));
         assert_eq!(m.feed(&frame(true, 2, &[0; 70_000]), 70_000), Ok(()));
         let big = frame(true, 1, &[b'a'; 1001]);
-        assert_eq!(m.feed(&big, 1000), Err(8));
+        assert_eq!(m.feed(&big, 1000), Err(0));
     }
 
     #[test]
@@ -166,8 +171,21 @@ mod tests {
             input.extend(frame(false, 0, b""));
         }
         assert_eq!(m.feed(&input, limit), Ok(()));
-        let next = frame(false, 0, b"");
-        assert_eq!(m.feed(&next, limit), Err(next.len()));
+        // One more is refused, and the refusal points at the start of
+        // the frame, so that it never reaches tungstenite (an empty final
+        // fragment would complete the message).
+        assert_eq!(m.feed(&frame(true, 0, b""), limit), Err(0));
+        let mut many = frame(false, 1, b"");
+        for _ in 0..allowed {
+            many.extend(frame(false, 0, b""));
+        }
+        let cut = many.len();
+        many.extend(frame(true, 0, b""));
+        assert_eq!(FragmentMeter::default().feed(&many, limit), Err(cut));
+        // A header split across reads is cut at the start of the read.
+        let mut split = FragmentMeter::default();
+        assert_eq!(split.feed(&many[..cut + 1], limit), Ok(()));
+        assert_eq!(split.feed(&many[cut + 1..], limit), Err(0));
     }
 
     #[test]

@@ -226,12 +226,21 @@ impl Server {
         let first = joined.first_of_user;
         self.conns[id].phase = Phase::Ws(Box::new(ws));
         self.arm_ws(id);
-        self.mark_dirty(id);
+        // why: answers to pipelined requests may still be queued ahead of
+        // the 101; a queue already over the limit starts its clock now.
+        self.queued_to(id, now);
         if first && self.presence_on(&room) {
             self.broadcast(&room, Event::Join { user: &user }, now);
         }
         if !rest.is_empty() {
-            self.feed_ws(id, rest, now);
+            // Frames that came in one read with the request are input like
+            // any other: at the budget (or with a queue over its limit)
+            // they wait.
+            if self.input_waits(&self.conns[id]) {
+                self.hold_input(id, rest);
+            } else {
+                self.feed_ws(id, rest, now);
+            }
         }
     }
 }

@@ -208,6 +208,12 @@ pub struct Server {
     parked: Vec<ConnId>,
     /// How many connections are parked.
     parked_count: usize,
+    /// Input read but not yet processed because the connection's input
+    /// waits (see [`Server::hold_input`]); at most one read's worth each.
+    held: HashMap<ConnId, Vec<u8>>,
+    /// Since when the queue total has been at the budget (and not fallen
+    /// under half of it): the budget's verdict on queues that do not drain.
+    pressure_since: Option<u64>,
     /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
     open_websockets: usize,
     /// Open WebSockets per session, so logout can close them.
@@ -274,6 +280,8 @@ impl Server {
             backlog: HashMap::new(),
             parked: Vec::new(),
             parked_count: 0,
+            held: HashMap::new(),
+            pressure_since: None,
             open_websockets: 0,
             session_conns: HashMap::new(),
             user_conns: HashMap::new(),
@@ -406,6 +414,7 @@ impl Server {
             eof: false,
             authenticated: false,
             parked: false,
+            last_progress: now,
             phase: Phase::Http {
                 buf: Vec::new(),
                 sent_continue: false,
@@ -512,7 +521,10 @@ impl Server {
             return;
         };
         conn.out.consume(n);
-        self.settle(id);
+        if n > 0 {
+            conn.last_progress = now;
+        }
+        self.settle(id, now);
         let conn = &self.conns[id];
         let drained = conn.out.is_empty();
         if conn.out.len() <= self.config.limits.max_queue_bytes {
@@ -566,6 +578,9 @@ impl Server {
                 }
                 None => {}
             }
+        }
+        if self.budget_verdict_at().is_some_and(|at| now >= at) {
+            self.on_budget_deadline(now);
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL_MS;
@@ -700,15 +715,30 @@ impl Server {
     /// that input left in the kernel (flow control: the connection's own
     /// queue is over its limit, or all queues together are at the budget).
     /// The core then remembers `id` and says [`Action::Resume`] once
-    /// reading may go on.
+    /// reading may go on. When it may read, input the core held back
+    /// earlier (frames that came in one read with the upgrade request) is
+    /// processed first.
     #[must_use]
-    pub fn should_read(&mut self, id: ConnId) -> bool {
+    pub fn should_read(&mut self, id: ConnId, now: u64) -> bool {
         let Some(conn) = self.conns.get(id) else {
             return true;
         };
         if !self.input_waits(conn) {
-            return true;
+            match self.held.remove(&id) {
+                None => return true,
+                Some(held) => {
+                    self.feed_ws(id, &held, now);
+                    // It may have to wait now.
+                    return self.should_read(id, now);
+                }
+            }
         }
+        self.park(id);
+        false
+    }
+
+    /// Marks `id` as not being read until [`Action::Resume`].
+    fn park(&mut self, id: ConnId) {
         let conn = &mut self.conns[id];
         if !conn.parked {
             conn.parked = true;
@@ -721,14 +751,31 @@ impl Server {
                     .retain(|&id| conns.get(id).is_some_and(|c| c.parked));
             }
         }
-        false
+    }
+
+    /// Input already read for `id` while its input should wait (frames
+    /// behind an upgrade request): it is held, the connection parked, and
+    /// the input processed when [`Server::should_read`] next says yes.
+    fn hold_input(&mut self, id: ConnId, input: &[u8]) {
+        self.held.entry(id).or_default().extend_from_slice(input);
+        self.park(id);
     }
 
     /// The earliest deadline (it may be one that is no longer armed;
     /// calling [`Server::handle_timeout`] early is harmless).
     pub fn poll_timeout(&self) -> Option<u64> {
         let conn = self.timers.peek().map(|Reverse((at, ..))| *at);
-        Some(conn.map_or(self.next_sweep, |c| c.min(self.next_sweep)))
+        let mut at = conn.map_or(self.next_sweep, |c| c.min(self.next_sweep));
+        if let Some(verdict) = self.budget_verdict_at() {
+            at = at.min(verdict);
+        }
+        Some(at)
+    }
+
+    /// When the budget's clock runs out, if it runs.
+    fn budget_verdict_at(&self) -> Option<u64> {
+        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        self.pressure_since.map(|since| since.saturating_add(slow))
     }
 
     // ------------------------------------------------------------------
@@ -788,7 +835,7 @@ impl Server {
             conn.phase = Phase::Closing;
             self.set_deadline(id, now + close_timeout);
         }
-        self.mark_dirty(id);
+        self.queue_changed(id, now);
         // A closing connection is read (and its input discarded) until
         // its end of stream.
         self.unpark(id);
@@ -798,7 +845,8 @@ impl Server {
     fn begin_closing(&mut self, id: ConnId, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
         self.backlog.remove(&id);
-        self.settle(id);
+        self.held.remove(&id);
+        self.settle(id, now);
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -807,7 +855,7 @@ impl Server {
             self.actions.push_back(Action::ShutdownWrite(id));
         } else {
             conn.phase = Phase::Closing;
-            self.mark_dirty(id);
+            self.queue_changed(id, now);
         }
         self.set_deadline(id, now + close_timeout);
         // A closing connection's input is read again (and discarded), so
@@ -850,6 +898,7 @@ impl Server {
     fn forget(&mut self, id: ConnId, now: u64) {
         self.leave_room(id, now);
         self.backlog.remove(&id);
+        self.held.remove(&id);
         if let Some(conn) = self.conns.try_remove(id) {
             let before = self.queued_total;
             self.queued_total -= conn.out.accounted();
@@ -863,7 +912,7 @@ impl Server {
                     load.unauth -= 1;
                 }
             });
-            self.total_fell_from(before);
+            self.total_changed_from(before, now);
         }
     }
 
@@ -888,10 +937,16 @@ impl Server {
         }
     }
 
-    /// The queue of `id` changed, or its socket can take bytes again:
-    /// count it in the total and schedule a write.
+    /// The queue of `id` changed: count it in the total and schedule a
+    /// write.
+    fn queue_changed(&mut self, id: ConnId, now: u64) {
+        self.settle(id, now);
+        self.mark_dirty(id);
+    }
+
+    /// Schedules a write of what `id` has queued (its socket can take
+    /// bytes, or it has new ones).
     fn mark_dirty(&mut self, id: ConnId) {
-        self.settle(id);
         if let Some(conn) = self.conns.get_mut(id) {
             if !conn.dirty && !conn.out.is_empty() {
                 conn.dirty = true;
@@ -901,23 +956,65 @@ impl Server {
     }
 
     /// Brings the queue total up to date with the queue of `id`.
-    fn settle(&mut self, id: ConnId) {
+    fn settle(&mut self, id: ConnId, now: u64) {
         if let Some(conn) = self.conns.get_mut(id) {
             let (before, after) = conn.out.settle();
             let total = self.queued_total;
             self.queued_total = total + after - before;
-            self.total_fell_from(total);
+            self.total_changed_from(total, now);
         }
     }
 
-    /// The total was `before`: if that was at the budget and the total is
-    /// now under it, whoever waited for the budget may read again. (Every
-    /// way the total falls — writes, dropped slow consumers' frames, gone
-    /// connections — comes through here.)
-    fn total_fell_from(&mut self, before: usize) {
+    /// The total was `before`. Every way it changes (queued bytes, writes,
+    /// dropped slow consumers' frames, gone connections) comes through
+    /// here:
+    ///
+    /// - it fell under the budget: whoever waited for the budget may read
+    ///   again;
+    /// - it reached the budget: the budget's clock starts, unless it runs
+    ///   already (it stops only once the total is under half the budget).
+    ///   When it runs out, queues that the kernel took nothing from all
+    ///   that time are closed `1013`, however small (see
+    ///   `on_budget_deadline`): queues that do not drain cannot hold
+    ///   everyone's input forever.
+    pub(super) fn total_changed_from(&mut self, before: usize, now: u64) {
         let budget = self.config.limits.queue_budget_bytes;
-        if before >= budget && self.queued_total < budget {
+        let total = self.queued_total;
+        if before >= budget && total < budget {
             self.unpark_all();
+        }
+        if total >= budget {
+            self.pressure_since.get_or_insert(now);
+        } else if total < budget / 2 {
+            self.pressure_since = None;
+        }
+    }
+
+    /// The budget's clock ran out with the total still at least half the
+    /// budget: every WebSocket whose queue the kernel took nothing from
+    /// since the clock started is a slow consumer, whatever its size. The
+    /// clock then starts over.
+    fn on_budget_deadline(&mut self, now: u64) {
+        let Some(since) = self.pressure_since else {
+            return;
+        };
+        let stuck: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.can_receive() && !c.out.is_empty() && c.last_progress <= since)
+            .map(|(id, _)| id)
+            .collect();
+        if !stuck.is_empty() {
+            info!(
+                "queue budget held: closing {} connections that did not drain",
+                stuck.len()
+            );
+        }
+        for id in stuck {
+            self.close_slow(id, now);
+        }
+        if self.pressure_since.is_some() {
+            self.pressure_since = Some(now);
         }
     }
 

@@ -88,7 +88,7 @@ impl Server {
                 if !*sent_continue && req.has_token("expect", "100-continue") {
                     *sent_continue = true;
                     conn.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
-                    self.mark_dirty(id);
+                    self.queue_changed(id, now);
                 }
                 return;
             }

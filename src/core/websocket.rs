@@ -209,9 +209,18 @@ impl Server {
                 return self.close_slow(id, now);
             }
         }
-        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        let parked = conn.parked;
+        let Some(ws) = conn.ws_mut() else {
+            return;
+        };
+        if parked {
+            // why: its input is not being read (flow control); silence the
+            // server imposes is not the peer's.
+            ws.last_seen = now;
+        }
         if now >= ws.last_seen.saturating_add(2 * interval) {
             return self.close_ws(id, CloseCode::Away, "ping timeout", now);
         }
@@ -269,7 +278,7 @@ impl Server {
     /// the limit starts its slow-consumer clock (judged in
     /// `on_ws_deadline`, after the writes of the turns in between).
     pub(super) fn queued_to(&mut self, id: ConnId, now: u64) {
-        self.mark_dirty(id);
+        self.queue_changed(id, now);
         let Some(conn) = self.conns.get(id) else {
             return;
         };
@@ -288,7 +297,7 @@ impl Server {
 
     /// Closes a slow consumer `1013`: its unsent frames are dropped (the
     /// one partly written is finished), the close frame follows.
-    fn close_slow(&mut self, id: ConnId, now: u64) {
+    pub(super) fn close_slow(&mut self, id: ConnId, now: u64) {
         if let Some(conn) = self.conns.get_mut(id) {
             conn.out.drop_unsent_frames();
         }
@@ -330,6 +339,7 @@ impl Server {
         let ceiling = self.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
         let mut over = Vec::new();
+        let total_before = self.queued_total;
         for &member in &r.members {
             let Some(conn) = self.conns.get_mut(member) else {
                 continue;
@@ -371,6 +381,7 @@ impl Server {
                 over.push(member);
             }
         }
+        self.total_changed_from(total_before, now);
         for member in over {
             self.queued_to(member, now);
         }

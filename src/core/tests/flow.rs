@@ -323,3 +323,49 @@ fn dropping_a_slow_consumer_frees_the_budget_at_once() {
     let after = numbers(&h.texts(fast), "talker");
     assert_eq!(after, (before..120).collect::<Vec<_>>());
 }
+
+#[test]
+fn queues_under_the_limit_that_hold_the_budget_without_draining_are_closed() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 16 * 1024;
+        c.limits.queue_budget_bytes = 48 * 1024;
+        c.limits.message_rate = None;
+        c.limits.presence_limit = 1;
+    });
+    let talker = h.open("talker");
+    let fast = h.open("fast");
+    let slow = h.open("slow");
+    let hoarders: Vec<_> = (0..4).map(|i| h.open(&format!("h{i}"))).collect();
+    h.stall(slow, true);
+    for &id in &hoarders {
+        h.stall(id, true);
+    }
+    // Each holder stays under its 16 KiB limit (no clock of its own);
+    // together they hold the 48 KiB budget, and the talker's next lines
+    // wait.
+    h.send(talker, &burst(20, 1000));
+    for &id in hoarders.iter().chain([&slow]) {
+        assert!(h.server.queued(id) <= 16 * 1024, "{}", h.server.queued(id));
+    }
+    assert_eq!(h.server.paused_inputs(), 1);
+    // `slow` drains a little every second: it is not judged by the budget.
+    for _ in 0..5 {
+        h.advance(1_000);
+        let now = h.now;
+        h.server.handle_written(slow, 100, now);
+    }
+    // After the slow-consumer timeout at the budget, the queues the kernel
+    // took nothing from are closed; everyone else goes on and gets all.
+    h.advance(100);
+    for &id in &hoarders {
+        assert!(!h.server.is_websocket(id), "hoarder {id} still open");
+    }
+    assert!(h.server.is_websocket(slow), "a draining reader stays");
+    assert_eq!(h.server.paused_inputs(), 0);
+    assert_eq!(
+        numbers(&h.texts(fast), "talker"),
+        (0..20).collect::<Vec<_>>()
+    );
+    assert!(h.server.is_websocket(talker) && h.server.is_websocket(fast));
+    h.server.check_consistency().unwrap();
+}
