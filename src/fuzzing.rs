@@ -40,7 +40,8 @@ use crate::http::params::{DuplicateName, Params, cookie_values, redact_query};
 use crate::http::upgrade::{self, Carrier, Reject, UpgradePolicy};
 use crate::http::{self, Method, Request};
 use crate::testkit::{
-    Harness, capture_logs, form_post, stop_capturing_logs, take_log_lines, upgrade_request,
+    Harness, capture_logs, client_frame, form_post, stop_capturing_logs, take_log_lines,
+    upgrade_request,
 };
 
 // ----------------------------------------------------------------------
@@ -1175,31 +1176,6 @@ const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
-
-/// A client frame: masked unless `masked` is false, `rsv` in bits 4–6.
-fn client_frame(opcode: u8, fin: bool, rsv: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
-    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0x0f)];
-    let mask = if masked { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(mask | n as u8),
-        n @ 126..=65_535 => {
-            out.push(mask | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&KEY);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
-}
 
 fn text_frame(text: &str) -> Vec<u8> {
     client_frame(TEXT, true, 0, true, text.as_bytes())

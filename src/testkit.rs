@@ -97,6 +97,36 @@ pub fn stop_capturing_logs() {
     LOG_LINES.with(|l| *l.borrow_mut() = None);
 }
 
+/// A client frame: masked unless `masked` is false, `rsv` in bits 4–6.
+pub fn client_frame(opcode: u8, fin: bool, rsv: u8, masked: bool, payload: &[u8]) -> Vec<u8> {
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![(u8::from(fin) << 7) | ((rsv & 7) << 4) | (opcode & 0x0f)];
+    let mask = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(mask | n as u8),
+        n @ 126..=65_535 => {
+            out.push(mask | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&KEY);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// A masked client frame, as a well-behaved client sends it.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    client_frame(opcode, fin, 0, true, payload)
+}
+
 /// A WebSocket upgrade request head for `target`, with `extra` header lines
 /// (each ending in `\r\n`).
 pub fn upgrade_request(target: &str, extra: &str) -> String {

@@ -62,6 +62,8 @@ impl Server {
     ///   with no idle entries;
     /// - the parked count and list match the parked connections, and each
     ///   parked one still has something to wait for (none is forgotten);
+    ///   input is held only for parked WebSockets; at the budget its clock
+    ///   runs;
     ///   only
     ///   open WebSockets have a slow-consumer clock, and their deadline
     ///   comes no later than its verdict.
@@ -227,6 +229,22 @@ impl Server {
         }
         if parked != self.parked_count {
             return Err(format!("{parked} parked, count says {}", self.parked_count));
+        }
+        for &id in self.held.keys() {
+            // Held input is read again when the connection resumes: it
+            // must be waiting for that.
+            let resumes = self.actions.contains(&super::Action::Resume(id));
+            if !self
+                .conns
+                .get(id)
+                .is_some_and(|c| (c.parked || resumes) && c.ws().is_some())
+            {
+                return Err(format!("input held for {id}, which will not resume"));
+            }
+        }
+        let budget = self.config.limits.queue_budget_bytes;
+        if self.queued_total >= budget && self.pressure_since.is_none() {
+            return Err("at the budget, but its clock does not run".into());
         }
         let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
         for (&id, &since) in &self.backlog {

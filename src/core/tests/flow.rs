@@ -7,34 +7,13 @@ use std::time::Duration;
 
 use tungstenite::Message;
 
-use crate::testkit::Harness;
-
-/// A masked client frame, written by hand (tungstenite's client would not
-/// send some of these).
-fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=65_535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let key = [7, 1, 9, 3];
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
+use crate::testkit::{Harness, masked_frame, upgrade_request};
 
 /// `count` numbered chat lines of about `len` bytes, as one buffer of
 /// frames (so the core reads them as one burst, before any write).
 fn burst(count: usize, len: usize) -> Vec<u8> {
     (0..count)
-        .flat_map(|i| client_frame(true, 1, format!("{i:04} {}", "x".repeat(len)).as_bytes()))
+        .flat_map(|i| masked_frame(true, 1, format!("{i:04} {}", "x".repeat(len)).as_bytes()))
         .collect()
 }
 
@@ -193,7 +172,7 @@ fn a_connection_whose_own_queue_is_over_the_limit_is_not_read() {
     h.stall(me, true);
     // A long line to itself is 4 KB and more: its queue passes the limit.
     let frames: Vec<u8> = (0..10)
-        .flat_map(|i| client_frame(true, 1, format!("{i:04} {}", "y".repeat(2000)).as_bytes()))
+        .flat_map(|i| masked_frame(true, 1, format!("{i:04} {}", "y".repeat(2000)).as_bytes()))
         .collect();
     h.send(me, &frames);
     let queued = h.server.queued(me);
@@ -237,17 +216,17 @@ fn thousands_of_empty_fragments_are_refused_1009() {
     let a = h.open("alice");
     let b = h.open("bob");
     h.texts(b);
-    let mut message = client_frame(false, 1, b"");
+    let mut message = masked_frame(false, 1, b"");
     for _ in 0..3_000 {
-        message.extend(client_frame(false, 0, b""));
+        message.extend(masked_frame(false, 0, b""));
     }
-    message.extend(client_frame(true, 0, b"never"));
+    message.extend(masked_frame(true, 0, b"never"));
     h.send(a, &message);
     assert_eq!(h.close_frame(a), Some((1009, "message too big".into())));
     // The same words in a few fragments are fine.
-    let mut ok = client_frame(false, 1, b"in ");
-    ok.extend(client_frame(false, 0, b"three "));
-    ok.extend(client_frame(true, 0, b"parts"));
+    let mut ok = masked_frame(false, 1, b"in ");
+    ok.extend(masked_frame(false, 0, b"three "));
+    ok.extend(masked_frame(true, 0, b"parts"));
     h.send(b, &ok);
     assert_eq!(
         h.texts(b).last().map(String::as_str),
@@ -265,9 +244,9 @@ fn a_large_message_limit_admits_fragmented_megabytes() {
     let a = h.open("alice");
     // 4 MiB in 65,536 fragments of 64 bytes (Autobahn 9.3.1).
     let piece = [b'*'; 64];
-    let mut message = client_frame(false, 1, &piece);
+    let mut message = masked_frame(false, 1, &piece);
     for i in 1..65_536 {
-        message.extend(client_frame(i == 65_535, 0, &piece));
+        message.extend(masked_frame(i == 65_535, 0, &piece));
     }
     h.send(a, &message);
     let got = h.messages(a);
@@ -368,4 +347,224 @@ fn queues_under_the_limit_that_hold_the_budget_without_draining_are_closed() {
     );
     assert!(h.server.is_websocket(talker) && h.server.is_websocket(fast));
     h.server.check_consistency().unwrap();
+}
+
+fn consistent(h: &Harness) {
+    if let Err(e) = h.server.check_consistency() {
+        panic!("inconsistent core: {e}");
+    }
+}
+
+/// At the budget no WebSocket input is read, and that includes frames
+/// that arrive in the same read as an upgrade request: they are held, and
+/// processed when the connection may be read again. (They used to be fed
+/// at once, so each newcomer added a read's worth of broadcasts past the
+/// budget, without bound.)
+#[test]
+fn at_the_budget_frames_behind_an_upgrade_wait_like_any_websocket_input() {
+    let budget = 48 * 1024;
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 16 * 1024;
+        c.limits.queue_budget_bytes = budget;
+        c.limits.max_message_bytes = 1024;
+        c.limits.message_rate = None;
+        c.limits.upgrade_rate = None;
+        c.limits.presence_limit = 0;
+    });
+    let talker = h.open("talker");
+    let stuck: Vec<_> = (0..4).map(|i| h.open(&format!("s{i}"))).collect();
+    for &s in &stuck {
+        h.stall(s, true);
+    }
+    h.send(talker, &burst(200, 900));
+    let at_budget = h.server.queued_total();
+    assert!(at_budget >= budget, "{at_budget}");
+    assert_eq!(h.server.paused_inputs(), 1, "the talker waits");
+    // Ten newcomers, each with its upgrade and 15 lines in one write (one
+    // read on the server side).
+    for i in 0..10 {
+        let token = h.token(&format!("n{i}"), 3600);
+        let id = h.connect();
+        let mut bytes = upgrade_request(
+            "/ws?room=lobby",
+            &format!("Authorization: Bearer {token}\r\n"),
+        )
+        .into_bytes();
+        bytes.extend(burst(15, 900));
+        h.send(id, &bytes);
+        assert!(h.server.is_websocket(id));
+        consistent(&h);
+    }
+    // Only the ten `101`s may be added while the budget holds (their
+    // lines wait, like the talker's, until the queues drain).
+    let grown = h.server.queued_total() - at_budget;
+    assert!(
+        grown <= 10 * 1024,
+        "at the budget the total grew by {grown} bytes (budget {budget})"
+    );
+}
+
+/// Readers that drain are never closed because of others: a reader
+/// parked with everyone else while the budget holds is not closed
+/// `1001` "ping timeout" for a silence the server imposed (its pongs wait
+/// in the kernel), and the queues that hold the budget without draining
+/// are closed by the budget's verdict instead.
+#[test]
+fn a_reader_that_drains_is_not_closed_while_the_budget_holds_its_input() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 16 * 1024;
+        c.limits.queue_budget_bytes = 48 * 1024;
+        c.limits.message_rate = None;
+        c.limits.presence_limit = 0;
+    });
+    let talker = h.open("talker");
+    let fast = h.open("fast");
+    let hoarders: Vec<_> = (0..4).map(|i| h.open(&format!("h{i}"))).collect();
+    for &id in &hoarders {
+        h.stall(id, true);
+    }
+    // 13 lines of 1 KB: each hoarder holds about 13 KB, under the 16 KiB
+    // limit (no slow-consumer clock), and the four together pass the
+    // 48 KiB budget.
+    h.send(talker, &burst(13, 1000));
+    for &id in &hoarders {
+        assert!(h.server.queued(id) <= 16 * 1024);
+    }
+    assert!(h.server.queued_total() >= 48 * 1024);
+    assert_eq!(
+        h.texts(fast).len(),
+        13,
+        "the fast reader has read everything"
+    );
+    assert_eq!(h.server.queued(fast), 0);
+    h.advance(61_000);
+    let closed = h.close_frame(fast);
+    assert!(
+        h.server.is_websocket(fast),
+        "a reader that drained was closed {closed:?}"
+    );
+}
+
+/// A message whose fragments pass the message limit is refused `1009` and
+/// never delivered, even when the fragment that tips it over is an empty
+/// final one (whole as soon as its header is: the cut is before it).
+#[test]
+fn a_message_refused_1009_is_not_delivered() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_message_bytes = 200;
+        c.limits.message_rate = None;
+    });
+    let alice = h.open("alice");
+    let bob = h.open("bob");
+    h.texts(alice);
+    h.texts(bob);
+    // 64 free fragments of one byte (64), then fragments that cost 64
+    // each: 128, 192, and the empty final one 256 > 200.
+    let mut message = masked_frame(false, 1, b"h");
+    for _ in 1..64 {
+        message.extend(masked_frame(false, 0, b"i"));
+    }
+    message.extend(masked_frame(false, 0, b""));
+    message.extend(masked_frame(false, 0, b""));
+    message.extend(masked_frame(true, 0, b""));
+    h.send(alice, &message);
+    assert_eq!(h.close_frame(alice), Some((1009, "message too big".into())));
+    let seen = h.texts(bob);
+    assert!(
+        !seen.iter().any(|t| t.starts_with("alice: hi")),
+        "the refused message reached the room: {seen:?}"
+    );
+}
+
+/// A queue already over the limit when the WebSocket opens (HTTP answers
+/// the client has not read, then the `101`) starts the slow-consumer
+/// clock then, like any other.
+#[test]
+fn a_queue_over_the_limit_at_the_upgrade_starts_the_slow_consumer_clock() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 8 * 1024;
+        c.limits.presence_limit = 0;
+    });
+    let token = h.token("alice", 3600);
+    let id = h.connect();
+    h.stall(id, true);
+    let mut bytes = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20);
+    bytes
+        .extend(upgrade_request("/ws", &format!("Authorization: Bearer {token}\r\n")).into_bytes());
+    h.send(id, &bytes);
+    assert!(h.server.is_websocket(id));
+    assert!(h.server.queued(id) > 8 * 1024, "{}", h.server.queued(id));
+    h.advance(6_000);
+    assert!(
+        !h.server.is_websocket(id),
+        "a non-reader over the limit still open after 6 s"
+    );
+}
+
+/// A message of exactly the limit in 64 fragments, with pings between
+/// them, is accepted (echoed whole).
+#[test]
+fn a_message_of_exactly_the_limit_in_64_fragments_with_pings_between_is_accepted() {
+    let mut h = Harness::new(|c| {
+        c.limits.max_message_bytes = 6400;
+        c.limits.message_rate = None;
+        c.echo = true;
+    });
+    let a = h.open("alice");
+    let data = vec![b'z'; 6400];
+    let mut message = Vec::new();
+    for (i, piece) in data.chunks(100).enumerate() {
+        message.extend(masked_frame(i == 63, if i == 0 { 1 } else { 0 }, piece));
+        message.extend(masked_frame(true, 9, b"p"));
+    }
+    h.send(a, &message);
+    let got = h.messages(a);
+    assert!(h.server.is_websocket(a));
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, Message::Text(t) if t.len() == 6400)),
+        "{:?}",
+        got.iter().map(Message::len).collect::<Vec<_>>()
+    );
+    consistent(&h);
+}
+
+/// An upgrade (and frames) pipelined behind 2,000 unread HTTP answers
+/// waits at the answers' cap; every answer, the `101` and the lines
+/// arrive once the client reads.
+#[test]
+fn an_upgrade_pipelined_behind_answers_at_the_cap_opens_once_they_are_read() {
+    let mut h = Harness::new(|c| c.limits.message_rate = None);
+    let bob = h.open("bob");
+    h.texts(bob);
+    let token = h.token("alice", 3600);
+    let id = h.connect();
+    h.stall(id, true);
+    let mut bytes = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    bytes
+        .extend(upgrade_request("/ws", &format!("Authorization: Bearer {token}\r\n")).into_bytes());
+    bytes.extend(burst(5, 10));
+    h.send(id, &bytes);
+    assert_eq!(h.server.phase_name(id), Some("http"));
+    assert!(h.server.queued(id) < 64 * 1024 + 8 * 1024);
+    consistent(&h);
+    h.stall(id, false);
+    let mut answered = 0;
+    loop {
+        let r = h.response(id).expect("a response");
+        if r.status == 101 {
+            break;
+        }
+        assert_eq!(r.status, 200);
+        answered += 1;
+    }
+    assert_eq!(answered, 2000);
+    assert!(h.server.is_websocket(id));
+    let lines = h.texts(bob);
+    assert_eq!(
+        lines.iter().filter(|t| t.starts_with("alice: ")).count(),
+        5,
+        "{lines:?}"
+    );
+    consistent(&h);
 }

@@ -328,6 +328,26 @@ mod metrics {
     }
 }
 
+mod names {
+    /// Look-alikes of `System` from scripts a hand-picked fold missed
+    /// (Unicode's confusables data has them) are reserved too.
+    #[test]
+    fn look_alikes_of_system_from_armenian_georgian_and_cyrillic_are_reserved() {
+        for name in [
+            "\u{054F}ystem", // Տ ARMENIAN CAPITAL LETTER TIWN
+            "S\u{10E7}stem", // ყ GEORGIAN LETTER QAR
+            "Syst\u{04BD}m", // ҽ CYRILLIC SMALL LETTER ABKHASIAN CHE
+            "S\u{0263}stem", // ɣ LATIN SMALL LETTER GAMMA
+        ] {
+            assert_eq!(
+                crate::auth::check_user_name(name),
+                Err(crate::auth::NameError::Reserved),
+                "{name}"
+            );
+        }
+    }
+}
+
 mod host {
     use super::*;
 
