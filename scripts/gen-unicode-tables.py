@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Regenerates the Unicode tables in src/auth/names.rs.
 
-    python3 scripts/gen-unicode-tables.py
+    pip download confusable-homoglyphs==3.3.1 --no-deps -d /tmp/conf
+    python3 -m zipfile -e /tmp/conf/confusable_homoglyphs-3.3.1-py2.py3-none-any.whl /tmp/conf
+    python3 scripts/gen-unicode-tables.py /tmp/conf/confusable_homoglyphs/confusables.json
     rustfmt --edition 2024 src/auth/names.rs
 
 Rewrites the text between the `BEGIN GENERATED` / `END GENERATED` marker
 lines of src/auth/names.rs (the tables, and the test vectors in its test
 module) and leaves the rest of the file alone. The output depends only on
-the Unicode version of this Python's `unicodedata` (3.11: Unicode 14.0.0)
-and the hand-kept lists below, so running it twice changes nothing.
+the Unicode version of this Python's `unicodedata` (3.11: Unicode 14.0.0),
+the confusables.json given (its hash is checked), RESERVED_NAMES in
+names.rs and the hand-kept lists below, so running it twice changes
+nothing. Run it again after changing RESERVED_NAMES: the look-alike table
+holds only the letters those names need (a test in names.rs says so).
 
 With a Python on a newer Unicode, check the hand-kept lists against that
 version (EXPECTED_NFC_MAYBE is asserted and will say so), and the "14.0" in
@@ -20,11 +25,20 @@ Data sources:
 - Default_Ignorable_Code_Point, copied by hand from DerivedCoreProperties.txt
   (Unicode 14.0).
 - Cf code points assigned after this Python's Unicode version, by hand.
-- The look-alike fold for reserved names: chosen by hand (see LOOKALIKES).
+- The look-alike fold for reserved names: Unicode's confusables.txt 15.1.0
+  (UTS #39, Unicode Security Mechanisms). The machine that runs this may
+  reach nothing but package registries, so it reads the copy that the PyPI
+  package confusable-homoglyphs 3.3.1 carries as JSON (`pip download` above;
+  the wheel is a zip file, `unzip` does as well). See CONFUSABLES_* below
+  for what that file holds and how it was made.
 """
 
+import hashlib
+import itertools
+import json
 import pathlib
 import random
+import re
 import sys
 import unicodedata
 
@@ -65,73 +79,61 @@ EXPECTED_NFC_MAYBE = [
     (0x11930, 0x11930),
 ]
 
-# The look-alike fold used when comparing a name with the reserved names.
-# Only letters that common sans-serif fonts draw the same as, or as a small
-# capital of, a Latin letter; most pairs are in Unicode's confusables.txt.
-# Left out on purpose: shapes that differ on a second look (Greek ε η σ ζ,
-# Cyrillic ь г д), digits and punctuation, and ASCII-internal look-alikes
-# (I/l/1, O/0, rn/m).
-LOOKALIKES = {
-    # Latin letters outside ASCII that NFKC keeps.
-    "a": [0x0251, 0x1D00],          # ɑ, small capital A
-    "b": [0x0299],                  # small capital B
-    "c": [0x1D04],
-    "d": [0x1D05],
-    "e": [0x1D07],
-    "g": [0x0261, 0x0262],          # script g, small capital G
-    "h": [0x029C],
-    "i": [0x0131, 0x0269, 0x026A],  # dotless i, iota, small capital I
-    "j": [0x0237, 0x1D0A],
-    "k": [0x1D0B],
-    "l": [0x029F],
-    "m": [0x1D0D],
-    "n": [0x0274],
-    "o": [0x1D0F],
-    "p": [0x1D18],
-    "r": [0x0280],
-    "s": [0xA731],
-    "t": [0x1D1B],
-    "u": [0x1D1C],
-    "v": [0x1D20],
-    "w": [0x1D21],
-    "y": [0x028F],
-    "z": [0x1D22],
-}
-GREEK = {
-    "a": [0x0391, 0x03B1], "b": [0x0392],
-    "e": [0x0395], "h": [0x0397], "i": [0x0399, 0x03B9],
-    "j": [0x037F, 0x03F3], "k": [0x039A, 0x03BA], "m": [0x039C],
-    "n": [0x039D], "o": [0x039F, 0x03BF], "p": [0x03A1, 0x03C1],
-    "t": [0x03A4, 0x03C4], "u": [0x03C5], "v": [0x03BD],
-    "x": [0x03A7], "y": [0x03A5, 0x03B3], "z": [0x0396],
-}
-CYRILLIC = {
-    "a": [0x0410, 0x0430], "b": [0x0412, 0x0432], "c": [0x0421, 0x0441],
-    "d": [0x0501], "e": [0x0415, 0x0435], "h": [0x041D, 0x043D, 0x04BA, 0x04BB],
-    "i": [0x0406, 0x0456, 0x04C0, 0x04CF], "j": [0x0408, 0x0458],
-    "k": [0x041A, 0x043A], "m": [0x041C, 0x043C], "o": [0x041E, 0x043E],
-    "p": [0x0420, 0x0440], "q": [0x051A, 0x051B], "s": [0x0405, 0x0455],
-    "t": [0x0422, 0x0442], "v": [0x0474, 0x0475], "w": [0x051C, 0x051D],
-    "x": [0x0425, 0x0445], "y": [0x0423, 0x0443, 0x04AE, 0x04AF],
-}
-# Cherokee capitals (and their small forms, drawn as small capitals) and
-# Lisu letters: both scripts can spell SYSTEM outright.
-CHEROKEE = {
-    "a": [0x13AA], "b": [0x13CF, 0x13F4], "c": [0x13DF], "d": [0x13A0, 0x13E7],
-    "e": [0x13AC], "g": [0x13C0, 0x13F3], "h": [0x13BB, 0x13C2], "i": [0x13A5],
-    "j": [0x13AB], "k": [0x13E6], "l": [0x13DE], "m": [0x13B7],
-    "p": [0x13E2], "r": [0x13A1, 0x13D2], "s": [0x13D5, 0x13DA],
-    "t": [0x13A2], "v": [0x13D9], "w": [0x13B3, 0x13D4], "y": [0x13A9, 0x13BD],
-    "z": [0x13C3],
-}
-LISU = {
-    "a": [0xA4EE], "b": [0xA4D0], "c": [0xA4DA], "d": [0xA4D3, 0xA4D2],
-    "e": [0xA4F0], "f": [0xA4DD], "g": [0xA4D6], "h": [0xA4E7], "i": [0xA4F2],
-    "j": [0xA4D9], "k": [0xA4D7], "l": [0xA4E1], "m": [0xA4DF], "n": [0xA4E0],
-    "o": [0xA4F3], "p": [0xA4D1], "r": [0xA4E3], "s": [0xA4E2], "t": [0xA4D4],
-    "u": [0xA4F4], "v": [0xA4E6], "w": [0xA4EA], "x": [0xA4EB], "y": [0xA4EC],
-    "z": [0xA4DC],
-}
+# --- Unicode's confusables (UTS #39) ---------------------------------------
+# The look-alike fold for reserved names comes from confusables.txt, read
+# from the confusables.json of the PyPI package confusable-homoglyphs (see
+# the top of this file). Its `update` command builds that JSON from
+# https://www.unicode.org/Public/security/latest/confusables.txt: for each
+# line `source ; prototype ; MA # ( s → p ) NAME → NAME` it lists p under s
+# and s under p, as {"c": character(s), "n": name(s)}, with right-to-left
+# characters wrapped in U+200E as in the comment it parses. Version 3.3.1
+# (2024-01-30) was built from confusables.txt 15.1.0, the latest then: the
+# JSON records no version, but the Scripts.txt data of the same run (its
+# categories.json) holds the Unicode 15.1 additions U+2EBF0..U+2EE5D and
+# U+31EF. The hash below pins the file.
+CONFUSABLES_PACKAGE = "confusable-homoglyphs 3.3.1"
+CONFUSABLES_UNICODE = "15.1.0"
+CONFUSABLES_SHA256 = "2d8b4774cd9dc6f233a18681bc00423ae270037437f276fc6a8b80630941fe7d"
+
+USAGE = ("usage: python3 scripts/gen-unicode-tables.py PATH/confusables.json\n"
+         "(from the PyPI package confusable-homoglyphs 3.3.1: see the top of "
+         "this script)")
+if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+    sys.exit(USAGE)
+CONFUSABLES_JSON = pathlib.Path(sys.argv[1])
+try:
+    CONFUSABLES_RAW = CONFUSABLES_JSON.read_bytes()
+except OSError as e:
+    sys.exit(f"{e}\n{USAGE}")
+_digest = hashlib.sha256(CONFUSABLES_RAW).hexdigest()
+if _digest != CONFUSABLES_SHA256:
+    sys.exit(
+        f"{CONFUSABLES_JSON}: sha256 {_digest}, not that of the confusables.json of "
+        f"{CONFUSABLES_PACKAGE} ({CONFUSABLES_SHA256}).\nFor another version, "
+        "check which confusables.txt it was built from, then update "
+        "CONFUSABLES_* here and the versions named in src/auth/names.rs.")
+
+
+def reserved_names():
+    """RESERVED_NAMES of names.rs, its constants looked up in src/auth."""
+    text = TARGET.read_text()
+    m = re.search(r"pub const RESERVED_NAMES: \[&str; \d+\] = \[(.*?)\];", text, re.S)
+    if not m:
+        sys.exit(f"{TARGET}: RESERVED_NAMES not found")
+    consts = {}
+    for rs in sorted(TARGET.parent.glob("*.rs")):
+        for name, value in re.findall(r'pub const (\w+): &str = "([^"\\]*)";', rs.read_text()):
+            consts[name] = value
+    names = []
+    for item in m.group(1).split(","):
+        item = item.strip()
+        if item.startswith('"') and item.endswith('"') and "\\" not in item:
+            names.append(item[1:-1])
+        elif item in consts:
+            names.append(consts[item])
+        elif item:
+            sys.exit(f"{TARGET}: cannot read reserved name {item!r}")
+    return names
 
 
 def is_surrogate(cp):
@@ -243,24 +245,137 @@ unassigned = to_ranges(cp for cp in ALL if cat(cp) == "Cn" and cp not in invisib
 UNASSIGNED = [(a, b) for a, b in unassigned if b - a < 2048]
 UNASSIGNED_LONG = [(a, b) for a, b in unassigned if b - a >= 2048]
 
-# --- look-alikes ----------------------------------------------------------
-lookalike = {}
-for table in (LOOKALIKES, GREEK, CYRILLIC, CHEROKEE, LISU):
-    for latin, cps in table.items():
-        for cp in cps:
-            assert cp not in lookalike, hex(cp)
-            lookalike[cp] = latin
-cherokee_small = {}
-for cp, latin in list(lookalike.items()):
+# --- look-alikes: confusables.txt, for the letters of the reserved names ----
+def unwrap(s):
+    """A character or sequence of confusables.json, without the U+200E marks
+    around right-to-left ones."""
+    if len(s) > 2 and s[0] == s[-1] == "\u200E":
+        return s[1:-1]
+    return s
+
+
+CONFUSABLES = {unwrap(k): [unwrap(e["c"]) for e in v]
+               for k, v in json.loads(CONFUSABLES_RAW).items()}
+graph = {}
+for k, vs in CONFUSABLES.items():
+    for v in vs:
+        graph.setdefault(k, set()).add(v)
+        graph.setdefault(v, set()).add(k)
+
+
+def confusable_class(x):
+    """The characters (and sequences) with the skeleton of `x`."""
+    seen, todo = {x}, [x]
+    while todo:
+        for y in graph.get(todo.pop(), ()):
+            if y not in seen:
+                seen.add(y)
+                todo.append(y)
+    # confusables.txt maps each source code point to a prototype, which is
+    # never itself a source: a class is a star around its prototype.
+    centers = [y for y in seen if graph.get(y, set()) == seen - {y}]
+    assert centers, x
+    assert len(seen) <= 2 or all(len(graph[y]) == 1 for y in seen - {centers[0]}), x
+    return frozenset(seen)
+
+
+def skeleton(x):
+    """The prototype of `x`'s class, when it can be told (UTS #39 skeleton of
+    a single character or of a prototype); None when the JSON does not say
+    which of two characters is the prototype."""
+    cls = confusable_class(x)
+    if len(cls) == 1:
+        return x
+    multi = [y for y in cls if len(y) > 1]
+    if multi:  # sources are single code points
+        assert len(multi) == 1, x
+        return multi[0]
+    if len(cls) > 2:
+        return next(y for y in cls if len(graph[y]) == len(cls) - 1)
+    ascii_ = [y for y in cls if y.isascii()]
+    return ascii_[0] if len(ascii_) == 1 else None
+
+
+def small_capital(letter):
+    try:
+        return unicodedata.lookup("LATIN LETTER SMALL CAPITAL " + letter.upper())
+    except KeyError:
+        return None
+
+
+def holdable(cp):
+    """A name may hold it: assigned in this Unicode, NFKC keeps it, visible,
+    not a control, not ':' and not white space."""
+    c = chr(cp)
+    return (cp not in nfkc_no and cp not in invisible and cat(cp) not in ("Cn", "Cc", "Cs")
+            and c != ":" and not c.isspace())
+
+
+RESERVED = reserved_names()
+assert RESERVED and all(n.isascii() and n.isalpha() for n in RESERVED), RESERVED
+# Each letter of a reserved name counts in lower and upper case: the
+# skeletons of both (UTS #39: `m` is `rn`, `I` is `l`).
+LETTERS = sorted({c.lower() for n in RESERVED for c in n})
+FORMS = {}
+for letter in LETTERS:
+    FORMS[letter] = (skeleton(letter), skeleton(letter.upper()))
+    for s in FORMS[letter]:
+        assert s and s.isascii() and s.isalpha(), (letter, s)
+        # names.rs takes an ASCII character outside the table as itself.
+        assert all(skeleton(c) == c for c in s), (letter, s)
+LETTER_OF = {s: letter for letter, forms in FORMS.items() for s in forms}
+VARIANTS = set()
+for name in RESERVED:
+    assert len(name) <= 16
+    VARIANTS.update("".join(p) for p in itertools.product(*(FORMS[c.lower()] for c in name)))
+
+fold = {}  # code point -> the skeleton (ASCII letters) it stands for
+
+
+def add(cls, target):
+    for y in sorted(cls):
+        if len(y) != 1 or y == target or not holdable(ord(y)):
+            continue
+        assert fold.setdefault(ord(y), target) == target, (hex(ord(y)), fold[ord(y)], target)
+
+
+# 1. Every class whose prototype occurs in a reserved name in some mix of
+#    cases: the skeleton of each letter in either case (`s`, `S`, `rn`, `M`,
+#    ...), the letters of a sequence (`r`, `n`), and a sequence that would
+#    span letters (`st`: NFKC-only, so nothing).
+pieces = {p for p in set(graph) | set("".join(VARIANTS))
+          if p.isascii() and p.isalpha() and skeleton(p) == p and any(p in v for v in VARIANTS)}
+for p in sorted(pieces):
+    add(confusable_class(p), p)
+# 2. A small capital is its capital: the class of the letter's Latin small
+#    capital (`ᴛ`, with Greek `τ`, Cyrillic `т`, Cherokee `ꭲ`) stands for the
+#    upper case letter, unless confusables.txt already puts it with the
+#    letter (`ꜱ` is `s`).
+for letter in LETTERS:
+    sc = small_capital(letter)
+    if sc is None:
+        continue
+    s = skeleton(sc)
+    if s is not None and s.isascii():
+        assert s in FORMS[letter], (letter, s)
+    else:
+        add(confusable_class(sc), FORMS[letter][1])
+# 3. Cherokee small letters are drawn as small capitals of the capitals:
+#    each stands for what its capital stands for. confusables.txt has most
+#    of them already (`ꮪ` is `s`, `ꭲ` is `ᴛ`); it must not disagree.
+for cp, target in sorted(fold.items()):
     if 0x13A0 <= cp <= 0x13F5:
         small = ord(chr(cp).lower())
         assert small != cp and cat(small) == "Ll", hex(cp)
-        cherokee_small[small] = latin
-lookalike.update(cherokee_small)
-for cp, latin in lookalike.items():
-    assert cat(cp) in ("Lu", "Ll", "Lo"), hex(cp)
-    assert cp not in nfkc_no and cp not in invisible and cp < 0x10000, hex(cp)
-    assert latin.isascii() and latin.islower()
+        if small in fold:
+            assert LETTER_OF.get(fold[small], fold[small]) == LETTER_OF.get(target, target), hex(cp)
+        else:
+            assert len(confusable_class(chr(small))) == 1, hex(small)
+            fold[small] = target
+for cp, target in fold.items():
+    assert holdable(cp) and target.isascii() and target.isalpha(), hex(cp)
+SKELETONS = sorted(set(fold.values()))
+assert len(SKELETONS) < 256 and all(len(s) <= 8 for s in SKELETONS)
 
 # names.rs folds case with char::to_lowercase plus ß/ẞ -> ss. For code points
 # a name may hold (NFKC keeps them, not invisible), that is all of
@@ -338,12 +453,26 @@ out.append(
     "/// The canonical decomposition (first, second) of each primary composite,\n"
     "/// in the order of [`COMPOSITES`].\n"
     f"#[rustfmt::skip]\nstatic COMPOSITIONS: [u32; {len(exact)}] = [\n" + "\n".join(lines) + "\n];\n")
-lines = [f"    ({h(cp)}, b'{lookalike[cp]}'), // {chr(cp)} {unicodedata.name(chr(cp))}"
-         for cp in sorted(lookalike)]
+items = [f'    look({h(cp)}, "{fold[cp]}"), // {chr(cp)} {unicodedata.name(chr(cp))}' for cp in sorted(fold)]
+skeletons = ", ".join(f'"{s}"' for s in SKELETONS)
 out.append(
-    "/// Letters that look like a Latin letter, with that letter (lower case).\n"
-    f"#[rustfmt::skip]\nstatic LOOKALIKES: [(u16, u8); {len(lookalike)}] = [\n" + "\n".join(lines) + "\n];\n")
-tables = "\n".join(out)
+    "/// What the characters of [`LOOKALIKES`] stand for.\n"
+    f"const SKELETONS: [&str; {len(SKELETONS)}] = [{skeletons}];\n")
+out.append(
+    f"/// The characters a name may hold that Unicode's confusables.txt\n"
+    f"/// {CONFUSABLES_UNICODE} (UTS #39) makes confusable with a letter of the reserved\n"
+    f"/// names (`{''.join(LETTERS)}`) in lower or upper case or as a small capital, or with\n"
+    "/// the letters of those skeletons (`rn` for `m`), with what they stand for;\n"
+    "/// and the Cherokee small letters of such Cherokee capitals. See\n"
+    "/// [`is_reserved_name`] and [`look`].\n"
+    f"#[rustfmt::skip]\nstatic LOOKALIKES: [u32; {len(fold)}] = [\n" + "\n".join(items) + "\n];\n")
+header = (
+    f"// Sources: the unicodedata module of Python {sys.version_info[0]}.{sys.version_info[1]} (Unicode {version}), and\n"
+    f"// for LOOKALIKES Unicode's confusables.txt {CONFUSABLES_UNICODE} (UTS #39), as the\n"
+    f"// confusables.json of the PyPI package {CONFUSABLES_PACKAGE} (sha256\n"
+    f"// {CONFUSABLES_SHA256}),\n"
+    f"// for the reserved names {', '.join(RESERVED)}.\n")
+tables = header + "\n".join(out)
 
 # --- test vectors ---------------------------------------------------------
 rng = random.Random(14)
@@ -406,6 +535,54 @@ vectors += ("    /// Strings and whether a name may hold them: NFKC leaves them 
             f"{rows(items, 3, '        ')}\n    ];\n")
 
 
+# The look-alike fold against confusables.json, read again directly: a
+# character stands for what the reserved-name forms in its class stand for.
+def near(x):
+    return set(CONFUSABLES.get(x, ()))
+
+
+def same_class(a, b):
+    return a == b or b in near(a) or bool(near(a) & near(b))
+
+
+def expected_fold(ch):
+    for p in sorted(pieces):
+        if same_class(ch, p):
+            return "" if ch == p else p
+    for letter in LETTERS:
+        sc = small_capital(letter)
+        if sc and same_class(ch, sc):
+            return FORMS[letter][1]
+    if 0xAB70 <= ord(ch) <= 0xABBF or 0x13F8 <= ord(ch) <= 0x13FD:
+        return expected_fold(ch.upper())
+    return ""
+
+
+rng = random.Random(39)
+looks = set(rng.sample(sorted(fold), min(40, len(fold))))
+others = sorted(ord(x) for x in graph if len(x) == 1 and not x.isascii()
+                and holdable(ord(x)) and ord(x) not in fold)
+looks.update(rng.sample(others, 40))
+while len(looks) < 120:
+    cp = rng.randrange(0x3400)
+    if not is_surrogate(cp) and holdable(cp) and not chr(cp).isascii():
+        looks.add(cp)
+# Letters of other scripts in the news (the old hand-kept table, reviews).
+looks.update([0x006D, 0x00DF, 0x0263, 0x0274, 0x0280, 0x03B5, 0x03BC, 0x03C3, 0x0430,
+              0x0433, 0x0441, 0x04BD, 0x054F, 0x0578, 0x057F, 0x10E7, 0xAB79, 0xABA5])
+items = []
+for cp in sorted(looks):
+    want = expected_fold(chr(cp))
+    assert want == fold.get(cp, ""), (hex(cp), want, fold.get(cp))
+    items.append(f"({h(cp)}, \"{want}\")")
+vectors += ("    /// Code points and what the look-alike fold makes of them (\"\" for\n"
+            "    /// nothing), read again from confusables.json by the generator.\n"
+            f"    #[rustfmt::skip]\n    const LOOKALIKE_SAMPLES: [(u32, &str); {len(items)}] = [\n"
+            f"{rows(items, 5, '        ')}\n    ];\n"
+            "    /// The letters of the reserved names that [`LOOKALIKES`] was made for.\n"
+            f"    const LOOKALIKE_LETTERS: &str = \"{''.join(LETTERS)}\";\n")
+
+
 def replace(text, tag, body):
     begin = f"// BEGIN GENERATED {tag}"
     end = f"// END GENERATED {tag}"
@@ -426,9 +603,9 @@ sizes = {
     "INVISIBLE": 8 * len(INVISIBLE), "NFKC_NO": 4 * len(split(NFKC_NO, 2048)),
     "UNASSIGNED": 4 * len(UNASSIGNED) + 8 * len(UNASSIGNED_LONG), "CCC": 4 * len(ccc_runs), "SECONDS": 4 * len(SECONDS),
     "COMPOSITES": 4 * len(COMPOSITE_RUNS), "COMPOSITIONS": 4 * len(exact),
-    "LOOKALIKES": 4 * len(lookalike),
+    "LOOKALIKES": 4 * len(fold) + sum(16 + len(x) for x in SKELETONS),
 }
-print(f"Unicode {version}: wrote {TARGET.relative_to(ROOT)}", file=sys.stderr)
+print(f"Unicode {version}, confusables {CONFUSABLES_UNICODE}: {len(fold)} look-alikes; wrote {TARGET.relative_to(ROOT)}", file=sys.stderr)
 for k, v in sizes.items():
     print(f"  {k:13} {v:6} bytes", file=sys.stderr)
 print(f"  {'total':13} {sum(sizes.values()):6} bytes", file=sys.stderr)
