@@ -15,6 +15,7 @@
 //! [`Principal`]: only the verifiers in `auth` build one.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -24,6 +25,24 @@ use super::limits::Bucket;
 use super::pipe::OutQueue;
 use crate::auth::Principal;
 use crate::http::upgrade::Upgrade;
+
+/// A point in time, in milliseconds since the UNIX epoch, that is never
+/// zero, so that an `Option<At>` costs no more than a `u64` (these sit in
+/// every connection's record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct At(NonZeroU64);
+
+impl At {
+    /// The time `ms` (0 is read as 1 ms, which no clock here shows).
+    pub fn ms(ms: u64) -> At {
+        At(NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN))
+    }
+
+    /// In milliseconds since the UNIX epoch.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
 
 /// Why a password check was started, and so what to do with its answer.
 #[derive(Debug)]
@@ -85,17 +104,19 @@ pub struct Ws {
     /// When the next ping is due.
     pub next_ping: u64,
     /// A token connection closes `4401` at this time (`exp` + leeway).
-    pub expires: Option<u64>,
+    pub expires: Option<At>,
     /// When to warn that the token is about to expire; `None` once warned.
-    pub warn_at: Option<u64>,
+    pub warn_at: Option<At>,
     /// The message-rate bucket, when a rate is configured.
     pub bucket: Option<Bucket>,
     /// Messages refused for rate in a row (each accepted one takes one off).
     pub strikes: u32,
     /// The code of the close frame the peer sent (`1005`: none given).
     pub peer_close: Option<u16>,
-    /// Charges the fragments of incoming messages against the size limit.
-    pub meter: FragmentMeter,
+    /// Charges the fragments of incoming messages against the size limit;
+    /// only held while a frame or a fragmented message spans reads (an
+    /// idle connection keeps no meter).
+    pub meter: Option<Box<FragmentMeter>>,
 }
 
 impl Ws {
@@ -120,7 +141,7 @@ impl Ws {
             bucket: None,
             strikes: 0,
             peer_close: None,
-            meter: FragmentMeter::default(),
+            meter: None,
         }
     }
 
@@ -128,8 +149,10 @@ impl Ws {
     /// at once when that has passed) and when it is closed (`exp` plus
     /// `leeway`).
     pub fn set_expiry(&mut self, exp_ms: u64, leeway: Duration, warning: Duration, now: u64) {
-        self.expires = Some(exp_ms.saturating_add(leeway.as_millis() as u64));
-        self.warn_at = Some(exp_ms.saturating_sub(warning.as_millis() as u64).max(now));
+        self.expires = Some(At::ms(exp_ms.saturating_add(leeway.as_millis() as u64)));
+        self.warn_at = Some(At::ms(
+            exp_ms.saturating_sub(warning.as_millis() as u64).max(now),
+        ));
     }
 
     /// The earliest of this connection's timers, given the ping interval.
@@ -138,10 +161,10 @@ impl Ws {
             .next_ping
             .min(self.last_seen.saturating_add(2 * ping_interval));
         if let Some(e) = self.expires {
-            at = at.min(e);
+            at = at.min(e.get());
         }
         if let Some(w) = self.warn_at {
-            at = at.min(w);
+            at = at.min(w.get());
         }
         at
     }
@@ -160,12 +183,12 @@ pub struct Conn {
     pub dirty: bool,
     /// The connection's next deadline, if any; what it means depends on
     /// the phase.
-    pub deadline: Option<u64>,
+    pub deadline: Option<At>,
     /// The earliest entry of this connection in the server's timer heap.
     /// A later `deadline` does not push another entry: when this one comes
     /// due it re-arms for `deadline`, so the heap holds about one entry a
     /// connection however often deadlines move.
-    pub armed: Option<u64>,
+    pub armed: Option<At>,
     /// The peer shut its write half; once the answer is written the socket
     /// is dropped (no linger: the peer has nothing more to send).
     pub eof: bool,
@@ -175,9 +198,9 @@ pub struct Conn {
     /// The shell was told not to read it (flow control) and waits for
     /// [`super::Action::Resume`].
     pub parked: bool,
-    /// When the kernel last took bytes from its queue (or when it was
-    /// accepted): the budget's verdict closes queues that did not drain.
-    pub last_progress: u64,
+    /// The kernel took bytes from its queue since the budget's clock last
+    /// started (see `Server::on_budget_deadline`).
+    pub progressed: bool,
     /// Where it is in its life.
     pub phase: Phase,
 }

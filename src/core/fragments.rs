@@ -94,6 +94,35 @@ impl FragmentMeter {
     }
 }
 
+impl FragmentMeter {
+    /// Between frames and outside a fragmented message: nothing to keep.
+    fn is_idle(&self) -> bool {
+        self.header_len == 0 && self.skip == 0 && self.fragments == 0
+    }
+}
+
+/// Feeds `data` to the meter in `slot` (see [`FragmentMeter::feed`]). A
+/// meter is kept only while a frame or a fragmented message spans reads:
+/// the common case, whole messages in one read, allocates nothing, and an
+/// idle connection holds none.
+pub fn feed(slot: &mut Option<Box<FragmentMeter>>, data: &[u8], limit: usize) -> Result<(), usize> {
+    let result = match slot {
+        Some(meter) => meter.feed(data, limit),
+        None => {
+            let mut meter = FragmentMeter::default();
+            let result = meter.feed(data, limit);
+            if !meter.is_idle() {
+                *slot = Some(Box::new(meter));
+            }
+            return result;
+        }
+    };
+    if slot.as_ref().is_some_and(|m| m.is_idle()) {
+        *slot = None;
+    }
+    result
+}
+
 /// The header's full length (2 to 14 bytes) once its first two bytes are
 /// known.
 fn header_len(header: &[u8]) -> Option<usize> {
@@ -216,6 +245,21 @@ mod tests {
         }
         let mut tight = FragmentMeter::default();
         assert!(tight.feed(&input, limit - 1).is_err());
+    }
+
+    #[test]
+    fn a_meter_is_kept_only_while_something_spans_reads() {
+        let mut slot = None;
+        let whole = frame(true, 1, b"hello");
+        assert_eq!(feed(&mut slot, &whole, 100), Ok(()));
+        assert!(slot.is_none(), "a whole message leaves nothing");
+        let two = [frame(false, 1, b"he"), frame(true, 0, b"llo")].concat();
+        assert_eq!(feed(&mut slot, &two[..3], 100), Ok(()));
+        assert!(slot.is_some(), "a split header is kept");
+        assert_eq!(feed(&mut slot, &two[3..8], 100), Ok(()));
+        assert!(slot.is_some(), "a fragmented message is kept");
+        assert_eq!(feed(&mut slot, &two[8..], 100), Ok(()));
+        assert!(slot.is_none(), "done: dropped");
     }
 
     #[test]

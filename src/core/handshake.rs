@@ -8,7 +8,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::authenticate::Verdict;
 use super::chat::Event;
-use super::conn::{Phase, Purpose, Ws};
+use super::conn::{At, Phase, Purpose, Ws};
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
@@ -213,7 +213,9 @@ impl Server {
             }
             // why: a live socket keeps a session from idling out, so only
             // its absolute limit can end it, at that exact time.
-            Credential::Session { handle } => ws.expires = self.sessions.expires_at(handle),
+            Credential::Session { handle } => {
+                ws.expires = self.sessions.expires_at(handle).map(At::ms)
+            }
             Credential::Password | Credential::Custom => {}
         }
         ws.bucket = self

@@ -83,7 +83,7 @@ impl Server {
             let in_heap = self
                 .timers
                 .iter()
-                .any(|Reverse(entry)| *entry == (armed, id, conn.serial));
+                .any(|Reverse(entry)| *entry == (armed.get(), id, conn.serial));
             if !in_heap {
                 return Err(format!("connection {id}'s timer is not in the heap"));
             }
@@ -256,7 +256,7 @@ impl Server {
                     "a slow-consumer clock for a closing connection {id}"
                 ));
             }
-            if conn.deadline.is_none_or(|d| d > since + slow) {
+            if conn.deadline.is_none_or(|d| d.get() > since + slow) {
                 return Err(format!("connection {id}'s verdict is not armed"));
             }
         }

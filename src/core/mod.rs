@@ -83,7 +83,7 @@ use crate::config::Config;
 use crate::http::Response;
 use crate::http::upgrade::Reject;
 
-use conn::{Conn, Phase, Purpose};
+use conn::{At, Conn, Phase, Purpose};
 use limits::{AddrLoad, IpBuckets};
 use metrics::{Gauges, Metrics};
 use pipe::OutQueue;
@@ -414,7 +414,7 @@ impl Server {
             eof: false,
             authenticated: false,
             parked: false,
-            last_progress: now,
+            progressed: false,
             phase: Phase::Http {
                 buf: Vec::new(),
                 sent_continue: false,
@@ -522,7 +522,7 @@ impl Server {
         };
         conn.out.consume(n);
         if n > 0 {
-            conn.last_progress = now;
+            conn.progressed = true;
         }
         self.settle(id, now);
         let conn = &self.conns[id];
@@ -562,19 +562,19 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
-            if conn.serial != serial || conn.armed != Some(at) {
+            if conn.serial != serial || conn.armed != Some(At::ms(at)) {
                 continue;
             }
             conn.armed = None;
             match conn.deadline {
-                Some(d) if d <= now => {
+                Some(d) if d.get() <= now => {
                     conn.deadline = None;
                     self.on_deadline(id, now);
                 }
                 // Moved later since this entry was pushed: re-arm.
                 Some(d) => {
                     conn.armed = Some(d);
-                    self.timers.push(Reverse((d, id, serial)));
+                    self.timers.push(Reverse((d.get(), id, serial)));
                 }
                 None => {}
             }
@@ -929,10 +929,11 @@ impl Server {
     /// Sets the connection's one deadline (replacing any other).
     fn set_deadline(&mut self, id: ConnId, at: u64) {
         if let Some(conn) = self.conns.get_mut(id) {
+            let at = At::ms(at);
             conn.deadline = Some(at);
             if conn.armed.is_none_or(|armed| at < armed) {
                 conn.armed = Some(at);
-                self.timers.push(Reverse((at, id, conn.serial)));
+                self.timers.push(Reverse((at.get(), id, conn.serial)));
             }
         }
     }
@@ -984,9 +985,20 @@ impl Server {
             self.unpark_all();
         }
         if total >= budget {
-            self.pressure_since.get_or_insert(now);
+            if self.pressure_since.is_none() {
+                self.start_budget_clock(now);
+            }
         } else if total < budget / 2 {
             self.pressure_since = None;
+        }
+    }
+
+    /// Starts (or restarts) the budget's clock: from now on, what the
+    /// kernel takes from each queue is noted (`Conn::progressed`).
+    fn start_budget_clock(&mut self, now: u64) {
+        self.pressure_since = Some(now);
+        for (_, conn) in &mut self.conns {
+            conn.progressed = false;
         }
     }
 
@@ -995,13 +1007,13 @@ impl Server {
     /// since the clock started is a slow consumer, whatever its size. The
     /// clock then starts over.
     fn on_budget_deadline(&mut self, now: u64) {
-        let Some(since) = self.pressure_since else {
+        if self.pressure_since.is_none() {
             return;
-        };
+        }
         let stuck: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.can_receive() && !c.out.is_empty() && c.last_progress <= since)
+            .filter(|(_, c)| c.can_receive() && !c.out.is_empty() && !c.progressed)
             .map(|(id, _)| id)
             .collect();
         if !stuck.is_empty() {
@@ -1014,7 +1026,7 @@ impl Server {
             self.close_slow(id, now);
         }
         if self.pressure_since.is_some() {
-            self.pressure_since = Some(now);
+            self.start_budget_clock(now);
         }
     }
 

@@ -26,7 +26,7 @@ impl Server {
         };
         // Fragments count against the message limit: frames up to the one
         // that goes past it are read, then the connection closes `1009`.
-        let (mut input, too_big) = match ws.meter.feed(data, limit) {
+        let (mut input, too_big) = match super::fragments::feed(&mut ws.meter, data, limit) {
             Ok(()) => (data, false),
             Err(at) => (&data[..at], true),
         };
@@ -224,7 +224,7 @@ impl Server {
         if now >= ws.last_seen.saturating_add(2 * interval) {
             return self.close_ws(id, CloseCode::Away, "ping timeout", now);
         }
-        if ws.expires.is_some_and(|e| now >= e) {
+        if ws.expires.is_some_and(|e| now >= e.get()) {
             let reason = match ws.principal.credential() {
                 Credential::Session { .. } => "session expired",
                 _ => "token expired",
@@ -232,7 +232,7 @@ impl Server {
             return self.close_ws(id, CloseCode::from(4401), reason, now);
         }
         let mut warning = None;
-        if ws.warn_at.is_some_and(|w| now >= w) {
+        if ws.warn_at.is_some_and(|w| now >= w.get()) {
             ws.warn_at = None;
             if let Credential::Token { exp_ms } = *ws.principal.credential() {
                 warning = Some(
