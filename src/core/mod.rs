@@ -527,7 +527,8 @@ impl Server {
         self.settle(id, now);
         let conn = &self.conns[id];
         let drained = conn.out.is_empty();
-        if conn.out.len() <= self.config.limits.max_queue_bytes {
+        // why: the map is empty but for slow consumers; skip hashing.
+        if !self.backlog.is_empty() && conn.out.len() <= self.config.limits.max_queue_bytes {
             self.backlog.remove(&id);
         }
         // Pipelined requests waited for the answers to drain.
