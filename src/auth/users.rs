@@ -144,7 +144,9 @@ impl Users {
                 return Err(error("expected NAME:ROLE:HASH".to_string()));
             };
             if let Err(e) = super::names::check_user_name(name) {
-                return Err(error(format!("invalid user name: {e} (see README: user names)")));
+                return Err(error(format!(
+                    "invalid user name: {e} (see README: user names)"
+                )));
             }
             if role.is_empty() {
                 return Err(error("missing role".to_string()));
