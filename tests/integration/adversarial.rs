@@ -20,7 +20,8 @@ use wsgate::config::Config;
 use crate::bystanders::Bystanders;
 use crate::common::{
     HttpConn, IO_TIMEOUT, TestServer, Ws, WsRequest, client_frame, line_number, masked_frame,
-    masked_text_frame, numbered_line, recv, recv_close, recv_text, send, try_ws_at, wait_for,
+    masked_text_frame, numbered_line, raw, raw_ws, recv, recv_close, recv_text, send, try_ws_at,
+    wait_for,
 };
 
 /// The handshake timeout of the servers here.
@@ -126,31 +127,6 @@ fn closed_silently(stream: &mut TcpStream, wait: Duration) -> bool {
         }
         Err(_) => true,
     }
-}
-
-/// A new connection as a raw writer and an [`HttpConn`] reading the same
-/// socket, so that a test can keep writing while it reads.
-fn raw(server: &TestServer) -> (TcpStream, HttpConn) {
-    let stream = server.connect();
-    let writer = stream.try_clone().expect("clone the socket");
-    (writer, HttpConn::new(stream))
-}
-
-/// `user`'s raw WebSocket in `room`: a writer, and a reader of raw server
-/// frames, the `101` and the user's own join notice already read.
-fn raw_ws(server: &TestServer, user: &str, room: &str) -> (TcpStream, HttpConn) {
-    let (mut writer, mut conn) = raw(server);
-    writer
-        .write_all(upgrade_request(server, user, room).render().as_bytes())
-        .unwrap();
-    let r = conn.response();
-    assert_eq!(r.status, 101, "{}", r.head);
-    let (opcode, text) = conn.frame();
-    assert_eq!(
-        (opcode, String::from_utf8_lossy(&text).into_owned()),
-        (0x1, format!("System: {user} joined the chat"))
-    );
-    (writer, conn)
 }
 
 // ----------------------------------------------------------------------

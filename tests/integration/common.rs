@@ -781,3 +781,28 @@ pub fn numbered_line(i: usize, len: usize) -> String {
 pub fn line_number(text: &str) -> Option<usize> {
     text.strip_prefix("alice: ")?.get(..5)?.parse().ok()
 }
+
+/// A new connection as a raw writer and an [`HttpConn`] reading the same
+/// socket, so that a test can keep writing while it reads.
+pub fn raw(server: &TestServer) -> (TcpStream, HttpConn) {
+    let stream = server.connect();
+    let writer = stream.try_clone().expect("clone the socket");
+    (writer, HttpConn::new(stream))
+}
+
+/// `user`'s raw WebSocket in `room`: a writer, and a reader of raw server
+/// frames, the `101` and the user's own join notice already read.
+pub fn raw_ws(server: &TestServer, user: &str, room: &str) -> (TcpStream, HttpConn) {
+    let (mut writer, mut conn) = raw(server);
+    let request = WsRequest::new(server, &format!("/ws?room={room}"))
+        .header("Authorization", &format!("Bearer {}", server.token(user)));
+    writer.write_all(request.render().as_bytes()).unwrap();
+    let r = conn.response();
+    assert_eq!(r.status, 101, "{}", r.head);
+    let (opcode, text) = conn.frame();
+    assert_eq!(
+        (opcode, String::from_utf8_lossy(&text).into_owned()),
+        (0x1, format!("System: {user} joined the chat"))
+    );
+    (writer, conn)
+}

@@ -33,7 +33,7 @@ use crate::bystanders::{Bystanders, token};
 use crate::common::{
     HttpConn, HttpResponse, IO_TIMEOUT, SECRET, TestServer, Ws, WsRequest, client_frame, close,
     connect_to, form_request, line_number, masked_frame, masked_text_frame, mint, now_ms,
-    numbered_line, recv, recv_close, recv_text, send, sign_claims, wait_for, ws_at,
+    numbered_line, raw_ws, recv, recv_close, recv_text, send, sign_claims, wait_for, ws_at,
 };
 
 /// A generous bound for waiting on the server (never a timed assertion).
@@ -181,31 +181,6 @@ fn post(server: &TestServer, path: &str, body: &str, headers: &str) -> HttpRespo
         server.addr,
         body.len()
     ))
-}
-
-/// A new connection as a raw writer and an [`HttpConn`] reading the same
-/// socket.
-fn raw(server: &TestServer) -> (TcpStream, HttpConn) {
-    let stream = server.connect();
-    let writer = stream.try_clone().expect("clone the socket");
-    (writer, HttpConn::new(stream))
-}
-
-/// `user`'s raw WebSocket in `room`: a writer, and a reader of raw server
-/// frames, the `101` and the user's own join notice already read.
-fn raw_ws(server: &TestServer, user: &str, room: &str) -> (TcpStream, HttpConn) {
-    let (mut writer, mut conn) = raw(server);
-    let request = WsRequest::new(server, &format!("/ws?room={room}"))
-        .header("Authorization", &format!("Bearer {}", token(user)));
-    writer.write_all(request.render().as_bytes()).unwrap();
-    let r = conn.response();
-    assert_eq!(r.status, 101, "{}", r.head);
-    let (opcode, text) = conn.frame();
-    assert_eq!(
-        (opcode, String::from_utf8_lossy(&text).into_owned()),
-        (0x1, format!("System: {user} joined the chat"))
-    );
-    (writer, conn)
 }
 
 /// Reads raw frames until a close frame; returns its code (`None` for an
