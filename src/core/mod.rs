@@ -31,9 +31,16 @@
 //!   read (its pings and commands wait for it to read its answers);
 //! - all queues together are bounded by a budget
 //!   ([`crate::config::Limits::queue_budget_bytes`]): at the budget no
-//!   WebSocket input is read at all, so senders' TCP windows fill
-//!   (backpressure) until writes bring the total down; readers that
-//!   drain are never closed for it.
+//!   WebSocket input is read at all (frames that came with an upgrade
+//!   request are held too), so senders' TCP windows fill (backpressure)
+//!   until writes bring the total down; readers that drain are never
+//!   closed for it, nor for a silence the server imposed. If the total
+//!   stays at the budget for the slow-consumer timeout, the queues the
+//!   kernel took nothing from meanwhile are closed `1013`, however small.
+//!
+//! Every change of a queue goes through `settle` (the total follows it)
+//! and every fall of the total through `total_changed_from` (whoever
+//! waited may resume): there is one place for each.
 //!
 //! Because time is an argument, handshake timeouts, heartbeats, token
 //! expiry and rate limits are unit-tested with a virtual clock
