@@ -1,20 +1,32 @@
-//! Validated settings: every default, and what happens when a limit is hit.
+//! Settings: every default, what happens when a limit is hit, and
+//! [`Config::validate`], the one place that says whether a [`Config`] can
+//! run.
 //!
-//! `main.rs` turns flags and `WSGATE_*` variables into a [`Config`]; the
-//! core only ever sees validated values. This module depends on nothing
-//! else inside the crate.
+//! `main.rs` turns flags and `WSGATE_*` variables into a [`Config`] and
+//! validates it; [`crate::shell::Gateway::bind`] validates again, so an
+//! embedder's [`Config`] is checked too and the core only ever sees valid
+//! values. This module depends on nothing else inside the crate.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Everything the server needs to run, already validated.
+/// Everything the server needs to run.
+///
+/// [`Config::default()`] is **not** valid by itself: it has no secret, and
+/// there is no safe default for one. Set [`Config::secrets`] to at least
+/// one secret of [`MIN_SECRET_LEN`] or more random bytes (the `wsgate`
+/// binary takes it from `WSGATE_SECRET` or `--secret-file`, or makes a
+/// random one per run). [`Config::validate`] lists every rule;
+/// [`crate::shell::Gateway::bind`] refuses a config it rejects.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// HMAC secrets for tokens: the first signs, all verify (rotation).
-    /// Each at least 32 bytes. Default: one random secret per run.
+    /// Each at least [`MIN_SECRET_LEN`] bytes. Default: none, which
+    /// [`Config::validate`] refuses (the `wsgate` binary, given no secret,
+    /// makes one random secret per run).
     pub secrets: Vec<SecretKey>,
     /// Lifetime of tokens issued by `POST /token`. Default 15 minutes.
     pub token_ttl: Duration,
@@ -118,7 +130,191 @@ impl Config {
             "__Host-wsgate"
         }
     }
+
+    /// Checks that the server can run with this config; the first problem
+    /// found is the error.
+    ///
+    /// # Errors
+    /// - [`ConfigError::NoSecret`] when `secrets` is empty (as in
+    ///   [`Config::default()`]);
+    /// - [`ConfigError::SecretTooShort`] for a secret under [`MIN_SECRET_LEN`]
+    ///   bytes;
+    /// - [`ConfigError::Zero`] for a zero that would stop the server from doing
+    ///   its job: `token_ttl`, `session_ttl`, `session_idle`,
+    ///   `ping_interval`, `limits.handshake_timeout`, `limits.max_connections`,
+    ///   `limits.max_head_bytes`, `limits.max_headers`,
+    ///   `limits.max_message_bytes`, `limits.max_queue_bytes`,
+    ///   `limits.queue_budget_bytes`, `limits.max_http_queue_bytes`,
+    ///   `limits.max_conns_per_user`, `limits.max_tracked_ips`,
+    ///   `limits.max_sessions_per_user`, and `Some(0)` for
+    ///   `limits.max_conns_per_ip` or `limits.max_unauth_per_ip` (`None` is
+    ///   how to say unlimited);
+    /// - [`ConfigError::MessageTooLarge`] for `limits.max_message_bytes` above
+    ///   [`MAX_MESSAGE_BYTES`];
+    /// - [`ConfigError::QueueBudgetTooSmall`] when `limits.queue_budget_bytes` is
+    ///   under `limits.max_queue_bytes`;
+    /// - [`ConfigError::BadRate`] for a rate whose `per_sec` is not a positive
+    ///   number or whose `burst` is under 1 (no request could ever pass;
+    ///   `None` is how to say unlimited).
+    ///
+    /// Zero is fine where it only switches something off or makes it
+    /// immediate: `token_leeway`, `expiry_warning`, `limits.max_body_bytes`
+    /// (form logins get `413`), `limits.read_buffer_bytes` (the default),
+    /// `limits.presence_limit` (no join/leave notices), `limits.max_tickets`
+    /// (`/ws-ticket` answers `503`), `limits.max_pending_logins` (password
+    /// checks answer `503`), `limits.slow_consumer_timeout`,
+    /// `limits.drain_timeout` and `limits.close_timeout`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        if let Some((index, s)) =
+            (self.secrets.iter().enumerate()).find(|(_, s)| s.0.len() < MIN_SECRET_LEN)
+        {
+            let len = s.0.len();
+            return Err(ConfigError::SecretTooShort { index, len });
+        }
+        let l = &self.limits;
+        let durations = [
+            ("token_ttl", self.token_ttl),
+            ("session_ttl", self.session_ttl),
+            ("session_idle", self.session_idle),
+            ("ping_interval", self.ping_interval),
+            ("limits.handshake_timeout", l.handshake_timeout),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero { field });
+        }
+        let counts = [
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_head_bytes", l.max_head_bytes),
+            ("limits.max_headers", l.max_headers),
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_queue_bytes", l.max_queue_bytes),
+            ("limits.queue_budget_bytes", l.queue_budget_bytes),
+            ("limits.max_http_queue_bytes", l.max_http_queue_bytes),
+            ("limits.max_conns_per_user", l.max_conns_per_user),
+            ("limits.max_tracked_ips", l.max_tracked_ips),
+            ("limits.max_sessions_per_user", l.max_sessions_per_user),
+            ("limits.max_conns_per_ip", l.max_conns_per_ip.unwrap_or(1)),
+            ("limits.max_unauth_per_ip", l.max_unauth_per_ip.unwrap_or(1)),
+        ];
+        if let Some((field, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::Zero { field });
+        }
+        if l.max_message_bytes > MAX_MESSAGE_BYTES {
+            let bytes = l.max_message_bytes;
+            return Err(ConfigError::MessageTooLarge { bytes });
+        }
+        if l.queue_budget_bytes < l.max_queue_bytes {
+            return Err(ConfigError::QueueBudgetTooSmall {
+                budget: l.queue_budget_bytes,
+                queue: l.max_queue_bytes,
+            });
+        }
+        let rates = [
+            ("limits.upgrade_rate", l.upgrade_rate),
+            ("limits.failed_login_rate", l.failed_login_rate),
+            ("limits.message_rate", l.message_rate),
+        ];
+        let usable = |r: &Rate| r.per_sec > 0.0 && r.per_sec.is_finite() && r.burst >= 1.0;
+        if let Some((field, _)) =
+            (rates.iter()).find(|(_, r)| r.as_ref().is_some_and(|r| !usable(r)))
+        {
+            return Err(ConfigError::BadRate { field });
+        }
+        Ok(())
+    }
 }
+
+/// The fewest bytes a token secret may have: the HMAC-SHA256 output size,
+/// the minimum RFC 7518 §3.2 requires for HS256. The same as
+/// `auth::jwt::MIN_SECRET_LEN`, which `Gateway::bind` asserts at compile
+/// time (this module depends on nothing else in the crate).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The largest [`Limits::max_message_bytes`] [`Config::validate`] accepts:
+/// 4 GiB − 1, the largest size [`parse_size`] gives (and so the largest
+/// `--max-message`).
+pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
+
+/// Why [`Config::validate`] refused a [`Config`]. Its `Display` says what
+/// to change; it never shows a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// [`Config::secrets`] is empty, as in [`Config::default()`].
+    NoSecret,
+    /// The secret at `index` (from 0) of [`Config::secrets`] is `len`
+    /// bytes, under [`MIN_SECRET_LEN`].
+    SecretTooShort {
+        /// Its place in [`Config::secrets`], from 0.
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A setting that must be positive is zero; `field` is its path in
+    /// [`Config`] (`"limits.max_connections"`).
+    Zero {
+        /// The setting's path in [`Config`].
+        field: &'static str,
+    },
+    /// [`Limits::max_message_bytes`] is over [`MAX_MESSAGE_BYTES`].
+    MessageTooLarge {
+        /// The value given.
+        bytes: usize,
+    },
+    /// [`Limits::queue_budget_bytes`] is under [`Limits::max_queue_bytes`]:
+    /// one connection's queue could hold the whole budget.
+    QueueBudgetTooSmall {
+        /// [`Limits::queue_budget_bytes`].
+        budget: usize,
+        /// [`Limits::max_queue_bytes`].
+        queue: usize,
+    },
+    /// A [`Rate`] that could never let anything through: `per_sec` not a
+    /// positive number, or `burst` under 1.
+    BadRate {
+        /// The setting's path in [`Config`].
+        field: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::NoSecret => write!(
+                f,
+                "no token secret: Config::secrets is empty (Config::default() has none); \
+                 give at least one secret of {MIN_SECRET_LEN} or more random bytes \
+                 (wsgate: WSGATE_SECRET or --secret-file)"
+            ),
+            ConfigError::SecretTooShort { index, len } => write!(
+                f,
+                "secret {} is {len} bytes; at least {MIN_SECRET_LEN} are required",
+                index + 1
+            ),
+            ConfigError::Zero { field } => write!(f, "{field} is 0; it must be positive"),
+            ConfigError::MessageTooLarge { bytes } => write!(
+                f,
+                "limits.max_message_bytes (--max-message) is {bytes} bytes; \
+                 at most {MAX_MESSAGE_BYTES} are allowed"
+            ),
+            ConfigError::QueueBudgetTooSmall { budget, queue } => write!(
+                f,
+                "--queue-budget ({budget} bytes) is smaller than --max-queue ({queue} bytes) \
+                 (limits.queue_budget_bytes, limits.max_queue_bytes)"
+            ),
+            ConfigError::BadRate { field } => write!(
+                f,
+                "{field}: per_sec must be a positive number and burst at least 1 \
+                 (None means unlimited)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// Resource limits. Each says its default and what happens when it is hit.
 #[derive(Clone, Debug)]
@@ -508,6 +704,160 @@ mod tests {
         assert!(s.is_same_host("CHAT.example.com:443"));
         assert!(!s.is_same_host("chat.example.com.evil.net"));
         assert!(!s.is_same_host("evil.net"));
+    }
+
+    /// A valid config: the default with one secret of the minimum length.
+    fn valid() -> Config {
+        Config {
+            secrets: vec![SecretKey(vec![7; MIN_SECRET_LEN])],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_default_with_a_secret_is_valid() {
+        assert_eq!(valid().validate(), Ok(()));
+        let mut c = valid();
+        c.limits.max_conns_per_ip = None;
+        c.limits.max_unauth_per_ip = None;
+        c.limits.upgrade_rate = None;
+        c.limits.failed_login_rate = None;
+        c.limits.message_rate = None;
+        c.limits.presence_limit = 0;
+        c.limits.max_body_bytes = 0;
+        c.limits.max_tickets = 0;
+        c.limits.max_pending_logins = 0;
+        c.limits.drain_timeout = Duration::ZERO;
+        c.limits.slow_consumer_timeout = Duration::ZERO;
+        c.limits.close_timeout = Duration::ZERO;
+        c.token_leeway = Duration::ZERO;
+        c.expiry_warning = Duration::ZERO;
+        c.limits.max_message_bytes = MAX_MESSAGE_BYTES;
+        c.limits.queue_budget_bytes = c.limits.max_queue_bytes;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_default_has_no_secret_and_the_error_says_what_to_do() {
+        let e = Config::default().validate().unwrap_err();
+        assert_eq!(e, ConfigError::NoSecret);
+        let text = e.to_string();
+        for hint in ["Config::secrets", "32", "WSGATE_SECRET", "--secret-file"] {
+            assert!(text.contains(hint), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_without_showing_it() {
+        let mut c = valid();
+        c.secrets
+            .push(SecretKey(b"only-31-bytes-of-secret-0123456".to_vec()));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e, ConfigError::SecretTooShort { index: 1, len: 31 });
+        let text = e.to_string();
+        assert_eq!(text, "secret 2 is 31 bytes; at least 32 are required");
+    }
+
+    #[test]
+    fn zeros_that_stop_the_server_are_refused() {
+        type Tweak = fn(&mut Config);
+        let cases: [(&str, Tweak); 17] = [
+            ("token_ttl", |c| c.token_ttl = Duration::ZERO),
+            ("session_ttl", |c| c.session_ttl = Duration::ZERO),
+            ("session_idle", |c| c.session_idle = Duration::ZERO),
+            ("ping_interval", |c| c.ping_interval = Duration::ZERO),
+            ("limits.handshake_timeout", |c| {
+                c.limits.handshake_timeout = Duration::ZERO
+            }),
+            ("limits.max_connections", |c| c.limits.max_connections = 0),
+            ("limits.max_head_bytes", |c| c.limits.max_head_bytes = 0),
+            ("limits.max_headers", |c| c.limits.max_headers = 0),
+            ("limits.max_message_bytes", |c| {
+                c.limits.max_message_bytes = 0
+            }),
+            ("limits.max_queue_bytes", |c| c.limits.max_queue_bytes = 0),
+            ("limits.queue_budget_bytes", |c| {
+                c.limits.queue_budget_bytes = 0
+            }),
+            ("limits.max_http_queue_bytes", |c| {
+                c.limits.max_http_queue_bytes = 0
+            }),
+            ("limits.max_conns_per_user", |c| {
+                c.limits.max_conns_per_user = 0
+            }),
+            ("limits.max_tracked_ips", |c| c.limits.max_tracked_ips = 0),
+            ("limits.max_sessions_per_user", |c| {
+                c.limits.max_sessions_per_user = 0
+            }),
+            ("limits.max_conns_per_ip", |c| {
+                c.limits.max_conns_per_ip = Some(0)
+            }),
+            ("limits.max_unauth_per_ip", |c| {
+                c.limits.max_unauth_per_ip = Some(0)
+            }),
+        ];
+        for (field, tweak) in cases {
+            let mut c = valid();
+            tweak(&mut c);
+            let e = c.validate().unwrap_err();
+            assert_eq!(e, ConfigError::Zero { field }, "{field}");
+            assert!(e.to_string().starts_with(field), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_huge_message_limit_is_refused() {
+        let mut c = valid();
+        c.limits.max_message_bytes = MAX_MESSAGE_BYTES + 1;
+        // why: on a 32-bit target no usize is over the maximum.
+        if c.limits.max_message_bytes > MAX_MESSAGE_BYTES {
+            let e = c.validate().unwrap_err();
+            assert_eq!(e, ConfigError::MessageTooLarge { bytes: 1 << 32 });
+            assert!(e.to_string().contains("--max-message"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_budget_must_hold_one_queue() {
+        let mut c = valid();
+        c.limits.queue_budget_bytes = c.limits.max_queue_bytes - 1;
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::QueueBudgetTooSmall {
+                budget: (1 << 20) - 1,
+                queue: 1 << 20
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "--queue-budget (1048575 bytes) is smaller than --max-queue (1048576 bytes) \
+             (limits.queue_budget_bytes, limits.max_queue_bytes)"
+        );
+    }
+
+    #[test]
+    fn rates_that_let_nothing_through_are_refused() {
+        for (per_sec, burst) in [
+            (0.0, 5.0),
+            (-1.0, 5.0),
+            (f64::NAN, 5.0),
+            (f64::INFINITY, 5.0),
+            (1.0, 0.5),
+            (1.0, f64::NAN),
+        ] {
+            let mut c = valid();
+            c.limits.message_rate = Some(Rate { per_sec, burst });
+            let e = c.validate().unwrap_err();
+            let field = "limits.message_rate";
+            assert_eq!(e, ConfigError::BadRate { field }, "{per_sec} {burst}");
+        }
+        let mut c = valid();
+        c.limits.upgrade_rate = Some(Rate {
+            per_sec: 0.001,
+            burst: 1.0,
+        });
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

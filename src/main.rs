@@ -1,307 +1,625 @@
 //! `wsgate`: flags and `WSGATE_*` variables → a validated [`Config`] → run.
 //!
+//! Every option is declared once, in [`OPTIONS`]: its flag, the name of its
+//! value, its environment variable, the default `--help` shows, its help
+//! text and its [`Kind`] (how the text is parsed and where it lands).
+//! `--help`, the flag parser and the variable look-up all come from that
+//! table. A flag wins over its variable, and the variable is read only when
+//! the flag is absent; an empty variable counts as unset (an empty path is
+//! an error), and one that is not UTF-8 is an error.
+//!
+//! After the table, start-up loads what is not a single setting: the users
+//! file (without one, the demo users, on loopback addresses only) and the
+//! secrets (`WSGATE_SECRET` or `--secret-file`, not both; without either,
+//! a random secret and a warning). Then [`Config::validate`] has the last
+//! word, and nothing here repeats its checks.
+//!
 //! Exit codes: 0 after a clean stop, 1 when the server fails at run time
 //! (cannot bind, say), 2 for a usage or configuration error.
 
+use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use wsgate::auth::jwt::MIN_SECRET_LEN;
 use wsgate::auth::password::hash_password;
 use wsgate::auth::users::Users;
 use wsgate::auth::valid_role;
-use wsgate::config::{Config, Origin, PerUserPolicy, Rate, SecretKey, parse_duration, parse_size};
+use wsgate::config::{
+    Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, SecretKey, parse_duration, parse_size,
+};
 use wsgate::shell::Gateway;
 
-const HELP: &str = "\
+/// What the options fill in: the library's [`Config`], and what only the
+/// binary uses.
+#[derive(Debug)]
+struct Settings {
+    config: Config,
+    users: Option<PathBuf>,
+    secret_file: Option<PathBuf>,
+    secret: Option<String>,
+    log: log::LevelFilter,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            config: Config::default(),
+            users: None,
+            secret_file: None,
+            secret: None,
+            log: log::LevelFilter::Info,
+        }
+    }
+}
+
+/// Where an option's value goes (each fn names one field of [`Settings`]),
+/// and how its text is parsed.
+enum Kind {
+    /// A duration ([`parse_duration`]), not zero.
+    Duration(fn(&mut Settings) -> &mut Duration),
+    /// A size in bytes ([`parse_size`]).
+    Size(fn(&mut Settings) -> &mut usize),
+    /// A positive whole number.
+    Count(fn(&mut Settings) -> &mut usize),
+    /// A whole number; `0` means no limit (`None`).
+    Limit(fn(&mut Settings) -> &mut Option<usize>),
+    /// `N` per `per_secs` seconds, bursts of `burst` × N (at least 1);
+    /// `0` means no limit (`None`).
+    Rate {
+        field: fn(&mut Settings) -> &mut Option<Rate>,
+        per_secs: f64,
+        burst: f64,
+    },
+    /// A switch: the flag takes no value; the variable is on when `1`,
+    /// `true` or `yes`.
+    Switch(fn(&mut Settings) -> &mut bool),
+    /// Any text.
+    Text(fn(&mut Settings) -> &mut Option<String>),
+    /// A path (not necessarily UTF-8; not empty).
+    Path(fn(&mut Settings) -> &mut Option<PathBuf>),
+    /// One item per flag, the flag repeatable; the variable holds a
+    /// comma-separated list.
+    Each(fn(&mut Settings, &str) -> Result<(), String>),
+    /// Parsed and set by its own function.
+    Custom(fn(&mut Settings, &str) -> Result<(), String>),
+}
+
+/// One option, declared once.
+struct Opt {
+    /// The long flag without `--`; empty for a variable with no flag.
+    flag: &'static str,
+    /// The value's name in `--help` (`DURATION`, `SIZE`, `N`…); empty for
+    /// a switch.
+    value: &'static str,
+    /// The environment variable, read when the flag is absent: `WSGATE_`
+    /// and the flag upper-cased with `-` → `_`, except
+    /// `WSGATE_ALLOWED_ORIGINS` (a list) and `WSGATE_SECRET` (no flag: a
+    /// secret in the command line would show in `ps`).
+    env: &'static str,
+    /// The default as `--help` shows it: a value the option would accept
+    /// when it is one (a test checks that it is the real default), else a
+    /// word or two.
+    default: &'static str,
+    /// The help text; `--help` wraps it.
+    help: &'static str,
+    kind: Kind,
+}
+
+/// Every option, in `--help` order.
+static OPTIONS: &[Opt] = &[
+    Opt {
+        flag: "listen",
+        value: "ADDR",
+        env: "WSGATE_LISTEN",
+        default: "127.0.0.1:8080",
+        help: "address to listen on",
+        kind: Kind::Custom(|s, v| {
+            s.config.listen = v.parse().map_err(|_| format!("not an address: {v:?}"))?;
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "users",
+        value: "FILE",
+        env: "WSGATE_USERS",
+        default: "demo users",
+        help: "users file, NAME:ROLE:HASH a line; the demo users alice/wonderland and \
+               bob/builder serve loopback addresses only",
+        kind: Kind::Path(|s| &mut s.users),
+    },
+    Opt {
+        flag: "secret-file",
+        value: "PATH",
+        env: "WSGATE_SECRET_FILE",
+        default: "random per run",
+        help: "token secrets, one a line, each at least 32 bytes: the first signs, all verify",
+        kind: Kind::Path(|s| &mut s.secret_file),
+    },
+    Opt {
+        flag: "",
+        value: "",
+        env: "WSGATE_SECRET",
+        default: "random per run",
+        help: "the secret itself, not with --secret-file (no flag: it would show in ps)",
+        kind: Kind::Text(|s| &mut s.secret),
+    },
+    Opt {
+        flag: "allowed-origin",
+        value: "ORIGIN",
+        env: "WSGATE_ALLOWED_ORIGINS",
+        default: "none",
+        help: "extra origin for cookie upgrades, repeatable",
+        kind: Kind::Each(|s, v| {
+            let origin = Origin::parse(v).ok_or_else(|| format!("not an origin: {v:?}"))?;
+            s.config.allowed_origins.push(origin);
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "token-ttl",
+        value: "DURATION",
+        env: "WSGATE_TOKEN_TTL",
+        default: "15m",
+        help: "lifetime of issued tokens",
+        kind: Kind::Duration(|s| &mut s.config.token_ttl),
+    },
+    Opt {
+        flag: "issuer",
+        value: "ISS",
+        env: "WSGATE_ISSUER",
+        default: "unchecked",
+        help: "required `iss` claim",
+        kind: Kind::Text(|s| &mut s.config.issuer),
+    },
+    Opt {
+        flag: "audience",
+        value: "AUD",
+        env: "WSGATE_AUDIENCE",
+        default: "none",
+        help: "required `aud` claim; without it, tokens carrying any `aud` are refused",
+        kind: Kind::Text(|s| &mut s.config.audience),
+    },
+    Opt {
+        flag: "session-ttl",
+        value: "DURATION",
+        env: "WSGATE_SESSION_TTL",
+        default: "8h",
+        help: "absolute session lifetime",
+        kind: Kind::Duration(|s| &mut s.config.session_ttl),
+    },
+    Opt {
+        flag: "session-idle",
+        value: "DURATION",
+        env: "WSGATE_SESSION_IDLE",
+        default: "30m",
+        help: "idle session timeout",
+        kind: Kind::Duration(|s| &mut s.config.session_idle),
+    },
+    Opt {
+        flag: "insecure-cookie",
+        value: "",
+        env: "WSGATE_INSECURE_COOKIE",
+        default: "off",
+        help: "cookie without Secure/__Host- for plain HTTP",
+        kind: Kind::Switch(|s| &mut s.config.insecure_cookie),
+    },
+    Opt {
+        flag: "max-connections",
+        value: "N",
+        env: "WSGATE_MAX_CONNECTIONS",
+        default: "10000",
+        help: "open connections of any kind",
+        kind: Kind::Count(|s| &mut s.config.limits.max_connections),
+    },
+    Opt {
+        flag: "max-conns-per-user",
+        value: "N",
+        env: "WSGATE_MAX_CONNS_PER_USER",
+        default: "16",
+        help: "live WebSockets per user",
+        kind: Kind::Count(|s| &mut s.config.limits.max_conns_per_user),
+    },
+    Opt {
+        flag: "max-conns-per-ip",
+        value: "N",
+        env: "WSGATE_MAX_CONNS_PER_IP",
+        default: "1024",
+        help: "connections per client address (IPv6: per /64)",
+        kind: Kind::Limit(|s| &mut s.config.limits.max_conns_per_ip),
+    },
+    Opt {
+        flag: "max-unauth-conns-per-ip",
+        value: "N",
+        env: "WSGATE_MAX_UNAUTH_CONNS_PER_IP",
+        default: "64",
+        help: "connections per client address not yet authenticated (before the 101)",
+        kind: Kind::Limit(|s| &mut s.config.limits.max_unauth_per_ip),
+    },
+    Opt {
+        flag: "max-message",
+        value: "SIZE",
+        env: "WSGATE_MAX_MESSAGE",
+        default: "64KiB",
+        help: "largest incoming WebSocket message",
+        kind: Kind::Size(|s| &mut s.config.limits.max_message_bytes),
+    },
+    Opt {
+        flag: "max-queue",
+        value: "SIZE",
+        env: "WSGATE_MAX_QUEUE",
+        default: "1MiB",
+        help: "a WebSocket's queue limit: over it for --slow-consumer-timeout means close 1013",
+        kind: Kind::Size(|s| &mut s.config.limits.max_queue_bytes),
+    },
+    Opt {
+        flag: "slow-consumer-timeout",
+        value: "DURATION",
+        env: "WSGATE_SLOW_CONSUMER_TIMEOUT",
+        default: "5s",
+        help: "how long a queue may stay over --max-queue",
+        kind: Kind::Duration(|s| &mut s.config.limits.slow_consumer_timeout),
+    },
+    Opt {
+        flag: "queue-budget",
+        value: "SIZE",
+        env: "WSGATE_QUEUE_BUDGET",
+        default: "256MiB",
+        help: "all queued bytes together, at least --max-queue; at it, input waits (backpressure)",
+        kind: Kind::Size(|s| &mut s.config.limits.queue_budget_bytes),
+    },
+    Opt {
+        flag: "per-user-policy",
+        value: "P",
+        env: "WSGATE_PER_USER_POLICY",
+        default: "reject-newest",
+        help: "past --max-conns-per-user: reject-newest (429) or evict-oldest (4409)",
+        kind: Kind::Custom(|s, v| {
+            s.config.per_user_policy = match v {
+                "reject-newest" => PerUserPolicy::RejectNewest,
+                "evict-oldest" => PerUserPolicy::EvictOldest,
+                _ => return Err(format!("reject-newest or evict-oldest, not {v:?}")),
+            };
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "presence-limit",
+        value: "N",
+        env: "WSGATE_PRESENCE_LIMIT",
+        default: "100",
+        help: "join/leave notices up to this room size",
+        kind: Kind::Count(|s| &mut s.config.limits.presence_limit),
+    },
+    Opt {
+        flag: "send-roles",
+        value: "LIST",
+        env: "WSGATE_SEND_ROLES",
+        default: "every role but viewer",
+        help: "comma-separated roles that may send",
+        kind: Kind::Custom(|s, v| {
+            let roles: Vec<String> = (v.split(',').map(str::trim))
+                .filter(|r| !r.is_empty())
+                .map(String::from)
+                .collect();
+            if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
+                return Err(format!("not a role: {bad:?}"));
+            }
+            s.config.send_roles = Some(roles);
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "allow-password-auth",
+        value: "",
+        env: "WSGATE_ALLOW_PASSWORD_AUTH",
+        default: "off",
+        help: "accept Basic auth and ?username=&password= on /ws",
+        kind: Kind::Switch(|s| &mut s.config.allow_password_auth),
+    },
+    Opt {
+        flag: "ping-interval",
+        value: "DURATION",
+        env: "WSGATE_PING_INTERVAL",
+        default: "30s",
+        help: "ping every connection this often",
+        kind: Kind::Duration(|s| &mut s.config.ping_interval),
+    },
+    Opt {
+        flag: "upgrade-rate",
+        value: "N",
+        env: "WSGATE_UPGRADE_RATE",
+        default: "10",
+        help: "upgrades per second per client IP (bursts of 2N)",
+        kind: Kind::Rate {
+            field: |s| &mut s.config.limits.upgrade_rate,
+            per_secs: 1.0,
+            burst: 2.0,
+        },
+    },
+    Opt {
+        flag: "login-failures",
+        value: "N",
+        env: "WSGATE_LOGIN_FAILURES",
+        default: "10",
+        help: "failed logins per minute per client IP (bursts of N)",
+        kind: Kind::Rate {
+            field: |s| &mut s.config.limits.failed_login_rate,
+            per_secs: 60.0,
+            burst: 1.0,
+        },
+    },
+    Opt {
+        flag: "message-rate",
+        value: "N",
+        env: "WSGATE_MESSAGE_RATE",
+        default: "20",
+        help: "chat messages per second per connection (bursts of 2N)",
+        kind: Kind::Rate {
+            field: |s| &mut s.config.limits.message_rate,
+            per_secs: 1.0,
+            burst: 2.0,
+        },
+    },
+    Opt {
+        flag: "drain-timeout",
+        value: "DURATION",
+        env: "WSGATE_DRAIN_TIMEOUT",
+        default: "5s",
+        help: "on SIGTERM/SIGINT, time to flush queues",
+        kind: Kind::Duration(|s| &mut s.config.limits.drain_timeout),
+    },
+    Opt {
+        flag: "echo",
+        value: "",
+        env: "WSGATE_ECHO",
+        default: "off",
+        help: "conformance testing only: echo every message to its sender instead of chatting",
+        kind: Kind::Switch(|s| &mut s.config.echo),
+    },
+    Opt {
+        flag: "log",
+        value: "LEVEL",
+        env: "WSGATE_LOG",
+        default: "info",
+        help: "error, warn, info, debug or trace",
+        kind: Kind::Custom(|s, v| {
+            s.log = v.parse().map_err(|_| format!("not a level: {v:?}"))?;
+            Ok(())
+        }),
+    },
+];
+
+const HELP_HEAD: &str = "\
 wsgate — a WebSocket chat server that authenticates before it upgrades
 
 USAGE:
     wsgate [OPTIONS]
     wsgate hash-password      read a password on stdin, print a users-file hash
 
-OPTIONS (each also read from the environment variable shown):
-    --listen ADDR           address to listen on [WSGATE_LISTEN] (default 127.0.0.1:8080)
-    --users FILE            users file, NAME:ROLE:HASH a line [WSGATE_USERS]
-                            (default: demo users alice/wonderland and bob/builder,
-                            loopback addresses only)
-    --secret-file PATH      token secrets, one a line, first signs [WSGATE_SECRET_FILE]
-                            (or the secret itself in WSGATE_SECRET; default: random per run)
-    --allowed-origin ORIGIN extra origin for cookie upgrades, repeatable
-                            [WSGATE_ALLOWED_ORIGINS, comma-separated]
-    --token-ttl DURATION    lifetime of issued tokens [WSGATE_TOKEN_TTL] (default 15m)
-    --issuer ISS            required `iss` claim [WSGATE_ISSUER]
-    --audience AUD          required `aud` claim [WSGATE_AUDIENCE]
-    --session-ttl DURATION  absolute session lifetime [WSGATE_SESSION_TTL] (default 8h)
-    --session-idle DURATION idle session timeout [WSGATE_SESSION_IDLE] (default 30m)
-    --insecure-cookie       cookie without Secure/__Host- for plain HTTP [WSGATE_INSECURE_COOKIE=1]
-    --max-connections N     open connections of any kind [WSGATE_MAX_CONNECTIONS] (default 10000)
-    --max-conns-per-user N  live WebSockets per user [WSGATE_MAX_CONNS_PER_USER] (default 16)
-    --max-conns-per-ip N    connections per client address (IPv6: per /64), 0 = unlimited
-                            [WSGATE_MAX_CONNS_PER_IP] (default 1024)
-    --max-unauth-conns-per-ip N
-                            connections per client address not yet authenticated
-                            (before the 101), 0 = unlimited [WSGATE_MAX_UNAUTH_CONNS_PER_IP] (default 64)
-    --max-message SIZE      largest incoming WebSocket message [WSGATE_MAX_MESSAGE] (default 64KiB)
-    --max-queue SIZE        a WebSocket's queue limit: over it for --slow-consumer-timeout
-                            means close 1013 [WSGATE_MAX_QUEUE] (default 1MiB)
-    --slow-consumer-timeout DURATION
-                            how long a queue may stay over --max-queue [WSGATE_SLOW_CONSUMER_TIMEOUT]
-                            (default 5s)
-    --queue-budget SIZE     all queued bytes together; at it, input waits (backpressure)
-                            [WSGATE_QUEUE_BUDGET] (default 256MiB)
-    --per-user-policy P     reject-newest (429) or evict-oldest (4409) [WSGATE_PER_USER_POLICY]
-    --presence-limit N      join/leave notices up to this room size [WSGATE_PRESENCE_LIMIT] (default 100)
-    --send-roles LIST       comma-separated roles that may send [WSGATE_SEND_ROLES]
-                            (default: every role but viewer)
-    --allow-password-auth   accept Basic auth and ?username=&password= on /ws [WSGATE_ALLOW_PASSWORD_AUTH=1]
-    --ping-interval DURATION ping every connection this often [WSGATE_PING_INTERVAL] (default 30s)
-    --upgrade-rate N        upgrades per second per client IP, 0 = unlimited [WSGATE_UPGRADE_RATE] (default 10)
-    --login-failures N      failed logins per minute per client IP, 0 = unlimited [WSGATE_LOGIN_FAILURES] (default 10)
-    --message-rate N        chat messages per second per connection, 0 = unlimited [WSGATE_MESSAGE_RATE] (default 20)
-    --drain-timeout DURATION on SIGTERM/SIGINT, time to flush queues [WSGATE_DRAIN_TIMEOUT] (default 5s)
-    --echo                  conformance testing only: echo every message to its sender
-                            instead of chatting [WSGATE_ECHO=1]
-    --log LEVEL             error, warn, info, debug or trace [WSGATE_LOG] (default info)
-    -h, --help              print this help
+OPTIONS (each also read from the environment variable shown; a flag wins):
+";
+
+const HELP_TAIL: &str = "    -h, --help              print this help
     -V, --version           print the version
 
 DURATION is a whole number with an optional unit s, m, h or d (900, 15m, 8h).
-SIZE is a whole number of bytes with an optional unit KiB, MiB or GiB (65536, 64KiB, 16MiB).
+SIZE is a whole number of bytes with an optional unit KiB, MiB or GiB
+(65536, 64KiB, 16MiB).
 ";
 
-/// Flags and variables as given, before validation.
-#[derive(Default)]
-struct Args {
-    hash_password: bool,
-    listen: Option<String>,
-    users: Option<PathBuf>,
-    secret_file: Option<PathBuf>,
-    allowed_origins: Vec<String>,
-    token_ttl: Option<String>,
-    issuer: Option<String>,
-    audience: Option<String>,
-    session_ttl: Option<String>,
-    session_idle: Option<String>,
-    insecure_cookie: bool,
-    max_connections: Option<String>,
-    max_conns_per_user: Option<String>,
-    max_conns_per_ip: Option<String>,
-    max_unauth_conns_per_ip: Option<String>,
-    max_message: Option<String>,
-    max_queue: Option<String>,
-    slow_consumer_timeout: Option<String>,
-    queue_budget: Option<String>,
-    per_user_policy: Option<String>,
-    presence_limit: Option<String>,
-    send_roles: Option<String>,
-    allow_password_auth: bool,
-    ping_interval: Option<String>,
-    upgrade_rate: Option<String>,
-    login_failures: Option<String>,
-    message_rate: Option<String>,
-    drain_timeout: Option<String>,
-    echo: bool,
-    log: Option<String>,
+/// `--help`: [`HELP_HEAD`], each of [`OPTIONS`] wrapped to 80 columns,
+/// [`HELP_TAIL`].
+fn help() -> String {
+    const INDENT: usize = 28;
+    const WIDTH: usize = 80;
+    let mut out = String::from(HELP_HEAD);
+    for o in OPTIONS {
+        let left = match (o.flag, o.value) {
+            ("", _) => o.env.to_string(),
+            (flag, "") => format!("--{flag}"),
+            (flag, value) => format!("--{flag} {value}"),
+        };
+        let var = match o.kind {
+            _ if o.flag.is_empty() => String::new(),
+            Kind::Switch(_) => format!("[{}=1]", o.env),
+            Kind::Each(_) => format!("[{}, comma-separated]", o.env),
+            _ => format!("[{}]", o.env),
+        };
+        let default = match o.kind {
+            Kind::Limit(_) | Kind::Rate { .. } => format!("(default {}; 0 = unlimited)", o.default),
+            _ => format!("(default {})", o.default),
+        };
+        out.push_str("    ");
+        out.push_str(&left);
+        let mut col = 4 + left.chars().count();
+        let words = o.help.split(' ').chain([var.as_str(), default.as_str()]);
+        for (i, word) in words.filter(|w| !w.is_empty()).enumerate() {
+            let len = word.chars().count();
+            let full = if i == 0 {
+                col >= INDENT
+            } else {
+                col + 1 + len > WIDTH
+            };
+            if full {
+                out.push('\n');
+                col = 0;
+            }
+            let pad = if col < INDENT { INDENT - col } else { 1 };
+            out.extend(std::iter::repeat_n(' ', pad));
+            out.push_str(word);
+            col += pad + len;
+        }
+        out.push('\n');
+    }
+    out.push_str(HELP_TAIL);
+    out
 }
 
-/// A start-up error: printed, then exit code 2.
-struct ConfigError(String);
-
-impl<T: std::fmt::Display> From<T> for ConfigError {
-    fn from(e: T) -> Self {
-        ConfigError(e.to_string())
+impl Kind {
+    /// Parses `value` and sets it in `s`; the error names no option (the
+    /// caller prefixes the flag or the variable).
+    fn apply(&self, s: &mut Settings, value: &OsStr, from_var: bool) -> Result<(), String> {
+        if let Kind::Path(field) = self {
+            if value.is_empty() {
+                return Err("an empty path".into());
+            }
+            *field(s) = Some(PathBuf::from(value));
+            return Ok(());
+        }
+        let v = value.to_str().ok_or("not valid UTF-8")?;
+        match *self {
+            Kind::Duration(field) => {
+                *field(s) =
+                    parse_duration(v, false).ok_or_else(|| format!("not a duration: {v:?}"))?
+            }
+            Kind::Size(field) => {
+                *field(s) = parse_size(v).ok_or_else(|| {
+                    format!("not a size (bytes, or with KiB, MiB, GiB; at most 4GiB): {v:?}")
+                })?
+            }
+            Kind::Count(field) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => *field(s) = n,
+                _ => return Err(format!("expected a positive whole number, got {v:?}")),
+            },
+            Kind::Limit(field) => match v.parse::<usize>() {
+                Ok(n) => *field(s) = Some(n).filter(|&n| n > 0),
+                Err(_) => return Err(format!("expected a whole number, got {v:?}")),
+            },
+            Kind::Rate {
+                field,
+                per_secs,
+                burst,
+            } => {
+                let n = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("expected a whole number, got {v:?}"))?;
+                *field(s) = (n > 0).then(|| Rate {
+                    per_sec: f64::from(n) / per_secs,
+                    burst: (f64::from(n) * burst).max(1.0),
+                });
+            }
+            Kind::Switch(field) => *field(s) = !from_var || matches!(v, "1" | "true" | "yes"),
+            Kind::Text(field) => *field(s) = Some(v.to_string()),
+            Kind::Each(set) if from_var => {
+                for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                    set(s, item)?;
+                }
+            }
+            Kind::Each(set) | Kind::Custom(set) => set(s, v)?,
+            Kind::Path(_) => unreachable!("handled above"),
+        }
+        Ok(())
     }
 }
 
-fn parse_args() -> Result<Option<Args>, lexopt::Error> {
+/// What the command line asks for.
+#[derive(Debug)]
+enum Command {
+    Help,
+    Version,
+    HashPassword,
+    /// Run, with these flags given: (index into [`OPTIONS`], value), in
+    /// order (a switch's value is empty).
+    Run(Vec<(usize, OsString)>),
+}
+
+fn parse_args(mut parser: lexopt::Parser) -> Result<Command, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut args = Args::default();
-    let mut parser = lexopt::Parser::from_env();
+    let mut given = Vec::new();
+    let mut hash_password = false;
     while let Some(arg) = parser.next()? {
         match arg {
-            Short('h') | Long("help") => {
-                print!("{HELP}");
-                return Ok(None);
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Long(name) => {
+                let found = OPTIONS
+                    .iter()
+                    .position(|o| !o.flag.is_empty() && o.flag == name);
+                let Some(i) = found else {
+                    return Err(arg.unexpected());
+                };
+                let value = if OPTIONS[i].value.is_empty() {
+                    OsString::new()
+                } else {
+                    parser.value()?
+                };
+                given.push((i, value));
             }
-            Short('V') | Long("version") => {
-                println!("wsgate {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            Long("listen") => args.listen = Some(parser.value()?.string()?),
-            Long("users") => args.users = Some(parser.value()?.into()),
-            Long("secret-file") => args.secret_file = Some(parser.value()?.into()),
-            Long("allowed-origin") => args.allowed_origins.push(parser.value()?.string()?),
-            Long("token-ttl") => args.token_ttl = Some(parser.value()?.string()?),
-            Long("issuer") => args.issuer = Some(parser.value()?.string()?),
-            Long("audience") => args.audience = Some(parser.value()?.string()?),
-            Long("session-ttl") => args.session_ttl = Some(parser.value()?.string()?),
-            Long("session-idle") => args.session_idle = Some(parser.value()?.string()?),
-            Long("insecure-cookie") => args.insecure_cookie = true,
-            Long("max-connections") => args.max_connections = Some(parser.value()?.string()?),
-            Long("presence-limit") => args.presence_limit = Some(parser.value()?.string()?),
-            Long("max-conns-per-ip") => args.max_conns_per_ip = Some(parser.value()?.string()?),
-            Long("max-unauth-conns-per-ip") => {
-                args.max_unauth_conns_per_ip = Some(parser.value()?.string()?)
-            }
-            Long("max-message") => args.max_message = Some(parser.value()?.string()?),
-            Long("max-queue") => args.max_queue = Some(parser.value()?.string()?),
-            Long("slow-consumer-timeout") => {
-                args.slow_consumer_timeout = Some(parser.value()?.string()?)
-            }
-            Long("queue-budget") => args.queue_budget = Some(parser.value()?.string()?),
-            Long("max-conns-per-user") => args.max_conns_per_user = Some(parser.value()?.string()?),
-            Long("per-user-policy") => args.per_user_policy = Some(parser.value()?.string()?),
-            Long("send-roles") => args.send_roles = Some(parser.value()?.string()?),
-            Long("allow-password-auth") => args.allow_password_auth = true,
-            Long("ping-interval") => args.ping_interval = Some(parser.value()?.string()?),
-            Long("upgrade-rate") => args.upgrade_rate = Some(parser.value()?.string()?),
-            Long("login-failures") => args.login_failures = Some(parser.value()?.string()?),
-            Long("message-rate") => args.message_rate = Some(parser.value()?.string()?),
-            Long("drain-timeout") => args.drain_timeout = Some(parser.value()?.string()?),
-            Long("echo") => args.echo = true,
-            Long("log") => args.log = Some(parser.value()?.string()?),
-            Value(v) if v == "hash-password" && !args.hash_password => args.hash_password = true,
+            Value(v) if v == "hash-password" && !hash_password => hash_password = true,
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Some(args))
+    Ok(if hash_password {
+        Command::HashPassword
+    } else {
+        Command::Run(given)
+    })
 }
 
-/// `--flag` wins over `WSGATE_NAME`.
-fn pick(flag: Option<String>, var: &str) -> Option<String> {
-    flag.or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
-}
-
-fn env_flag(var: &str) -> bool {
-    matches!(std::env::var(var).as_deref(), Ok("1" | "true" | "yes"))
-}
-
-fn duration(value: Option<String>, name: &str) -> Result<Option<std::time::Duration>, ConfigError> {
-    value
-        .map(|v| {
-            parse_duration(&v, false)
-                .ok_or_else(|| ConfigError(format!("{name}: not a duration: {v:?}")))
-        })
-        .transpose()
-}
-
-fn size(value: Option<String>, name: &str) -> Result<Option<usize>, ConfigError> {
-    value
-        .map(|v| {
-            parse_size(&v).ok_or_else(|| {
-                ConfigError(format!(
-                    "{name}: not a size (bytes, or with KiB, MiB, GiB; at most 4GiB): {v:?}"
-                ))
-            })
-        })
-        .transpose()
-}
-
-/// A count where 0 means "no limit".
-fn optional_count(value: Option<String>, name: &str) -> Result<Option<Option<usize>>, ConfigError> {
-    value
-        .map(|v| match v.parse::<usize>() {
-            Ok(0) => Ok(None),
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err(ConfigError(format!(
-                "{name}: expected a whole number, got {v:?}"
-            ))),
-        })
-        .transpose()
-}
-
-fn count(value: Option<String>, name: &str) -> Result<Option<usize>, ConfigError> {
-    value
-        .map(|v| match v.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(ConfigError(format!(
-                "{name}: expected a positive whole number, got {v:?}"
-            ))),
-        })
-        .transpose()
-}
-
-/// A rate flag: `N` per `per_secs` seconds with bursts of `burst` × N;
-/// `0` turns the limit off (`Some(None)`).
-#[allow(clippy::type_complexity)]
-fn rate(
-    value: Option<String>,
-    name: &str,
-    per_secs: f64,
-    burst: f64,
-) -> Result<Option<Option<Rate>>, ConfigError> {
-    let Some(v) = value else {
-        return Ok(None);
-    };
-    match v.parse::<u32>() {
-        Ok(0) => Ok(Some(None)),
-        Ok(n) => Ok(Some(Some(Rate {
-            per_sec: f64::from(n) / per_secs,
-            burst: (f64::from(n) * burst).max(1.0),
-        }))),
-        Err(_) => Err(ConfigError(format!(
-            "{name}: expected a whole number, got {v:?}"
-        ))),
-    }
-}
-
-/// Validates everything; the server starts only from a complete [`Config`].
-fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
-    let mut config = Config::default();
-    if let Some(listen) = pick(args.listen, "WSGATE_LISTEN") {
-        config.listen = listen
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError(format!("--listen: not an address: {listen:?}")))?;
-    }
-    let users_path = args
-        .users
-        .or_else(|| std::env::var_os("WSGATE_USERS").map(PathBuf::from));
-    let demo = users_path.is_none();
-    let users = match users_path {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ConfigError(format!("--users {}: {e}", path.display())))?;
-            let users = Users::parse(&text)
-                .map_err(|e| ConfigError(format!("--users {}: {e}", path.display())))?;
-            if users.is_empty() {
-                return Err(ConfigError(format!("--users {}: no users", path.display())));
-            }
-            users
+/// Applies every option: its flags in order when given, else its variable
+/// (`var` reads one; an empty one counts as unset, but for a path it is an
+/// error).
+fn settings(
+    given: &[(usize, OsString)],
+    var: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Settings, String> {
+    let mut s = Settings::default();
+    for (i, o) in OPTIONS.iter().enumerate() {
+        let mut flagged = false;
+        for (_, value) in given.iter().filter(|(j, _)| *j == i) {
+            flagged = true;
+            (o.kind.apply(&mut s, value, false)).map_err(|e| format!("--{}: {e}", o.flag))?;
         }
-        None => {
-            if !config.listen.ip().is_loopback() {
-                return Err(ConfigError(
-                    "the demo users (no --users) only serve loopback addresses; give --users FILE to listen on "
-                        .to_string()
-                        + &config.listen.to_string(),
-                ));
-            }
-            Users::demo()
+        if flagged {
+            continue;
         }
-    };
-    if demo {
-        log::warn!("no --users: serving the demo users alice/wonderland and bob/builder");
+        // why: an empty path variable stays an error (fail closed), not a
+        // fall-back to the demo users or a random secret.
+        let path = matches!(o.kind, Kind::Path(_));
+        if let Some(value) = var(o.env).filter(|v| path || !v.is_empty()) {
+            (o.kind.apply(&mut s, &value, true)).map_err(|e| format!("{}: {e}", o.env))?;
+        }
     }
-    let secret_file = args
-        .secret_file
-        .or_else(|| std::env::var_os("WSGATE_SECRET_FILE").map(PathBuf::from));
-    let secret_var = std::env::var("WSGATE_SECRET")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let mut random_secret = false;
-    config.secrets = match (secret_file, secret_var) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(
-                "give the secret by WSGATE_SECRET or --secret-file, not both".into(),
+    Ok(s)
+}
+
+/// The users file, or the demo users when there is none (loopback only).
+fn load_users(path: Option<&Path>, listen: SocketAddr) -> Result<Users, String> {
+    let Some(path) = path else {
+        if !listen.ip().is_loopback() {
+            return Err(format!(
+                "the demo users (no --users) only serve loopback addresses; \
+                 give --users FILE to listen on {listen}"
             ));
         }
+        log::warn!("no --users: serving the demo users alice/wonderland and bob/builder");
+        return Ok(Users::demo());
+    };
+    let err = |e: &dyn std::fmt::Display| format!("--users {}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| err(&e))?;
+    let users = Users::parse(&text).map_err(|e| err(&e))?;
+    if users.is_empty() {
+        return Err(err(&"no users"));
+    }
+    Ok(users)
+}
+
+/// The secrets, and whether they are one random secret made for this run.
+fn load_secrets(
+    file: Option<&Path>,
+    var: Option<String>,
+) -> Result<(Vec<SecretKey>, bool), String> {
+    match (file, var) {
+        (Some(_), Some(_)) => {
+            Err("give the secret by WSGATE_SECRET or --secret-file, not both".into())
+        }
         (Some(path), None) => {
-            let text = std::fs::read(&path)
-                .map_err(|e| ConfigError(format!("--secret-file {}: {e}", path.display())))?;
+            let text = std::fs::read(path)
+                .map_err(|e| format!("--secret-file {}: {e}", path.display()))?;
             let secrets: Vec<SecretKey> = text
                 .split(|&b| b == b'\n')
                 .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
@@ -309,191 +627,27 @@ fn configure(args: Args) -> Result<(Config, Users, bool), ConfigError> {
                 .map(|line| SecretKey(line.to_vec()))
                 .collect();
             if secrets.is_empty() {
-                return Err(ConfigError(format!(
-                    "--secret-file {}: no secret in it",
-                    path.display()
-                )));
+                return Err(format!("--secret-file {}: no secret in it", path.display()));
             }
-            secrets
+            Ok((secrets, false))
         }
-        (None, Some(var)) => vec![SecretKey(var.into_bytes())],
+        (None, Some(var)) => Ok((vec![SecretKey(var.into_bytes())], false)),
         (None, None) => {
-            random_secret = true;
-            let mut key = vec![0u8; 32];
+            let mut key = vec![0u8; MIN_SECRET_LEN];
             wsgate::auth::random_bytes(&mut key);
-            vec![SecretKey(key)]
-        }
-    };
-    for (i, s) in config.secrets.iter().enumerate() {
-        if s.0.len() < MIN_SECRET_LEN {
-            return Err(ConfigError(format!(
-                "secret {} is {} bytes; at least {MIN_SECRET_LEN} are required",
-                i + 1,
-                s.0.len()
-            )));
+            Ok((vec![SecretKey(key)], true))
         }
     }
-    let mut origins = args.allowed_origins;
-    if origins.is_empty() {
-        if let Ok(var) = std::env::var("WSGATE_ALLOWED_ORIGINS") {
-            origins = var
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect();
-        }
-    }
-    for o in origins {
-        config.allowed_origins.push(
-            Origin::parse(&o)
-                .ok_or_else(|| ConfigError(format!("--allowed-origin: not an origin: {o:?}")))?,
-        );
-    }
-    if let Some(d) = duration(pick(args.token_ttl, "WSGATE_TOKEN_TTL"), "--token-ttl")? {
-        config.token_ttl = d;
-    }
-    if let Some(d) = duration(
-        pick(args.session_ttl, "WSGATE_SESSION_TTL"),
-        "--session-ttl",
-    )? {
-        config.session_ttl = d;
-    }
-    if let Some(d) = duration(
-        pick(args.session_idle, "WSGATE_SESSION_IDLE"),
-        "--session-idle",
-    )? {
-        config.session_idle = d;
-    }
-    config.issuer = pick(args.issuer, "WSGATE_ISSUER");
-    config.audience = pick(args.audience, "WSGATE_AUDIENCE");
-    config.insecure_cookie = args.insecure_cookie || env_flag("WSGATE_INSECURE_COOKIE");
-    if let Some(n) = count(
-        pick(args.max_connections, "WSGATE_MAX_CONNECTIONS"),
-        "--max-connections",
-    )? {
-        config.limits.max_connections = n;
-    }
-    if let Some(n) = count(
-        pick(args.presence_limit, "WSGATE_PRESENCE_LIMIT"),
-        "--presence-limit",
-    )? {
-        config.limits.presence_limit = n;
-    }
-    if let Some(n) = count(
-        pick(args.max_conns_per_user, "WSGATE_MAX_CONNS_PER_USER"),
-        "--max-conns-per-user",
-    )? {
-        config.limits.max_conns_per_user = n;
-    }
-    if let Some(n) = optional_count(
-        pick(args.max_conns_per_ip, "WSGATE_MAX_CONNS_PER_IP"),
-        "--max-conns-per-ip",
-    )? {
-        config.limits.max_conns_per_ip = n;
-    }
-    if let Some(n) = optional_count(
-        pick(
-            args.max_unauth_conns_per_ip,
-            "WSGATE_MAX_UNAUTH_CONNS_PER_IP",
-        ),
-        "--max-unauth-conns-per-ip",
-    )? {
-        config.limits.max_unauth_per_ip = n;
-    }
-    if let Some(n) = size(
-        pick(args.max_message, "WSGATE_MAX_MESSAGE"),
-        "--max-message",
-    )? {
-        config.limits.max_message_bytes = n;
-    }
-    if let Some(n) = size(pick(args.max_queue, "WSGATE_MAX_QUEUE"), "--max-queue")? {
-        config.limits.max_queue_bytes = n;
-    }
-    if let Some(n) = size(
-        pick(args.queue_budget, "WSGATE_QUEUE_BUDGET"),
-        "--queue-budget",
-    )? {
-        config.limits.queue_budget_bytes = n;
-    }
-    if let Some(d) = duration(
-        pick(args.slow_consumer_timeout, "WSGATE_SLOW_CONSUMER_TIMEOUT"),
-        "--slow-consumer-timeout",
-    )? {
-        config.limits.slow_consumer_timeout = d;
-    }
-    if config.limits.queue_budget_bytes < config.limits.max_queue_bytes {
-        return Err(ConfigError(format!(
-            "--queue-budget ({} bytes) is smaller than --max-queue ({} bytes)",
-            config.limits.queue_budget_bytes, config.limits.max_queue_bytes
-        )));
-    }
-    if let Some(p) = pick(args.per_user_policy, "WSGATE_PER_USER_POLICY") {
-        config.per_user_policy = match p.as_str() {
-            "reject-newest" => PerUserPolicy::RejectNewest,
-            "evict-oldest" => PerUserPolicy::EvictOldest,
-            _ => {
-                return Err(ConfigError(format!(
-                    "--per-user-policy: reject-newest or evict-oldest, not {p:?}"
-                )));
-            }
-        };
-    }
-    if let Some(list) = pick(args.send_roles, "WSGATE_SEND_ROLES") {
-        let roles: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(String::from)
-            .collect();
-        if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
-            return Err(ConfigError(format!("--send-roles: not a role: {bad:?}")));
-        }
-        config.send_roles = Some(roles);
-    }
-    config.allow_password_auth = args.allow_password_auth || env_flag("WSGATE_ALLOW_PASSWORD_AUTH");
-    config.echo = args.echo || env_flag("WSGATE_ECHO");
-    if config.echo {
-        log::warn!(
-            "--echo: messages are echoed to their sender, not chatted (conformance testing)"
-        );
-    }
-    if let Some(d) = duration(
-        pick(args.ping_interval, "WSGATE_PING_INTERVAL"),
-        "--ping-interval",
-    )? {
-        config.ping_interval = d;
-    }
-    if let Some(d) = duration(
-        pick(args.drain_timeout, "WSGATE_DRAIN_TIMEOUT"),
-        "--drain-timeout",
-    )? {
-        config.limits.drain_timeout = d;
-    }
-    if let Some(r) = rate(
-        pick(args.upgrade_rate, "WSGATE_UPGRADE_RATE"),
-        "--upgrade-rate",
-        1.0,
-        2.0,
-    )? {
-        config.limits.upgrade_rate = r;
-    }
-    if let Some(r) = rate(
-        pick(args.login_failures, "WSGATE_LOGIN_FAILURES"),
-        "--login-failures",
-        60.0,
-        1.0,
-    )? {
-        config.limits.failed_login_rate = r;
-    }
-    if let Some(r) = rate(
-        pick(args.message_rate, "WSGATE_MESSAGE_RATE"),
-        "--message-rate",
-        1.0,
-        2.0,
-    )? {
-        config.limits.message_rate = r;
-    }
+}
+
+/// Users and secrets loaded, then [`Config::validate`]: the server starts
+/// only from a valid [`Config`]. Also says whether the secret is random.
+fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
+    let mut config = s.config;
+    let users = load_users(s.users.as_deref(), config.listen)?;
+    let (secrets, random_secret) = load_secrets(s.secret_file.as_deref(), s.secret)?;
+    config.secrets = secrets;
+    config.validate().map_err(|e| e.to_string())?;
     Ok((config, users, random_secret))
 }
 
@@ -525,18 +679,6 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
-fn init_logging(level: Option<String>) -> Result<(), ConfigError> {
-    let level = match level.as_deref() {
-        None => log::LevelFilter::Info,
-        Some(l) => l
-            .parse()
-            .map_err(|_| ConfigError(format!("--log: not a level: {l:?}")))?,
-    };
-    log::set_logger(&StderrLogger).map_err(|e| ConfigError(e.to_string()))?;
-    log::set_max_level(level);
-    Ok(())
-}
-
 /// `wsgate hash-password`: one line from stdin (the newline removed).
 fn hash_password_command() -> ExitCode {
     if io::stdin().is_terminal() {
@@ -557,33 +699,46 @@ fn hash_password_command() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Prints a start-up error; exit code 2.
+fn usage_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("wsgate: {e}");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(Some(args)) => args,
-        Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("wsgate: {e}\nTry 'wsgate --help'.");
-            return ExitCode::from(2);
+    let given = match parse_args(lexopt::Parser::from_env()) {
+        Ok(Command::Run(given)) => given,
+        Ok(Command::Help) => {
+            let _ = io::stdout().write_all(help().as_bytes());
+            return ExitCode::SUCCESS;
         }
+        Ok(Command::Version) => {
+            println!("wsgate {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::HashPassword) => return hash_password_command(),
+        Err(e) => return usage_error(format_args!("{e}\nTry 'wsgate --help'.")),
     };
-    if args.hash_password {
-        return hash_password_command();
+    let settings = match settings(&given, &|name| std::env::var_os(name)) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    if let Err(e) = log::set_logger(&StderrLogger) {
+        return usage_error(e);
     }
-    let log_level = pick(args.log.clone(), "WSGATE_LOG");
-    if let Err(ConfigError(e)) = init_logging(log_level) {
-        eprintln!("wsgate: {e}");
-        return ExitCode::from(2);
-    }
-    let (config, users, random_secret) = match configure(args) {
+    log::set_max_level(settings.log);
+    let (config, users, random_secret) = match configure(settings) {
         Ok(c) => c,
-        Err(ConfigError(e)) => {
-            eprintln!("wsgate: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(e),
     };
     if random_secret {
         log::warn!(
             "no WSGATE_SECRET or --secret-file: using a random secret; tokens won't survive a restart"
+        );
+    }
+    if config.echo {
+        log::warn!(
+            "--echo: messages are echoed to their sender, not chatted (conformance testing)"
         );
     }
     let gateway = match Gateway::bind(config, Arc::new(users)).and_then(|mut g| {
@@ -602,5 +757,322 @@ fn main() -> ExitCode {
             eprintln!("wsgate: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake environment.
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let vars: Vec<(String, String)> = (vars.iter())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            (vars.iter())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into())
+        }
+    }
+
+    /// Settings from `args` and the fake environment `vars`.
+    fn parse(args: &[&str], vars: &[(&str, &str)]) -> Result<Settings, String> {
+        match parse_args(lexopt::Parser::from_args(args)) {
+            Ok(Command::Run(given)) => settings(&given, &env(vars)),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn opt(flag: &str) -> &'static Opt {
+        OPTIONS.iter().find(|o| o.flag == flag).unwrap()
+    }
+
+    #[test]
+    fn variables_are_named_after_their_flags() {
+        for o in OPTIONS {
+            let expected = match o.flag {
+                // Documented exceptions (see `Opt::env`).
+                "" => "WSGATE_SECRET".to_string(),
+                "allowed-origin" => "WSGATE_ALLOWED_ORIGINS".to_string(),
+                flag => format!("WSGATE_{}", flag.to_ascii_uppercase().replace('-', "_")),
+            };
+            assert_eq!(o.env, expected, "--{}", o.flag);
+        }
+    }
+
+    #[test]
+    fn flags_and_variables_are_unique_and_values_named() {
+        for (i, o) in OPTIONS.iter().enumerate() {
+            for other in &OPTIONS[i + 1..] {
+                assert!(o.flag != other.flag && o.env != other.env, "{}", o.env);
+            }
+            let switch = matches!(o.kind, Kind::Switch(_));
+            assert_eq!(o.value.is_empty(), switch || o.flag.is_empty(), "{}", o.env);
+            assert!(!o.help.is_empty() && !o.default.is_empty(), "{}", o.env);
+            assert!(!["help", "version"].contains(&o.flag));
+        }
+    }
+
+    #[test]
+    fn help_lists_every_option_with_its_variable_and_default() {
+        let help = help();
+        for o in OPTIONS {
+            let left = match (o.flag, o.value) {
+                ("", _) => format!("\n    {} ", o.env),
+                (flag, "") => format!("\n    --{flag} "),
+                (flag, value) => format!("\n    --{flag} {value}"),
+            };
+            assert!(help.contains(&left), "{left:?} missing:\n{help}");
+            if !o.flag.is_empty() {
+                assert!(help.contains(&format!("[{}", o.env)), "{}", o.env);
+            }
+            assert!(
+                help.contains(&format!("(default {}", o.default)),
+                "{}",
+                o.env
+            );
+        }
+        for other in [
+            "USAGE",
+            "hash-password",
+            "-h, --help",
+            "-V, --version",
+            "DURATION is",
+        ] {
+            assert!(help.contains(other), "{other}");
+        }
+        for line in help.lines() {
+            assert!(line.chars().count() <= 80, "too long: {line:?}");
+        }
+    }
+
+    #[test]
+    fn the_defaults_shown_are_the_real_ones() {
+        let default = format!("{:?}", Settings::default());
+        // A default that is not a value the option takes: words only.
+        let described = [
+            "demo users",
+            "random per run",
+            "none",
+            "unchecked",
+            "every role but viewer",
+            "off",
+        ];
+        for o in OPTIONS {
+            let mut s = Settings::default();
+            let same = o.kind.apply(&mut s, o.default.as_ref(), false).is_ok()
+                && format!("{s:?}") == default;
+            let numeric = matches!(
+                o.kind,
+                Kind::Duration(_)
+                    | Kind::Size(_)
+                    | Kind::Count(_)
+                    | Kind::Limit(_)
+                    | Kind::Rate { .. }
+            );
+            assert!(
+                same || (!numeric && described.contains(&o.default)),
+                "{}: the help says {:?}",
+                o.env,
+                o.default
+            );
+        }
+    }
+
+    #[test]
+    fn a_flag_wins_over_its_variable() {
+        let vars = [("WSGATE_TOKEN_TTL", "2h"), ("WSGATE_MAX_CONNECTIONS", "5")];
+        let s = parse(&["--token-ttl", "1h"], &vars).unwrap();
+        assert_eq!(s.config.token_ttl, Duration::from_secs(3600));
+        assert_eq!(s.config.limits.max_connections, 5);
+        // The last of a repeated flag wins; an empty variable is unset.
+        let vars = [("WSGATE_LISTEN", ""), ("WSGATE_SESSION_TTL", "")];
+        let s = parse(&["--session-ttl", "1h", "--session-ttl=2h"], &vars).unwrap();
+        assert_eq!(s.config.session_ttl, Duration::from_secs(7200));
+        assert_eq!(s.config.listen, Config::default().listen);
+    }
+
+    #[test]
+    fn switches_take_no_value_and_their_variable_says_1() {
+        let s = parse(&["--echo", "--insecure-cookie"], &[]).unwrap();
+        assert!(s.config.echo && s.config.insecure_cookie);
+        for (value, on) in [("1", true), ("true", true), ("yes", true), ("0", false)] {
+            let s = parse(&[], &[("WSGATE_ALLOW_PASSWORD_AUTH", value)]).unwrap();
+            assert_eq!(s.config.allow_password_auth, on, "{value}");
+        }
+        let e = parse_args(lexopt::Parser::from_args(["--echo=1"])).unwrap_err();
+        assert!(e.to_string().contains("--echo"), "{e}");
+    }
+
+    #[test]
+    fn origins_repeat_as_flags_and_list_in_the_variable() {
+        let var = [("WSGATE_ALLOWED_ORIGINS", "http://a.test, https://b.test,")];
+        let s = parse(&[], &var).unwrap();
+        let origins: Vec<String> = (s.config.allowed_origins.iter())
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(origins, ["http://a.test:80", "https://b.test:443"]);
+        let flags = [
+            "--allowed-origin",
+            "http://c.test",
+            "--allowed-origin=http://d.test",
+        ];
+        let s = parse(&flags, &var).unwrap();
+        assert_eq!(s.config.allowed_origins.len(), 2);
+        assert_eq!(s.config.allowed_origins[1].host, "d.test");
+        let e = parse(&["--allowed-origin", "http://a,http://b"], &[]).unwrap_err();
+        assert_eq!(e, "--allowed-origin: not an origin: \"http://a,http://b\"");
+    }
+
+    #[test]
+    fn zero_means_unlimited_for_limits_and_rates() {
+        let args = [
+            "--max-conns-per-ip",
+            "0",
+            "--upgrade-rate",
+            "0",
+            "--login-failures",
+            "6",
+        ];
+        let s = parse(&args, &[("WSGATE_MESSAGE_RATE", "1")]).unwrap();
+        let l = &s.config.limits;
+        assert_eq!((l.max_conns_per_ip, l.upgrade_rate), (None, None));
+        let login = l.failed_login_rate.unwrap();
+        assert_eq!((login.per_sec, login.burst), (0.1, 6.0));
+        let message = l.message_rate.unwrap();
+        assert_eq!((message.per_sec, message.burst), (1.0, 2.0));
+    }
+
+    #[test]
+    fn errors_name_the_flag_or_the_variable_they_came_from() {
+        /// Flags, variables, the error.
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 7] = [
+            (
+                &["--token-ttl", "soon"],
+                &[],
+                "--token-ttl: not a duration: \"soon\"",
+            ),
+            (
+                &["--token-ttl", "0"],
+                &[],
+                "--token-ttl: not a duration: \"0\"",
+            ),
+            (
+                &[],
+                &[("WSGATE_MAX_CONNECTIONS", "0")],
+                "WSGATE_MAX_CONNECTIONS: expected a positive whole number, got \"0\"",
+            ),
+            (
+                &["--max-queue", "1TiB"],
+                &[],
+                "--max-queue: not a size (bytes, or with KiB, MiB, GiB; at most 4GiB): \"1TiB\"",
+            ),
+            (
+                &[],
+                &[("WSGATE_LOG", "loud")],
+                "WSGATE_LOG: not a level: \"loud\"",
+            ),
+            (&["--users", ""], &[], "--users: an empty path"),
+            (
+                &[],
+                &[("WSGATE_SECRET_FILE", "")],
+                "WSGATE_SECRET_FILE: an empty path",
+            ),
+        ];
+        for (args, vars, expected) in cases {
+            assert_eq!(parse(args, vars).unwrap_err(), expected);
+        }
+        let e = parse(&[], &[("WSGATE_SEND_ROLES", "member,no way")]).unwrap_err();
+        assert_eq!(e, "WSGATE_SEND_ROLES: not a role: \"no way\"");
+        let e = parse(&[], &[("WSGATE_PER_USER_POLICY", "oldest")]).unwrap_err();
+        assert!(e.starts_with("WSGATE_PER_USER_POLICY: reject-newest or evict-oldest"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_variable_that_is_not_utf8_is_refused_without_showing_it() {
+        use std::os::unix::ffi::OsStringExt;
+        let var = |_: &str| Some(OsString::from_vec(b"secret\xff-bytes".to_vec()));
+        let e = settings(&[], &var).unwrap_err();
+        assert_eq!(e, "WSGATE_LISTEN: not valid UTF-8");
+        let mut s = Settings::default();
+        let bytes = OsString::from_vec(b"\xffsecret".to_vec());
+        let e = opt("").kind.apply(&mut s, &bytes, true).unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn the_command_line_picks_a_command() {
+        let command = |args: &[&str]| parse_args(lexopt::Parser::from_args(args));
+        assert!(matches!(
+            command(&["--listen", "x", "-h"]),
+            Ok(Command::Help)
+        ));
+        assert!(matches!(command(&["-V"]), Ok(Command::Version)));
+        assert!(matches!(
+            command(&["hash-password", "--echo"]),
+            Ok(Command::HashPassword)
+        ));
+        for bad in [
+            &["--frobnicate"][..],
+            &["hash-password", "hash-password"],
+            &["--listen"],
+        ] {
+            assert!(command(bad).is_err(), "{bad:?}");
+        }
+        let e = command(&["--frobnicate"]).unwrap_err().to_string();
+        assert!(e.contains("--frobnicate"), "{e}");
+        match command(&["--echo", "--max-queue", "2MiB"]) {
+            Ok(Command::Run(given)) => {
+                let flags: Vec<&str> = given.iter().map(|(i, _)| OPTIONS[*i].flag).collect();
+                assert_eq!(flags, ["echo", "max-queue"]);
+                assert_eq!(given[1].1, "2MiB");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_library_refuses_an_invalid_config_at_bind() {
+        // Config::default() has no secret; bind says so before it binds.
+        let e = Gateway::bind(Config::default(), Arc::new(Users::demo()))
+            .err()
+            .expect("no secret, no gateway");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let inner = e.get_ref().and_then(|e| e.downcast_ref());
+        assert_eq!(inner, Some(&wsgate::config::ConfigError::NoSecret));
+    }
+
+    #[test]
+    fn start_up_loads_secrets_and_validates() {
+        const SECRET: &str = "a secret of at least thirty-two bytes";
+        let vars = [("WSGATE_SECRET", SECRET)];
+        let (config, _, random) = configure(parse(&[], &vars).unwrap()).unwrap();
+        assert_eq!(config.secrets, [SecretKey(SECRET.into())]);
+        assert!(!random);
+        let (config, _, random) = configure(Settings::default()).unwrap();
+        assert_eq!(config.secrets[0].0.len(), MIN_SECRET_LEN);
+        assert!(random);
+
+        let both = parse(&["--secret-file", "/nonexistent"], &vars).unwrap();
+        let e = configure(both).unwrap_err();
+        assert_eq!(
+            e,
+            "give the secret by WSGATE_SECRET or --secret-file, not both"
+        );
+        let short = parse(&[], &[("WSGATE_SECRET", "0123456789")]).unwrap();
+        let e = configure(short).unwrap_err();
+        assert_eq!(e, "secret 1 is 10 bytes; at least 32 are required");
+        let budget = parse(&["--max-queue", "2MiB", "--queue-budget", "1MiB"], &vars).unwrap();
+        let e = configure(budget).unwrap_err();
+        assert!(
+            e.starts_with("--queue-budget (1048576 bytes) is smaller"),
+            "{e}"
+        );
+        let public = parse(&["--listen", "0.0.0.0:80"], &vars).unwrap();
+        let e = configure(public).unwrap_err();
+        assert!(e.contains("give --users FILE"), "{e}");
     }
 }

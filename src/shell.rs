@@ -109,8 +109,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds `config.listen` and starts the password helper thread.
+    /// Checks `config` ([`Config::validate`]), binds `config.listen` and
+    /// starts the password helper thread.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`], wrapping a
+    /// [`ConfigError`](crate::config::ConfigError), when `config` is
+    /// invalid: [`Config::default()`] is, since it has no secret. Otherwise
+    /// what creating the poll, binding the address or spawning the thread
+    /// returns.
     pub fn bind(config: Config, users: Arc<Users>) -> io::Result<Gateway> {
+        // why: validate() checks secrets against the config's constant; the
+        // core builds them with auth::jwt's, which must refuse no more.
+        const { assert!(crate::config::MIN_SECRET_LEN == crate::auth::jwt::MIN_SECRET_LEN) };
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         poll.registry()
