@@ -90,16 +90,26 @@ impl StopHandle {
     }
 }
 
+/// One connection's socket.
+struct Socket {
+    /// Whose it is (a slot's earlier connection has another generation).
+    id: ConnId,
+    stream: TcpStream,
+    /// Listed in `Gateway::ready`.
+    ready: bool,
+}
+
 /// A bound server, ready to run.
 pub struct Gateway {
     poll: Poll,
     listener: TcpListener,
     server: Server,
     clock: Clock,
-    sockets: Vec<Option<TcpStream>>,
-    /// Connections that may have more to read (over budget last turn).
+    /// The sockets, by their connection's slot.
+    sockets: Vec<Option<Socket>>,
+    /// Connections that may have more to read (over budget last turn, or
+    /// told to resume).
     ready: Vec<ConnId>,
-    in_ready: Vec<bool>,
     jobs: mpsc::Sender<PasswordJob>,
     results: mpsc::Receiver<(u64, Option<VerifiedUser>)>,
     stop: Arc<AtomicBool>,
@@ -153,7 +163,6 @@ impl Gateway {
             clock,
             sockets: Vec::new(),
             ready: Vec::new(),
-            in_ready: Vec::new(),
             jobs,
             results,
             stop: Arc::new(AtomicBool::new(false)),
@@ -228,7 +237,8 @@ impl Gateway {
                     LISTENER => self.accept(now),
                     WAKER => self.password_results(now),
                     SIGNALS => self.signals_pending(),
-                    Token(id) => {
+                    Token(token) => {
+                        let id = ConnId::from_token(token as u64);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.mark_ready(id);
                         }
@@ -279,9 +289,6 @@ impl Gateway {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    // Key reuse: a Close for an old key must be carried
-                    // out before the core hands that key out again.
-                    self.actions();
                     let id = match self.server.handle_accept(peer, now) {
                         Accept::Open(id) => id,
                         Accept::Refuse(answer) => {
@@ -293,18 +300,28 @@ impl Gateway {
                     let _ = stream.set_nodelay(true);
                     if let Err(e) = self.poll.registry().register(
                         &mut stream,
-                        Token(id),
+                        Token(id.to_token() as usize),
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         warn!("register failed peer={peer}: {e}");
                         self.server.handle_closed(id, now);
                         continue;
                     }
-                    if self.sockets.len() <= id {
-                        self.sockets.resize_with(id + 1, || None);
-                        self.in_ready.resize(id + 1, false);
+                    let slot = id.slot();
+                    if self.sockets.len() <= slot {
+                        self.sockets.resize_with(slot + 1, || None);
                     }
-                    self.sockets[id] = Some(stream);
+                    // why: the core gives a slot again only once it has
+                    // forgotten the connection there; a socket still held
+                    // for it (its Close not yet carried out) is done with.
+                    if let Some(mut old) = self.sockets[slot].take() {
+                        let _ = self.poll.registry().deregister(&mut old.stream);
+                    }
+                    self.sockets[slot] = Some(Socket {
+                        id,
+                        stream,
+                        ready: false,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -328,10 +345,18 @@ impl Gateway {
         let _ = stream.read(&mut self.buf);
     }
 
+    /// The socket of connection `id`, if the shell still holds it.
+    fn socket(&mut self, id: ConnId) -> Option<&mut Socket> {
+        self.sockets
+            .get_mut(id.slot())
+            .and_then(Option::as_mut)
+            .filter(|s| s.id == id)
+    }
+
     fn mark_ready(&mut self, id: ConnId) {
-        if let Some(flag) = self.in_ready.get_mut(id) {
-            if !*flag {
-                *flag = true;
+        if let Some(socket) = self.socket(id) {
+            if !socket.ready {
+                socket.ready = true;
                 self.ready.push(id);
             }
         }
@@ -341,7 +366,9 @@ impl Gateway {
     fn read_ready(&mut self, now: u64) {
         let ready = std::mem::take(&mut self.ready);
         for id in ready {
-            self.in_ready[id] = false;
+            if let Some(socket) = self.socket(id) {
+                socket.ready = false;
+            }
             if self.read_one(id, now) {
                 self.mark_ready(id);
             }
@@ -353,7 +380,7 @@ impl Gateway {
     fn read_one(&mut self, id: ConnId, now: u64) -> bool {
         let mut total = 0;
         loop {
-            let Some(stream) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+            let Some(stream) = stream_of(&mut self.sockets, id) else {
                 return false;
             };
             // Flow control: the input stays in the kernel until the core
@@ -390,7 +417,7 @@ impl Gateway {
     /// One `write()` per connection with queued bytes.
     fn flush(&mut self, now: u64) {
         while let Some(id) = self.server.poll_transmit() {
-            let Some(stream) = self.sockets.get_mut(id).and_then(Option::as_mut) else {
+            let Some(stream) = stream_of(&mut self.sockets, id) else {
                 continue;
             };
             match stream.write(self.server.pending(id)) {
@@ -417,7 +444,7 @@ impl Gateway {
             match action {
                 Action::Close(id) => self.drop_socket(id),
                 Action::ShutdownWrite(id) => {
-                    if let Some(stream) = self.sockets.get(id).and_then(Option::as_ref) {
+                    if let Some(stream) = stream_of(&mut self.sockets, id) {
                         let _ = stream.shutdown(Shutdown::Write);
                     }
                 }
@@ -432,8 +459,18 @@ impl Gateway {
     }
 
     fn drop_socket(&mut self, id: ConnId) {
-        if let Some(mut stream) = self.sockets.get_mut(id).and_then(Option::take) {
-            let _ = self.poll.registry().deregister(&mut stream);
+        let slot = self.sockets.get_mut(id.slot());
+        if let Some(mut socket) = slot.and_then(|s| s.take_if(|s| s.id == id)) {
+            let _ = self.poll.registry().deregister(&mut socket.stream);
         }
     }
+}
+
+/// The stream of connection `id` in `sockets`, if the shell still holds it.
+fn stream_of(sockets: &mut [Option<Socket>], id: ConnId) -> Option<&mut TcpStream> {
+    sockets
+        .get_mut(id.slot())
+        .and_then(Option::as_mut)
+        .filter(|s| s.id == id)
+        .map(|s| &mut s.stream)
 }

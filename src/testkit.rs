@@ -288,18 +288,8 @@ impl Harness {
 
     /// The answer to the last refused accept, parsed.
     pub fn refusal(&mut self) -> Option<HttpResponse> {
-        let bytes = self.refusal.take()?;
-        let id = usize::MAX;
-        self.peers.insert(
-            id,
-            Peer {
-                received: bytes,
-                ..Peer::default()
-            },
-        );
-        let response = self.response(id);
-        self.peers.remove(&id);
-        response
+        let mut bytes = self.refusal.take()?;
+        take_response(&mut bytes)
     }
 
     /// Accepts a connection.
@@ -499,47 +489,7 @@ impl Harness {
 
     /// Takes one complete HTTP response off what `id` received.
     pub fn response(&mut self, id: ConnId) -> Option<HttpResponse> {
-        let received = &mut self.peer(id).received;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut res = httparse::Response::new(&mut headers);
-        let head_len = match res.parse(received).ok()? {
-            httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => return None,
-        };
-        let headers: Vec<(String, String)> = res
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
-            .collect();
-        let status = res.code?;
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        if status == 101 || status == 100 {
-            received.drain(..head_len);
-            return Some(HttpResponse {
-                status,
-                headers,
-                body: String::new(),
-            });
-        }
-        if received.len() < head_len + len {
-            return None;
-        }
-        let body = String::from_utf8_lossy(&received[head_len..head_len + len]).into_owned();
-        received.drain(..head_len + len);
-        Some(HttpResponse {
-            status,
-            headers,
-            body,
-        })
+        take_response(&mut self.peer(id).received)
     }
 
     /// Sends `request` on a new connection and returns the response.
@@ -631,4 +581,48 @@ impl Harness {
             _ => None,
         })
     }
+}
+
+/// Takes one complete HTTP response off the front of `received`.
+fn take_response(received: &mut Vec<u8>) -> Option<HttpResponse> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(received).ok()? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return None,
+    };
+    let headers: Vec<(String, String)> = res
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_ascii_lowercase(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let status = res.code?;
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    if status == 101 || status == 100 {
+        received.drain(..head_len);
+        return Some(HttpResponse {
+            status,
+            headers,
+            body: String::new(),
+        });
+    }
+    if received.len() < head_len + len {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&received[head_len..head_len + len]).into_owned();
+    received.drain(..head_len + len);
+    Some(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }

@@ -7,6 +7,7 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use crate::auth::SYSTEM_NAME;
+use crate::http::upgrade::Mode;
 
 /// Something that happened in a room.
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +71,8 @@ pub enum Reply<'a> {
 
 impl Reply<'_> {
     /// Renders for text or JSON mode.
-    pub fn render(&self, json_mode: bool) -> String {
+    pub fn render(&self, mode: Mode) -> String {
+        let json_mode = mode == Mode::Json;
         match (self, json_mode) {
             (Reply::Error(_, detail), false) => format!("{SYSTEM_NAME}: error: {detail}"),
             (Reply::Error(code, detail), true) => {
@@ -208,11 +210,11 @@ mod tests {
             "System: bob has left the chat"
         );
         assert_eq!(
-            Reply::Error("x", "unknown command").render(false),
+            Reply::Error("x", "unknown command").render(Mode::Text),
             "System: error: unknown command"
         );
         assert_eq!(
-            Reply::Who(vec!["a", "b"]).render(false),
+            Reply::Who(vec!["a", "b"]).render(Mode::Text),
             "System: users: a, b"
         );
     }
@@ -232,7 +234,7 @@ mod tests {
             json!({"type":"message","room":"lobby","from":"a","text":"t\"x","seq":7,"ts":99})
         );
         let w: serde_json::Value =
-            serde_json::from_str(&Reply::Who(vec!["a"]).render(true)).unwrap();
+            serde_json::from_str(&Reply::Who(vec!["a"]).render(Mode::Json)).unwrap();
         assert_eq!(w, json!({"type":"who","users":["a"]}));
     }
 
@@ -265,11 +267,11 @@ mod tests {
             Ok(Request::Refresh("t".into()))
         );
         assert_eq!(
-            Reply::Expiring(30).render(false),
+            Reply::Expiring(30).render(Mode::Text),
             "System: token expires in 30s, send /refresh TOKEN"
         );
         assert_eq!(
-            Reply::Refreshed(5).render(true),
+            Reply::Refreshed(5).render(Mode::Json),
             r#"{"exp":5,"type":"refreshed"}"#
         );
         for bad in [

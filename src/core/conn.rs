@@ -12,7 +12,9 @@
 //! ```
 //!
 //! A connection can only reach `Ws` through [`Ws::new`], which takes a
-//! [`Principal`]: only the verifiers in `auth` build one.
+//! [`Principal`] (only the verifiers in `auth` build one) and which only
+//! [`super::registry::Registry::open`] calls, so that an open WebSocket is
+//! always listed in its room and under its user.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -23,8 +25,9 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use super::fragments::FragmentMeter;
 use super::limits::Bucket;
 use super::pipe::OutQueue;
+use super::registry::ConnId;
 use crate::auth::Principal;
-use crate::http::upgrade::Upgrade;
+use crate::http::upgrade::{Mode, Upgrade};
 
 /// A point in time, in milliseconds since the UNIX epoch, that is never
 /// zero, so that an `Option<At>` costs no more than a `u64` (these sit in
@@ -93,12 +96,13 @@ pub struct Ws {
     pub ctx: WebSocketContext,
     /// Who this is.
     pub principal: Principal,
-    /// The room it is in.
+    /// The room it is in (or was, once it left).
     pub room: String,
-    /// Its index among the room's members; `usize::MAX` once it left.
-    pub index: usize,
-    /// JSON mode (`wsgate.json`) rather than text mode.
-    pub json: bool,
+    /// Its index among the room's members; `None` once it left (kept by
+    /// the registry).
+    pub index: Option<usize>,
+    /// Text or JSON mode (`wsgate.json`).
+    pub mode: Mode,
     /// When the peer last sent anything (pongs included).
     pub last_seen: u64,
     /// When the next ping is due.
@@ -120,11 +124,12 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// An open WebSocket for `principal`, joined to no room yet.
-    pub fn new(
+    /// An open WebSocket for `principal`, joined to no room yet (only
+    /// [`super::registry::Registry::open`] makes one, and joins it).
+    pub(super) fn new(
         principal: Principal,
         room: String,
-        json: bool,
+        mode: Mode,
         config: WebSocketConfig,
         now: u64,
     ) -> Ws {
@@ -132,8 +137,8 @@ impl Ws {
             ctx: WebSocketContext::new(Role::Server, Some(config)),
             principal,
             room,
-            index: usize::MAX,
-            json,
+            index: None,
+            mode,
             last_seen: now,
             next_ping: now,
             expires: None,
@@ -173,8 +178,8 @@ impl Ws {
 /// One connection, from accept until the socket is dropped.
 #[derive(Debug)]
 pub struct Conn {
-    /// Unique for the server's lifetime (slab keys are reused).
-    pub serial: u64,
+    /// Its id (slot and generation).
+    pub id: ConnId,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Bytes to write.

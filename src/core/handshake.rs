@@ -8,19 +8,19 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::authenticate::Verdict;
 use super::chat::Event;
-use super::conn::{At, Phase, Purpose, Ws};
+use super::conn::{At, Purpose};
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
 use crate::http::Request;
-use crate::http::upgrade::{self, Carrier, Reject, Upgrade};
+use crate::http::upgrade::{self, Carrier, Mode, Reject, Upgrade};
 
 impl Server {
     /// A request to `/ws`: validate, authenticate, and open or refuse.
     pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: u64) {
-        let peer = self.conns[id].peer;
+        let peer = self.reg[id].peer;
         let target = req.redacted_target();
         if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
             return self.refuse(
@@ -142,7 +142,7 @@ impl Server {
             );
         }
         let user = Arc::clone(principal.user_shared());
-        let live = self.user_conns.get(&*user).map_or(0, Vec::len);
+        let live = self.reg.of_user(&user).len();
         if live >= self.config.limits.max_conns_per_user {
             match self.config.per_user_policy {
                 PerUserPolicy::RejectNewest => {
@@ -151,8 +151,7 @@ impl Server {
                     return self.refuse(id, rej, &target, Some(kind), now);
                 }
                 PerUserPolicy::EvictOldest => {
-                    if let Some(&(oldest, _)) = self.user_conns.get(&*user).and_then(|l| l.first())
-                    {
+                    if let Some(&oldest) = self.reg.of_user(&user).first() {
                         self.close_ws(
                             oldest,
                             CloseCode::from(4409),
@@ -163,12 +162,11 @@ impl Server {
                 }
             }
         }
-        let protocol = if upgrade.json {
-            format!("Sec-WebSocket-Protocol: {}\r\n", upgrade::JSON_PROTOCOL)
-        } else {
-            String::new()
+        let protocol = match upgrade.mode {
+            Mode::Json => format!("Sec-WebSocket-Protocol: {}\r\n", upgrade::JSON_PROTOCOL),
+            Mode::Text => String::new(),
         };
-        let conn = &mut self.conns[id];
+        let conn = &mut self.reg[id];
         let head = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\n{protocol}\r\n",
@@ -176,57 +174,51 @@ impl Server {
         );
         conn.out.push(head.as_bytes());
         conn.out.begin_frames();
-        conn.authenticated = true;
-        let addr = AddrKey::of(conn.peer.ip());
         info!(
             "open user={} peer={} room={} mode={} carrier={kind}",
             quoted(&user),
             conn.peer,
             quoted(&upgrade.room),
-            if upgrade.json { "json" } else { "text" },
+            upgrade.mode.name(),
         );
-        let serial = conn.serial;
-        self.addr_load(addr, |load| load.unauth -= 1);
         self.metrics.upgrades += 1;
-        self.open_websockets += 1;
         if let Credential::Session { handle } = principal.credential() {
             self.sessions.track_live(*handle, true, now);
-            self.session_conns
-                .entry(*handle)
-                .or_default()
-                .push((id, serial));
         }
-        // why: most users hold one connection; `or_default` + `push` would
-        // reserve four slots for every one of them.
-        self.user_conns
-            .entry(Arc::clone(&user))
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push((id, serial));
         let room = upgrade.room.clone();
-        let mut ws = Ws::new(principal, upgrade.room, upgrade.json, self.ws_config, now);
+        let Some(first) = self.reg.open(
+            id,
+            principal,
+            upgrade.room,
+            upgrade.mode,
+            self.ws_config,
+            now,
+        ) else {
+            return;
+        };
         let interval = self.config.ping_interval.as_millis() as u64;
-        ws.next_ping = now + interval;
-        match *ws.principal.credential() {
-            Credential::Token { exp_ms } => {
-                let config = &self.config;
-                ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
-            }
+        let expires_at = match self.reg[id]
+            .ws()
+            .map(|ws| ws.principal.credential().clone())
+        {
             // why: a live socket keeps a session from idling out, so only
             // its absolute limit can end it, at that exact time.
-            Credential::Session { handle } => {
-                ws.expires = self.sessions.expires_at(handle).map(At::ms)
+            Some(Credential::Session { handle }) => self.sessions.expires_at(handle),
+            _ => None,
+        };
+        let rate = self.config.limits.message_rate;
+        let config = &self.config;
+        if let Some(ws) = self.reg[id].ws_mut() {
+            ws.next_ping = now + interval;
+            match *ws.principal.credential() {
+                Credential::Token { exp_ms } => {
+                    ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
+                }
+                Credential::Session { .. } => ws.expires = expires_at.map(At::ms),
+                Credential::Password | Credential::Custom => {}
             }
-            Credential::Password | Credential::Custom => {}
+            ws.bucket = rate.map(|r| Bucket::full(r, now));
         }
-        ws.bucket = self
-            .config
-            .limits
-            .message_rate
-            .map(|r| Bucket::full(r, now));
-        let joined = self.rooms.join(&room, id, &user);
-        ws.index = joined.index;
-        let first = joined.first_of_user;
-        self.conns[id].phase = Phase::Ws(Box::new(ws));
         self.arm_ws(id);
         // why: answers to pipelined requests may still be queued ahead of
         // the 101; a queue already over the limit starts its clock now.
@@ -238,7 +230,7 @@ impl Server {
             // Frames that came in one read with the request are input like
             // any other: at the budget (or with a queue over its limit)
             // they wait.
-            if self.input_waits(&self.conns[id]) {
+            if self.input_waits(&self.reg[id]) {
                 self.hold_input(id, rest);
             } else {
                 self.feed_ws(id, rest, now);

@@ -61,6 +61,7 @@ mod limits;
 mod logfmt;
 mod metrics;
 mod pipe;
+mod registry;
 mod requests;
 mod rooms;
 #[cfg(test)]
@@ -71,41 +72,33 @@ mod websocket;
 pub use authenticate::{Authenticate, Identity, Verdict};
 pub use limits::AddrKey;
 pub use logfmt::quoted;
+pub use registry::ConnId;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use log::{debug, info};
-use slab::Slab;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::jwt::{JwtConfig, Secret};
-use crate::auth::session::{SessionHandle, SessionStore};
+use crate::auth::session::SessionStore;
 use crate::auth::users::VerifiedUser;
 use crate::config::Config;
 use crate::http::Response;
 use crate::http::upgrade::Reject;
 
-use conn::{At, Conn, Phase, Purpose};
-use limits::{AddrLoad, IpBuckets};
+use conn::{Conn, Phase, Purpose};
+use limits::IpBuckets;
 use metrics::{Gauges, Metrics};
-use pipe::OutQueue;
-use rooms::Rooms;
+use registry::Registry;
 use tickets::Tickets;
-
-/// A connection's key. Keys are reused after a connection is gone; the
-/// shell must act on [`Action::Close`] before it accepts again.
-pub type ConnId = usize;
 
 /// A password check handed to the helper thread.
 #[derive(Debug, Clone, Copy)]
 struct Job {
     conn: ConnId,
-    serial: u64,
     addr: AddrKey,
 }
 
@@ -189,21 +182,14 @@ pub struct Server {
     sessions: SessionStore,
     tickets: Tickets,
     authenticators: Vec<Box<dyn Authenticate>>,
-    conns: Slab<Conn>,
-    rooms: Rooms,
+    /// Every connection and every index over them.
+    reg: Registry,
     actions: VecDeque<Action>,
     dirty: Vec<ConnId>,
-    /// (deadline, id, serial): at most about one live entry a connection
-    /// (see `Conn::armed`); stale entries are skipped when popped.
-    timers: BinaryHeap<Reverse<(u64, ConnId, u64)>>,
-    next_serial: u64,
     next_job: u64,
     /// Password jobs the helper thread has not answered, including those
     /// whose connection is gone: they still cost the helper their time.
     jobs: HashMap<u64, Job>,
-    /// What each client address holds: connections, unauthenticated ones,
-    /// password checks. An entry goes when it holds nothing.
-    per_addr: HashMap<AddrKey, AddrLoad>,
     /// Bytes queued to all connections (the sum of what each queue last
     /// settled, see `settle`).
     queued_total: usize,
@@ -221,12 +207,6 @@ pub struct Server {
     /// Since when the queue total has been at the budget (and not fallen
     /// under half of it): the budget's verdict on queues that do not drain.
     pressure_since: Option<u64>,
-    /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
-    open_websockets: usize,
-    /// Open WebSockets per session, so logout can close them.
-    session_conns: HashMap<SessionHandle, Vec<(ConnId, u64)>>,
-    /// Open WebSockets per user, oldest first, for the per-user limit.
-    user_conns: HashMap<Arc<str>, Vec<(ConnId, u64)>>,
     upgrade_ips: IpBuckets,
     failed_logins: IpBuckets,
     next_sweep: u64,
@@ -274,24 +254,17 @@ impl Server {
             sessions,
             tickets: Tickets::new(limits.max_tickets),
             authenticators: Vec::new(),
-            conns: Slab::new(),
-            rooms: Rooms::default(),
+            reg: Registry::default(),
             actions: VecDeque::new(),
             dirty: Vec::new(),
-            timers: BinaryHeap::new(),
-            next_serial: 0,
             next_job: 0,
             jobs: HashMap::new(),
-            per_addr: HashMap::new(),
             queued_total: 0,
             backlog: HashMap::new(),
             parked: Vec::new(),
             parked_count: 0,
             held: HashMap::new(),
             pressure_since: None,
-            open_websockets: 0,
-            session_conns: HashMap::new(),
-            user_conns: HashMap::new(),
             upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
             failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
             next_sweep: now + SWEEP_INTERVAL_MS,
@@ -317,22 +290,22 @@ impl Server {
 
     /// Number of connections the core holds (any phase).
     pub fn connections(&self) -> usize {
-        self.conns.len()
+        self.reg.len()
     }
 
     /// Number of rooms with members.
     pub fn rooms(&self) -> usize {
-        self.rooms.len()
+        self.reg.rooms().len()
     }
 
     /// Number of open WebSockets.
     pub fn websockets(&self) -> usize {
-        self.open_websockets
+        self.reg.websockets()
     }
 
     /// Bytes queued (not yet written) for `id`.
     pub fn queued(&self, id: ConnId) -> usize {
-        self.conns.get(id).map_or(0, |c| c.out.len())
+        self.reg.get(id).map_or(0, |c| c.out.len())
     }
 
     /// Bytes queued to all connections together.
@@ -347,12 +320,12 @@ impl Server {
 
     /// True when `id` is an open, authenticated WebSocket.
     pub fn is_websocket(&self, id: ConnId) -> bool {
-        self.conns.get(id).is_some_and(|c| c.ws().is_some())
+        self.reg.get(id).is_some_and(|c| c.ws().is_some())
     }
 
     /// Entries in the timer heap (about one a connection).
     pub fn timer_entries(&self) -> usize {
-        self.timers.len()
+        self.reg.timer_entries()
     }
 
     /// True once [`Server::handle_shutdown`] was called.
@@ -373,9 +346,9 @@ impl Server {
         }
         self.metrics.accepted += 1;
         let addr = AddrKey::of(peer.ip());
-        let load = self.per_addr.get(&addr).copied().unwrap_or_default();
+        let load = self.reg.load(addr);
         let limits = &self.config.limits;
-        let refusal = if self.conns.len() >= limits.max_connections {
+        let refusal = if self.reg.len() >= limits.max_connections {
             Some(Reject::Unavailable(
                 "server at connection limit",
                 RETRY_AFTER_SECS,
@@ -409,27 +382,7 @@ impl Server {
             rej.response().write_to(&mut bytes, false, false);
             return Accept::Refuse(bytes);
         }
-        let serial = self.next_serial;
-        self.next_serial += 1;
-        let id = self.conns.insert(Conn {
-            serial,
-            peer,
-            out: OutQueue::default(),
-            dirty: false,
-            deadline: None,
-            armed: None,
-            eof: false,
-            authenticated: false,
-            parked: false,
-            progressed: false,
-            phase: Phase::Http {
-                buf: Vec::new(),
-                sent_continue: false,
-            },
-        });
-        let load = self.per_addr.entry(addr).or_default();
-        load.conns += 1;
-        load.unauth += 1;
+        let id = self.reg.admit(peer);
         let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
         self.set_deadline(id, deadline);
         Accept::Open(id)
@@ -440,7 +393,7 @@ impl Server {
         let max_head = self.config.limits.max_head_bytes;
         let max_body = self.config.limits.max_body_bytes;
         self.metrics.bytes_in += data.len() as u64;
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         match &mut conn.phase {
@@ -483,7 +436,7 @@ impl Server {
     /// The peer hung up, or the socket failed. The shell has dropped (or
     /// will drop) the socket itself; no [`Action::Close`] follows.
     pub fn handle_closed(&mut self, id: ConnId, now: u64) {
-        if let Some(conn) = self.conns.get(id) {
+        if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
                 info!(
                     "close user={} peer={} code=1006 reason=\"connection lost\"",
@@ -502,7 +455,7 @@ impl Server {
     /// either way an [`Action::Close`] follows, and the shell keeps the
     /// socket until then.
     pub fn handle_eof(&mut self, id: ConnId, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         conn.eof = true;
@@ -524,7 +477,7 @@ impl Server {
     pub fn handle_written(&mut self, id: ConnId, n: usize, now: u64) {
         let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
         self.metrics.bytes_out += n as u64;
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         conn.out.consume(n);
@@ -532,7 +485,7 @@ impl Server {
             conn.progressed = true;
         }
         self.settle(id, now);
-        let conn = &self.conns[id];
+        let conn = &self.reg[id];
         let drained = conn.out.is_empty();
         // why: the map is empty but for slow consumers; skip hashing.
         if !self.backlog.is_empty() && conn.out.len() <= self.config.limits.max_queue_bytes {
@@ -541,7 +494,7 @@ impl Server {
         // Pipelined requests waited for the answers to drain.
         let pipelined = matches!(&conn.phase, Phase::Http { buf, .. } if !buf.is_empty())
             && !self.http_waits(conn);
-        let conn = &mut self.conns[id];
+        let conn = &mut self.reg[id];
         match &conn.phase {
             Phase::Closing if drained && conn.eof => self.drop_conn(id, now),
             Phase::Closing if drained => {
@@ -562,30 +515,8 @@ impl Server {
 
     /// Time passed: act on every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: u64) {
-        while let Some(&Reverse((at, id, serial))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(conn) = self.conns.get_mut(id) else {
-                continue;
-            };
-            if conn.serial != serial || conn.armed != Some(At::ms(at)) {
-                continue;
-            }
-            conn.armed = None;
-            match conn.deadline {
-                Some(d) if d.get() <= now => {
-                    conn.deadline = None;
-                    self.on_deadline(id, now);
-                }
-                // Moved later since this entry was pushed: re-arm.
-                Some(d) => {
-                    conn.armed = Some(d);
-                    self.timers.push(Reverse((d.get(), id, serial)));
-                }
-                None => {}
-            }
+        while let Some(id) = self.reg.pop_due(now) {
+            self.on_deadline(id, now);
         }
         if self.budget_verdict_at().is_some_and(|at| now >= at) {
             self.on_budget_deadline(now);
@@ -604,15 +535,10 @@ impl Server {
     /// A password check finished: `user` is the verified user, or `None`
     /// for a wrong name or password.
     pub fn handle_password_checked(&mut self, job: u64, user: Option<VerifiedUser>, now: u64) {
-        let Some(Job {
-            conn: id,
-            serial,
-            addr,
-        }) = self.jobs.remove(&job)
-        else {
+        let Some(Job { conn: id, addr }) = self.jobs.remove(&job) else {
             return;
         };
-        self.addr_load(addr, |load| load.logins -= 1);
+        self.reg.login_answered(addr);
         if user.is_some() {
             self.metrics.logins[0] += 1;
             // A token was taken from the failure bucket when the check
@@ -621,11 +547,11 @@ impl Server {
         } else {
             self.metrics.logins[1] += 1;
         }
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         // The connection may have timed out waiting, and moved on.
-        if conn.serial != serial || !matches!(conn.phase, Phase::AwaitPassword { .. }) {
+        if !matches!(conn.phase, Phase::AwaitPassword { .. }) {
             return;
         }
         let Phase::AwaitPassword {
@@ -663,7 +589,7 @@ impl Server {
                     }
                     Some(user) => self.login(&user, peer, now),
                 };
-                self.conns[id].phase = Phase::Http {
+                self.reg[id].phase = Phase::Http {
                     buf: rest,
                     sent_continue: false,
                 };
@@ -682,9 +608,9 @@ impl Server {
     /// connections are refused from now on.
     pub fn handle_shutdown(&mut self, now: u64) {
         self.shutting_down = true;
-        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        let ids = self.reg.ids();
         for id in ids {
-            match self.conns[id].phase {
+            match self.reg[id].phase {
                 Phase::Ws(_) => self.close_ws(id, CloseCode::Away, "server shutting down", now),
                 Phase::Http { .. } => self.begin_closing(id, now),
                 Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => {}
@@ -699,7 +625,7 @@ impl Server {
     /// once until it gets new bytes or becomes writable again.
     pub fn poll_transmit(&mut self) -> Option<ConnId> {
         while let Some(id) = self.dirty.pop() {
-            if let Some(conn) = self.conns.get_mut(id) {
+            if let Some(conn) = self.reg.get_mut(id) {
                 conn.dirty = false;
                 if !conn.out.is_empty() {
                     return Some(id);
@@ -711,7 +637,7 @@ impl Server {
 
     /// The bytes queued for `id` (empty for an unknown id).
     pub fn pending(&self, id: ConnId) -> &[u8] {
-        self.conns.get(id).map_or(&[], |c| c.out.pending())
+        self.reg.get(id).map_or(&[], |c| c.out.pending())
     }
 
     /// The next thing only the shell can do.
@@ -728,7 +654,7 @@ impl Server {
     /// processed first.
     #[must_use]
     pub fn should_read(&mut self, id: ConnId, now: u64) -> bool {
-        let Some(conn) = self.conns.get(id) else {
+        let Some(conn) = self.reg.get(id) else {
             return true;
         };
         if !self.input_waits(conn) {
@@ -747,16 +673,16 @@ impl Server {
 
     /// Marks `id` as not being read until [`Action::Resume`].
     fn park(&mut self, id: ConnId) {
-        let conn = &mut self.conns[id];
+        let conn = &mut self.reg[id];
         if !conn.parked {
             conn.parked = true;
             self.parked_count += 1;
             self.parked.push(id);
             // Ids unparked one by one stay listed; don't let them pile up.
             if self.parked.len() > 2 * self.parked_count + 64 {
-                let conns = &self.conns;
+                let reg = &self.reg;
                 self.parked
-                    .retain(|&id| conns.get(id).is_some_and(|c| c.parked));
+                    .retain(|&id| reg.get(id).is_some_and(|c| c.parked));
             }
         }
     }
@@ -772,7 +698,7 @@ impl Server {
     /// The earliest deadline (it may be one that is no longer armed;
     /// calling [`Server::handle_timeout`] early is harmless).
     pub fn poll_timeout(&self) -> Option<u64> {
-        let conn = self.timers.peek().map(|Reverse((at, ..))| *at);
+        let conn = self.reg.next_deadline();
         let mut at = conn.map_or(self.next_sweep, |c| c.min(self.next_sweep));
         if let Some(verdict) = self.budget_verdict_at() {
             at = at.min(verdict);
@@ -792,9 +718,9 @@ impl Server {
     /// The `/metrics` text.
     fn render_metrics(&self) -> String {
         self.metrics.render(&Gauges {
-            connections: self.conns.len(),
+            connections: self.reg.len(),
             websockets: self.websockets(),
-            rooms: self.rooms.len(),
+            rooms: self.reg.rooms().len(),
             sessions: self.sessions.len(),
             queued_bytes: self.queued_total,
             paused_inputs: self.parked_count,
@@ -803,7 +729,7 @@ impl Server {
 
     /// Refuses a request with its HTTP response, closes, and logs it.
     fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: u64) {
-        let Some(conn) = self.conns.get(id) else {
+        let Some(conn) = self.reg.get(id) else {
             return;
         };
         let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
@@ -833,7 +759,7 @@ impl Server {
             limits.close_timeout.as_millis() as u64,
             limits.handshake_timeout.as_millis() as u64,
         );
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         response.write_to(conn.out.tail(), keep_alive, head_only);
@@ -855,7 +781,7 @@ impl Server {
         self.backlog.remove(&id);
         self.held.remove(&id);
         self.settle(id, now);
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         if conn.out.is_empty() {
@@ -872,7 +798,7 @@ impl Server {
     }
 
     fn on_deadline(&mut self, id: ConnId, now: u64) {
-        let Some(conn) = self.conns.get(id) else {
+        let Some(conn) = self.reg.get(id) else {
             return;
         };
         let peer = conn.peer;
@@ -895,7 +821,7 @@ impl Server {
 
     /// The core ends a connection and tells the shell to drop the socket.
     fn drop_conn(&mut self, id: ConnId, now: u64) {
-        if self.conns.contains(id) {
+        if self.reg.get(id).is_some() {
             self.forget(id, now);
             self.actions.push_back(Action::Close(id));
         }
@@ -907,43 +833,19 @@ impl Server {
         self.leave_room(id, now);
         self.backlog.remove(&id);
         self.held.remove(&id);
-        if let Some(conn) = self.conns.try_remove(id) {
+        if let Some((conn, _)) = self.reg.remove(id) {
             let before = self.queued_total;
             self.queued_total -= conn.out.accounted();
             if conn.parked {
                 self.parked_count -= 1;
             }
-            let unauth = !conn.authenticated;
-            self.addr_load(AddrKey::of(conn.peer.ip()), |load| {
-                load.conns -= 1;
-                if unauth {
-                    load.unauth -= 1;
-                }
-            });
             self.total_changed_from(before, now);
-        }
-    }
-
-    /// Changes what `addr` holds; its entry goes once it holds nothing.
-    fn addr_load(&mut self, addr: AddrKey, change: impl FnOnce(&mut AddrLoad)) {
-        if let Some(load) = self.per_addr.get_mut(&addr) {
-            change(load);
-            if load.is_idle() {
-                self.per_addr.remove(&addr);
-            }
         }
     }
 
     /// Sets the connection's one deadline (replacing any other).
     fn set_deadline(&mut self, id: ConnId, at: u64) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            let at = At::ms(at);
-            conn.deadline = Some(at);
-            if conn.armed.is_none_or(|armed| at < armed) {
-                conn.armed = Some(at);
-                self.timers.push(Reverse((at.get(), id, conn.serial)));
-            }
-        }
+        self.reg.set_deadline(id, at);
     }
 
     /// The queue of `id` changed: count it in the total and schedule a
@@ -956,7 +858,7 @@ impl Server {
     /// Schedules a write of what `id` has queued (its socket can take
     /// bytes, or it has new ones).
     fn mark_dirty(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id) {
+        if let Some(conn) = self.reg.get_mut(id) {
             if !conn.dirty && !conn.out.is_empty() {
                 conn.dirty = true;
                 self.dirty.push(id);
@@ -966,7 +868,7 @@ impl Server {
 
     /// Brings the queue total up to date with the queue of `id`.
     fn settle(&mut self, id: ConnId, now: u64) {
-        if let Some(conn) = self.conns.get_mut(id) {
+        if let Some(conn) = self.reg.get_mut(id) {
             let (before, after) = conn.out.settle();
             let total = self.queued_total;
             self.queued_total = total + after - before;
@@ -1005,7 +907,7 @@ impl Server {
     /// kernel takes from each queue is noted (`Conn::progressed`).
     fn start_budget_clock(&mut self, now: u64) {
         self.pressure_since = Some(now);
-        for (_, conn) in &mut self.conns {
+        for conn in self.reg.iter_mut() {
             conn.progressed = false;
         }
     }
@@ -1019,10 +921,10 @@ impl Server {
             return;
         }
         let stuck: Vec<ConnId> = self
-            .conns
+            .reg
             .iter()
-            .filter(|(_, c)| c.can_receive() && !c.out.is_empty() && !c.progressed)
-            .map(|(id, _)| id)
+            .filter(|c| c.can_receive() && !c.out.is_empty() && !c.progressed)
+            .map(|c| c.id)
             .collect();
         if !stuck.is_empty() {
             info!(
@@ -1062,11 +964,11 @@ impl Server {
 
     /// Lets the shell read `id` again if it was parked and need not be.
     fn unpark(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get(id) else {
+        let Some(conn) = self.reg.get(id) else {
             return;
         };
         if conn.parked && !self.input_waits(conn) {
-            self.conns[id].parked = false;
+            self.reg[id].parked = false;
             self.parked_count -= 1;
             self.actions.push_back(Action::Resume(id));
         }
@@ -1080,8 +982,8 @@ impl Server {
             self.unpark(id);
         }
         self.parked = parked;
-        let conns = &self.conns;
+        let reg = &self.reg;
         self.parked
-            .retain(|&id| conns.get(id).is_some_and(|c| c.parked));
+            .retain(|&id| reg.get(id).is_some_and(|c| c.parked));
     }
 }

@@ -29,7 +29,7 @@ impl Server {
             limits.max_body_bytes,
         );
         loop {
-            let Some(conn) = self.conns.get(id) else {
+            let Some(conn) = self.reg.get(id) else {
                 return;
             };
             // why: answers the peer has not read yet must not pile up
@@ -38,7 +38,7 @@ impl Server {
             if self.http_waits(conn) {
                 return;
             }
-            let conn = &mut self.conns[id];
+            let conn = &mut self.reg[id];
             let Phase::Http { buf, sent_continue } = &mut conn.phase else {
                 return;
             };
@@ -119,7 +119,7 @@ impl Server {
         let allow = |methods: &'static str| {
             Response::detail(405, "method not allowed").header("Allow", methods)
         };
-        let peer = self.conns[id].peer;
+        let peer = self.reg[id].peer;
         let response = match (req.path.as_str(), req.method) {
             ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
             ("/metrics", Method::Get | Method::Head) => Response::empty(200)
@@ -211,9 +211,9 @@ impl Server {
         rest: Vec<u8>,
         now: u64,
     ) -> Option<Response> {
-        let peer = self.conns[id].peer;
+        let peer = self.reg[id].peer;
         let key = AddrKey::of(peer.ip());
-        let in_flight = self.per_addr.get(&key).map_or(0, |load| load.logins);
+        let in_flight = self.reg.load(key).logins;
         // why: the failure bucket is charged when the check starts, so
         // parallel guesses count; a success refunds it.
         let refusal = if in_flight >= MAX_PENDING_LOGINS_PER_IP {
@@ -254,7 +254,7 @@ impl Server {
         }
         let job = self.next_job;
         self.next_job += 1;
-        let conn = &mut self.conns[id];
+        let conn = &mut self.reg[id];
         // why: the leftover of the request buffer (pipelined requests)
         // waits with the job.
         let mut held = rest;
@@ -271,11 +271,10 @@ impl Server {
             job,
             super::Job {
                 conn: id,
-                serial: conn.serial,
                 addr: key,
             },
         );
-        self.per_addr.entry(key).or_default().logins += 1;
+        self.reg.login_started(key);
         self.set_deadline(id, now + super::PASSWORD_TIMEOUT_MS);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,

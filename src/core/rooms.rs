@@ -121,25 +121,29 @@ impl Rooms {
 mod tests {
     use super::*;
 
+    fn id(n: u64) -> ConnId {
+        ConnId::from_token(n)
+    }
+
     #[test]
     fn join_and_leave_track_users_and_indices() {
         let mut r = Rooms::default();
-        assert!(r.join("lobby", 10, &Arc::from("alice")).first_of_user);
-        assert!(!r.join("lobby", 11, &Arc::from("alice")).first_of_user);
-        let bob = r.join("lobby", 12, &Arc::from("bob"));
+        assert!(r.join("lobby", id(10), &Arc::from("alice")).first_of_user);
+        assert!(!r.join("lobby", id(11), &Arc::from("alice")).first_of_user);
+        let bob = r.join("lobby", id(12), &Arc::from("bob"));
         assert_eq!(bob.index, 2);
         assert_eq!(r.get("lobby").unwrap().users(), vec!["alice", "bob"]);
         // Alice's first connection leaves; Bob's moves into its index.
-        let left = r.leave("lobby", 0, 10, "alice");
+        let left = r.leave("lobby", 0, id(10), "alice");
         assert_eq!(
             left,
             Left {
                 last_of_user: false,
-                moved: Some(12)
+                moved: Some(id(12))
             }
         );
-        assert_eq!(r.get("lobby").unwrap().members, vec![12, 11]);
-        let left = r.leave("lobby", 1, 11, "alice");
+        assert_eq!(r.get("lobby").unwrap().members, vec![id(12), id(11)]);
+        let left = r.leave("lobby", 1, id(11), "alice");
         assert_eq!(
             left,
             Left {
@@ -148,18 +152,18 @@ mod tests {
             }
         );
         assert_eq!(r.get("lobby").unwrap().users(), vec!["bob"]);
-        r.leave("lobby", 0, 12, "bob");
+        r.leave("lobby", 0, id(12), "bob");
         assert_eq!(r.len(), 0);
     }
 
     #[test]
     fn rooms_are_separate() {
         let mut r = Rooms::default();
-        r.join("a", 1, &Arc::from("alice"));
-        r.join("b", 2, &Arc::from("alice"));
+        r.join("a", id(1), &Arc::from("alice"));
+        r.join("b", id(2), &Arc::from("alice"));
         assert_eq!(r.len(), 2);
-        assert_eq!(r.get("a").unwrap().members, vec![1]);
-        assert!(r.leave("a", 0, 1, "alice").last_of_user);
+        assert_eq!(r.get("a").unwrap().members, vec![id(1)]);
+        assert!(r.leave("a", 0, id(1), "alice").last_of_user);
         assert_eq!(r.get("b").unwrap().users(), vec!["alice"]);
     }
 }

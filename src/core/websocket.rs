@@ -13,6 +13,7 @@ use super::pipe::Pipe;
 use super::{ConnId, Server};
 use crate::auth::Credential;
 use crate::auth::session::SessionHandle;
+use crate::http::upgrade::Mode;
 
 /// Rate-limit strikes in a row before a sender is closed `4429`.
 const MAX_STRIKES: u32 = 10;
@@ -21,7 +22,7 @@ impl Server {
     /// Feeds bytes to tungstenite and acts on every complete message.
     pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: u64) {
         let limit = self.config.limits.max_message_bytes;
-        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+        let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return;
         };
         // Fragments count against the message limit: frames up to the one
@@ -31,7 +32,7 @@ impl Server {
             Err(at) => (&data[..at], true),
         };
         loop {
-            let Some(conn) = self.conns.get_mut(id) else {
+            let Some(conn) = self.reg.get_mut(id) else {
                 return;
             };
             let Phase::Ws(ws) = &mut conn.phase else {
@@ -66,7 +67,7 @@ impl Server {
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
                 Ok(Message::Close(frame)) => {
-                    if let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) {
+                    if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
                         ws.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                     }
                 }
@@ -91,7 +92,7 @@ impl Server {
 
     /// Echo mode (conformance testing): the message goes back unchanged.
     fn echo(&mut self, id: ConnId, kind: Data, payload: &[u8], now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         if !conn.can_receive() {
@@ -103,14 +104,14 @@ impl Server {
 
     /// A text message from `id`.
     fn on_text(&mut self, id: ConnId, text: &str, now: u64) {
-        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+        let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return;
         };
         if !ws.ctx.can_write() {
             return;
         }
         self.metrics.messages_in += 1;
-        let json = ws.json;
+        let mode = ws.mode;
         // why: every message costs a token, commands included (`/who`
         // sorts the room, `/refresh` costs an HMAC).
         let limited = self
@@ -124,14 +125,13 @@ impl Server {
             if ws.strikes >= MAX_STRIKES {
                 return self.close_ws(id, CloseCode::from(4429), "message rate exceeded", now);
             }
-            let reply = Reply::Error("rate_limited", "rate limit exceeded").render(json);
+            let reply = Reply::Error("rate_limited", "rate limit exceeded").render(mode);
             return self.send_to(id, &reply, now);
         }
         ws.strikes = ws.strikes.saturating_sub(1);
-        let request = if json {
-            chat::parse_json(text)
-        } else {
-            chat::parse_text(text)
+        let request = match mode {
+            Mode::Json => chat::parse_json(text),
+            Mode::Text => chat::parse_text(text),
         };
         let reply = match request {
             Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
@@ -153,14 +153,19 @@ impl Server {
             }
             Ok(Request::Who) => {
                 let room = ws.room.clone();
-                let users = self.rooms.get(&room).map(|r| r.users()).unwrap_or_default();
-                let text = Reply::Who(users).render(json);
+                let users = self
+                    .reg
+                    .rooms()
+                    .get(&room)
+                    .map(|r| r.users())
+                    .unwrap_or_default();
+                let text = Reply::Who(users).render(mode);
                 return self.send_to(id, &text, now);
             }
             Ok(Request::Refresh(token)) => self.refresh(id, &token, now),
             Err((code, detail)) => Reply::Error(code, detail),
         };
-        self.send_to(id, &reply.render(json), now);
+        self.send_to(id, &reply.render(mode), now);
     }
 
     /// `/refresh TOKEN`: a valid token for the same user moves this
@@ -172,7 +177,7 @@ impl Server {
                 return Reply::Error("refresh_failed", e.public_reason());
             }
         };
-        let Some(ws) = self.conns.get_mut(id).and_then(Conn::ws_mut) else {
+        let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return Reply::Error("refresh_failed", "not open");
         };
         if !matches!(ws.principal.credential(), Credential::Token { .. }) {
@@ -192,7 +197,7 @@ impl Server {
         info!(
             "refreshed user={} peer={}",
             quoted(&claims.sub),
-            self.conns[id].peer
+            self.reg[id].peer
         );
         Reply::Refreshed(exp_ms / 1000)
     }
@@ -209,7 +214,7 @@ impl Server {
                 return self.close_slow(id, now);
             }
         }
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         let parked = conn.parked;
@@ -236,13 +241,13 @@ impl Server {
             ws.warn_at = None;
             if let Credential::Token { exp_ms } = *ws.principal.credential() {
                 warning = Some(
-                    Reply::Expiring(exp_ms.saturating_sub(now).div_ceil(1000)).render(ws.json),
+                    Reply::Expiring(exp_ms.saturating_sub(now).div_ceil(1000)).render(ws.mode),
                 );
             }
         }
         if now >= ws.next_ping {
             ws.next_ping = now + interval;
-            let conn = &mut self.conns[id];
+            let conn = &mut self.reg[id];
             if let Phase::Ws(ws) = &mut conn.phase {
                 let mut input: &[u8] = &[];
                 let mut pipe = Pipe {
@@ -262,7 +267,7 @@ impl Server {
 
     /// Queues one text frame to `id` alone.
     pub(super) fn send_to(&mut self, id: ConnId, text: &str, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         if !conn.can_receive() {
@@ -279,7 +284,7 @@ impl Server {
     /// `on_ws_deadline`, after the writes of the turns in between).
     pub(super) fn queued_to(&mut self, id: ConnId, now: u64) {
         self.queue_changed(id, now);
-        let Some(conn) = self.conns.get(id) else {
+        let Some(conn) = self.reg.get(id) else {
             return;
         };
         if !conn.can_receive() {
@@ -298,7 +303,7 @@ impl Server {
     /// Closes a slow consumer `1013`: its unsent frames are dropped (the
     /// one partly written is finished), the close frame follows.
     pub(super) fn close_slow(&mut self, id: ConnId, now: u64) {
-        if let Some(conn) = self.conns.get_mut(id) {
+        if let Some(conn) = self.reg.get_mut(id) {
             conn.out.drop_unsent_frames();
         }
         self.close_ws(id, CloseCode::Again, "slow consumer", now);
@@ -309,7 +314,7 @@ impl Server {
     pub(super) fn arm_ws(&mut self, id: ConnId) {
         let interval = self.config.ping_interval.as_millis() as u64;
         let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
-        let Some(ws) = self.conns.get(id).and_then(Conn::ws) else {
+        let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
         if !ws.ctx.can_write() {
@@ -326,61 +331,59 @@ impl Server {
     /// once per mode, copied into each queue. Members whose queue passes
     /// the cap are closed `1013` afterwards; nobody else waits for them.
     pub(super) fn broadcast(&mut self, room: &str, event: Event<'_>, now: u64) {
-        let Some(r) = self.rooms.get_mut(room) else {
+        let message = matches!(event, Event::Message { .. });
+        let Some(seq) = self.reg.room_seq(room, message) else {
             return;
-        };
-        let seq = if matches!(event, Event::Message { .. }) {
-            r.seq += 1;
-            r.seq
-        } else {
-            r.seq
         };
         let cap = self.config.limits.max_queue_bytes;
         let ceiling = self.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
         let mut over = Vec::new();
         let total_before = self.queued_total;
-        for &member in &r.members {
-            let Some(conn) = self.conns.get_mut(member) else {
-                continue;
+        let (scratch, scratch_json) = (&mut self.scratch, &mut self.scratch_json);
+        let (queued_total, dirty) = (&mut self.queued_total, &mut self.dirty);
+        let (metrics, backlog) = (&mut self.metrics, &self.backlog);
+        self.reg.for_each_member(room, |conn| {
+            let mode = match conn.ws() {
+                Some(ws) if ws.ctx.can_write() => ws.mode,
+                _ => return,
             };
-            let json = match conn.ws() {
-                Some(ws) if ws.ctx.can_write() => ws.json,
-                _ => continue,
-            };
-            let frame = if json {
-                if !json_ready {
-                    self.scratch_json.clear();
-                    chat::encode_text_frame(
-                        event.json(room, seq, now).as_bytes(),
-                        &mut self.scratch_json,
-                    );
-                    json_ready = true;
+            let frame = match mode {
+                Mode::Json => {
+                    if !json_ready {
+                        scratch_json.clear();
+                        chat::encode_text_frame(
+                            event.json(room, seq, now).as_bytes(),
+                            scratch_json,
+                        );
+                        json_ready = true;
+                    }
+                    &*scratch_json
                 }
-                &self.scratch_json
-            } else {
-                if !text_ready {
-                    self.scratch.clear();
-                    chat::encode_text_frame(event.text().as_bytes(), &mut self.scratch);
-                    text_ready = true;
+                Mode::Text => {
+                    if !text_ready {
+                        scratch.clear();
+                        chat::encode_text_frame(event.text().as_bytes(), scratch);
+                        text_ready = true;
+                    }
+                    &*scratch
                 }
-                &self.scratch
             };
             conn.out.push(frame);
             let (before, after) = conn.out.settle();
-            self.queued_total = self.queued_total + after - before;
-            self.metrics.messages_out += 1;
+            *queued_total = *queued_total + after - before;
+            metrics.messages_out += 1;
             if !conn.dirty {
                 conn.dirty = true;
-                self.dirty.push(member);
+                dirty.push(conn.id);
             }
             // why: a burst may take a queue past the limit; that is judged
             // after the writes (slow-consumer clock), not here. Only the
             // hard ceiling closes at once.
-            if after > cap && (after > ceiling || !self.backlog.contains_key(&member)) {
-                over.push(member);
+            if after > cap && (after > ceiling || !backlog.contains_key(&conn.id)) {
+                over.push(conn.id);
             }
-        }
+        });
         self.total_changed_from(total_before, now);
         for member in over {
             self.queued_to(member, now);
@@ -390,7 +393,7 @@ impl Server {
     /// The server ends a WebSocket: a close frame with `code` after what is
     /// already queued, out of the room at once, then flush and hang up.
     pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &'static str, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
         let Phase::Ws(ws) = &mut conn.phase else {
@@ -420,7 +423,7 @@ impl Server {
 
     /// The peer completed a close handshake (tungstenite is done).
     fn finish_ws(&mut self, id: ConnId, now: u64) {
-        if let Some(conn) = self.conns.get(id) {
+        if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
                 let code = ws.peer_close.unwrap_or(1005);
                 info!(
@@ -436,37 +439,18 @@ impl Server {
     }
 
     /// Takes a WebSocket out of its room, its session's and its user's
-    /// lists, telling the room when that was the user's last connection
-    /// there. The phase stays `Ws` until the caller changes it.
+    /// lists (the registry does), telling the room when that was the
+    /// user's last connection there. The phase stays `Ws` until the caller
+    /// changes it.
     pub(super) fn leave_room(&mut self, id: ConnId, now: u64) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(left) = self.reg.leave(id) else {
             return;
         };
-        let serial = conn.serial;
-        let Some(ws) = conn.ws_mut() else {
-            return;
-        };
-        if ws.index == usize::MAX {
-            return;
-        }
-        let index = std::mem::replace(&mut ws.index, usize::MAX);
-        self.open_websockets -= 1;
-        let room = ws.room.clone();
-        let user = std::sync::Arc::clone(ws.principal.user_shared());
-        let me = (id, serial);
-        if let Credential::Session { handle } = *ws.principal.credential() {
+        if let Some(handle) = left.session {
             self.sessions.track_live(handle, false, now);
-            remove_from(&mut self.session_conns, &handle, me);
         }
-        remove_from(&mut self.user_conns, &*user, me);
-        let left = self.rooms.leave(&room, index, id, &user);
-        if let Some(moved) = left.moved {
-            if let Some(ws) = self.conns.get_mut(moved).and_then(Conn::ws_mut) {
-                ws.index = index;
-            }
-        }
-        if left.last_of_user && !self.shutting_down && self.presence_on(&room) {
-            self.broadcast(&room, Event::Leave { user: &user }, now);
+        if left.last_of_user && !self.shutting_down && self.presence_on(&left.room) {
+            self.broadcast(&left.room, Event::Leave { user: &left.user }, now);
         }
     }
 
@@ -475,7 +459,8 @@ impl Server {
     pub(super) fn presence_on(&self, room: &str) -> bool {
         !self.config.echo
             && self
-                .rooms
+                .reg
+                .rooms()
                 .get(room)
                 .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
     }
@@ -488,26 +473,8 @@ impl Server {
         reason: &'static str,
         now: u64,
     ) {
-        for (id, serial) in self.session_conns.remove(&handle).unwrap_or_default() {
-            if self.conns.get(id).is_some_and(|c| c.serial == serial) {
-                self.close_ws(id, CloseCode::from(code), reason, now);
-            }
-        }
-    }
-}
-
-/// Removes `item` from the list under `key`, and the list once empty.
-fn remove_from<K: std::hash::Hash + Eq + ?Sized, Q>(
-    map: &mut std::collections::HashMap<Q, Vec<(ConnId, u64)>>,
-    key: &K,
-    item: (ConnId, u64),
-) where
-    Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
-{
-    if let Some(list) = map.get_mut(key) {
-        list.retain(|&x| x != item);
-        if list.is_empty() {
-            map.remove(key);
+        for id in self.reg.of_session(handle) {
+            self.close_ws(id, CloseCode::from(code), reason, now);
         }
     }
 }

@@ -20,6 +20,25 @@ use crate::config::Origin;
 /// The subprotocol that selects JSON mode.
 pub const JSON_PROTOCOL: &str = "wsgate.json";
 
+/// How a WebSocket's messages are written (PROTOCOL §3, §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Lines of text: `USER: LINE` (the default).
+    Text,
+    /// One JSON object a frame (`Sec-WebSocket-Protocol: wsgate.json`).
+    Json,
+}
+
+impl Mode {
+    /// The name logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Text => "text",
+            Mode::Json => "json",
+        }
+    }
+}
+
 /// The room a connection joins when it names none.
 pub const DEFAULT_ROOM: &str = "lobby";
 
@@ -73,8 +92,8 @@ impl fmt::Debug for Carrier {
 pub struct Upgrade {
     /// The `Sec-WebSocket-Accept` value for the `101`.
     pub accept: String,
-    /// `Sec-WebSocket-Protocol: wsgate.json` was offered: JSON mode.
-    pub json: bool,
+    /// Text mode, or JSON mode when `wsgate.json` was offered.
+    pub mode: Mode,
     /// The room to join.
     pub room: String,
     /// The credential.
@@ -182,8 +201,8 @@ pub fn is_upgrade_path(path: &str) -> bool {
 pub struct Handshake {
     /// The `Sec-WebSocket-Accept` value for the `101`.
     pub accept: String,
-    /// `wsgate.json` was offered.
-    pub json: bool,
+    /// Text mode, or JSON mode when `wsgate.json` was offered.
+    pub mode: Mode,
     /// The room to join.
     pub room: String,
     /// The decoded query.
@@ -195,7 +214,7 @@ impl Handshake {
     pub fn with(self, carrier: Carrier) -> Upgrade {
         Upgrade {
             accept: self.accept,
-            json: self.json,
+            mode: self.mode,
             room: self.room,
             carrier,
         }
@@ -233,6 +252,7 @@ pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
         v.split(|&b| b == b',')
             .any(|p| p.trim_ascii() == JSON_PROTOCOL.as_bytes())
     });
+    let mode = if json { Mode::Json } else { Mode::Text };
     let query = match &req.query {
         Some(q) => Params::decode(q.as_bytes())
             .map_err(|_| Reject::BadRequest("repeated query parameter"))?,
@@ -244,7 +264,7 @@ pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
     }
     Ok(Handshake {
         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
-        json,
+        mode,
         room,
         query,
     })
@@ -400,7 +420,7 @@ mod tests {
         // RFC 6455 §1.3's example key.
         assert_eq!(u.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(u.room, "lobby");
-        assert!(!u.json);
+        assert_eq!(u.mode, Mode::Text);
         assert_eq!(
             check("/ws/a.b.c", "").unwrap().carrier,
             Carrier::Path("a.b.c".into())
@@ -424,7 +444,7 @@ mod tests {
             "Authorization: Bearer t\r\nSec-WebSocket-Protocol: chat, wsgate.json\r\n",
         )
         .unwrap();
-        assert!(j.json);
+        assert_eq!(j.mode, Mode::Json);
         assert_eq!(j.room, "dev");
     }
 

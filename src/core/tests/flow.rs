@@ -158,7 +158,7 @@ fn at_the_budget_input_waits_and_nothing_is_lost() {
         assert_eq!(
             numbers(&h.texts(id), "talker"),
             (0..120).collect::<Vec<_>>(),
-            "{id}"
+            "{id:?}"
         );
     }
     assert_eq!(h.server.paused_inputs(), 0);
@@ -337,7 +337,7 @@ fn queues_under_the_limit_that_hold_the_budget_without_draining_are_closed() {
     // took nothing from are closed; everyone else goes on and gets all.
     h.advance(100);
     for &id in &hoarders {
-        assert!(!h.server.is_websocket(id), "hoarder {id} still open");
+        assert!(!h.server.is_websocket(id), "hoarder {id:?} still open");
     }
     assert!(h.server.is_websocket(slow), "a draining reader stays");
     assert_eq!(h.server.paused_inputs(), 0);

@@ -660,7 +660,7 @@ mod chat {
 mod frames {
     use super::*;
 
-    fn closed_with(h: &mut Harness, id: usize) -> u16 {
+    fn closed_with(h: &mut Harness, id: crate::core::ConnId) -> u16 {
         h.close_frame(id).expect("a close frame").0
     }
 

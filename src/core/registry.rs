@@ -1,0 +1,566 @@
+//! The registry: every connection, and every index over them.
+//!
+//! It owns the slab of connections and what is kept about them elsewhere:
+//! room membership, the WebSockets of each user and of each session, what
+//! each client address holds, the count of open WebSockets, and the timer
+//! heap. Only four calls change which connections exist or where they are
+//! listed — [`Registry::admit`], [`Registry::open`], [`Registry::leave`]
+//! and [`Registry::remove`] — so the indexes cannot drift apart;
+//! [`Registry::check`] states what they promise, for the tests and the
+//! fuzzer.
+//!
+//! Connection ids carry a generation ([`ConnId`]): an id of a connection
+//! that is gone never reaches a newer connection in the same slot.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use slab::Slab;
+use tungstenite::protocol::WebSocketConfig;
+
+use super::conn::{At, Conn, Phase, Ws};
+use super::limits::{AddrKey, AddrLoad};
+use super::pipe::OutQueue;
+use super::rooms::{Left, Rooms};
+use crate::auth::session::SessionHandle;
+use crate::auth::{Credential, Principal};
+use crate::http::upgrade::Mode;
+
+/// A connection's id: its slot in the registry and the generation of that
+/// slot's use. Ids are never reused while a process runs (the generation
+/// counter would have to wrap, after four billion connections, and then
+/// meet the same slot), so an id of a connection that is gone reaches
+/// nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    slot: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    /// The id as one number, for an event loop's token (slot in the low 32
+    /// bits, generation in the high 32).
+    pub fn to_token(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.slot)
+    }
+
+    /// The id a token of [`ConnId::to_token`] stands for.
+    pub fn from_token(token: u64) -> ConnId {
+        ConnId {
+            slot: token as u32,
+            generation: (token >> 32) as u32,
+        }
+    }
+
+    /// The slot, a small number the shell may index a table with (a slot is
+    /// used again once its connection is gone, with a new generation).
+    pub fn slot(self) -> usize {
+        self.slot as usize
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    /// `slot.generation`, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.slot, self.generation)
+    }
+}
+
+/// What leaving its room meant for a WebSocket.
+#[derive(Debug)]
+pub struct Leaving {
+    /// The room it was in.
+    pub room: String,
+    /// Its user.
+    pub user: Arc<str>,
+    /// That was the user's last connection in the room.
+    pub last_of_user: bool,
+    /// The session it used, if any.
+    pub session: Option<SessionHandle>,
+}
+
+/// Every connection and every index over them.
+#[derive(Debug, Default)]
+pub struct Registry {
+    conns: Slab<Conn>,
+    next_generation: u32,
+    rooms: Rooms,
+    /// Open WebSockets per user, oldest first, for the per-user limit.
+    by_user: HashMap<Arc<str>, Vec<ConnId>>,
+    /// Open WebSockets per session, so logout can close them.
+    by_session: HashMap<SessionHandle, Vec<ConnId>>,
+    /// What each client address holds; an entry goes when it holds nothing.
+    by_addr: HashMap<AddrKey, AddrLoad>,
+    /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
+    websockets: usize,
+    /// (deadline, id): about one live entry per connection (see
+    /// `Conn::armed`); stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(u64, ConnId)>>,
+}
+
+impl Registry {
+    // ------------------------------------------------------------------
+    // The four mutators
+
+    /// A new connection from `peer`, doing HTTP, not authenticated.
+    pub fn admit(&mut self, peer: SocketAddr) -> ConnId {
+        let generation = self.next_generation;
+        // why: generation `u32::MAX` is never used, so that a shell can
+        // keep a few tokens of its own (its listener, its waker) that no
+        // connection's token can equal.
+        self.next_generation = match self.next_generation.wrapping_add(1) {
+            u32::MAX => 0,
+            g => g,
+        };
+        let entry = self.conns.vacant_entry();
+        let id = ConnId {
+            slot: u32::try_from(entry.key()).unwrap_or(u32::MAX),
+            generation,
+        };
+        entry.insert(Conn {
+            id,
+            peer,
+            out: OutQueue::default(),
+            dirty: false,
+            deadline: None,
+            armed: None,
+            eof: false,
+            authenticated: false,
+            parked: false,
+            progressed: false,
+            phase: Phase::Http {
+                buf: Vec::new(),
+                sent_continue: false,
+            },
+        });
+        let load = self.by_addr.entry(AddrKey::of(peer.ip())).or_default();
+        load.conns += 1;
+        load.unauth += 1;
+        id
+    }
+
+    /// Turns connection `id` into an open WebSocket of `principal` in
+    /// `room`: listed in the room, under its user and its session, and no
+    /// longer counted as unauthenticated. The only way a `Phase::Ws`
+    /// comes to be. `None` for an unknown id. Returns whether this is the
+    /// user's first connection in the room.
+    pub fn open(
+        &mut self,
+        id: ConnId,
+        principal: Principal,
+        room: String,
+        mode: Mode,
+        config: WebSocketConfig,
+        now: u64,
+    ) -> Option<bool> {
+        let conn = self.get_mut(id)?;
+        let user = Arc::clone(principal.user_shared());
+        let session = match principal.credential() {
+            Credential::Session { handle } => Some(*handle),
+            _ => None,
+        };
+        let addr = AddrKey::of(conn.peer.ip());
+        let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
+        let mut ws = Ws::new(principal, room, mode, config, now);
+        let joined = self.rooms.join(&ws.room, id, &user);
+        ws.index = Some(joined.index);
+        self.conns[id.slot()].phase = Phase::Ws(Box::new(ws));
+        self.websockets += 1;
+        if !was_authenticated {
+            self.addr_load(addr, |load| load.unauth -= 1);
+        }
+        if let Some(handle) = session {
+            self.by_session.entry(handle).or_default().push(id);
+        }
+        // why: most users hold one connection; `or_default` + `push` would
+        // reserve four slots for every one of them.
+        self.by_user
+            .entry(user)
+            .or_insert_with(|| Vec::with_capacity(1))
+            .push(id);
+        Some(joined.first_of_user)
+    }
+
+    /// Takes WebSocket `id` out of its room and its user's and session's
+    /// lists (it stays a WebSocket until its caller ends it). `None` when
+    /// it was in no room.
+    pub fn leave(&mut self, id: ConnId) -> Option<Leaving> {
+        let ws = self.get_mut(id)?.ws_mut()?;
+        let index = ws.index.take()?;
+        let room = ws.room.clone();
+        let user = Arc::clone(ws.principal.user_shared());
+        let session = match ws.principal.credential() {
+            Credential::Session { handle } => Some(*handle),
+            _ => None,
+        };
+        self.websockets -= 1;
+        if let Some(handle) = session {
+            remove_from(&mut self.by_session, &handle, id);
+        }
+        remove_from(&mut self.by_user, &*user, id);
+        let Left {
+            last_of_user,
+            moved,
+        } = self.rooms.leave(&room, index, id, &user);
+        if let Some(moved) = moved {
+            if let Some(ws) = self.get_mut(moved).and_then(Conn::ws_mut) {
+                ws.index = Some(index);
+            }
+        }
+        Some(Leaving {
+            room,
+            user,
+            last_of_user,
+            session,
+        })
+    }
+
+    /// Removes connection `id` for good (leaving its room first) and
+    /// returns it with what leaving meant.
+    pub fn remove(&mut self, id: ConnId) -> Option<(Conn, Option<Leaving>)> {
+        self.get(id)?;
+        let leaving = self.leave(id);
+        let conn = self.conns.remove(id.slot());
+        let unauth = !conn.authenticated;
+        self.addr_load(AddrKey::of(conn.peer.ip()), |load| {
+            load.conns -= 1;
+            if unauth {
+                load.unauth -= 1;
+            }
+        });
+        Some((conn, leaving))
+    }
+
+    // ------------------------------------------------------------------
+    // What the password helper holds per address
+
+    /// A password check from `addr` started.
+    pub fn login_started(&mut self, addr: AddrKey) {
+        self.by_addr.entry(addr).or_default().logins += 1;
+    }
+
+    /// A password check from `addr` was answered.
+    pub fn login_answered(&mut self, addr: AddrKey) {
+        self.addr_load(addr, |load| load.logins -= 1);
+    }
+
+    fn addr_load(&mut self, addr: AddrKey, change: impl FnOnce(&mut AddrLoad)) {
+        if let Some(load) = self.by_addr.get_mut(&addr) {
+            change(load);
+            if load.is_idle() {
+                self.by_addr.remove(&addr);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Reading
+
+    /// The connection `id`, if it is still there.
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id.slot()).filter(|c| c.id == id)
+    }
+
+    /// The connection `id`, if it is still there. (Its phase may change,
+    /// but only [`Registry::open`] makes a WebSocket.)
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.slot()).filter(|c| c.id == id)
+    }
+
+    /// Every connection.
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.conns.iter().map(|(_, c)| c)
+    }
+
+    /// Every connection, to change (queues, flags; not the indexes).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Conn> {
+        self.conns.iter_mut().map(|(_, c)| c)
+    }
+
+    /// The ids of every connection, in slot order.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.iter().map(|c| c.id).collect()
+    }
+
+    /// Number of connections of any kind.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of open WebSockets (in a room).
+    pub fn websockets(&self) -> usize {
+        self.websockets
+    }
+
+    /// What `addr` holds now.
+    pub fn load(&self, addr: AddrKey) -> AddrLoad {
+        self.by_addr.get(&addr).copied().unwrap_or_default()
+    }
+
+    /// The rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// The open WebSockets of `user`, oldest first.
+    pub fn of_user(&self, user: &str) -> &[ConnId] {
+        self.by_user.get(user).map_or(&[], Vec::as_slice)
+    }
+
+    /// The open WebSockets of a session.
+    pub fn of_session(&self, handle: SessionHandle) -> Vec<ConnId> {
+        self.by_session.get(&handle).cloned().unwrap_or_default()
+    }
+
+    /// Calls `f` with each member of `room` (to queue a message to it).
+    pub fn for_each_member(&mut self, room: &str, mut f: impl FnMut(&mut Conn)) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        for id in &r.members {
+            if let Some(conn) = self.conns.get_mut(id.slot()).filter(|c| c.id == *id) {
+                f(conn);
+            }
+        }
+    }
+
+    /// The sequence number of an event in `room`: a chat message takes the
+    /// next one (JSON mode's `seq`, gapless per room), anything else sees
+    /// the last. `None` when the room has no members.
+    pub fn room_seq(&mut self, room: &str, message: bool) -> Option<u64> {
+        let r = self.rooms.get_mut(room)?;
+        if message {
+            r.seq += 1;
+        }
+        Some(r.seq)
+    }
+
+    // ------------------------------------------------------------------
+    // Timers
+
+    /// Sets the one deadline of `id` (replacing any other). A later
+    /// deadline pushes no entry: the armed one, when it comes due, re-arms
+    /// for it, so the heap holds about one entry a connection however
+    /// often deadlines move.
+    pub fn set_deadline(&mut self, id: ConnId, at: u64) {
+        if let Some(conn) = self.get_mut(id) {
+            let at = At::ms(at);
+            conn.deadline = Some(at);
+            if conn.armed.is_none_or(|armed| at < armed) {
+                conn.armed = Some(at);
+                self.timers.push(Reverse((at.get(), id)));
+            }
+        }
+    }
+
+    /// The next connection whose deadline is at or before `now` (its
+    /// deadline cleared), skipping stale heap entries and re-arming moved
+    /// deadlines on the way.
+    pub fn pop_due(&mut self, now: u64) -> Option<ConnId> {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                return None;
+            }
+            self.timers.pop();
+            let Some(conn) = self.get_mut(id) else {
+                continue;
+            };
+            if conn.armed != Some(At::ms(at)) {
+                continue;
+            }
+            conn.armed = None;
+            match conn.deadline {
+                Some(d) if d.get() <= now => {
+                    conn.deadline = None;
+                    return Some(id);
+                }
+                // Moved later since this entry was pushed: re-arm.
+                Some(d) => {
+                    conn.armed = Some(d);
+                    self.timers.push(Reverse((d.get(), id)));
+                }
+                None => {}
+            }
+        }
+        None
+    }
+
+    /// The earliest entry in the timer heap (it may be stale).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Entries in the timer heap (about one a connection).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+}
+
+#[cfg(any(test, fuzzing))]
+impl Registry {
+    /// Checks what the registry promises; the first broken promise is
+    /// described in the error.
+    ///
+    /// - every room member is an open WebSocket that names that room and
+    ///   its own index in it, and every WebSocket still in a room is a
+    ///   member of it (so no room holds a closed or closing connection,
+    ///   and there are never more rooms than WebSockets);
+    /// - every per-user and per-session entry is a live WebSocket of that
+    ///   user (or session), still in its room, and every WebSocket in a
+    ///   room is listed under its user (and session);
+    /// - the count of open WebSockets is right;
+    /// - what each address holds (connections, unauthenticated ones) is
+    ///   what the connections say (password checks are the caller's to
+    ///   compare: `logins`), with no idle entries;
+    /// - every connection has a deadline, and a timer armed for it (at or
+    ///   before it) is in the heap, so none can live forever.
+    pub fn check(&self, logins: &HashMap<AddrKey, usize>) -> Result<(), String> {
+        let mut members_seen: HashMap<&str, usize> = HashMap::new();
+        let mut in_rooms = 0;
+        let mut loads: HashMap<AddrKey, AddrLoad> = HashMap::new();
+        for (slot, conn) in &self.conns {
+            let id = conn.id;
+            if id.slot() != slot {
+                return Err(format!("connection {id:?} sits in slot {slot}"));
+            }
+            let load = loads.entry(AddrKey::of(conn.peer.ip())).or_default();
+            load.conns += 1;
+            if !conn.authenticated {
+                load.unauth += 1;
+            }
+            let Some(deadline) = conn.deadline else {
+                return Err(format!("connection {id:?} has no deadline"));
+            };
+            let armed = conn
+                .armed
+                .filter(|&at| at <= deadline)
+                .ok_or_else(|| format!("connection {id:?} has no timer armed for its deadline"))?;
+            let in_heap = self
+                .timers
+                .iter()
+                .any(|Reverse(entry)| *entry == (armed.get(), id));
+            if !in_heap {
+                return Err(format!("connection {id:?}'s timer is not in the heap"));
+            }
+            let Some(ws) = conn.ws() else { continue };
+            if !conn.authenticated {
+                return Err(format!("WebSocket {id:?} counted as unauthenticated"));
+            }
+            let Some(index) = ws.index else { continue };
+            in_rooms += 1;
+            *members_seen.entry(ws.room.as_str()).or_default() += 1;
+            let room = self
+                .rooms
+                .get(&ws.room)
+                .ok_or_else(|| format!("connection {id:?} names a room that does not exist"))?;
+            if room.members.get(index) != Some(&id) {
+                return Err(format!(
+                    "connection {id:?} is not at its index {index} in its room"
+                ));
+            }
+            if !self.of_user(ws.principal.user()).contains(&id) {
+                return Err(format!("connection {id:?} is missing from its user's list"));
+            }
+            if let Credential::Session { handle } = ws.principal.credential() {
+                if !self.of_session(*handle).contains(&id) {
+                    return Err(format!(
+                        "connection {id:?} is missing from its session's list"
+                    ));
+                }
+            }
+        }
+        // Each member found above sits at a distinct index, so equal
+        // counts mean the rooms hold nobody else.
+        if self.rooms.len() != members_seen.len() {
+            return Err(format!(
+                "{} rooms, but WebSockets are in {}",
+                self.rooms.len(),
+                members_seen.len()
+            ));
+        }
+        for (name, seen) in &members_seen {
+            let members = self.rooms.get(name).map_or(0, |r| r.members.len());
+            if members != *seen {
+                return Err(format!("a room has {members} members, {seen} point at it"));
+            }
+        }
+        if in_rooms != self.websockets {
+            return Err(format!(
+                "{in_rooms} WebSockets in rooms, the count says {}",
+                self.websockets
+            ));
+        }
+        let mut listed = 0;
+        for (user, list) in &self.by_user {
+            for &id in list {
+                let ok = self
+                    .get(id)
+                    .and_then(Conn::ws)
+                    .is_some_and(|ws| ws.principal.user() == &**user && ws.index.is_some());
+                if !ok {
+                    return Err(format!("a user's list holds a stale connection {id:?}"));
+                }
+            }
+            listed += list.len();
+        }
+        if listed != in_rooms {
+            return Err(format!(
+                "user lists hold {listed} connections, rooms {in_rooms}"
+            ));
+        }
+        for (handle, list) in &self.by_session {
+            for &id in list {
+                let ok = self.get(id).and_then(Conn::ws).is_some_and(|ws| {
+                    ws.index.is_some()
+                        && matches!(ws.principal.credential(),
+                            Credential::Session { handle: h } if h == handle)
+                });
+                if !ok {
+                    return Err(format!("a session's list holds a stale connection {id:?}"));
+                }
+            }
+        }
+        for (addr, &n) in logins {
+            loads.entry(*addr).or_default().logins = n;
+        }
+        if loads != self.by_addr {
+            return Err(format!(
+                "per-address loads {:?}, connections say {loads:?}",
+                self.by_addr
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Removes `item` from the list under `key`, and the list once empty.
+fn remove_from<K, Q>(map: &mut HashMap<Q, Vec<ConnId>>, key: &K, item: ConnId)
+where
+    K: std::hash::Hash + Eq + ?Sized,
+    Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
+{
+    if let Some(list) = map.get_mut(key) {
+        list.retain(|&x| x != item);
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+impl std::ops::Index<ConnId> for Registry {
+    type Output = Conn;
+
+    /// The connection `id`; panics when it is gone (callers look it up
+    /// first).
+    fn index(&self, id: ConnId) -> &Conn {
+        self.get(id).expect("a live connection")
+    }
+}
+
+impl std::ops::IndexMut<ConnId> for Registry {
+    fn index_mut(&mut self, id: ConnId) -> &mut Conn {
+        self.get_mut(id).expect("a live connection")
+    }
+}
