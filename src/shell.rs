@@ -37,7 +37,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth::users::{Users, VerifiedUser};
 use crate::config::Config;
-use crate::core::{Accept, Action, Authenticate, ConnId, PasswordJob, Server};
+use crate::core::{
+    Accept, Action, Authenticate, ConnId, Observe, PasswordJob, Publication, PublishError, Server,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -99,6 +101,38 @@ struct Socket {
     ready: bool,
 }
 
+/// Lines published but not yet taken by the event loop, at most; past it
+/// [`Publisher::publish`] says [`PublishError::Busy`].
+const PUBLISH_QUEUE: usize = 1024;
+
+/// Publishes lines into rooms from any thread (see
+/// [`Gateway::publisher`]). Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::SyncSender<Publication>,
+    waker: Arc<Waker>,
+}
+
+impl Publisher {
+    /// Sends `text` into `room` as `from`: every member gets it as a chat
+    /// line from `from` (in JSON mode with the room's next `seq`); a room
+    /// without members gets nothing. Checked here: a valid room name, a
+    /// valid user name, a line without control characters. Never blocks:
+    /// [`PublishError::Busy`] when the loop has not taken the last 1,024
+    /// lines yet, [`PublishError::Stopped`] once it has stopped.
+    pub fn publish(&self, room: &str, from: &str, text: &str) -> Result<(), PublishError> {
+        let publication = Publication::new(room, from, text)?;
+        match self.tx.try_send(publication) {
+            Ok(()) => {
+                let _ = self.waker.wake();
+                Ok(())
+            }
+            Err(mpsc::TrySendError::Full(_)) => Err(PublishError::Busy),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(PublishError::Stopped),
+        }
+    }
+}
+
 /// A bound server, ready to run.
 pub struct Gateway {
     poll: Poll,
@@ -112,6 +146,9 @@ pub struct Gateway {
     ready: Vec<ConnId>,
     jobs: mpsc::Sender<PasswordJob>,
     results: mpsc::Receiver<(u64, Option<VerifiedUser>)>,
+    /// Lines published from other threads ([`Publisher`]).
+    publications: mpsc::Receiver<Publication>,
+    publish_tx: mpsc::SyncSender<Publication>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     signals: Option<Signals>,
@@ -141,6 +178,7 @@ impl Gateway {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (jobs, job_rx) = mpsc::channel::<PasswordJob>();
+        let (publish_tx, publications) = mpsc::sync_channel(PUBLISH_QUEUE);
         let (result_tx, results) = mpsc::channel();
         let worker_waker = Arc::clone(&waker);
         thread::Builder::new()
@@ -165,6 +203,8 @@ impl Gateway {
             ready: Vec::new(),
             jobs,
             results,
+            publications,
+            publish_tx,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             signals: None,
@@ -176,6 +216,22 @@ impl Gateway {
     /// [`Authenticate`]).
     pub fn add_authenticator(&mut self, authenticator: Box<dyn Authenticate>) {
         self.server.add_authenticator(authenticator);
+    }
+
+    /// Adds an observer: told of joins, leaves and chat lines, asked about
+    /// text-mode commands the server does not know (see [`Observe`]). It
+    /// runs on the event loop and must not block.
+    pub fn add_observer(&mut self, observer: Box<dyn Observe>) {
+        self.server.add_observer(observer);
+    }
+
+    /// A handle that publishes lines into rooms from any thread, as a user
+    /// of the program's own (a bot), while the gateway runs.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            tx: self.publish_tx.clone(),
+            waker: Arc::clone(&self.waker),
+        }
     }
 
     /// Stops gracefully on SIGTERM and SIGINT (the binary does this; an
@@ -235,7 +291,10 @@ impl Gateway {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => self.password_results(now),
+                    WAKER => {
+                        self.password_results(now);
+                        self.publications(now);
+                    }
                     SIGNALS => self.signals_pending(),
                     Token(token) => {
                         let id = ConnId::from_token(token as u64);
@@ -430,6 +489,12 @@ impl Gateway {
                     self.drop_socket(id);
                 }
             }
+        }
+    }
+
+    fn publications(&mut self, now: u64) {
+        while let Ok(publication) = self.publications.try_recv() {
+            self.server.handle_publish(&publication, now);
         }
     }
 

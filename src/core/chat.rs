@@ -6,7 +6,7 @@ use serde_json::json;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
-use crate::auth::SYSTEM_NAME;
+use crate::auth::{SYSTEM_NAME, forbidden_in_line};
 use crate::http::upgrade::Mode;
 
 /// Something that happened in a room.
@@ -67,6 +67,8 @@ pub enum Reply<'a> {
     Refreshed(u64),
     /// The token expires in this many seconds.
     Expiring(u64),
+    /// An embedding program's answer to a command.
+    Answer(String),
 }
 
 impl Reply<'_> {
@@ -86,6 +88,8 @@ impl Reply<'_> {
                 format!("{SYSTEM_NAME}: token expires in {secs}s, send /refresh TOKEN")
             }
             (Reply::Expiring(secs), true) => json!({ "type": "expiring", "in": secs }).to_string(),
+            (Reply::Answer(text), false) => format!("{SYSTEM_NAME}: {text}"),
+            (Reply::Answer(text), true) => json!({ "type": "answer", "text": text }).to_string(),
         }
     }
 }
@@ -99,6 +103,9 @@ pub enum Request {
     Who,
     /// Extend this connection's life with a new token.
     Refresh(String),
+    /// A text-mode command the server does not know (without the `/`):
+    /// an embedding program's observers may answer it.
+    Command(String),
 }
 
 /// Why a client message was not understood; answered with an error reply.
@@ -120,7 +127,10 @@ pub fn parse_text(line: &str) -> Result<Request, Refusal> {
                 Ok(Request::Refresh(token.trim().to_string()))
             }
             None if command == "refresh" => Err(("bad_message", "usage: /refresh TOKEN")),
-            _ => Err(("unknown_command", "unknown command")),
+            _ if command.chars().any(forbidden_in_line) => {
+                Err(("control_characters", "control characters are not allowed"))
+            }
+            _ => Ok(Request::Command(command.to_string())),
         };
     }
     check_line(line)?;
@@ -247,8 +257,9 @@ mod tests {
             Ok(Request::Refresh("a.b.c".into()))
         );
         assert_eq!(parse_text("/refresh").unwrap_err().0, "bad_message");
-        assert_eq!(parse_text("/who am i").unwrap_err().0, "unknown_command");
-        assert_eq!(parse_text("/nope").unwrap_err().0, "unknown_command");
+        assert_eq!(parse_text("/who am i"), Ok(Request::Command("who am i".into())));
+        assert_eq!(parse_text("/nope"), Ok(Request::Command("nope".into())));
+        assert_eq!(parse_text("/x\u{202E}").unwrap_err().0, "control_characters");
         assert_eq!(
             parse_text("a\nSystem: fake").unwrap_err().0,
             "control_characters"

@@ -223,6 +223,11 @@ impl Server {
         // why: answers to pipelined requests may still be queued ahead of
         // the 101; a queue already over the limit starts its clock now.
         self.queued_to(id, now);
+        if first {
+            for observer in &mut self.observers {
+                observer.joined(&room, &user);
+            }
+        }
         if first && self.presence_on(&room) {
             self.broadcast(&room, Event::Join { user: &user }, now);
         }

@@ -60,6 +60,7 @@ mod inspect;
 mod limits;
 mod logfmt;
 mod metrics;
+mod observe;
 mod pipe;
 mod registry;
 mod requests;
@@ -72,6 +73,7 @@ mod websocket;
 pub use authenticate::{Authenticate, Identity, Verdict};
 pub use limits::AddrKey;
 pub use logfmt::quoted;
+pub use observe::{Observe, Publication, PublishError};
 pub use registry::ConnId;
 
 use std::collections::{HashMap, VecDeque};
@@ -182,6 +184,8 @@ pub struct Server {
     sessions: SessionStore,
     tickets: Tickets,
     authenticators: Vec<Box<dyn Authenticate>>,
+    /// An embedding program's observers, told of joins, leaves and lines.
+    observers: Vec<Box<dyn Observe>>,
     /// Every connection and every index over them.
     reg: Registry,
     actions: VecDeque<Action>,
@@ -254,6 +258,7 @@ impl Server {
             sessions,
             tickets: Tickets::new(limits.max_tickets),
             authenticators: Vec::new(),
+            observers: Vec::new(),
             reg: Registry::default(),
             actions: VecDeque::new(),
             dirty: Vec::new(),
@@ -281,6 +286,30 @@ impl Server {
     /// built-in checks on every upgrade.
     pub fn add_authenticator(&mut self, authenticator: Box<dyn Authenticate>) {
         self.authenticators.push(authenticator);
+    }
+
+    /// Adds an observer, told (in the order added) of joins, leaves and
+    /// chat lines, and asked about text-mode commands the server does not
+    /// know.
+    pub fn add_observer(&mut self, observer: Box<dyn Observe>) {
+        self.observers.push(observer);
+    }
+
+    /// An embedding program's line into a room, delivered to every member
+    /// as from `publication.from()` (in JSON mode with the room's next
+    /// `seq`). Observers are not told of it. Returns how many connections
+    /// it was queued to (0 for a room without members: nothing is kept).
+    pub fn handle_publish(&mut self, publication: &Publication, now: u64) -> usize {
+        let room = publication.room();
+        let members = self.reg.rooms().get(room).map_or(0, |r| r.members.len());
+        if members > 0 {
+            let event = chat::Event::Message {
+                from: publication.from(),
+                text: publication.text(),
+            };
+            self.broadcast(room, event, now);
+        }
+        members
     }
 
     /// The configuration.

@@ -142,7 +142,7 @@ impl Server {
                     ws.room.clone(),
                     std::sync::Arc::clone(ws.principal.user_shared()),
                 );
-                return self.broadcast(
+                self.broadcast(
                     &room,
                     Event::Message {
                         from: &user,
@@ -150,6 +150,26 @@ impl Server {
                     },
                     now,
                 );
+                if !self.observers.is_empty() {
+                    let seq = self.reg.rooms().get(&room).map_or(0, |r| r.seq);
+                    for observer in &mut self.observers {
+                        observer.message(&room, &user, &line, seq);
+                    }
+                }
+                return;
+            }
+            Ok(Request::Command(command)) => {
+                let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
+                let answer = self
+                    .observers
+                    .iter_mut()
+                    .find_map(|o| o.command(&room, &user, &command));
+                match answer {
+                    Some(text) if !text.chars().any(crate::auth::forbidden_in_line) => {
+                        Reply::Answer(text)
+                    }
+                    _ => Reply::Error("unknown_command", "unknown command"),
+                }
             }
             Ok(Request::Who) => {
                 let room = ws.room.clone();
@@ -448,6 +468,11 @@ impl Server {
         };
         if let Some(handle) = left.session {
             self.sessions.track_live(handle, false, now);
+        }
+        if left.last_of_user {
+            for observer in &mut self.observers {
+                observer.left(&left.room, &left.user);
+            }
         }
         if left.last_of_user && !self.shutting_down && self.presence_on(&left.room) {
             self.broadcast(&left.room, Event::Leave { user: &left.user }, now);
