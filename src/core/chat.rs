@@ -257,9 +257,15 @@ mod tests {
             Ok(Request::Refresh("a.b.c".into()))
         );
         assert_eq!(parse_text("/refresh").unwrap_err().0, "bad_message");
-        assert_eq!(parse_text("/who am i"), Ok(Request::Command("who am i".into())));
+        assert_eq!(
+            parse_text("/who am i"),
+            Ok(Request::Command("who am i".into()))
+        );
         assert_eq!(parse_text("/nope"), Ok(Request::Command("nope".into())));
-        assert_eq!(parse_text("/x\u{202E}").unwrap_err().0, "control_characters");
+        assert_eq!(
+            parse_text("/x\u{202E}").unwrap_err().0,
+            "control_characters"
+        );
         assert_eq!(
             parse_text("a\nSystem: fake").unwrap_err().0,
             "control_characters"

@@ -27,6 +27,7 @@ mod bystanders;
 mod chat;
 mod cli;
 mod common;
+mod embed;
 mod hardening;
 mod http;
 mod life;

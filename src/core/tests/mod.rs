@@ -6,6 +6,7 @@ use tungstenite::Message;
 
 use crate::testkit::{Harness, form_post, upgrade_request};
 
+mod embedding;
 mod flow;
 mod hardening;
 
