@@ -66,6 +66,11 @@ pub struct Config {
     pub echo: bool,
     /// What a user's connection past `max_conns_per_user` does.
     pub per_user_policy: PerUserPolicy,
+    /// Seeds the core's random generator (session ids, tickets). `None`
+    /// (the default): seeded by the operating system at start. A fixed
+    /// seed makes a run replay exactly (tests, fuzzing) — and makes its
+    /// session ids predictable, so never set it in production.
+    pub random_seed: Option<u64>,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -107,6 +112,7 @@ impl Default for Config {
             expiry_warning: Duration::from_secs(30),
             per_user_policy: PerUserPolicy::RejectNewest,
             echo: false,
+            random_seed: None,
             limits: Limits::default(),
         }
     }

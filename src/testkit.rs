@@ -250,6 +250,9 @@ impl Harness {
     pub fn new(adjust: impl FnOnce(&mut Config)) -> Harness {
         let mut config = Config {
             secrets: vec![SecretKey(SECRET.to_vec())],
+            // why: the same inputs give the same session ids and tickets,
+            // so a fuzz input replays exactly.
+            random_seed: Some(0x5eed),
             ..Config::default()
         };
         adjust(&mut config);

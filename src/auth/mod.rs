@@ -15,6 +15,7 @@
 pub mod jwt;
 pub mod names;
 pub mod password;
+pub mod secret_id;
 pub mod session;
 pub mod users;
 
@@ -181,6 +182,16 @@ impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.user)
     }
+}
+
+/// 32 bytes from the operating system, to seed a generator.
+///
+/// # Panics
+/// As [`random_bytes`].
+pub fn os_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    random_bytes(&mut seed);
+    seed
 }
 
 /// Fills `buf` with random bytes from the operating system.

@@ -11,9 +11,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::secret_id::{IdDigest, digest_of, new_secret_id};
 
 use super::{Credential, Principal};
 
@@ -55,7 +56,9 @@ pub enum SessionError {
 /// and no list is empty.
 #[derive(Debug)]
 pub struct SessionStore {
-    by_digest: HashMap<[u8; 32], SessionHandle>,
+    /// Where session ids come from.
+    rng: StdRng,
+    by_digest: HashMap<IdDigest, SessionHandle>,
     sessions: HashMap<SessionHandle, Session>,
     by_user: HashMap<Box<str>, VecDeque<SessionHandle>>,
     next: SessionHandle,
@@ -71,8 +74,11 @@ pub struct SessionStore {
 impl SessionStore {
     /// A store whose sessions live at most `ttl_ms`, expire after `idle_ms`
     /// without use, and of which one user holds at most `max_per_user`.
+    /// Session ids come from a generator seeded by the operating system
+    /// (see [`SessionStore::with_rng`]).
     pub fn new(ttl_ms: u64, idle_ms: u64, max_per_user: usize) -> Self {
         SessionStore {
+            rng: StdRng::from_seed(super::os_seed()),
             by_digest: HashMap::new(),
             sessions: HashMap::new(),
             by_user: HashMap::new(),
@@ -83,6 +89,13 @@ impl SessionStore {
             #[cfg(test)]
             examined: 0,
         }
+    }
+
+    /// Session ids from `rng` from now on (a seeded generator: the same
+    /// seed, the same ids; the server passes one derived from its own).
+    pub fn with_rng(mut self, rng: StdRng) -> Self {
+        self.rng = rng;
+        self
     }
 
     /// Starts a session for `user` and returns the cookie value to send,
@@ -124,10 +137,7 @@ impl SessionStore {
                 self.by_user.insert(user.into(), VecDeque::from([handle]));
             }
         }
-        let mut raw = [0u8; SESSION_ID_BYTES];
-        super::random_bytes(&mut raw);
-        let id = URL_SAFE_NO_PAD.encode(raw);
-        let digest = digest(id.as_bytes());
+        let (id, digest) = new_secret_id(&mut self.rng);
         self.by_digest.insert(digest, handle);
         self.sessions.insert(
             handle,
@@ -147,7 +157,7 @@ impl SessionStore {
     pub fn lookup(&mut self, id: &[u8], now: u64) -> Result<Principal, SessionError> {
         let handle = *self
             .by_digest
-            .get(&digest(id))
+            .get(&digest_of(id))
             .ok_or(SessionError::Unknown)?;
         if self.expired(handle, now) {
             return Err(SessionError::Expired);
@@ -179,7 +189,7 @@ impl SessionStore {
 
     /// The handle of a cookie value's session, live or not (for logout).
     pub fn handle_of(&self, id: &[u8]) -> Option<SessionHandle> {
-        self.by_digest.get(&digest(id)).copied()
+        self.by_digest.get(&digest_of(id)).copied()
     }
 
     /// Ends a session. True when it existed.
@@ -256,10 +266,6 @@ impl SessionStore {
             }
         }
     }
-}
-
-fn digest(id: &[u8]) -> [u8; 32] {
-    Sha256::digest(id).into()
 }
 
 #[cfg(test)]

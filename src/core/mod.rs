@@ -81,6 +81,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use log::{debug, info};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
 
@@ -248,15 +250,23 @@ impl Server {
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(limits.max_message_bytes))
             .max_frame_size(Some(limits.max_message_bytes));
+        // why: the core's randomness (session ids, tickets) comes from one
+        // generator seeded by the config or else by the OS, so that a test
+        // or a fuzz input with a fixed seed replays exactly.
+        let mut seed = match config.random_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_seed(crate::auth::os_seed()),
+        };
         let sessions = SessionStore::new(
             config.session_ttl.as_millis() as u64,
             config.session_idle.as_millis() as u64,
             limits.max_sessions_per_user,
-        );
+        )
+        .with_rng(StdRng::from_rng(&mut seed));
         Server {
             jwt,
             sessions,
-            tickets: Tickets::new(limits.max_tickets),
+            tickets: Tickets::new(limits.max_tickets, StdRng::from_rng(&mut seed)),
             authenticators: Vec::new(),
             observers: Vec::new(),
             reg: Registry::default(),

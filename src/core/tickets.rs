@@ -7,11 +7,10 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
+use rand::rngs::StdRng;
 
-use crate::auth::{Principal, random_bytes};
+use crate::auth::Principal;
+use crate::auth::secret_id::{IdDigest, digest_of, new_secret_id};
 
 /// A ticket's lifetime (PROTOCOL §1).
 pub const TICKET_TTL_MS: u64 = 30_000;
@@ -31,15 +30,18 @@ pub enum TicketRefusal {
 /// Unused tickets.
 #[derive(Debug)]
 pub struct Tickets {
-    map: HashMap<[u8; 32], (Principal, u64)>,
+    /// Where tickets come from (seeded by the server).
+    rng: StdRng,
+    map: HashMap<IdDigest, (Principal, u64)>,
     per_user: HashMap<String, usize>,
     max: usize,
 }
 
 impl Tickets {
-    /// At most `max` unused tickets at once.
-    pub fn new(max: usize) -> Tickets {
+    /// At most `max` unused tickets at once, drawn from `rng`.
+    pub fn new(max: usize, rng: StdRng) -> Tickets {
         Tickets {
+            rng,
             map: HashMap::new(),
             per_user: HashMap::new(),
             max,
@@ -67,19 +69,14 @@ impl Tickets {
             return Err(TicketRefusal::TooManyForUser);
         }
         *mine += 1;
-        let mut raw = [0u8; 32];
-        random_bytes(&mut raw);
-        let ticket = URL_SAFE_NO_PAD.encode(raw);
-        self.map.insert(
-            Sha256::digest(ticket.as_bytes()).into(),
-            (principal, now + TICKET_TTL_MS),
-        );
+        let (ticket, digest) = new_secret_id(&mut self.rng);
+        self.map.insert(digest, (principal, now + TICKET_TTL_MS));
         Ok(ticket)
     }
 
     /// Uses up a ticket: its principal, if it exists and has not expired.
     pub fn redeem(&mut self, ticket: &str, now: u64) -> Option<Principal> {
-        let digest: [u8; 32] = Sha256::digest(ticket.as_bytes()).into();
+        let digest = digest_of(ticket.as_bytes());
         let (principal, expires) = self.map.remove(&digest)?;
         self.release(principal.user());
         (now < expires).then_some(principal)
