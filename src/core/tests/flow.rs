@@ -1,7 +1,9 @@
-//! Flow control on a virtual clock: bursts are not slowness, draining is
-//! judged after writes, the hard ceiling, the queue budget (backpressure),
-//! the HTTP answers' own cap, and fragments charged against the message
-//! limit.
+//! Flow control on a virtual clock: slow consumers closed `1013` while
+//! every reader still gets every line, bursts are not slowness, draining
+//! is judged after writes, the hard ceiling, the queue budget
+//! (backpressure), a connection over its own limit not read (pings and
+//! pipelined requests from a peer that does not read), the HTTP answers'
+//! own cap, and fragments charged against the message limit.
 
 use std::time::Duration;
 
@@ -29,6 +31,59 @@ fn numbers(texts: &[String], from: &str) -> Vec<usize> {
 fn small_queues(c: &mut crate::config::Config) {
     c.limits.max_queue_bytes = 4 * 1024;
     c.limits.message_rate = None;
+}
+
+#[test]
+fn slow_consumer_is_closed_1013_and_nobody_else_loses_a_line() {
+    let mut h = Harness::new(|c| c.limits.max_queue_bytes = 16 * 1024);
+    let slow = h.open("slow");
+    let fast = h.open("fast");
+    let talker = h.open("talker");
+    h.texts(fast);
+    h.stall(slow, true);
+    let line = "y".repeat(1000);
+    for _ in 0..40 {
+        h.say(talker, &line);
+    }
+    // Over the limit, but not yet judged: the clock runs.
+    assert!(h.server.is_websocket(slow));
+    h.advance(4_999);
+    assert!(h.server.is_websocket(slow));
+    h.advance(1);
+    assert!(!h.server.is_websocket(slow), "closed once 5 s passed");
+    // Its unsent messages went with it.
+    assert!(h.server.queued(slow) < 200, "{}", h.server.queued(slow));
+    let got = h.texts(fast);
+    let lines = got
+        .iter()
+        .filter(|t| **t == format!("talker: {line}"))
+        .count();
+    assert_eq!(lines, 40, "every line reached the reading client");
+    let left: Vec<_> = got.iter().filter(|t| !t.starts_with("talker: ")).collect();
+    assert_eq!(left, vec!["System: slow has left the chat"]);
+    // The slow one gets the close frame once it reads.
+    h.stall(slow, false);
+    let msgs = h.messages(slow);
+    assert!(matches!(msgs.last(), Some(Message::Close(Some(f))) if u16::from(f.code) == 1013));
+}
+
+#[test]
+fn a_stalled_slow_consumer_is_dropped_after_the_close_timeout() {
+    let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4 * 1024);
+    let slow = h.open("slow");
+    let talker = h.open("talker");
+    h.stall(slow, true);
+    for _ in 0..10 {
+        h.say(talker, &"z".repeat(1000));
+    }
+    assert!(!h.peer(slow).dropped);
+    // 5 s to the slow-consumer verdict, 5 s more for the close frame.
+    h.advance(5_000);
+    assert!(!h.server.is_websocket(slow));
+    assert!(!h.peer(slow).dropped);
+    h.advance(5_000);
+    assert!(h.peer(slow).dropped);
+    assert_eq!(h.server.connections(), 1);
 }
 
 #[test]
@@ -185,6 +240,32 @@ fn a_connection_whose_own_queue_is_over_the_limit_is_not_read() {
 }
 
 #[test]
+fn a_ping_flood_from_a_non_reader_is_closed_1013() {
+    let mut h = Harness::new(|c| c.limits.max_queue_bytes = 8 * 1024);
+    let a = h.open("alice");
+    let b = h.open("bob");
+    h.stall(a, true);
+    for _ in 0..200 {
+        h.ws_send(a, Message::Ping(vec![0; 125].into()));
+    }
+    // Its input waits while its own queue is over the limit: the pongs
+    // stop there (plus one read's worth).
+    assert!(h.server.queued(a) < 8 * 1024 + 16 * 1024 + 256);
+    assert!(h.server.is_websocket(a));
+    h.say(b, "still here");
+    assert_eq!(h.texts(b).last().unwrap(), "bob: still here");
+    assert_eq!(h.server.paused_inputs(), 1, "its input waits");
+    h.advance(5_000);
+    assert!(!h.server.is_websocket(a));
+    // Closing, it is read again (and its input discarded), so that its
+    // end of stream is seen.
+    assert_eq!(h.server.paused_inputs(), 0);
+    h.server.check_consistency().unwrap();
+    h.stall(a, false);
+    assert_eq!(h.close_frame(a).map(|f| f.0), Some(1013));
+}
+
+#[test]
 fn http_answers_have_their_own_small_cap() {
     let mut h = Harness::new(|c| c.limits.max_queue_bytes = 8 * 1024 * 1024);
     let id = h.connect();
@@ -208,6 +289,55 @@ fn http_answers_have_their_own_small_cap() {
         answered += 1;
     }
     assert_eq!(answered, 5_000);
+}
+
+#[test]
+fn pipelining_without_reading_is_bounded() {
+    let mut h = Harness::default();
+    let id = h.connect();
+    h.stall(id, true);
+    let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
+    h.send(id, &req);
+    let queued = h.server.queued(id);
+    let cap = h.server.config().limits.max_http_queue_bytes;
+    assert!(cap <= 256 * 1024);
+    assert!(queued < cap + 8192, "answers stop at their cap: {queued}");
+    // Keep sending without reading: the input stays unread (in the
+    // kernel), nothing more is answered or buffered.
+    for _ in 0..20 {
+        h.send(id, &req);
+    }
+    assert_eq!(h.server.queued(id), queued);
+    assert!(h.server.paused_inputs() == 1);
+    // Never read: the keep-alive deadline ends it.
+    h.advance(10_000);
+    assert!(h.peer(id).dropped);
+}
+
+#[test]
+fn sixty_non_readers_pipelining_metrics_pin_little_memory() {
+    let mut h = Harness::default();
+    let req = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    for _ in 0..60 {
+        let id = h.connect();
+        h.stall(id, true);
+        h.send(id, &req);
+    }
+    let total = h.server.queued_total();
+    // Was 64 MiB (60 x the 1 MiB WebSocket cap).
+    assert!(total < 60 * (64 * 1024 + 8192), "{total}");
+}
+
+#[test]
+fn pipelined_answers_resume_as_the_peer_reads() {
+    let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4 * 1024);
+    let id = h.connect();
+    h.stall(id, true);
+    h.send(id, &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200));
+    h.stall(id, false);
+    for _ in 0..200 {
+        assert_eq!(h.response(id).expect("all 200 answered").status, 200);
+    }
 }
 
 #[test]
