@@ -31,7 +31,8 @@
 //!
 //! Peers are strangers until a credential checks out: nothing a peer sends
 //! before that can create a WebSocket ([`core`] only opens one for an
-//! [`auth::Principal`], which only the verifiers build), allocate beyond the
+//! [`auth::Principal`], which only the verifiers build, and the core for an
+//! embedding program's [`core::Authenticate`] verdict), allocate beyond the
 //! documented limits ([`config::Limits`]), or stall other connections.
 //! Tokens, passwords and session ids never reach a log line or a response
 //! body; secrets are compared in constant time.

@@ -1,4 +1,5 @@
-//! The shell: the only module that names mio, `std::net` or the clock.
+//! The shell: the only module that names mio, touches a socket or reads
+//! the clock (the core carries `std::net::SocketAddr` values, nothing more).
 //!
 //! It moves bytes between sockets and the core, following mio's readiness
 //! contract (edge-triggered: after an event, read or write until

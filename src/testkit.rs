@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
@@ -23,6 +23,7 @@ use tungstenite::{Error, Message};
 use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::users::Users;
 use crate::config::{Config, SecretKey};
+use crate::core::pipe::Pipe;
 use crate::core::{Accept, Action, ConnId, Server};
 
 /// The most bytes handed to the core in one `handle_bytes`, like the real
@@ -187,35 +188,6 @@ pub struct Peer {
     client: Option<WebSocketContext>,
     /// Messages read by the client and not yet taken by the test.
     inbox: Vec<Message>,
-}
-
-/// The in-memory stream for the client contexts.
-struct Mem<'a> {
-    input: &'a [u8],
-    pos: usize,
-    out: &'a mut Vec<u8>,
-}
-
-impl Read for Mem<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.input.len() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.input.len() - self.pos);
-        buf[..n].copy_from_slice(&self.input[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Write for Mem<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The core, a virtual clock and the peers.
@@ -474,14 +446,15 @@ impl Harness {
         let Some(client) = peer.client.as_mut() else {
             return replies;
         };
-        let input = std::mem::take(&mut peer.received);
-        let mut mem = Mem {
-            input: &input,
-            pos: 0,
+        let received = std::mem::take(&mut peer.received);
+        let mut input: &[u8] = &received;
+        // The core's own in-memory stream, writing to a plain vector.
+        let mut pipe = Pipe {
+            input: &mut input,
             out: &mut replies,
         };
         loop {
-            match client.read(&mut mem) {
+            match client.read(&mut pipe) {
                 Ok(m) => peer.inbox.push(m),
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => break,
@@ -538,13 +511,13 @@ impl Harness {
     pub fn ws_send(&mut self, id: ConnId, message: Message) {
         let mut out = Vec::new();
         let client = self.peer(id).client.as_mut().expect("an open WebSocket");
-        let mut mem = Mem {
-            input: &[],
-            pos: 0,
+        let mut input: &[u8] = &[];
+        let mut pipe = Pipe {
+            input: &mut input,
             out: &mut out,
         };
-        client.write(&mut mem, message).expect("client write");
-        client.flush(&mut mem).expect("client flush");
+        client.write(&mut pipe, message).expect("client write");
+        client.flush(&mut pipe).expect("client flush");
         self.send(id, &out);
     }
 

@@ -7,7 +7,8 @@
 //! - [`names`]: what a user name may hold, and the reserved names.
 //!
 //! The one output of this module that matters is a [`Principal`]: a value
-//! that only the verifiers here can build. A connection cannot become a
+//! that only the verifiers here can build (and the core, for an embedding
+//! program's own authenticator's verdict). A connection cannot become a
 //! WebSocket without one, so skipping authentication does not compile.
 //!
 //! This module depends on nothing else inside the crate.

@@ -162,11 +162,11 @@ pub fn parse_json(raw: &str) -> Result<Request, Refusal> {
     }
 }
 
-/// A chat line may not hold control characters other than tab, line
-/// separators or bidirectional controls (a right-to-left override could make
-/// a line read as someone else's): a newline
-/// would let a sender print a second line that looks like another user's,
-/// or like `System:`.
+/// A chat line may hold no control character but tab, no line or
+/// paragraph separator and no bidirectional control: a newline would let a
+/// sender print a second line that looks like another user's, or like
+/// `System:`, and a right-to-left override could make a line read as
+/// someone else's. (Zero-width joiners, which emoji need, are allowed.)
 fn check_line(line: &str) -> Result<(), Refusal> {
     if line.chars().any(crate::auth::forbidden_in_line) {
         return Err(("control_characters", "control characters are not allowed"));

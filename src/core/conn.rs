@@ -12,7 +12,8 @@
 //! ```
 //!
 //! A connection can only reach `Ws` through [`Ws::new`], which takes a
-//! [`Principal`] (only the verifiers in `auth` build one) and which only
+//! [`Principal`] (only the verifiers in `auth` build one, and the core for
+//! an embedding program's authenticator) and which only
 //! [`super::registry::Registry::open`] calls, so that an open WebSocket is
 //! always listed in its room and under its user.
 

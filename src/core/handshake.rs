@@ -4,18 +4,18 @@
 use std::sync::Arc;
 
 use log::{debug, info};
-use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::authenticate::Verdict;
 use super::chat::Event;
 use super::conn::{At, Purpose};
+use super::ending::Ending;
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
-use crate::http::Request;
 use crate::http::upgrade::{self, Carrier, Mode, Reject, Upgrade};
+use crate::http::{Request, Response};
 
 impl Server {
     /// A request to `/ws`: validate, authenticate, and open or refuse.
@@ -152,27 +152,21 @@ impl Server {
                 }
                 PerUserPolicy::EvictOldest => {
                     if let Some(&oldest) = self.reg.of_user(&user).first() {
-                        self.close_ws(
-                            oldest,
-                            CloseCode::from(4409),
-                            "replaced by a newer connection",
-                            now,
-                        );
+                        self.close_ws(oldest, Ending::Replaced, now);
                     }
                 }
             }
         }
         let protocol = match upgrade.mode {
-            Mode::Json => format!("Sec-WebSocket-Protocol: {}\r\n", upgrade::JSON_PROTOCOL),
-            Mode::Text => String::new(),
+            Mode::Json => Some(upgrade::JSON_PROTOCOL),
+            Mode::Text => None,
         };
         let conn = &mut self.reg[id];
-        let head = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n{protocol}\r\n",
-            upgrade.accept
+        Response::switching_protocols(&upgrade.accept, protocol).write_to(
+            conn.out.tail(),
+            true,
+            false,
         );
-        conn.out.push(head.as_bytes());
         conn.out.begin_frames();
         info!(
             "open user={} peer={} room={} mode={} carrier={kind}",

@@ -53,6 +53,7 @@
 mod authenticate;
 mod chat;
 mod conn;
+mod ending;
 mod fragments;
 mod handshake;
 #[cfg(any(test, fuzzing))]
@@ -61,7 +62,7 @@ mod limits;
 mod logfmt;
 mod metrics;
 mod observe;
-mod pipe;
+pub(crate) mod pipe;
 mod registry;
 mod requests;
 mod rooms;
@@ -84,7 +85,6 @@ use log::{debug, info};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::session::SessionStore;
@@ -563,7 +563,7 @@ impl Server {
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL_MS;
             for handle in self.sessions.sweep(now) {
-                self.close_session_sockets(handle, 4401, "session expired", now);
+                self.close_session_sockets(handle, ending::Ending::SessionExpired, now);
             }
             self.tickets.sweep(now);
             self.upgrade_ips.sweep(now);
@@ -650,7 +650,7 @@ impl Server {
         let ids = self.reg.ids();
         for id in ids {
             match self.reg[id].phase {
-                Phase::Ws(_) => self.close_ws(id, CloseCode::Away, "server shutting down", now),
+                Phase::Ws(_) => self.close_ws(id, ending::Ending::ShuttingDown, now),
                 Phase::Http { .. } => self.begin_closing(id, now),
                 Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => {}
             }
@@ -771,15 +771,7 @@ impl Server {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
-        let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
-        info!(
-            "refused peer={} status={} reason=\"{}\" target={}{carrier}",
-            conn.peer,
-            rej.status(),
-            rej.reason(),
-            quoted(target)
-        );
-        self.metrics.refused(rej.status(), rej.reason());
+        self.log_refusal(conn.peer, rej, target, carrier);
         self.respond(id, &rej.response(), false, false, now);
     }
 

@@ -5,6 +5,9 @@
 //! just read off the socket, writes append to the connection's outgoing
 //! queue. So a pong or a close reply that tungstenite emits lands in the
 //! same ordered queue as broadcasts, and nothing here ever blocks.
+//!
+//! The same [`Pipe`], writing to a plain `Vec<u8>` instead (any [`Sink`]),
+//! is the stream of the test kit's simulated WebSocket clients.
 
 use std::io::{self, Read, Write};
 
@@ -157,15 +160,34 @@ fn frame_len(bytes: &[u8]) -> Option<usize> {
     usize::try_from(payload).ok()?.checked_add(header + mask)
 }
 
-/// Input bytes on one side, the outgoing queue on the other.
-pub struct Pipe<'a, 'b> {
+/// Where a [`Pipe`]'s writes go: appending never fails and never blocks.
+pub trait Sink {
+    /// Appends `bytes`.
+    fn append(&mut self, bytes: &[u8]);
+}
+
+impl Sink for OutQueue {
+    fn append(&mut self, bytes: &[u8]) {
+        self.push(bytes);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn append(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Input bytes on one side, the outgoing queue (or another [`Sink`]) on
+/// the other.
+pub struct Pipe<'a, 'b, O: Sink = OutQueue> {
     /// Unread input; reads advance it.
     pub input: &'a mut &'b [u8],
     /// Where writes go.
-    pub out: &'a mut OutQueue,
+    pub out: &'a mut O,
 }
 
-impl Read for Pipe<'_, '_> {
+impl<O: Sink> Read for Pipe<'_, '_, O> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.input.is_empty() {
             // why: "no more bytes for now", never end of stream; the shell
@@ -179,9 +201,9 @@ impl Read for Pipe<'_, '_> {
     }
 }
 
-impl Write for Pipe<'_, '_> {
+impl<O: Sink> Write for Pipe<'_, '_, O> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.push(buf);
+        self.out.append(buf);
         Ok(buf.len())
     }
 
@@ -290,5 +312,19 @@ mod tests {
         );
         pipe.write_all(b"xy").unwrap();
         assert_eq!(out.pending(), b"xy");
+        // The same stream over a plain vector.
+        let mut input: &[u8] = b"z";
+        let mut out = Vec::new();
+        let mut pipe = Pipe {
+            input: &mut input,
+            out: &mut out,
+        };
+        assert_eq!(pipe.read(&mut buf).unwrap(), 1);
+        assert_eq!(
+            pipe.read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        pipe.write_all(b"xy").unwrap();
+        assert_eq!(out, b"xy");
     }
 }

@@ -13,6 +13,7 @@ use super::tickets::TicketRefusal;
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
+use crate::http::response::session_cookie;
 use crate::http::upgrade::{self, Reject, UpgradePolicy};
 use crate::http::{self as http, BodyLengthError, Method, Request, Response};
 
@@ -87,7 +88,7 @@ impl Server {
             if buf.len() < head_len + body_len {
                 if !*sent_continue && req.has_token("expect", "100-continue") {
                     *sent_continue = true;
-                    conn.out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    Response::continue_100().write_to(conn.out.tail(), true, false);
                     self.queue_changed(id, now);
                 }
                 return;
@@ -148,12 +149,9 @@ impl Server {
                         );
                     }
                     Err(detail) => {
-                        info!(
-                            "refused peer={peer} status=400 target={} reason=\"{detail}\"",
-                            quoted(&req.path)
-                        );
-                        self.metrics.refused(400, detail);
-                        Response::detail(400, detail)
+                        let rej = Reject::BadRequest(detail);
+                        self.log_refusal(peer, rej, &req.path, None);
+                        rej.response()
                     }
                 }
             }
@@ -179,13 +177,31 @@ impl Server {
 
     /// The `403` for a state-changing request from a foreign origin.
     fn refused_cross_site(&mut self, req: &Request, peer: SocketAddr) -> Response {
-        const REASON: &str = "origin not allowed";
+        let rej = Reject::Forbidden("origin not allowed");
+        self.log_refusal(peer, rej, &req.path, None);
+        rej.response()
+    }
+
+    /// Logs a refused request and counts it in `/metrics`: the one place
+    /// that writes the `refused` line, `refused peer=… status=…
+    /// reason="…" target=…` (the target [`quoted`]: a peer chose it), with
+    /// ` carrier=KIND` when the credential's kind is known. The caller
+    /// sends the answer ([`Reject::response`]).
+    pub(super) fn log_refusal(
+        &mut self,
+        peer: SocketAddr,
+        rej: Reject,
+        target: &str,
+        carrier: Option<&str>,
+    ) {
+        let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
         info!(
-            "refused peer={peer} status=403 target={} reason=\"{REASON}\"",
-            quoted(&req.path)
+            "refused peer={peer} status={} reason=\"{}\" target={}{carrier}",
+            rej.status(),
+            rej.reason(),
+            quoted(target)
         );
-        self.metrics.refused(403, REASON);
-        Response::detail(403, REASON)
+        self.metrics.refused(rej.status(), rej.reason());
     }
 
     /// What the upgrade checks need to know of the configuration.
@@ -232,25 +248,15 @@ impl Server {
             None
         };
         if let Some(rej) = refusal {
-            info!(
-                "refused peer={peer} status={} reason=\"{}\"",
-                rej.status(),
-                rej.reason()
-            );
-            self.metrics.refused(rej.status(), rej.reason());
-            return Some(match purpose {
-                // The upgrade's refusals carry the upgrade's headers.
-                Purpose::Upgrade(_) => rej.response(),
-                _ => {
-                    let r = Response::detail(rej.status(), rej.reason());
-                    match rej {
-                        Reject::TooMany(_, s) | Reject::Unavailable(_, s) => {
-                            r.header("Retry-After", s.to_string())
-                        }
-                        _ => r,
-                    }
+            let (target, carrier) = match &purpose {
+                Purpose::Token => ("/token".to_string(), None),
+                Purpose::Login => ("/login".to_string(), None),
+                Purpose::Upgrade(upgrade) => {
+                    (format!("/ws?room={}", upgrade.room), Some("password"))
                 }
-            });
+            };
+            self.log_refusal(peer, rej, &target, carrier);
+            return Some(rej.response());
         }
         let job = self.next_job;
         self.next_job += 1;
@@ -304,24 +310,18 @@ impl Server {
     pub(super) fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: u64) -> Response {
         let (id, _handle, evicted) = self.sessions.create(user.name(), user.role(), now);
         for old in evicted {
-            self.close_session_sockets(old, 4401, "session expired", now);
+            self.close_session_sockets(old, super::ending::Ending::SessionExpired, now);
         }
         info!("login user={} peer={peer}", quoted(user.name()));
-        let cookie = format!(
-            "{}={id};{} HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-            self.config.cookie_name(),
-            self.secure_attr(),
-            self.sessions.max_age_secs()
-        );
-        Response::empty(204).header("Set-Cookie", cookie)
+        let max_age = self.sessions.max_age_secs();
+        Response::empty(204).header("Set-Cookie", self.cookie(&id, max_age))
     }
 
-    fn secure_attr(&self) -> &'static str {
-        if self.config.insecure_cookie {
-            ""
-        } else {
-            " Secure;"
-        }
+    /// The `Set-Cookie` value that sets (or, empty with `max_age` 0,
+    /// clears) the session cookie.
+    fn cookie(&self, value: &str, max_age: u64) -> String {
+        let (name, secure) = (self.config.cookie_name(), !self.config.insecure_cookie);
+        session_cookie(name, value, secure, max_age)
     }
 
     /// `POST /logout`: end the session and close its sockets `4403`.
@@ -335,16 +335,10 @@ impl Server {
             if let Some(handle) = self.sessions.handle_of(&cookie) {
                 self.sessions.remove(handle);
                 info!("logout peer={peer}");
-                self.close_session_sockets(handle, 4403, "logged out", now);
+                self.close_session_sockets(handle, super::ending::Ending::LoggedOut, now);
             }
         }
-        Response::empty(204).header(
-            "Set-Cookie",
-            format!(
-                "{name}=;{} HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-                self.secure_attr()
-            ),
-        )
+        Response::empty(204).header("Set-Cookie", self.cookie("", 0))
     }
 
     /// `POST /ws-ticket`: a single-use ticket for the session (with an
@@ -354,22 +348,20 @@ impl Server {
             Response::detail(401, reason)
                 .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
         };
-        let principal = match req.header("authorization") {
-            Err(()) => return Response::detail(400, "more than one credential"),
-            Ok(Some(value)) => {
-                let Some(token) = value
-                    .split_once(' ')
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, t)| t.trim())
-                else {
-                    return unauthorized("unsupported authorization scheme");
+        let mut authz = req.header_values("authorization");
+        let principal = match (authz.next(), authz.next()) {
+            (Some(_), Some(_)) => return Response::detail(400, "more than one credential"),
+            (Some(value), None) => {
+                let token = match upgrade::bearer_token(value) {
+                    Ok(token) => token,
+                    Err(rej) => return unauthorized(rej.reason()),
                 };
                 match self.jwt.verify(token, now) {
                     Ok(claims) => claims.into_principal(),
                     Err(e) => return unauthorized(e.public_reason()),
                 }
             }
-            Ok(None) => {
+            (None, _) => {
                 let cookies = cookie_values(req.header_values("cookie"), self.config.cookie_name());
                 let [sid] = cookies.as_slice() else {
                     return match cookies.len() {
@@ -428,5 +420,88 @@ fn read_login_form(req: &Request, body: &[u8]) -> Result<(String, String), &'sta
     match (form.get("username"), form.get("password")) {
         (Some(u), Some(p)) if !u.is_empty() => Ok((u.to_string(), p.to_string())),
         _ => Err("username and password are required"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::{
+        Harness, capture_logs, form_post, stop_capturing_logs, take_log_lines, upgrade_request,
+    };
+
+    /// The `refused` lines logged while `f` runs; `None` when another
+    /// logger was installed first.
+    fn refusals(h: &mut Harness, f: impl FnOnce(&mut Harness)) -> Option<Vec<String>> {
+        if !capture_logs() {
+            return None;
+        }
+        take_log_lines();
+        f(h);
+        let lines = take_log_lines();
+        stop_capturing_logs();
+        Some(
+            lines
+                .into_iter()
+                .filter(|l| l.starts_with("refused "))
+                .collect(),
+        )
+    }
+
+    /// Every refusal, whichever path refused it, is one line of the same
+    /// shape: `refused peer=… status=… reason="…" target="…"`.
+    #[test]
+    fn every_refusal_logs_one_line_of_one_shape() {
+        let mut h = Harness::new(|c| c.allow_password_auth = true);
+        h.hold_passwords = true;
+        let Some(lines) = refusals(&mut h, |h| {
+            // The login form (400), a foreign origin (403), `Server::refuse`.
+            h.request(&form_post("/login", "username="));
+            let cross = form_post("/login", "username=alice&password=wonderland").replacen(
+                "\r\n",
+                "\r\nOrigin: https://evil.example\r\n",
+                1,
+            );
+            h.request(&cross);
+            h.request(&upgrade_request("/ws?room=dev", ""));
+            // Password checks past the per-address limit (429), from a
+            // form and from an upgrade.
+            for _ in 0..4 {
+                let id = h.connect();
+                h.send(id, form_post("/token", "username=a&password=b").as_bytes());
+            }
+            h.request(&form_post("/token", "username=a&password=b"));
+            h.request(&upgrade_request("/ws?room=dev&username=a&password=b", ""));
+        }) else {
+            return;
+        };
+        let shapes: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let (_, rest) = l.split_once(" status=").expect(l);
+                format!("status={rest}")
+            })
+            .collect();
+        assert_eq!(
+            shapes,
+            [
+                "status=400 reason=\"username and password are required\" target=\"/login\"",
+                "status=403 reason=\"origin not allowed\" target=\"/login\"",
+                "status=401 reason=\"missing credentials\" target=\"/ws?room=dev\"",
+                "status=429 reason=\"too many logins in progress\" target=\"/token\"",
+                "status=429 reason=\"too many logins in progress\" target=\"/ws?room=dev\" \
+                 carrier=password",
+            ]
+        );
+        for line in &lines {
+            assert!(line.starts_with("refused peer=127.0.0.1:"), "{line}");
+        }
+        let metrics = h.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").1.body;
+        for series in [
+            "{status=\"400\",reason=\"username and password are required\"} 1\n",
+            "{status=\"403\",reason=\"origin not allowed\"} 1\n",
+            "{status=\"429\",reason=\"too many logins in progress\"} 2\n",
+        ] {
+            assert!(metrics.contains(series), "{series} in\n{metrics}");
+        }
     }
 }

@@ -4,10 +4,11 @@
 use log::info;
 use tungstenite::Message;
 use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::frame::coding::{CloseCode, Data};
+use tungstenite::protocol::frame::coding::Data;
 
 use super::chat::{self, Event, Reply, Request};
 use super::conn::{Conn, Phase};
+use super::ending::Ending;
 use super::logfmt::quoted;
 use super::pipe::Pipe;
 use super::{ConnId, Server};
@@ -57,12 +58,7 @@ impl Server {
                 }
                 Ok(Message::Text(text)) => self.on_text(id, text.as_str(), now),
                 Ok(Message::Binary(_)) => {
-                    return self.close_ws(
-                        id,
-                        CloseCode::Unsupported,
-                        "binary frames not accepted",
-                        now,
-                    );
+                    return self.close_ws(id, Ending::Binary, now);
                 }
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
@@ -74,18 +70,18 @@ impl Server {
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
                 Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if too_big {
-                        self.close_ws(id, CloseCode::Size, "message too big", now);
+                        self.close_ws(id, Ending::TooBig, now);
                     }
                     return;
                 }
                 Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
                 Err(E::Capacity(_)) => {
-                    return self.close_ws(id, CloseCode::Size, "message too big", now);
+                    return self.close_ws(id, Ending::TooBig, now);
                 }
                 Err(E::Utf8(_)) => {
-                    return self.close_ws(id, CloseCode::Invalid, "invalid utf-8", now);
+                    return self.close_ws(id, Ending::InvalidUtf8, now);
                 }
-                Err(_) => return self.close_ws(id, CloseCode::Protocol, "protocol error", now),
+                Err(_) => return self.close_ws(id, Ending::ProtocolError, now),
             }
         }
     }
@@ -123,7 +119,7 @@ impl Server {
         if limited {
             ws.strikes += 1;
             if ws.strikes >= MAX_STRIKES {
-                return self.close_ws(id, CloseCode::from(4429), "message rate exceeded", now);
+                return self.close_ws(id, Ending::RateExceeded, now);
             }
             let reply = Reply::Error("rate_limited", "rate limit exceeded").render(mode);
             return self.send_to(id, &reply, now);
@@ -247,14 +243,14 @@ impl Server {
             ws.last_seen = now;
         }
         if now >= ws.last_seen.saturating_add(2 * interval) {
-            return self.close_ws(id, CloseCode::Away, "ping timeout", now);
+            return self.close_ws(id, Ending::PingTimeout, now);
         }
         if ws.expires.is_some_and(|e| now >= e.get()) {
-            let reason = match ws.principal.credential() {
-                Credential::Session { .. } => "session expired",
-                _ => "token expired",
+            let ending = match ws.principal.credential() {
+                Credential::Session { .. } => Ending::SessionExpired,
+                _ => Ending::TokenExpired,
             };
-            return self.close_ws(id, CloseCode::from(4401), reason, now);
+            return self.close_ws(id, ending, now);
         }
         let mut warning = None;
         if ws.warn_at.is_some_and(|w| now >= w.get()) {
@@ -326,7 +322,7 @@ impl Server {
         if let Some(conn) = self.reg.get_mut(id) {
             conn.out.drop_unsent_frames();
         }
-        self.close_ws(id, CloseCode::Again, "slow consumer", now);
+        self.close_ws(id, Ending::SlowConsumer, now);
     }
 
     /// Sets the deadline of WebSocket `id` to the earliest of its timers:
@@ -412,7 +408,7 @@ impl Server {
 
     /// The server ends a WebSocket: a close frame with `code` after what is
     /// already queued, out of the room at once, then flush and hang up.
-    pub(super) fn close_ws(&mut self, id: ConnId, code: CloseCode, reason: &'static str, now: u64) {
+    pub(super) fn close_ws(&mut self, id: ConnId, ending: Ending, now: u64) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -420,20 +416,21 @@ impl Server {
             return;
         };
         info!(
-            "close user={} peer={} code={} reason=\"{reason}\"",
+            "close user={} peer={} code={} reason=\"{}\"",
             quoted(ws.principal.user()),
             conn.peer,
-            u16::from(code)
+            ending.code(),
+            ending.reason()
         );
-        self.metrics.closed(u16::from(code));
+        self.metrics.closed(ending.code());
         let mut input: &[u8] = &[];
         let mut pipe = Pipe {
             input: &mut input,
             out: &mut conn.out,
         };
         let frame = CloseFrame {
-            code,
-            reason: reason.into(),
+            code: ending.close_code(),
+            reason: ending.reason().into(),
         };
         // An error here means the close handshake already happened.
         let _ = ws.ctx.close(&mut pipe, Some(frame));
@@ -494,12 +491,11 @@ impl Server {
     pub(super) fn close_session_sockets(
         &mut self,
         handle: SessionHandle,
-        code: u16,
-        reason: &'static str,
+        ending: Ending,
         now: u64,
     ) {
         for id in self.reg.of_session(handle) {
-            self.close_ws(id, CloseCode::from(code), reason, now);
+            self.close_ws(id, ending, now);
         }
     }
 }

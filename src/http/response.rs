@@ -1,6 +1,12 @@
-//! HTTP responses: every one carries `Content-Length` and
-//! `Cache-Control: no-store` (several hold credentials, and none is worth
-//! caching), and says whether the connection stays open.
+//! HTTP responses, and the one place they are serialised
+//! ([`Response::write_to`]).
+//!
+//! Every final response carries `Content-Length` and `Cache-Control:
+//! no-store` (several hold credentials, and none is worth caching), and
+//! says whether the connection stays open. An interim (`1xx`) response,
+//! [`Response::continue_100`] or [`Response::switching_protocols`], is a
+//! head alone: its status line and its own headers, nothing added (RFC
+//! 9110 §15.2).
 
 use serde_json::json;
 
@@ -57,14 +63,48 @@ impl Response {
         self
     }
 
+    /// `100 Continue`: the client may send the body it announced with
+    /// `Expect: 100-continue`.
+    pub fn continue_100() -> Response {
+        Response::empty(100)
+    }
+
+    /// The `101` that opens a WebSocket (RFC 6455 §4.2.2): `accept` is the
+    /// `Sec-WebSocket-Accept` value, `protocol` the subprotocol chosen, if
+    /// any.
+    pub fn switching_protocols(accept: &str, protocol: Option<&str>) -> Response {
+        let response = Response::empty(101)
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Accept", accept);
+        match protocol {
+            Some(p) => response.header("Sec-WebSocket-Protocol", p),
+            None => response,
+        }
+    }
+
+    /// True for an interim (`1xx`) response: a head without content.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status)
+    }
+
     /// Serialises the response onto `out`. With `keep_alive` false it says
     /// `Connection: close`. A `HEAD` request gets the headers only.
+    ///
+    /// An interim (`1xx`) response is written as its status line and its
+    /// own headers only: no `Content-Length`, `Cache-Control` or
+    /// `Connection: close`, whatever `keep_alive` and `head_only` say (what
+    /// follows it is the final response, or the WebSocket).
     pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
         use std::io::Write;
         // Writes to a Vec cannot fail.
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
             let _ = write!(out, "{name}: {value}\r\n");
+        }
+        if self.is_interim() {
+            out.extend_from_slice(b"\r\n");
+            return;
         }
         let _ = write!(
             out,
@@ -79,6 +119,14 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// The `Set-Cookie` value of the session cookie `name` (PROTOCOL §1):
+/// `HttpOnly`, `SameSite=Strict`, `Path=/`, `Secure` when `secure`, and
+/// `Max-Age=max_age_secs`. Logout sends an empty `value` with `Max-Age=0`.
+pub fn session_cookie(name: &str, value: &str, secure: bool, max_age_secs: u64) -> String {
+    let secure = if secure { " Secure;" } else { "" };
+    format!("{name}={value};{secure} HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}")
 }
 
 /// The reason phrase for the statuses this server sends.
@@ -122,6 +170,52 @@ mod tests {
         assert!(text.contains("Cache-Control: no-store\r\n"));
         assert!(text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\n{\"detail\":\"invalid token\"}"));
+    }
+
+    #[test]
+    fn interim_responses_are_a_head_alone() {
+        let bytes = |r: Response, keep_alive, head_only| {
+            let mut out = Vec::new();
+            r.write_to(&mut out, keep_alive, head_only);
+            String::from_utf8(out).unwrap()
+        };
+        for (keep_alive, head_only) in [(true, false), (false, false), (false, true)] {
+            assert_eq!(
+                bytes(Response::continue_100(), keep_alive, head_only),
+                "HTTP/1.1 100 Continue\r\n\r\n"
+            );
+            assert_eq!(
+                bytes(
+                    Response::switching_protocols("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None),
+                    keep_alive,
+                    head_only
+                ),
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+            );
+        }
+        assert_eq!(
+            bytes(
+                Response::switching_protocols("A=", Some("wsgate.json")),
+                true,
+                false
+            ),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: A=\r\n\
+             Sec-WebSocket-Protocol: wsgate.json\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn session_cookies() {
+        assert_eq!(
+            session_cookie("__Host-wsgate", "SID", true, 28_800),
+            "__Host-wsgate=SID; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800"
+        );
+        assert_eq!(
+            session_cookie("wsgate", "", false, 0),
+            "wsgate=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+        );
     }
 
     #[test]

@@ -324,17 +324,40 @@ pub fn credential(
     }
 }
 
-/// Reads an `Authorization` header value.
-fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Reject> {
-    let text = std::str::from_utf8(value).map_err(|_| Reject::Unauthorized("invalid token"))?;
-    let (scheme, rest) = text.trim().split_once(' ').unwrap_or((text.trim(), ""));
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
-        if rest.is_empty() || rest.contains(char::is_whitespace) {
-            return Err(Reject::Unauthorized("invalid token"));
-        }
-        return Ok(Carrier::Bearer(rest.to_string()));
+/// Splits an `Authorization` value into its scheme and the credentials
+/// after the first space, both trimmed (RFC 9110 §11.4: `auth-scheme SP
+/// token68`). A value that is not UTF-8 holds no valid credential: `401
+/// invalid token`.
+fn split_authorization(value: &[u8]) -> Result<(&str, &str), Reject> {
+    let text = std::str::from_utf8(value)
+        .map_err(|_| Reject::Unauthorized("invalid token"))?
+        .trim();
+    let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+    Ok((scheme, rest.trim()))
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value (RFC 6750 §2.1),
+/// the one reading of it for every endpoint (`/ws`, `/ws-ticket`).
+///
+/// The scheme is matched without regard to case; the token must be
+/// non-empty and hold no whitespace (`Bearer a b` is refused, not read as
+/// `a b`). Any other scheme is `401 unsupported authorization scheme`; a
+/// missing or malformed token is `401 invalid token`.
+pub fn bearer_token(value: &[u8]) -> Result<&str, Reject> {
+    let (scheme, token) = split_authorization(value)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Reject::Unauthorized("unsupported authorization scheme"));
     }
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(Reject::Unauthorized("invalid token"));
+    }
+    Ok(token)
+}
+
+/// Reads an `Authorization` header value: `Basic` (when allowed), else
+/// [`bearer_token`].
+fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Reject> {
+    let (scheme, rest) = split_authorization(value)?;
     if scheme.eq_ignore_ascii_case("basic") {
         if !policy.allow_password_auth {
             return Err(Reject::Unauthorized("password authentication disabled"));
@@ -352,7 +375,7 @@ fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Re
             password: password.to_string(),
         });
     }
-    Err(Reject::Unauthorized("unsupported authorization scheme"))
+    bearer_token(value).map(|token| Carrier::Bearer(token.to_string()))
 }
 
 /// A cookie is sent by browsers on cross-site requests too, so a cookie
@@ -674,6 +697,60 @@ mod tests {
                 password: "wonderland".into()
             }
         );
+    }
+
+    #[test]
+    fn bearer_token_table() {
+        const INVALID: Reject = Reject::Unauthorized("invalid token");
+        const SCHEME: Reject = Reject::Unauthorized("unsupported authorization scheme");
+        let table: &[(&[u8], Result<&str, Reject>)] = &[
+            (b"Bearer a.b.c", Ok("a.b.c")),
+            (b"bearer a.b.c", Ok("a.b.c")),
+            (b"BEARER a.b.c", Ok("a.b.c")),
+            (b"  Bearer   a.b.c  ", Ok("a.b.c")),
+            (b"Bearer a.b.c\t", Ok("a.b.c")),
+            // Inner whitespace: refused, never read as one token.
+            (b"Bearer a b", Err(INVALID)),
+            (b"Bearer a.b\tc", Err(INVALID)),
+            (b"Bearer a\xc2\xa0b", Err(INVALID)),
+            // No token.
+            (b"Bearer", Err(INVALID)),
+            (b"Bearer ", Err(INVALID)),
+            (b"Bearer    ", Err(INVALID)),
+            (b"", Err(SCHEME)),
+            // Not UTF-8.
+            (b"Bearer a\xffb", Err(INVALID)),
+            // Other schemes, and a tab where the space belongs.
+            (b"Basic YTpi", Err(SCHEME)),
+            (b"Digest x", Err(SCHEME)),
+            (b"Bearer\ta.b.c", Err(SCHEME)),
+            (b"Bearerx a.b.c", Err(SCHEME)),
+            (b"a.b.c", Err(SCHEME)),
+        ];
+        for (value, want) in table {
+            assert_eq!(
+                bearer_token(value),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+
+    #[test]
+    fn an_upgrade_reads_bearer_tokens_as_bearer_token_does() {
+        for (value, want) in [
+            ("Bearer a.b.c", Ok(Carrier::Bearer("a.b.c".into()))),
+            ("Bearer a b", Err(Reject::Unauthorized("invalid token"))),
+            ("Bearer", Err(Reject::Unauthorized("invalid token"))),
+            (
+                "Token a.b.c",
+                Err(Reject::Unauthorized("unsupported authorization scheme")),
+            ),
+        ] {
+            let got = check("/ws", &format!("Authorization: {value}\r\n")).map(|u| u.carrier);
+            assert_eq!(got, want, "{value:?}");
+        }
     }
 
     #[test]

@@ -118,3 +118,66 @@ fn tickets_need_a_valid_credential() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("POST"));
 }
+
+/// `/ws-ticket` reads `Authorization` exactly as `/ws` does (one parser,
+/// `http::upgrade::bearer_token`): the same status and reason for each
+/// value, a valid token only when it stands alone after `Bearer `.
+#[test]
+fn ws_ticket_and_ws_read_a_bearer_header_alike() {
+    let server = TestServer::start();
+    let token = server.token("alice");
+    let values: Vec<(Vec<u8>, u16, &str)> = vec![
+        (format!("Bearer {token}").into_bytes(), 0, ""),
+        (format!("bearer {token}").into_bytes(), 0, ""),
+        (
+            format!("Bearer {token} x").into_bytes(),
+            401,
+            "invalid token",
+        ),
+        (b"Bearer".to_vec(), 401, "invalid token"),
+        (b"Bearer a\xffb".to_vec(), 401, "invalid token"),
+        (
+            format!("Token {token}").into_bytes(),
+            401,
+            "unsupported authorization scheme",
+        ),
+    ];
+    for (value, status, reason) in values {
+        let shown = String::from_utf8_lossy(&value).into_owned();
+        let head = |line: &str| {
+            let mut bytes = line.as_bytes().to_vec();
+            bytes.extend_from_slice(b"Authorization: ");
+            bytes.extend_from_slice(&value);
+            bytes.extend_from_slice(b"\r\n");
+            bytes
+        };
+        let mut ticket = server.http();
+        let mut request = head(&format!(
+            "POST /ws-ticket HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\n",
+            server.addr
+        ));
+        request.extend_from_slice(b"\r\n");
+        ticket.send(&request);
+        let t = ticket.response();
+        let upgrade = WsRequest::new(&server, "/ws").render();
+        let (first, rest) = upgrade.split_once("\r\n").unwrap();
+        let mut request = head(&format!("{first}\r\n"));
+        request.extend_from_slice(rest.as_bytes());
+        let mut ws = server.http();
+        ws.send(&request);
+        let u = ws.response();
+        if status == 0 {
+            assert_eq!((t.status, u.status), (200, 101), "{shown:?}");
+            continue;
+        }
+        for r in [&t, &u] {
+            assert_eq!(r.status, status, "{shown:?}: {}", r.head);
+            assert_eq!(r.json()["detail"], json!(reason), "{shown:?}");
+            assert_eq!(
+                r.header("www-authenticate"),
+                Some("Bearer error=\"invalid_token\""),
+                "{shown:?}"
+            );
+        }
+    }
+}
