@@ -26,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use wsgate::auth::jwt::{JwtConfig, Secret};
-use wsgate::config::{Config, SecretKey};
+use wsgate::config::Config;
 use wsgate::core::Server;
 use wsgate::http::parse_head;
 use wsgate::http::upgrade::{UpgradePolicy, validate};
@@ -64,12 +64,7 @@ fn main() {
             black_box(parsed);
         });
     }
-    let policy = UpgradePolicy {
-        allow_password_auth: false,
-        cookie_name: "__Host-wsgate",
-        allowed_origins: &[],
-        require_https: true,
-    };
+    let policy = UpgradePolicy::new("__Host-wsgate");
     if run("http/validate") {
         let (req, _) = parse_head(&request, 64, 8192)
             .expect("valid")
@@ -175,10 +170,7 @@ fn peer(i: usize) -> SocketAddr {
 }
 
 fn server() -> Server {
-    let config = Config {
-        secrets: vec![SecretKey(SECRET.to_vec())],
-        ..Config::default()
-    };
+    let config = Config::with_secret(SECRET);
     Server::new(config, T0)
 }
 

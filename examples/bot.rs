@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wsgate::auth::users::Users;
-use wsgate::config::{Config, SecretKey};
+use wsgate::config::Config;
 use wsgate::core::Observe;
 use wsgate::shell::{Gateway, Publisher};
 
@@ -71,11 +71,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secret = std::env::var("WSGATE_SECRET").map_err(|_| "set WSGATE_SECRET (32+ bytes)")?;
-    let config = Config {
-        listen: listen.parse()?,
-        secrets: vec![SecretKey(secret.into_bytes())],
-        ..Config::default()
-    };
+    let mut config = Config::with_secret(secret);
+    config.listen = listen.parse()?;
     let mut gateway = Gateway::bind(config, Arc::new(Users::demo()))?;
     gateway.handle_signals()?;
     let publisher = gateway.publisher();

@@ -20,6 +20,7 @@ use std::time::Duration;
 /// random one per run). [`Config::validate`] lists every rule;
 /// [`crate::shell::Gateway::bind`] refuses a config it rejects.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
@@ -77,6 +78,7 @@ pub struct Config {
 
 /// What happens when a user already has `max_conns_per_user` connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PerUserPolicy {
     /// The new upgrade is refused `429` (the default).
     RejectNewest,
@@ -86,11 +88,31 @@ pub enum PerUserPolicy {
 
 /// A token bucket's refill rate and size.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Rate {
     /// Tokens added per second.
     pub per_sec: f64,
     /// The most tokens the bucket holds (the burst allowed).
     pub burst: f64,
+}
+
+impl Rate {
+    /// `per_sec` tokens a second, at most `burst` at once.
+    pub fn new(per_sec: f64, burst: f64) -> Rate {
+        Rate { per_sec, burst }
+    }
+}
+
+impl Config {
+    /// The defaults, with `secret` as the one token secret: a valid config
+    /// when the secret has at least [`MIN_SECRET_LEN`] bytes. Change any
+    /// field after (`config.listen = …`).
+    pub fn with_secret(secret: impl Into<Vec<u8>>) -> Config {
+        Config {
+            secrets: vec![SecretKey::new(secret)],
+            ..Config::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -324,6 +346,7 @@ impl std::error::Error for ConfigError {}
 
 /// Resource limits. Each says its default and what happens when it is hit.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Limits {
     /// Open connections of any kind (HTTP and WebSocket). Default 10,000
     /// (this machine's open-file limit is 20,000). Past it a new
@@ -496,7 +519,16 @@ impl Default for Limits {
 
 /// An HMAC secret. Its `Debug` never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SecretKey(pub Vec<u8>);
+
+impl SecretKey {
+    /// A secret of these bytes (at least [`MIN_SECRET_LEN`] for a valid
+    /// config).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> SecretKey {
+        SecretKey(bytes.into())
+    }
+}
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -506,6 +538,7 @@ impl fmt::Debug for SecretKey {
 
 /// A web origin: scheme, host and port, compared exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Origin {
     /// `http` or `https`, lowercase.
     pub scheme: String,

@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(clippy::exhaustive_enums, clippy::exhaustive_structs)]
 //! wsgate: a small, single-threaded WebSocket chat and broadcast server that
 //! authenticates every connection before it upgrades.
 //!
@@ -46,7 +47,7 @@
 //! use std::net::SocketAddr;
 //! use std::sync::Arc;
 //! use wsgate::auth::users::Users;
-//! use wsgate::config::{Config, SecretKey};
+//! use wsgate::config::Config;
 //! use wsgate::core::{Authenticate, Identity, Verdict};
 //! use wsgate::http::Request;
 //! use wsgate::shell::Gateway;
@@ -57,22 +58,15 @@
 //! impl Authenticate for ApiKeys {
 //!     fn authenticate(&self, request: &Request, _peer: SocketAddr) -> Verdict {
 //!         match request.header("x-api-key") {
-//!             Ok(Some("k-robot")) => Verdict::Accept(Identity {
-//!                 user: "robot".into(),
-//!                 role: "member".into(),
-//!                 rooms: None,
-//!             }),
+//!             Ok(Some("k-robot")) => Verdict::Accept(Identity::new("robot")),
 //!             Ok(Some(_)) => Verdict::Refuse("unknown api key"),
 //!             _ => Verdict::Pass, // no key: tokens and cookies still work
 //!         }
 //!     }
 //! }
 //!
-//! let config = Config {
-//!     listen: "127.0.0.1:0".parse().unwrap(),
-//!     secrets: vec![SecretKey(b"a secret of at least thirty-two bytes".to_vec())],
-//!     ..Config::default()
-//! };
+//! let mut config = Config::with_secret("a secret of at least thirty-two bytes");
+//! config.listen = "127.0.0.1:0".parse().unwrap();
 //! let mut gateway = Gateway::bind(config, Arc::new(Users::demo())).unwrap();
 //! gateway.add_authenticator(Box::new(ApiKeys));
 //! let addr = gateway.local_addr().unwrap();

@@ -497,10 +497,8 @@ impl Kind {
                 let n = v
                     .parse::<u32>()
                     .map_err(|_| format!("expected a whole number, got {v:?}"))?;
-                *field(s) = (n > 0).then(|| Rate {
-                    per_sec: f64::from(n) / per_secs,
-                    burst: (f64::from(n) * burst).max(1.0),
-                });
+                *field(s) = (n > 0)
+                    .then(|| Rate::new(f64::from(n) / per_secs, (f64::from(n) * burst).max(1.0)));
             }
             Kind::Switch(field) => *field(s) = !from_var || matches!(v, "1" | "true" | "yes"),
             Kind::Text(field) => *field(s) = Some(v.to_string()),
@@ -624,18 +622,18 @@ fn load_secrets(
                 .split(|&b| b == b'\n')
                 .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
                 .filter(|line| !line.is_empty())
-                .map(|line| SecretKey(line.to_vec()))
+                .map(SecretKey::new)
                 .collect();
             if secrets.is_empty() {
                 return Err(format!("--secret-file {}: no secret in it", path.display()));
             }
             Ok((secrets, false))
         }
-        (None, Some(var)) => Ok((vec![SecretKey(var.into_bytes())], false)),
+        (None, Some(var)) => Ok((vec![SecretKey::new(var)], false)),
         (None, None) => {
             let mut key = vec![0u8; MIN_SECRET_LEN];
             wsgate::auth::random_bytes(&mut key);
-            Ok((vec![SecretKey(key)], true))
+            Ok((vec![SecretKey::new(key)], true))
         }
     }
 }
@@ -1050,7 +1048,7 @@ mod tests {
         const SECRET: &str = "a secret of at least thirty-two bytes";
         let vars = [("WSGATE_SECRET", SECRET)];
         let (config, _, random) = configure(parse(&[], &vars).unwrap()).unwrap();
-        assert_eq!(config.secrets, [SecretKey(SECRET.into())]);
+        assert_eq!(config.secrets, [SecretKey::new(SECRET)]);
         assert!(!random);
         let (config, _, random) = configure(Settings::default()).unwrap();
         assert_eq!(config.secrets[0].0.len(), MIN_SECRET_LEN);

@@ -10,6 +10,9 @@
 //! WebSocket through tungstenite's client role, so tests read frames the
 //! way a real client would.
 
+// why: test-only code; nothing outside the crate builds these types.
+#![allow(clippy::exhaustive_structs, clippy::exhaustive_enums)]
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;

@@ -16,8 +16,8 @@
 pub mod jwt;
 pub mod names;
 pub mod password;
-pub mod secret_id;
-pub mod session;
+pub(crate) mod secret_id;
+pub(crate) mod session;
 pub mod users;
 
 use std::fmt;
@@ -98,6 +98,7 @@ pub const DEFAULT_ROLE: &str = "member";
 
 /// How a principal proved who it is; decides how its connections end.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Credential {
     /// A JWT; the connection lives until `exp_ms` (plus leeway).
     Token {

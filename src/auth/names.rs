@@ -85,6 +85,7 @@ pub const RESERVED_NAMES: [&str; 1] = [SYSTEM_NAME];
 /// Why [`check_user_name`] refused a name. The checks run in the order of
 /// the variants: a name with several faults reports the first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum NameError {
     /// No characters at all.
     Empty,

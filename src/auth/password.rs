@@ -86,6 +86,7 @@ const ARGON2_VERSION: u32 = 0x13;
 /// never reaches a peer. Payload-free: the message says what is wrong and
 /// never echoes the hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HashError {
     /// Not a PHC string (`$ID[$v=V][$PARAMS]$SALT$HASH`), or its salt or
     /// hash is not valid B64.

@@ -21,9 +21,6 @@ use super::{Credential, Principal};
 /// The store's handle for one session (not the secret cookie value).
 pub type SessionHandle = u64;
 
-/// Bytes of randomness in a session id.
-pub const SESSION_ID_BYTES: usize = 32;
-
 /// One live session.
 #[derive(Clone, Debug)]
 struct Session {
@@ -38,6 +35,7 @@ struct Session {
 
 /// Why a session lookup failed; both are a `401`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SessionError {
     /// No session has this id (never had, logged out, or swept).
     Unknown,
@@ -252,6 +250,7 @@ impl SessionStore {
         self.sessions.len()
     }
 
+    #[cfg(test)]
     /// True when there are no sessions.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()

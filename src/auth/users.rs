@@ -242,6 +242,7 @@ impl Users {
 ///
 /// A start-up error; it never reaches a peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UsersError {
     /// The 1-based number of the bad line.
     pub line: usize,

@@ -12,6 +12,7 @@ use crate::http::Request;
 
 /// Who an authenticator vouches for.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Identity {
     /// The user's name; must pass [`crate::auth::valid_user_name`], or the
     /// upgrade is refused `401`.
@@ -22,8 +23,32 @@ pub struct Identity {
     pub rooms: Option<Vec<String>>,
 }
 
+impl Identity {
+    /// `user` with the default role (`member`), in any room.
+    pub fn new(user: impl Into<String>) -> Identity {
+        Identity {
+            user: user.into(),
+            role: crate::auth::DEFAULT_ROLE.to_string(),
+            rooms: None,
+        }
+    }
+
+    /// With `role` instead.
+    pub fn with_role(mut self, role: impl Into<String>) -> Identity {
+        self.role = role.into();
+        self
+    }
+
+    /// Limited to `rooms`.
+    pub fn with_rooms(mut self, rooms: Vec<String>) -> Identity {
+        self.rooms = Some(rooms);
+        self
+    }
+}
+
 /// An authenticator's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// Open the WebSocket as this identity.
     Accept(Identity),

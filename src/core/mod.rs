@@ -72,8 +72,8 @@ mod tickets;
 mod websocket;
 
 pub use authenticate::{Authenticate, Identity, Verdict};
-pub use limits::AddrKey;
-pub use logfmt::quoted;
+pub(crate) use limits::AddrKey;
+pub(crate) use logfmt::quoted;
 pub use observe::{Observe, Publication, PublishError};
 pub use registry::ConnId;
 
@@ -123,6 +123,7 @@ const PASSWORD_TIMEOUT_MS: u64 = 30_000;
 
 /// Something only the shell can do.
 #[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Drop the socket now; the core has forgotten the connection.
     Close(ConnId),
@@ -141,6 +142,7 @@ pub enum Action {
 /// What to do with a socket just accepted.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Accept {
     /// The core holds it now as connection `id`.
     Open(ConnId),
@@ -164,6 +166,7 @@ impl Accept {
 
 /// A password to check on a helper thread.
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PasswordJob {
     /// Echo this back in [`Server::handle_password_checked`].
     pub job: u64,

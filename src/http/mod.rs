@@ -8,16 +8,17 @@
 //! Contract for untrusted input: once [`parse_head`] returns `Ok`, nothing
 //! in this module panics on the request, whatever its contents.
 
-pub mod params;
-pub mod response;
+pub(crate) mod params;
+pub(crate) mod response;
 pub mod upgrade;
 
-pub use response::Response;
+pub(crate) use response::Response;
 
 use std::fmt;
 
 /// Why a request head was refused; each maps to one status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeadError {
     /// The head is not HTTP/1.x syntax.
     Malformed,
@@ -56,6 +57,7 @@ impl fmt::Display for HeadError {
 
 /// The request methods the server distinguishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Method {
     /// `GET`
     Get,
@@ -69,6 +71,7 @@ pub enum Method {
 
 /// An owned, parsed request head.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Request {
     /// The method.
     pub method: Method,
@@ -189,6 +192,7 @@ impl Request {
 
 /// Why a request's body length could not be known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BodyLengthError {
     /// `Transfer-Encoding` was sent; only `Content-Length` bodies are read.
     TransferEncoding,
@@ -198,6 +202,7 @@ pub enum BodyLengthError {
 
 /// Why a request's `Host` header was refused; each is a `400`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostError {
     /// An HTTP/1.1 request without `Host`.
     Missing,

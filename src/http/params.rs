@@ -14,6 +14,7 @@ pub struct Params(HashMap<String, String>);
 
 /// A name appeared more than once.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DuplicateName(pub String);
 
 impl Params {

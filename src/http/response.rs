@@ -12,6 +12,7 @@ use serde_json::json;
 
 /// An HTTP response about to be serialised.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The status code.
     pub status: u16,

@@ -22,6 +22,7 @@ pub const JSON_PROTOCOL: &str = "wsgate.json";
 
 /// How a WebSocket's messages are written (PROTOCOL §3, §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mode {
     /// Lines of text: `USER: LINE` (the default).
     Text,
@@ -44,6 +45,7 @@ pub const DEFAULT_ROOM: &str = "lobby";
 
 /// The one credential an upgrade request carries.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Carrier {
     /// `Authorization: Bearer JWT`.
     Bearer(String),
@@ -89,6 +91,7 @@ impl fmt::Debug for Carrier {
 
 /// A valid upgrade request, credential not yet checked.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Upgrade {
     /// The `Sec-WebSocket-Accept` value for the `101`.
     pub accept: String,
@@ -105,6 +108,7 @@ pub struct Upgrade {
 /// The public text says what class of thing was wrong, never which check
 /// of a signature failed, and never echoes a credential.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reject {
     /// `400`: not a valid upgrade, or a malformed one.
     BadRequest(&'static str),
@@ -178,6 +182,7 @@ impl fmt::Display for Reject {
 
 /// What [`validate`] needs to know of the configuration.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct UpgradePolicy<'a> {
     /// Accept `Authorization: Basic` and `?username=&password=`.
     pub allow_password_auth: bool,
@@ -191,6 +196,19 @@ pub struct UpgradePolicy<'a> {
     pub require_https: bool,
 }
 
+impl<'a> UpgradePolicy<'a> {
+    /// The defaults: no password upgrades, no extra origins, `https`
+    /// required for a same-host origin, the cookie named `cookie_name`.
+    pub fn new(cookie_name: &'a str) -> UpgradePolicy<'a> {
+        UpgradePolicy {
+            allow_password_auth: false,
+            cookie_name,
+            allowed_origins: &[],
+            require_https: true,
+        }
+    }
+}
+
 /// True when `path` is the upgrade endpoint (`/ws` or `/ws/TOKEN`).
 pub fn is_upgrade_path(path: &str) -> bool {
     path == "/ws" || path.starts_with("/ws/")
@@ -198,6 +216,7 @@ pub fn is_upgrade_path(path: &str) -> bool {
 
 /// A valid WebSocket handshake, before its credential is looked at.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Handshake {
     /// The `Sec-WebSocket-Accept` value for the `101`.
     pub accept: String,

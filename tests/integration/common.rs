@@ -21,7 +21,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 use wsgate::auth::jwt::{JwtConfig, Secret};
 use wsgate::auth::users::Users;
-use wsgate::config::{Config, SecretKey};
+use wsgate::config::Config;
 use wsgate::shell::{Gateway, StopHandle};
 
 /// The token secret every test server uses (at least 32 bytes).
@@ -115,11 +115,8 @@ impl TestServer {
     /// listens on `127.0.0.1:0`, uses [`SECRET`] and has no per-IP or
     /// per-connection rate limits; everything else is the default.
     pub fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            secrets: vec![SecretKey(SECRET.to_vec())],
-            ..Config::default()
-        };
+        let mut config = Config::with_secret(SECRET);
+        config.listen = "127.0.0.1:0".parse().unwrap();
         // why: every test client comes from 127.0.0.1 and most tests open
         // many connections and send bursts; the rate limits have tests of
         // their own that switch them back on.

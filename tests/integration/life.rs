@@ -205,10 +205,7 @@ fn configured_send_roles_replace_the_default() {
 fn senders_past_the_message_rate_get_errors_then_4429() {
     let server = TestServer::with(|c| {
         // Three at once, then (practically) never again.
-        c.limits.message_rate = Some(Rate {
-            per_sec: 0.001,
-            burst: 3.0,
-        });
+        c.limits.message_rate = Some(Rate::new(0.001, 3.0));
     });
     let mut bob = server.join("bob", "lobby");
     let mut alice = server.join("alice", "lobby");

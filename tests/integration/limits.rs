@@ -195,10 +195,7 @@ fn idle_http_connections_count_toward_the_limit() {
 fn upgrades_past_the_per_ip_rate_get_429() {
     let server = TestServer::with(|c| {
         // Three at once, then (practically) never again.
-        c.limits.upgrade_rate = Some(Rate {
-            per_sec: 0.001,
-            burst: 3.0,
-        });
+        c.limits.upgrade_rate = Some(Rate::new(0.001, 3.0));
     });
     let token = server.token("alice");
     let bearer = format!("Bearer {token}");
@@ -227,10 +224,7 @@ fn upgrades_past_the_per_ip_rate_get_429() {
 #[test]
 fn failed_logins_past_the_per_ip_rate_get_429_before_any_check() {
     let server = TestServer::with(|c| {
-        c.limits.failed_login_rate = Some(Rate {
-            per_sec: 0.001,
-            burst: 2.0,
-        });
+        c.limits.failed_login_rate = Some(Rate::new(0.001, 2.0));
     });
     // Successes do not count.
     server.issue_token("alice", "wonderland");

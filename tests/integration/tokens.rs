@@ -224,7 +224,10 @@ fn expiry_allows_the_leeway_and_no_more() {
 fn every_configured_secret_verifies_and_the_first_signs() {
     const NEW: &[u8] = b"a-brand-new-secret-of-at-least-32-bytes!";
     let server = TestServer::with(|c| {
-        c.secrets = vec![SecretKey(NEW.to_vec()), SecretKey(SECRET.to_vec())];
+        c.secrets = vec![
+            SecretKey::new(NEW.to_vec()),
+            SecretKey::new(SECRET.to_vec()),
+        ];
     });
     let exp = now_s() + 600;
     let claims = json!({"sub": "alice", "exp": exp});

@@ -150,6 +150,7 @@ impl fmt::Debug for Secret {
 
 /// Why a [`Secret`] could not be made; a start-up (configuration) error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SecretError {
     /// The key has fewer than [`MIN_SECRET_LEN`] bytes.
     TooShort {
@@ -176,6 +177,7 @@ impl std::error::Error for SecretError {}
 /// Several secrets allow rotation: the first one signs, all of them verify
 /// (restricted to those with a matching `kid` when the token names one).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct JwtConfig {
     /// The keys. The first signs; all verify. Empty: every token is refused
     /// and [`JwtConfig::sign`] panics.
@@ -638,6 +640,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
 /// The claims of a verified token that the server uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Claims {
     /// `sub`: the user; a valid user name.
     pub sub: String,
@@ -672,6 +675,7 @@ impl Claims {
 /// HTTP `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
 /// [`TokenError::detail`] names the failed check for debug logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Well formed and correctly signed, but `exp` (plus leeway) has passed.
     Expired,
@@ -720,6 +724,7 @@ impl From<Invalid> for TokenError {
 /// The check that refused an invalid token; one variant per check. Carries
 /// nothing from the token. For logs only: see [`TokenError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Invalid {
     /// Longer than [`JwtConfig::max_token_len`].
     TooLong,
