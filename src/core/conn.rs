@@ -28,6 +28,7 @@ use super::limits::Bucket;
 use super::pipe::OutQueue;
 use super::registry::ConnId;
 use crate::auth::Principal;
+use crate::http::response::Then;
 use crate::http::upgrade::{Mode, Upgrade};
 
 /// A point in time, in milliseconds since the UNIX epoch, that is never
@@ -76,7 +77,7 @@ pub enum Phase {
         /// What the answer is for.
         purpose: Purpose,
         /// Whether the connection stays open after the answer.
-        keep_alive: bool,
+        then: Then,
         /// Bytes that arrived after the request.
         rest: Vec<u8>,
     },

@@ -14,6 +14,7 @@ use super::logfmt::quoted;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
+use crate::http::response::{Part, Then};
 use crate::http::upgrade::{self, Carrier, Mode, Reject, Upgrade};
 use crate::http::{Request, Response};
 
@@ -91,9 +92,9 @@ impl Server {
                 let (user, password) = (user.clone(), password.clone());
                 let purpose = Purpose::Upgrade(Box::new(handshake.with(carrier)));
                 if let Some(response) =
-                    self.start_password_check(id, user, password, purpose, false, rest, now)
+                    self.start_password_check(id, user, password, purpose, Then::Close, rest, now)
                 {
-                    self.respond(id, &response, false, false, now);
+                    self.respond(id, &response, Then::Close, Part::Whole, now);
                 }
                 return;
             }
@@ -164,8 +165,8 @@ impl Server {
         let conn = &mut self.reg[id];
         Response::switching_protocols(&upgrade.accept, protocol).write_to(
             conn.out.tail(),
-            true,
-            false,
+            Then::KeepAlive,
+            Part::Whole,
         );
         conn.out.begin_frames();
         info!(

@@ -28,8 +28,10 @@ pub struct Metrics {
     /// WebSocket endings the peer decided, by [`PeerCode`] group: a peer
     /// picks its code, so it never picks a series.
     pub peer_closes: [u64; PeerCode::ALL.len()],
-    /// Successful and failed password checks.
-    pub logins: [u64; 2],
+    /// Password checks that succeeded.
+    pub logins_ok: u64,
+    /// Password checks that failed.
+    pub logins_failed: u64,
 }
 
 /// Values read off the core's state when rendering.
@@ -216,12 +218,12 @@ impl Metrics {
         let _ = writeln!(
             out,
             "wsgate_logins_total{{result=\"ok\"}} {}",
-            self.logins[0]
+            self.logins_ok
         );
         let _ = writeln!(
             out,
             "wsgate_logins_total{{result=\"failed\"}} {}",
-            self.logins[1]
+            self.logins_failed
         );
         family(
             &mut out,

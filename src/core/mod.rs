@@ -91,6 +91,7 @@ use crate::auth::session::SessionStore;
 use crate::auth::users::VerifiedUser;
 use crate::config::Config;
 use crate::http::Response;
+use crate::http::response::{Part, Then};
 use crate::http::upgrade::Reject;
 
 use conn::{Conn, Phase, Purpose};
@@ -421,7 +422,8 @@ impl Server {
             );
             self.metrics.refused(rej.status(), rej.reason());
             let mut bytes = Vec::new();
-            rej.response().write_to(&mut bytes, false, false);
+            rej.response()
+                .write_to(&mut bytes, Then::Close, Part::Whole);
             return Accept::Refuse(bytes);
         }
         let id = self.reg.admit(peer);
@@ -502,7 +504,7 @@ impl Server {
         };
         conn.eof = true;
         match &mut conn.phase {
-            Phase::AwaitPassword { keep_alive, .. } => *keep_alive = false,
+            Phase::AwaitPassword { then, .. } => *then = Then::Close,
             Phase::Closing => {}
             Phase::Http { .. } if !conn.out.is_empty() => self.begin_closing(id, now),
             Phase::Http { .. } | Phase::Lingering => self.drop_conn(id, now),
@@ -582,12 +584,12 @@ impl Server {
         };
         self.reg.login_answered(addr);
         if user.is_some() {
-            self.metrics.logins[0] += 1;
+            self.metrics.logins_ok += 1;
             // A token was taken from the failure bucket when the check
             // started (so parallel guesses count); success gives it back.
             self.failed_logins.refund(addr, now);
         } else {
-            self.metrics.logins[1] += 1;
+            self.metrics.logins_failed += 1;
         }
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -599,7 +601,7 @@ impl Server {
         let Phase::AwaitPassword {
             job: awaited,
             purpose,
-            keep_alive,
+            then,
             rest,
         } = std::mem::replace(&mut conn.phase, Phase::Closing)
         else {
@@ -635,9 +637,13 @@ impl Server {
                     buf: rest,
                     sent_continue: false,
                 };
-                let keep_alive = keep_alive && !self.shutting_down;
-                self.respond(id, &response, keep_alive, false, now);
-                if keep_alive {
+                let then = if self.shutting_down {
+                    Then::Close
+                } else {
+                    then
+                };
+                self.respond(id, &response, then, Part::Whole, now);
+                if then == Then::KeepAlive {
                     self.process_http(id, now);
                 }
             }
@@ -775,19 +781,12 @@ impl Server {
             return;
         };
         self.log_refusal(conn.peer, rej, target, carrier);
-        self.respond(id, &rej.response(), false, false, now);
+        self.respond(id, &rej.response(), Then::Close, Part::Whole, now);
     }
 
     /// Queues `response` on `id`. Without keep-alive the connection then
     /// closes; with it, the next request head has a fresh timeout.
-    fn respond(
-        &mut self,
-        id: ConnId,
-        response: &Response,
-        keep_alive: bool,
-        head_only: bool,
-        now: u64,
-    ) {
+    fn respond(&mut self, id: ConnId, response: &Response, then: Then, part: Part, now: u64) {
         let limits = &self.config.limits;
         let (close_timeout, handshake) = (
             limits.close_timeout.as_millis() as u64,
@@ -796,8 +795,8 @@ impl Server {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
-        response.write_to(conn.out.tail(), keep_alive, head_only);
-        if keep_alive {
+        response.write_to(conn.out.tail(), then, part);
+        if then == Then::KeepAlive {
             self.set_deadline(id, now + handshake);
         } else {
             conn.phase = Phase::Closing;

@@ -14,6 +14,7 @@ use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
 use crate::http::response::session_cookie;
+use crate::http::response::{Part, Then};
 use crate::http::upgrade::{self, Reject, UpgradePolicy};
 use crate::http::{self as http, BodyLengthError, Method, Request, Response};
 
@@ -58,11 +59,19 @@ impl Server {
             if let Err(e) = req.check_host() {
                 return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
             }
-            let keep_alive = req.keep_alive() && !self.shutting_down;
-            let head_only = req.method == Method::Head;
-            if upgrade::is_upgrade_path(&req.path) && head_only {
+            let then = if req.keep_alive() && !self.shutting_down {
+                Then::KeepAlive
+            } else {
+                Then::Close
+            };
+            let part = if req.method == Method::Head {
+                Part::Head
+            } else {
+                Part::Whole
+            };
+            if upgrade::is_upgrade_path(&req.path) && part == Part::Head {
                 let response = Reject::MethodNotAllowed.response();
-                return self.respond(id, &response, false, true, now);
+                return self.respond(id, &response, Then::Close, Part::Head, now);
             }
             if upgrade::is_upgrade_path(&req.path) {
                 let rest = buf.split_off(head_len);
@@ -72,7 +81,7 @@ impl Server {
             let body_len = match req.body_length() {
                 Ok(n) if n > max_body => {
                     let response = Response::detail(413, "request body too large");
-                    return self.respond(id, &response, false, head_only, now);
+                    return self.respond(id, &response, Then::Close, part, now);
                 }
                 Ok(n) => n,
                 Err(e) => {
@@ -82,23 +91,27 @@ impl Server {
                         }
                         BodyLengthError::Invalid => Response::detail(400, "bad Content-Length"),
                     };
-                    return self.respond(id, &response, false, head_only, now);
+                    return self.respond(id, &response, Then::Close, part, now);
                 }
             };
             if buf.len() < head_len + body_len {
                 if !*sent_continue && req.has_token("expect", "100-continue") {
                     *sent_continue = true;
-                    Response::continue_100().write_to(conn.out.tail(), true, false);
+                    Response::continue_100().write_to(
+                        conn.out.tail(),
+                        Then::KeepAlive,
+                        Part::Whole,
+                    );
                     self.queue_changed(id, now);
                 }
                 return;
             }
             let body: Vec<u8> = buf.drain(..head_len + body_len).skip(head_len).collect();
             *sent_continue = false;
-            match self.route(id, &req, &body, keep_alive, now) {
+            match self.route(id, &req, &body, then, now) {
                 Some(response) => {
-                    self.respond(id, &response, keep_alive, head_only, now);
-                    if !keep_alive {
+                    self.respond(id, &response, then, part, now);
+                    if then == Then::Close {
                         return;
                     }
                 }
@@ -114,7 +127,7 @@ impl Server {
         id: ConnId,
         req: &Request,
         body: &[u8],
-        keep_alive: bool,
+        then: Then,
         now: u64,
     ) -> Option<Response> {
         let allow = |methods: &'static str| {
@@ -143,7 +156,7 @@ impl Server {
                             user,
                             password,
                             purpose,
-                            keep_alive,
+                            then,
                             Vec::new(),
                             now,
                         );
@@ -223,7 +236,7 @@ impl Server {
         user: String,
         password: String,
         purpose: Purpose,
-        keep_alive: bool,
+        then: Then,
         rest: Vec<u8>,
         now: u64,
     ) -> Option<Response> {
@@ -270,7 +283,7 @@ impl Server {
         conn.phase = Phase::AwaitPassword {
             job,
             purpose,
-            keep_alive,
+            then,
             rest: held,
         };
         self.jobs.insert(

@@ -89,14 +89,15 @@ impl Response {
         (100..200).contains(&self.status)
     }
 
-    /// Serialises the response onto `out`. With `keep_alive` false it says
-    /// `Connection: close`. A `HEAD` request gets the headers only.
+    /// Serialises the response onto `out`. With [`Then::Close`] it says
+    /// `Connection: close`; with [`Part::Head`] (the answer to `HEAD`) the
+    /// body is left out.
     ///
     /// An interim (`1xx`) response is written as its status line and its
     /// own headers only: no `Content-Length`, `Cache-Control` or
-    /// `Connection: close`, whatever `keep_alive` and `head_only` say (what
-    /// follows it is the final response, or the WebSocket).
-    pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, head_only: bool) {
+    /// `Connection: close`, whatever `then` and `part` say (what follows it
+    /// is the final response, or the WebSocket).
+    pub fn write_to(&self, out: &mut Vec<u8>, then: Then, part: Part) {
         use std::io::Write;
         // Writes to a Vec cannot fail.
         let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -112,14 +113,32 @@ impl Response {
             "Content-Length: {}\r\nCache-Control: no-store\r\n",
             self.body.len()
         );
-        if !keep_alive {
+        if then == Then::Close {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only {
+        if part == Part::Whole {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// What becomes of the connection after a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// The next request may follow on the same connection.
+    KeepAlive,
+    /// The connection closes after this response (`Connection: close`).
+    Close,
+}
+
+/// How much of a response is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Head and body.
+    Whole,
+    /// The head alone: the answer to a `HEAD` request.
+    Head,
 }
 
 /// The `Set-Cookie` value of the session cookie `name` (PROTOCOL §1):
@@ -163,7 +182,7 @@ mod tests {
         let mut out = Vec::new();
         Response::detail(401, "invalid token")
             .header("WWW-Authenticate", "Bearer")
-            .write_to(&mut out, false, false);
+            .write_to(&mut out, Then::Close, Part::Whole);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
         assert!(text.contains("WWW-Authenticate: Bearer\r\n"));
@@ -175,21 +194,25 @@ mod tests {
 
     #[test]
     fn interim_responses_are_a_head_alone() {
-        let bytes = |r: Response, keep_alive, head_only| {
+        let bytes = |r: Response, then, part| {
             let mut out = Vec::new();
-            r.write_to(&mut out, keep_alive, head_only);
+            r.write_to(&mut out, then, part);
             String::from_utf8(out).unwrap()
         };
-        for (keep_alive, head_only) in [(true, false), (false, false), (false, true)] {
+        for (then, part) in [
+            (Then::KeepAlive, Part::Whole),
+            (Then::Close, Part::Whole),
+            (Then::Close, Part::Head),
+        ] {
             assert_eq!(
-                bytes(Response::continue_100(), keep_alive, head_only),
+                bytes(Response::continue_100(), then, part),
                 "HTTP/1.1 100 Continue\r\n\r\n"
             );
             assert_eq!(
                 bytes(
                     Response::switching_protocols("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", None),
-                    keep_alive,
-                    head_only
+                    then,
+                    part
                 ),
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
@@ -198,8 +221,8 @@ mod tests {
         assert_eq!(
             bytes(
                 Response::switching_protocols("A=", Some("wsgate.json")),
-                true,
-                false
+                Then::KeepAlive,
+                Part::Whole
             ),
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Accept: A=\r\n\
@@ -222,7 +245,7 @@ mod tests {
     #[test]
     fn head_only_omits_the_body() {
         let mut out = Vec::new();
-        Response::text(200, "ok").write_to(&mut out, true, true);
+        Response::text(200, "ok").write_to(&mut out, Then::KeepAlive, Part::Head);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("Content-Length: 2\r\n"));
         assert!(!text.contains("Connection: close"));
