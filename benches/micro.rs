@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 
 use wsgate::auth::jwt::{JwtConfig, Secret};
 use wsgate::config::Config;
-use wsgate::core::Server;
+use wsgate::core::{Server, Time};
 use wsgate::http::parse_head;
 use wsgate::http::upgrade::{UpgradePolicy, validate};
 
 const SECRET: &[u8] = b"a benchmark secret of at least thirty-two bytes";
 /// 2026-01-01 in milliseconds: any fixed time works for a virtual clock.
-const T0: u64 = 1_767_225_600_000;
+const T0: Time = Time::from_millis(1_767_225_600_000);
 
 fn main() {
     let filters: Vec<String> = std::env::args()
@@ -49,12 +49,14 @@ fn main() {
     let jwt = JwtConfig::new(vec![
         Secret::new(SECRET.to_vec(), None).expect("long enough"),
     ]);
-    let token = jwt.issue("alice", "member", T0, 3600);
+    let token = jwt.issue("alice", "member", T0.as_millis(), 3600);
     let request = upgrade_request(&token, "lobby");
 
     if run("jwt/verify") {
         bench("jwt/verify", 1, || {
-            let claims = jwt.verify(black_box(&token), T0).expect("valid");
+            let claims = jwt
+                .verify(black_box(&token), T0.as_millis())
+                .expect("valid");
             black_box(claims);
         });
     }
@@ -81,7 +83,7 @@ fn main() {
                 .expect("complete");
             let upgrade = validate(&req, &policy).expect("valid");
             black_box(&upgrade);
-            let claims = jwt.verify(&token, T0).expect("valid");
+            let claims = jwt.verify(&token, T0.as_millis()).expect("valid");
             black_box(claims);
         });
     }
@@ -176,7 +178,7 @@ fn server() -> Server {
 
 /// Writes everything queued, as a shell whose sockets take it all would.
 /// Returns the bytes "written".
-fn drain(server: &mut Server, now: u64) -> usize {
+fn drain(server: &mut Server, now: Time) -> usize {
     let mut total = 0;
     while let Some(id) = server.poll_transmit() {
         let n = server.pending(id).len();
@@ -191,12 +193,17 @@ fn core_handshake(jwt: &JwtConfig) {
     let mut server = server();
     // A pool of users, so per-user connection limits never bite.
     let requests: Vec<Vec<u8>> = (0..1024)
-        .map(|i| upgrade_request(&jwt.issue(&format!("u{i}"), "member", T0, 86_400), "lobby"))
+        .map(|i| {
+            upgrade_request(
+                &jwt.issue(&format!("u{i}"), "member", T0.as_millis(), 86_400),
+                "lobby",
+            )
+        })
         .collect();
     let mut i = 0usize;
     let mut now = T0;
     bench("core/handshake", 1, || {
-        now += 1;
+        now += Duration::from_millis(1);
         let id = server
             .handle_accept(peer(i % 60_000), now)
             .id()
@@ -217,7 +224,7 @@ fn fanout(jwt: &JwtConfig, members: usize, per_drain: usize) {
     let mut ids = Vec::with_capacity(members);
     for i in 0..members {
         let id = server.handle_accept(peer(i), now).id().expect("room");
-        let token = jwt.issue(&format!("u{i}"), "member", T0, 86_400);
+        let token = jwt.issue(&format!("u{i}"), "member", T0.as_millis(), 86_400);
         server.handle_bytes(id, &upgrade_request(&token, "lobby"), now);
         ids.push(id);
         drain(&mut server, now);
@@ -238,7 +245,7 @@ fn fanout(jwt: &JwtConfig, members: usize, per_drain: usize) {
         for _ in 0..per_drain {
             // why: senders take turns and the clock moves 1 ms a message,
             // so no per-connection message rate is ever exceeded.
-            now += 1;
+            now += Duration::from_millis(1);
             server.handle_bytes(ids[turn % members], &frame, now);
             turn += 1;
         }

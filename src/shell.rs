@@ -40,6 +40,7 @@ use crate::auth::users::{Users, VerifiedUser};
 use crate::config::Config;
 use crate::core::{
     Accept, Action, Authenticate, ConnId, Observe, PasswordJob, Publication, PublishError, Server,
+    Time,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -52,27 +53,27 @@ const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 
-/// Milliseconds since the UNIX epoch, taken from the wall clock once at
-/// start and advanced by the monotonic clock, so deadlines never jump
-/// when the wall clock is stepped.
+/// The core's [`Time`]: the wall clock read once at start, advanced by
+/// the monotonic clock, so deadlines never jump when the wall clock is
+/// stepped.
 struct Clock {
     start: Instant,
-    base_ms: u64,
+    base: Time,
 }
 
 impl Clock {
     fn new() -> Clock {
-        let base_ms = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+            .unwrap_or_default();
         Clock {
             start: Instant::now(),
-            base_ms,
+            base: Time::default() + since_epoch,
         }
     }
 
-    fn now(&self) -> u64 {
-        self.base_ms + self.start.elapsed().as_millis() as u64
+    fn now(&self) -> Time {
+        self.base + self.start.elapsed()
     }
 }
 
@@ -263,7 +264,7 @@ impl Gateway {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         info!("listening on {}", self.local_addr()?);
-        let mut drain_until: Option<u64> = None;
+        let mut drain_until: Option<Time> = None;
         loop {
             let now = self.clock.now();
             if drain_until.is_none() && self.stop.load(Ordering::SeqCst) {
@@ -279,7 +280,7 @@ impl Gateway {
                 (a, b) => a.or(b),
             };
             let timeout = if self.ready.is_empty() {
-                deadline.map(|at| Duration::from_millis(at.saturating_sub(now)))
+                deadline.map(|at| at.since(now))
             } else {
                 Some(Duration::ZERO)
             };
@@ -322,7 +323,7 @@ impl Gateway {
 
     /// Stops accepting and tells the core to close everything; returns the
     /// time by which the loop ends regardless.
-    fn begin_shutdown(&mut self, now: u64) -> u64 {
+    fn begin_shutdown(&mut self, now: Time) -> Time {
         info!(
             "shutting down: draining {} connections",
             self.server.connections()
@@ -333,7 +334,7 @@ impl Gateway {
         // The close frames go out now, not after the next event.
         self.flush(now);
         self.actions();
-        now + self.server.config().limits.drain_timeout.as_millis() as u64
+        now + self.server.config().limits.drain_timeout
     }
 
     fn signals_pending(&mut self) {
@@ -345,7 +346,7 @@ impl Gateway {
         }
     }
 
-    fn accept(&mut self, now: u64) {
+    fn accept(&mut self, now: Time) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
@@ -423,7 +424,7 @@ impl Gateway {
     }
 
     /// Reads every ready connection once, up to the budget each.
-    fn read_ready(&mut self, now: u64) {
+    fn read_ready(&mut self, now: Time) {
         let ready = std::mem::take(&mut self.ready);
         for id in ready {
             if let Some(socket) = self.socket(id) {
@@ -437,7 +438,7 @@ impl Gateway {
 
     /// Reads `id` until `WouldBlock`, end of stream or the budget; true
     /// when the budget ran out first.
-    fn read_one(&mut self, id: ConnId, now: u64) -> bool {
+    fn read_one(&mut self, id: ConnId, now: Time) -> bool {
         let mut total = 0;
         loop {
             let Some(stream) = stream_of(&mut self.sockets, id) else {
@@ -475,7 +476,7 @@ impl Gateway {
     }
 
     /// One `write()` per connection with queued bytes.
-    fn flush(&mut self, now: u64) {
+    fn flush(&mut self, now: Time) {
         while let Some(id) = self.server.poll_transmit() {
             let Some(stream) = stream_of(&mut self.sockets, id) else {
                 continue;
@@ -493,13 +494,13 @@ impl Gateway {
         }
     }
 
-    fn publications(&mut self, now: u64) {
+    fn publications(&mut self, now: Time) {
         while let Ok(publication) = self.publications.try_recv() {
             self.server.handle_publish(&publication, now);
         }
     }
 
-    fn password_results(&mut self, now: u64) {
+    fn password_results(&mut self, now: Time) {
         while let Ok((job, verified)) = self.results.try_recv() {
             self.server.handle_password_checked(job, verified, now);
         }

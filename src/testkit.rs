@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketContext};
@@ -27,7 +28,7 @@ use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::users::Users;
 use crate::config::{Config, SecretKey};
 use crate::core::pipe::Pipe;
-use crate::core::{Accept, Action, ConnId, Server};
+use crate::core::{Accept, Action, ConnId, Server, Time};
 
 /// The most bytes handed to the core in one `handle_bytes`, like the real
 /// shell's read buffer.
@@ -37,7 +38,7 @@ pub const READ_CHUNK: usize = 16 * 1024;
 pub const SECRET: &[u8] = b"testkit-secret-0123456789abcdef-0123456789";
 
 /// The harness's starting time: 2026-01-01T00:00:00Z in milliseconds.
-pub const START: u64 = 1_767_225_600_000;
+pub const START: Time = Time::from_millis(1_767_225_600_000);
 
 thread_local! {
     /// Log lines of the current thread, while a test or fuzz driver captures them.
@@ -197,8 +198,8 @@ pub struct Peer {
 pub struct Harness {
     /// The core under test.
     pub server: Server,
-    /// The virtual clock, milliseconds since the UNIX epoch.
-    pub now: u64,
+    /// The virtual clock.
+    pub now: Time,
     /// A verifier/signer with the server's secret.
     pub jwt: JwtConfig,
     users: Users,
@@ -247,7 +248,8 @@ impl Harness {
 
     /// A token for `user` (role `member`) valid for `ttl_secs` from now.
     pub fn token(&self, user: &str, ttl_secs: u64) -> String {
-        self.jwt.issue(user, "member", self.now, ttl_secs)
+        self.jwt
+            .issue(user, "member", self.now.as_millis(), ttl_secs)
     }
 
     /// A token with exactly these claims.
@@ -358,7 +360,7 @@ impl Harness {
     /// asks for on the way (as the shell's sleep would), so peers answer
     /// pings in time.
     pub fn advance(&mut self, ms: u64) {
-        let target = self.now + ms;
+        let target = self.now + Duration::from_millis(ms);
         loop {
             let next = self
                 .server
@@ -376,7 +378,7 @@ impl Harness {
     /// Moves the clock forward by `ms` in one jump, as after a long stall
     /// of the whole process.
     pub fn jump(&mut self, ms: u64) {
-        self.now += ms;
+        self.now += Duration::from_millis(ms);
         self.server.handle_timeout(self.now);
         self.pump();
     }

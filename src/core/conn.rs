@@ -27,25 +27,26 @@ use super::fragments::FragmentMeter;
 use super::limits::Bucket;
 use super::pipe::OutQueue;
 use super::registry::ConnId;
+use super::time::Time;
 use crate::auth::Principal;
 use crate::http::response::Then;
 use crate::http::upgrade::{Mode, Upgrade};
 
-/// A point in time, in milliseconds since the UNIX epoch, that is never
-/// zero, so that an `Option<At>` costs no more than a `u64` (these sit in
-/// every connection's record).
+/// A [`Time`] that is never the epoch itself, so that an `Option<At>`
+/// costs no more than a `u64` (these sit in every connection's record).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct At(NonZeroU64);
 
 impl At {
-    /// The time `ms` (0 is read as 1 ms, which no clock here shows).
-    pub fn ms(ms: u64) -> At {
-        At(NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN))
+    /// The time `t` (the epoch is read as 1 ms after it, which no clock
+    /// here shows).
+    pub fn new(t: Time) -> At {
+        At(NonZeroU64::new(t.as_millis()).unwrap_or(NonZeroU64::MIN))
     }
 
-    /// In milliseconds since the UNIX epoch.
-    pub fn get(self) -> u64 {
-        self.0.get()
+    /// The time it holds.
+    pub fn time(self) -> Time {
+        Time::from_millis(self.0.get())
     }
 }
 
@@ -106,9 +107,9 @@ pub struct Ws {
     /// Text or JSON mode (`wsgate.json`).
     pub mode: Mode,
     /// When the peer last sent anything (pongs included).
-    pub last_seen: u64,
+    pub last_seen: Time,
     /// When the next ping is due.
-    pub next_ping: u64,
+    pub next_ping: Time,
     /// A token connection closes `4401` at this time (`exp` + leeway).
     pub expires: Option<At>,
     /// When to warn that the token is about to expire; `None` once warned.
@@ -133,7 +134,7 @@ impl Ws {
         room: String,
         mode: Mode,
         config: WebSocketConfig,
-        now: u64,
+        now: Time,
     ) -> Ws {
         Ws {
             ctx: WebSocketContext::new(Role::Server, Some(config)),
@@ -155,23 +156,21 @@ impl Ws {
     /// Sets when a token connection is warned (`warning` before `exp`, or
     /// at once when that has passed) and when it is closed (`exp` plus
     /// `leeway`).
-    pub fn set_expiry(&mut self, exp_ms: u64, leeway: Duration, warning: Duration, now: u64) {
-        self.expires = Some(At::ms(exp_ms.saturating_add(leeway.as_millis() as u64)));
-        self.warn_at = Some(At::ms(
-            exp_ms.saturating_sub(warning.as_millis() as u64).max(now),
-        ));
+    pub fn set_expiry(&mut self, exp: Time, leeway: Duration, warning: Duration, now: Time) {
+        self.expires = Some(At::new(exp + leeway));
+        self.warn_at = Some(At::new(exp.before(warning).max(now)));
     }
 
     /// The earliest of this connection's timers, given the ping interval.
-    pub fn next_deadline(&self, ping_interval: u64) -> u64 {
+    pub fn next_deadline(&self, ping_interval: Duration) -> Time {
         let mut at = self
             .next_ping
-            .min(self.last_seen.saturating_add(2 * ping_interval));
+            .min(self.last_seen + ping_interval.saturating_mul(2));
         if let Some(e) = self.expires {
-            at = at.min(e.get());
+            at = at.min(e.time());
         }
         if let Some(w) = self.warn_at {
-            at = at.min(w.get());
+            at = at.min(w.time());
         }
         at
     }

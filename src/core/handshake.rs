@@ -11,6 +11,7 @@ use super::conn::{At, Purpose};
 use super::ending::Ending;
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
+use super::time::Time;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
@@ -20,7 +21,7 @@ use crate::http::{Request, Response};
 
 impl Server {
     /// A request to `/ws`: validate, authenticate, and open or refuse.
-    pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: u64) {
+    pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: Time) {
         let peer = self.reg[id].peer;
         let target = req.redacted_target();
         if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
@@ -72,7 +73,7 @@ impl Server {
         let principal = match &carrier {
             Carrier::Bearer(t) | Carrier::Path(t) | Carrier::Query(t) => self
                 .jwt
-                .verify(t, now)
+                .verify(t, now.as_millis())
                 .map(|c| c.into_principal())
                 .map_err(|e| {
                     debug!("token refused peer={peer}: {}", e.detail());
@@ -80,7 +81,7 @@ impl Server {
                 }),
             Carrier::Cookie(sid) => self
                 .sessions
-                .lookup(sid, now)
+                .lookup(sid, now.as_millis())
                 .map_err(|_| Reject::Unauthorized("unknown or expired session")),
             // why: the credential a ticket was issued from may have ended
             // since (logout, session or token expiry): check it again.
@@ -107,12 +108,12 @@ impl Server {
     }
 
     /// True while the credential behind `principal` still holds.
-    fn credential_live(&self, principal: &Principal, now: u64) -> bool {
+    fn credential_live(&self, principal: &Principal, now: Time) -> bool {
         match *principal.credential() {
             Credential::Token { exp_ms } => {
-                now < exp_ms.saturating_add(self.config.token_leeway.as_millis() as u64)
+                now < Time::from_millis(exp_ms) + self.config.token_leeway
             }
-            Credential::Session { handle } => self.sessions.is_live(handle, now),
+            Credential::Session { handle } => self.sessions.is_live(handle, now.as_millis()),
             Credential::Password | Credential::Custom => true,
         }
     }
@@ -126,7 +127,7 @@ impl Server {
         principal: Principal,
         upgrade: Upgrade,
         rest: &[u8],
-        now: u64,
+        now: Time,
     ) {
         let target = format!("/ws?room={}", upgrade.room);
         let kind = upgrade.carrier.kind();
@@ -178,7 +179,7 @@ impl Server {
         );
         self.metrics.upgrades += 1;
         if let Credential::Session { handle } = principal.credential() {
-            self.sessions.track_live(*handle, true, now);
+            self.sessions.track_live(*handle, true, now.as_millis());
         }
         let room = upgrade.room.clone();
         let Some(first) = self.reg.open(
@@ -191,7 +192,7 @@ impl Server {
         ) else {
             return;
         };
-        let interval = self.config.ping_interval.as_millis() as u64;
+        let interval = self.config.ping_interval;
         let expires_at = match self.reg[id]
             .ws()
             .map(|ws| ws.principal.credential().clone())
@@ -207,9 +208,16 @@ impl Server {
             ws.next_ping = now + interval;
             match *ws.principal.credential() {
                 Credential::Token { exp_ms } => {
-                    ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
+                    ws.set_expiry(
+                        Time::from_millis(exp_ms),
+                        config.token_leeway,
+                        config.expiry_warning,
+                        now,
+                    );
                 }
-                Credential::Session { .. } => ws.expires = expires_at.map(At::ms),
+                Credential::Session { .. } => {
+                    ws.expires = expires_at.map(|ms| At::new(Time::from_millis(ms)))
+                }
                 Credential::Password | Credential::Custom => {}
             }
             ws.bucket = rate.map(|r| Bucket::full(r, now));

@@ -134,7 +134,7 @@ impl Server {
         if self.queued_total >= budget && self.pressure_since.is_none() {
             return Err("at the budget, but its clock does not run".into());
         }
-        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        let slow = self.config.limits.slow_consumer_timeout;
         for (&id, &since) in &self.backlog {
             let Some(conn) = self.reg.get(id) else {
                 return Err(format!(
@@ -146,7 +146,7 @@ impl Server {
                     "a slow-consumer clock for a closing connection {id:?}"
                 ));
             }
-            if conn.deadline.is_none_or(|d| d.get() > since + slow) {
+            if conn.deadline.is_none_or(|d| d.time() > since + slow) {
                 return Err(format!("connection {id:?}'s verdict is not armed"));
             }
         }

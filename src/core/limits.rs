@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::time::Time;
 use crate::config::Rate;
 
 /// The key every per-address limit counts under: the address itself for
@@ -63,26 +64,26 @@ impl AddrLoad {
 #[derive(Clone, Copy, Debug)]
 pub struct Bucket {
     tokens: f64,
-    last: u64,
+    last: Time,
 }
 
 impl Bucket {
     /// A full bucket at `now`.
-    pub fn full(rate: Rate, now: u64) -> Bucket {
+    pub fn full(rate: Rate, now: Time) -> Bucket {
         Bucket {
             tokens: rate.burst,
             last: now,
         }
     }
 
-    pub(super) fn refill(&mut self, rate: Rate, now: u64) {
-        let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
+    pub(super) fn refill(&mut self, rate: Rate, now: Time) {
+        let elapsed = now.since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
         self.last = now.max(self.last);
     }
 
     /// Takes one token, or says in how many whole seconds one will be there.
-    pub fn take(&mut self, rate: Rate, now: u64) -> Result<(), u64> {
+    pub fn take(&mut self, rate: Rate, now: Time) -> Result<(), u64> {
         self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -101,7 +102,7 @@ impl Bucket {
 
     /// True when the bucket has refilled completely by `now` (nothing to
     /// remember about its owner any more).
-    fn is_full(&mut self, rate: Rate, now: u64) -> bool {
+    fn is_full(&mut self, rate: Rate, now: Time) -> bool {
         self.refill(rate, now);
         self.tokens >= rate.burst
     }
@@ -126,7 +127,7 @@ impl IpBuckets {
     }
 
     /// Takes a token for `key`; `Err(seconds)` when it has none.
-    pub fn take(&mut self, key: AddrKey, now: u64) -> Result<(), u64> {
+    pub fn take(&mut self, key: AddrKey, now: Time) -> Result<(), u64> {
         let Some(rate) = self.rate else {
             return Ok(());
         };
@@ -138,7 +139,7 @@ impl IpBuckets {
     }
 
     /// Gives back a token taken from `key` (up to the burst).
-    pub fn refund(&mut self, key: AddrKey, now: u64) {
+    pub fn refund(&mut self, key: AddrKey, now: Time) {
         if let (Some(rate), Some(bucket)) = (self.rate, self.buckets.get_mut(&key)) {
             bucket.refill(rate, now);
             bucket.tokens = (bucket.tokens + 1.0).min(rate.burst);
@@ -146,7 +147,7 @@ impl IpBuckets {
     }
 
     /// Forgets every IP whose bucket is full again.
-    pub fn sweep(&mut self, now: u64) {
+    pub fn sweep(&mut self, now: Time) {
         if let Some(rate) = self.rate {
             self.buckets.retain(|_, b| !b.is_full(rate, now));
         }
@@ -158,7 +159,7 @@ impl IpBuckets {
         self.buckets.len()
     }
 
-    fn make_room(&mut self, now: u64) {
+    fn make_room(&mut self, now: Time) {
         if self.buckets.len() >= self.max {
             self.sweep(now);
         }
@@ -183,6 +184,10 @@ impl IpBuckets {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Time {
+        Time::from_millis(ms)
+    }
+
     const RATE: Rate = Rate {
         per_sec: 2.0,
         burst: 3.0,
@@ -190,18 +195,18 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
-        let mut b = Bucket::full(RATE, 0);
-        assert!(b.take(RATE, 0).is_ok());
-        assert!(b.take(RATE, 0).is_ok());
-        assert!(b.take(RATE, 0).is_ok());
-        assert_eq!(b.take(RATE, 0), Err(1));
-        assert_eq!(b.take(RATE, 499), Err(1));
-        assert!(b.take(RATE, 500).is_ok());
+        let mut b = Bucket::full(RATE, at(0));
+        assert!(b.take(RATE, at(0)).is_ok());
+        assert!(b.take(RATE, at(0)).is_ok());
+        assert!(b.take(RATE, at(0)).is_ok());
+        assert_eq!(b.take(RATE, at(0)), Err(1));
+        assert_eq!(b.take(RATE, at(499)), Err(1));
+        assert!(b.take(RATE, at(500)).is_ok());
         // A long pause refills only up to the burst.
         for _ in 0..3 {
-            assert!(b.take(RATE, 60_000).is_ok());
+            assert!(b.take(RATE, at(60_000)).is_ok());
         }
-        assert!(b.take(RATE, 60_000).is_err());
+        assert!(b.take(RATE, at(60_000)).is_err());
     }
 
     fn key(ip: &str) -> AddrKey {
@@ -224,19 +229,19 @@ mod tests {
         let a = key("127.0.0.1");
         let b = key("127.0.0.2");
         for _ in 0..3 {
-            assert!(ips.take(a, 0).is_ok());
+            assert!(ips.take(a, at(0)).is_ok());
         }
-        assert!(ips.take(a, 0).is_err());
-        assert!(ips.take(b, 0).is_ok());
+        assert!(ips.take(a, at(0)).is_err());
+        assert!(ips.take(b, at(0)).is_ok());
         for i in 3..100u8 {
-            let _ = ips.take(AddrKey::of([10, 0, 0, i].into()), 0);
+            let _ = ips.take(AddrKey::of([10, 0, 0, i].into()), at(0));
             assert!(ips.len() <= 4);
         }
-        ips.sweep(10_000);
+        ips.sweep(at(10_000));
         assert_eq!(ips.len(), 0);
         let mut off = IpBuckets::new(None, 4);
         for _ in 0..100 {
-            assert!(off.take(a, 0).is_ok());
+            assert!(off.take(a, at(0)).is_ok());
         }
         assert_eq!(off.len(), 0);
     }

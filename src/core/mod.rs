@@ -2,8 +2,8 @@
 //! and no clock.
 //!
 //! The shell drives a [`Server`] with `handle_*` calls, passing the current
-//! time (milliseconds since the UNIX epoch), and drains it with `poll_*`
-//! calls:
+//! [`Time`] (every span is a `std::time::Duration`), and drains it with
+//! `poll_*` calls:
 //!
 //! - [`Server::handle_accept`], [`Server::handle_bytes`],
 //!   [`Server::handle_closed`], [`Server::handle_written`],
@@ -69,6 +69,7 @@ mod rooms;
 #[cfg(test)]
 mod tests;
 mod tickets;
+mod time;
 mod websocket;
 
 pub use authenticate::{Authenticate, Identity, Verdict};
@@ -76,10 +77,12 @@ pub(crate) use limits::AddrKey;
 pub(crate) use logfmt::quoted;
 pub use observe::{Observe, Publication, PublishError};
 pub use registry::ConnId;
+pub use time::Time;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use log::{debug, info};
 use rand::SeedableRng;
@@ -108,7 +111,7 @@ struct Job {
 }
 
 /// How often expired sessions, tickets and idle per-IP buckets are swept.
-const SWEEP_INTERVAL_MS: u64 = 60_000;
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// `Retry-After` seconds on a `503`, and on a `429` for a user's
 /// connection limit.
@@ -120,7 +123,7 @@ const PIPELINE_LIMIT: usize = 64 * 1024;
 
 /// How long a password check may take on the helper thread before the
 /// request is answered `503`.
-const PASSWORD_TIMEOUT_MS: u64 = 30_000;
+const PASSWORD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Something only the shell can do.
 #[derive(Debug, PartialEq, Eq)]
@@ -205,7 +208,7 @@ pub struct Server {
     queued_total: usize,
     /// WebSockets whose queue is over the limit, and since when: the
     /// slow-consumer clock.
-    backlog: HashMap<ConnId, u64>,
+    backlog: HashMap<ConnId, Time>,
     /// Connections the shell was told not to read (`Conn::parked`); may
     /// hold stale ids, skipped when walked.
     parked: Vec<ConnId>,
@@ -216,10 +219,10 @@ pub struct Server {
     held: HashMap<ConnId, Vec<u8>>,
     /// Since when the queue total has been at the budget (and not fallen
     /// under half of it): the budget's verdict on queues that do not drain.
-    pressure_since: Option<u64>,
+    pressure_since: Option<Time>,
     upgrade_ips: IpBuckets,
     failed_logins: IpBuckets,
-    next_sweep: u64,
+    next_sweep: Time,
     shutting_down: bool,
     ws_config: WebSocketConfig,
     metrics: Metrics,
@@ -234,7 +237,7 @@ impl Server {
     /// # Panics
     /// When `config.secrets` is empty or holds a secret shorter than 32
     /// bytes: `main` validates both before it gets here.
-    pub fn new(config: Config, now: u64) -> Server {
+    pub fn new(config: Config, now: Time) -> Server {
         let secrets = config
             .secrets
             .iter()
@@ -286,7 +289,7 @@ impl Server {
             pressure_since: None,
             upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
             failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
-            next_sweep: now + SWEEP_INTERVAL_MS,
+            next_sweep: now + SWEEP_INTERVAL,
             shutting_down: false,
             ws_config,
             metrics: Metrics::default(),
@@ -313,7 +316,7 @@ impl Server {
     /// as from `publication.from()` (in JSON mode with the room's next
     /// `seq`). Observers are not told of it. Returns how many connections
     /// it was queued to (0 for a room without members: nothing is kept).
-    pub fn handle_publish(&mut self, publication: &Publication, now: u64) -> usize {
+    pub fn handle_publish(&mut self, publication: &Publication, now: Time) -> usize {
         let room = publication.room();
         let members = self.reg.rooms().get(room).map_or(0, |r| r.members.len());
         if members > 0 {
@@ -383,7 +386,7 @@ impl Server {
     /// limit and the per-address limits are checked here, before the
     /// connection takes a slot: a refused one is answered `503` or `429`
     /// by the shell at once and held by nobody.
-    pub fn handle_accept(&mut self, peer: SocketAddr, now: u64) -> Accept {
+    pub fn handle_accept(&mut self, peer: SocketAddr, now: Time) -> Accept {
         if self.shutting_down {
             return Accept::Drop;
         }
@@ -427,13 +430,13 @@ impl Server {
             return Accept::Refuse(bytes);
         }
         let id = self.reg.admit(peer);
-        let deadline = now + self.config.limits.handshake_timeout.as_millis() as u64;
+        let deadline = now + self.config.limits.handshake_timeout;
         self.set_deadline(id, deadline);
         Accept::Open(id)
     }
 
     /// Bytes arrived on connection `id`.
-    pub fn handle_bytes(&mut self, id: ConnId, data: &[u8], now: u64) {
+    pub fn handle_bytes(&mut self, id: ConnId, data: &[u8], now: Time) {
         let max_head = self.config.limits.max_head_bytes;
         let max_body = self.config.limits.max_body_bytes;
         self.metrics.bytes_in += data.len() as u64;
@@ -479,7 +482,7 @@ impl Server {
 
     /// The peer hung up, or the socket failed. The shell has dropped (or
     /// will drop) the socket itself; no [`Action::Close`] follows.
-    pub fn handle_closed(&mut self, id: ConnId, now: u64) {
+    pub fn handle_closed(&mut self, id: ConnId, now: Time) {
         if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
                 info!(
@@ -498,7 +501,7 @@ impl Server {
     /// then the socket dropped ([`Action::Close`]). Anything else ends now;
     /// either way an [`Action::Close`] follows, and the shell keeps the
     /// socket until then.
-    pub fn handle_eof(&mut self, id: ConnId, now: u64) {
+    pub fn handle_eof(&mut self, id: ConnId, now: Time) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -518,8 +521,8 @@ impl Server {
     /// The shell wrote `n` bytes of [`Server::pending`] for `id`. This is
     /// where draining is seen: a queue back within the limit stops its
     /// slow-consumer clock, and reading that waited for it resumes.
-    pub fn handle_written(&mut self, id: ConnId, n: usize, now: u64) {
-        let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
+    pub fn handle_written(&mut self, id: ConnId, n: usize, now: Time) {
+        let close_timeout = self.config.limits.close_timeout;
         self.metrics.bytes_out += n as u64;
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -558,7 +561,7 @@ impl Server {
     }
 
     /// Time passed: act on every deadline at or before `now`.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Time) {
         while let Some(id) = self.reg.pop_due(now) {
             self.on_deadline(id, now);
         }
@@ -566,8 +569,8 @@ impl Server {
             self.on_budget_deadline(now);
         }
         if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_INTERVAL_MS;
-            for handle in self.sessions.sweep(now) {
+            self.next_sweep = now + SWEEP_INTERVAL;
+            for handle in self.sessions.sweep(now.as_millis()) {
                 self.close_session_sockets(handle, ending::Ending::SessionExpired, now);
             }
             self.tickets.sweep(now);
@@ -578,7 +581,7 @@ impl Server {
 
     /// A password check finished: `user` is the verified user, or `None`
     /// for a wrong name or password.
-    pub fn handle_password_checked(&mut self, job: u64, user: Option<VerifiedUser>, now: u64) {
+    pub fn handle_password_checked(&mut self, job: u64, user: Option<VerifiedUser>, now: Time) {
         let Some(Job { conn: id, addr }) = self.jobs.remove(&job) else {
             return;
         };
@@ -654,7 +657,7 @@ impl Server {
     /// down" after what is already queued to it; idle HTTP connections
     /// close; requests in flight get their answer, then close. New
     /// connections are refused from now on.
-    pub fn handle_shutdown(&mut self, now: u64) {
+    pub fn handle_shutdown(&mut self, now: Time) {
         self.shutting_down = true;
         let ids = self.reg.ids();
         for id in ids {
@@ -701,7 +704,7 @@ impl Server {
     /// earlier (frames that came in one read with the upgrade request) is
     /// processed first.
     #[must_use]
-    pub fn should_read(&mut self, id: ConnId, now: u64) -> bool {
+    pub fn should_read(&mut self, id: ConnId, now: Time) -> bool {
         let Some(conn) = self.reg.get(id) else {
             return true;
         };
@@ -745,7 +748,7 @@ impl Server {
 
     /// The earliest deadline (it may be one that is no longer armed;
     /// calling [`Server::handle_timeout`] early is harmless).
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Time> {
         let conn = self.reg.next_deadline();
         let mut at = conn.map_or(self.next_sweep, |c| c.min(self.next_sweep));
         if let Some(verdict) = self.budget_verdict_at() {
@@ -755,9 +758,9 @@ impl Server {
     }
 
     /// When the budget's clock runs out, if it runs.
-    fn budget_verdict_at(&self) -> Option<u64> {
-        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
-        self.pressure_since.map(|since| since.saturating_add(slow))
+    fn budget_verdict_at(&self) -> Option<Time> {
+        let slow = self.config.limits.slow_consumer_timeout;
+        self.pressure_since.map(|since| since + slow)
     }
 
     // ------------------------------------------------------------------
@@ -776,7 +779,7 @@ impl Server {
     }
 
     /// Refuses a request with its HTTP response, closes, and logs it.
-    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: u64) {
+    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: Time) {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
@@ -786,12 +789,9 @@ impl Server {
 
     /// Queues `response` on `id`. Without keep-alive the connection then
     /// closes; with it, the next request head has a fresh timeout.
-    fn respond(&mut self, id: ConnId, response: &Response, then: Then, part: Part, now: u64) {
+    fn respond(&mut self, id: ConnId, response: &Response, then: Then, part: Part, now: Time) {
         let limits = &self.config.limits;
-        let (close_timeout, handshake) = (
-            limits.close_timeout.as_millis() as u64,
-            limits.handshake_timeout.as_millis() as u64,
-        );
+        let (close_timeout, handshake) = (limits.close_timeout, limits.handshake_timeout);
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -809,8 +809,8 @@ impl Server {
     }
 
     /// From now on: discard input, flush the queue, then shut and linger.
-    fn begin_closing(&mut self, id: ConnId, now: u64) {
-        let close_timeout = self.config.limits.close_timeout.as_millis() as u64;
+    fn begin_closing(&mut self, id: ConnId, now: Time) {
+        let close_timeout = self.config.limits.close_timeout;
         self.backlog.remove(&id);
         self.held.remove(&id);
         self.settle(id, now);
@@ -830,7 +830,7 @@ impl Server {
         self.unpark(id);
     }
 
-    fn on_deadline(&mut self, id: ConnId, now: u64) {
+    fn on_deadline(&mut self, id: ConnId, now: Time) {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
@@ -853,7 +853,7 @@ impl Server {
     }
 
     /// The core ends a connection and tells the shell to drop the socket.
-    fn drop_conn(&mut self, id: ConnId, now: u64) {
+    fn drop_conn(&mut self, id: ConnId, now: Time) {
         if self.reg.get(id).is_some() {
             self.forget(id, now);
             self.actions.push_back(Action::Close(id));
@@ -862,7 +862,7 @@ impl Server {
 
     /// Removes every trace of `id`. A password job of its stays counted
     /// until the helper answers it.
-    fn forget(&mut self, id: ConnId, now: u64) {
+    fn forget(&mut self, id: ConnId, now: Time) {
         self.leave_room(id, now);
         self.backlog.remove(&id);
         self.held.remove(&id);
@@ -877,13 +877,13 @@ impl Server {
     }
 
     /// Sets the connection's one deadline (replacing any other).
-    fn set_deadline(&mut self, id: ConnId, at: u64) {
+    fn set_deadline(&mut self, id: ConnId, at: Time) {
         self.reg.set_deadline(id, at);
     }
 
     /// The queue of `id` changed: count it in the total and schedule a
     /// write.
-    fn queue_changed(&mut self, id: ConnId, now: u64) {
+    fn queue_changed(&mut self, id: ConnId, now: Time) {
         self.settle(id, now);
         self.mark_dirty(id);
     }
@@ -900,7 +900,7 @@ impl Server {
     }
 
     /// Brings the queue total up to date with the queue of `id`.
-    fn settle(&mut self, id: ConnId, now: u64) {
+    fn settle(&mut self, id: ConnId, now: Time) {
         if let Some(conn) = self.reg.get_mut(id) {
             let (before, after) = conn.out.settle();
             let total = self.queued_total;
@@ -921,7 +921,7 @@ impl Server {
     ///   that time are closed `1013`, however small (see
     ///   `on_budget_deadline`): queues that do not drain cannot hold
     ///   everyone's input forever.
-    pub(super) fn total_changed_from(&mut self, before: usize, now: u64) {
+    pub(super) fn total_changed_from(&mut self, before: usize, now: Time) {
         let budget = self.config.limits.queue_budget_bytes;
         let total = self.queued_total;
         if before >= budget && total < budget {
@@ -938,7 +938,7 @@ impl Server {
 
     /// Starts (or restarts) the budget's clock: from now on, what the
     /// kernel takes from each queue is noted (`Conn::progressed`).
-    fn start_budget_clock(&mut self, now: u64) {
+    fn start_budget_clock(&mut self, now: Time) {
         self.pressure_since = Some(now);
         for conn in self.reg.iter_mut() {
             conn.progressed = false;
@@ -949,7 +949,7 @@ impl Server {
     /// budget: every WebSocket whose queue the kernel took nothing from
     /// since the clock started is a slow consumer, whatever its size. The
     /// clock then starts over.
-    fn on_budget_deadline(&mut self, now: u64) {
+    fn on_budget_deadline(&mut self, now: Time) {
         if self.pressure_since.is_none() {
             return;
         }

@@ -24,6 +24,7 @@ use super::conn::{At, Conn, Phase, Ws};
 use super::limits::{AddrKey, AddrLoad};
 use super::pipe::OutQueue;
 use super::rooms::{Left, Rooms};
+use super::time::Time;
 use crate::auth::session::SessionHandle;
 use crate::auth::{Credential, Principal};
 use crate::http::upgrade::Mode;
@@ -97,7 +98,7 @@ pub struct Registry {
     websockets: usize,
     /// (deadline, id): about one live entry per connection (see
     /// `Conn::armed`); stale entries are skipped when popped.
-    timers: BinaryHeap<Reverse<(u64, ConnId)>>,
+    timers: BinaryHeap<Reverse<(Time, ConnId)>>,
 }
 
 impl Registry {
@@ -153,7 +154,7 @@ impl Registry {
         room: String,
         mode: Mode,
         config: WebSocketConfig,
-        now: u64,
+        now: Time,
     ) -> Option<bool> {
         let conn = self.get_mut(id)?;
         let user = Arc::clone(principal.user_shared());
@@ -344,13 +345,13 @@ impl Registry {
     /// deadline pushes no entry: the armed one, when it comes due, re-arms
     /// for it, so the heap holds about one entry a connection however
     /// often deadlines move.
-    pub fn set_deadline(&mut self, id: ConnId, at: u64) {
+    pub fn set_deadline(&mut self, id: ConnId, at: Time) {
         if let Some(conn) = self.get_mut(id) {
-            let at = At::ms(at);
+            let at = At::new(at);
             conn.deadline = Some(at);
             if conn.armed.is_none_or(|armed| at < armed) {
                 conn.armed = Some(at);
-                self.timers.push(Reverse((at.get(), id)));
+                self.timers.push(Reverse((at.time(), id)));
             }
         }
     }
@@ -358,7 +359,7 @@ impl Registry {
     /// The next connection whose deadline is at or before `now` (its
     /// deadline cleared), skipping stale heap entries and re-arming moved
     /// deadlines on the way.
-    pub fn pop_due(&mut self, now: u64) -> Option<ConnId> {
+    pub fn pop_due(&mut self, now: Time) -> Option<ConnId> {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 return None;
@@ -367,19 +368,19 @@ impl Registry {
             let Some(conn) = self.get_mut(id) else {
                 continue;
             };
-            if conn.armed != Some(At::ms(at)) {
+            if conn.armed != Some(At::new(at)) {
                 continue;
             }
             conn.armed = None;
             match conn.deadline {
-                Some(d) if d.get() <= now => {
+                Some(d) if d.time() <= now => {
                     conn.deadline = None;
                     return Some(id);
                 }
                 // Moved later since this entry was pushed: re-arm.
                 Some(d) => {
                     conn.armed = Some(d);
-                    self.timers.push(Reverse((d.get(), id)));
+                    self.timers.push(Reverse((d.time(), id)));
                 }
                 None => {}
             }
@@ -388,7 +389,7 @@ impl Registry {
     }
 
     /// The earliest entry in the timer heap (it may be stale).
-    pub fn next_deadline(&self) -> Option<u64> {
+    pub fn next_deadline(&self) -> Option<Time> {
         self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
@@ -440,7 +441,7 @@ impl Registry {
             let in_heap = self
                 .timers
                 .iter()
-                .any(|Reverse(entry)| *entry == (armed.get(), id));
+                .any(|Reverse(entry)| *entry == (armed.time(), id));
             if !in_heap {
                 return Err(format!("connection {id:?}'s timer is not in the heap"));
             }

@@ -10,6 +10,7 @@ use super::conn::{Phase, Purpose};
 use super::limits::AddrKey;
 use super::logfmt::quoted;
 use super::tickets::TicketRefusal;
+use super::time::Time;
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
@@ -23,7 +24,7 @@ const MAX_PENDING_LOGINS_PER_IP: usize = 4;
 
 impl Server {
     /// Handles every complete request in the buffer of `id`.
-    pub(super) fn process_http(&mut self, id: ConnId, now: u64) {
+    pub(super) fn process_http(&mut self, id: ConnId, now: Time) {
         let limits = &self.config.limits;
         let (max_headers, max_head, max_body) = (
             limits.max_headers,
@@ -128,7 +129,7 @@ impl Server {
         req: &Request,
         body: &[u8],
         then: Then,
-        now: u64,
+        now: Time,
     ) -> Option<Response> {
         let allow = |methods: &'static str| {
             Response::detail(405, "method not allowed").header("Allow", methods)
@@ -238,7 +239,7 @@ impl Server {
         purpose: Purpose,
         then: Then,
         rest: Vec<u8>,
-        now: u64,
+        now: Time,
     ) -> Option<Response> {
         let peer = self.reg[id].peer;
         let key = AddrKey::of(peer.ip());
@@ -294,7 +295,7 @@ impl Server {
             },
         );
         self.reg.login_started(key);
-        self.set_deadline(id, now + super::PASSWORD_TIMEOUT_MS);
+        self.set_deadline(id, now + super::PASSWORD_TIMEOUT);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,
             user,
@@ -308,10 +309,12 @@ impl Server {
         &mut self,
         user: &VerifiedUser,
         peer: SocketAddr,
-        now: u64,
+        now: Time,
     ) -> Response {
         let ttl = self.config.token_ttl.as_secs();
-        let token = self.jwt.issue(user.name(), user.role(), now, ttl);
+        let token = self
+            .jwt
+            .issue(user.name(), user.role(), now.as_millis(), ttl);
         info!("token issued user={} peer={peer}", quoted(user.name()));
         Response::json(
             200,
@@ -320,8 +323,10 @@ impl Server {
     }
 
     /// `POST /login` succeeded: a fresh session and its cookie.
-    pub(super) fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: u64) -> Response {
-        let (id, _handle, evicted) = self.sessions.create(user.name(), user.role(), now);
+    pub(super) fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Response {
+        let (id, _handle, evicted) =
+            self.sessions
+                .create(user.name(), user.role(), now.as_millis());
         for old in evicted {
             self.close_session_sockets(old, super::ending::Ending::SessionExpired, now);
         }
@@ -338,7 +343,7 @@ impl Server {
     }
 
     /// `POST /logout`: end the session and close its sockets `4403`.
-    fn logout(&mut self, req: &Request, peer: SocketAddr, now: u64) -> Response {
+    fn logout(&mut self, req: &Request, peer: SocketAddr, now: Time) -> Response {
         let name = self.config.cookie_name();
         let ids: Vec<Vec<u8>> = cookie_values(req.header_values("cookie"), name)
             .into_iter()
@@ -356,7 +361,7 @@ impl Server {
 
     /// `POST /ws-ticket`: a single-use ticket for the session (with an
     /// allowed `Origin`) or the bearer token's user.
-    fn ws_ticket(&mut self, req: &Request, peer: SocketAddr, now: u64) -> Response {
+    fn ws_ticket(&mut self, req: &Request, peer: SocketAddr, now: Time) -> Response {
         let unauthorized = |reason: &'static str| {
             Response::detail(401, reason)
                 .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
@@ -369,7 +374,7 @@ impl Server {
                     Ok(token) => token,
                     Err(rej) => return unauthorized(rej.reason()),
                 };
-                match self.jwt.verify(token, now) {
+                match self.jwt.verify(token, now.as_millis()) {
                     Ok(claims) => claims.into_principal(),
                     Err(e) => return unauthorized(e.public_reason()),
                 }
@@ -387,7 +392,7 @@ impl Server {
                 if self.foreign_origin(req) {
                     return self.refused_cross_site(req, peer);
                 }
-                match self.sessions.lookup(sid, now) {
+                match self.sessions.lookup(sid, now.as_millis()) {
                     Ok(p) => p,
                     Err(_) => return unauthorized("unknown or expired session"),
                 }
@@ -399,14 +404,14 @@ impl Server {
                 info!("ticket issued user={} peer={peer}", quoted(&user));
                 Response::json(
                     200,
-                    &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL_MS / 1000 }),
+                    &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL.as_secs() }),
                 )
             }
             Err(TicketRefusal::Full) => {
                 Reject::Unavailable("too many tickets outstanding", RETRY_AFTER_SECS).response()
             }
             Err(TicketRefusal::TooManyForUser) => {
-                let secs = super::tickets::TICKET_TTL_MS / 1000;
+                let secs = super::tickets::TICKET_TTL.as_secs();
                 Response::detail(429, "too many tickets for this user")
                     .header("Retry-After", secs.to_string())
             }

@@ -8,12 +8,14 @@
 use std::collections::HashMap;
 
 use rand::rngs::StdRng;
+use std::time::Duration;
 
+use super::time::Time;
 use crate::auth::Principal;
 use crate::auth::secret_id::{IdDigest, digest_of, new_secret_id};
 
 /// A ticket's lifetime (PROTOCOL §1).
-pub const TICKET_TTL_MS: u64 = 30_000;
+pub const TICKET_TTL: Duration = Duration::from_secs(30);
 
 /// Unused tickets one user may hold at once.
 pub const MAX_TICKETS_PER_USER: usize = 32;
@@ -32,7 +34,7 @@ pub enum TicketRefusal {
 pub struct Tickets {
     /// Where tickets come from (seeded by the server).
     rng: StdRng,
-    map: HashMap<IdDigest, (Principal, u64)>,
+    map: HashMap<IdDigest, (Principal, Time)>,
     per_user: HashMap<String, usize>,
     max: usize,
 }
@@ -49,7 +51,7 @@ impl Tickets {
     }
 
     /// A new ticket for `principal`.
-    pub fn issue(&mut self, principal: Principal, now: u64) -> Result<String, TicketRefusal> {
+    pub fn issue(&mut self, principal: Principal, now: Time) -> Result<String, TicketRefusal> {
         if self.map.len() >= self.max
             || self
                 .per_user
@@ -70,12 +72,12 @@ impl Tickets {
         }
         *mine += 1;
         let (ticket, digest) = new_secret_id(&mut self.rng);
-        self.map.insert(digest, (principal, now + TICKET_TTL_MS));
+        self.map.insert(digest, (principal, now + TICKET_TTL));
         Ok(ticket)
     }
 
     /// Uses up a ticket: its principal, if it exists and has not expired.
-    pub fn redeem(&mut self, ticket: &str, now: u64) -> Option<Principal> {
+    pub fn redeem(&mut self, ticket: &str, now: Time) -> Option<Principal> {
         let digest = digest_of(ticket.as_bytes());
         let (principal, expires) = self.map.remove(&digest)?;
         self.release(principal.user());
@@ -83,7 +85,7 @@ impl Tickets {
     }
 
     /// Forgets expired tickets.
-    pub fn sweep(&mut self, now: u64) {
+    pub fn sweep(&mut self, now: Time) {
         let mut gone = Vec::new();
         self.map.retain(|_, (principal, expires)| {
             let keep = now < *expires;

@@ -11,6 +11,7 @@ use super::conn::{Conn, Phase};
 use super::ending::Ending;
 use super::logfmt::quoted;
 use super::pipe::Pipe;
+use super::time::Time;
 use super::{ConnId, Server};
 use crate::auth::Credential;
 use crate::auth::session::SessionHandle;
@@ -21,7 +22,7 @@ const MAX_STRIKES: u32 = 10;
 
 impl Server {
     /// Feeds bytes to tungstenite and acts on every complete message.
-    pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: u64) {
+    pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: Time) {
         let limit = self.config.limits.max_message_bytes;
         let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return;
@@ -87,7 +88,7 @@ impl Server {
     }
 
     /// Echo mode (conformance testing): the message goes back unchanged.
-    fn echo(&mut self, id: ConnId, kind: Data, payload: &[u8], now: u64) {
+    fn echo(&mut self, id: ConnId, kind: Data, payload: &[u8], now: Time) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -99,7 +100,7 @@ impl Server {
     }
 
     /// A text message from `id`.
-    fn on_text(&mut self, id: ConnId, text: &str, now: u64) {
+    fn on_text(&mut self, id: ConnId, text: &str, now: Time) {
         let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return;
         };
@@ -186,8 +187,8 @@ impl Server {
 
     /// `/refresh TOKEN`: a valid token for the same user moves this
     /// connection's deadline; anything else changes nothing.
-    fn refresh(&mut self, id: ConnId, token: &str, now: u64) -> Reply<'static> {
-        let claims = match self.jwt.verify(token, now) {
+    fn refresh(&mut self, id: ConnId, token: &str, now: Time) -> Reply<'static> {
+        let claims = match self.jwt.verify(token, now.as_millis()) {
             Ok(c) => c,
             Err(e) => {
                 return Reply::Error("refresh_failed", e.public_reason());
@@ -208,7 +209,12 @@ impl Server {
         let exp_ms = claims.exp_ms;
         ws.principal.refresh(exp_ms, claims.role, claims.rooms);
         let config = &self.config;
-        ws.set_expiry(exp_ms, config.token_leeway, config.expiry_warning, now);
+        ws.set_expiry(
+            Time::from_millis(exp_ms),
+            config.token_leeway,
+            config.expiry_warning,
+            now,
+        );
         self.arm_ws(id);
         info!(
             "refreshed user={} peer={}",
@@ -220,13 +226,13 @@ impl Server {
 
     /// One of this connection's timers fired: the slow-consumer clock,
     /// silence, expiry, the expiry warning, or a ping.
-    pub(super) fn on_ws_deadline(&mut self, id: ConnId, now: u64) {
-        let interval = self.config.ping_interval.as_millis() as u64;
-        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+    pub(super) fn on_ws_deadline(&mut self, id: ConnId, now: Time) {
+        let interval = self.config.ping_interval;
+        let slow = self.config.limits.slow_consumer_timeout;
         if let Some(&since) = self.backlog.get(&id) {
             // The writes of every turn since the queue passed the limit
             // have had their chance; it is still over: not draining.
-            if now >= since.saturating_add(slow) {
+            if now >= since + slow {
                 return self.close_slow(id, now);
             }
         }
@@ -242,10 +248,10 @@ impl Server {
             // server imposes is not the peer's.
             ws.last_seen = now;
         }
-        if now >= ws.last_seen.saturating_add(2 * interval) {
+        if now >= ws.last_seen + interval.saturating_mul(2) {
             return self.close_ws(id, Ending::PingTimeout, now);
         }
-        if ws.expires.is_some_and(|e| now >= e.get()) {
+        if ws.expires.is_some_and(|e| now >= e.time()) {
             let ending = match ws.principal.credential() {
                 Credential::Session { .. } => Ending::SessionExpired,
                 _ => Ending::TokenExpired,
@@ -253,11 +259,17 @@ impl Server {
             return self.close_ws(id, ending, now);
         }
         let mut warning = None;
-        if ws.warn_at.is_some_and(|w| now >= w.get()) {
+        if ws.warn_at.is_some_and(|w| now >= w.time()) {
             ws.warn_at = None;
             if let Credential::Token { exp_ms } = *ws.principal.credential() {
                 warning = Some(
-                    Reply::Expiring(exp_ms.saturating_sub(now).div_ceil(1000)).render(ws.mode),
+                    Reply::Expiring(
+                        Time::from_millis(exp_ms)
+                            .since(now)
+                            .as_millis()
+                            .div_ceil(1000) as u64,
+                    )
+                    .render(ws.mode),
                 );
             }
         }
@@ -282,7 +294,7 @@ impl Server {
     }
 
     /// Queues one text frame to `id` alone.
-    pub(super) fn send_to(&mut self, id: ConnId, text: &str, now: u64) {
+    pub(super) fn send_to(&mut self, id: ConnId, text: &str, now: Time) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -298,7 +310,7 @@ impl Server {
     /// write; a queue past the hard ceiling closes `1013` at once, one past
     /// the limit starts its slow-consumer clock (judged in
     /// `on_ws_deadline`, after the writes of the turns in between).
-    pub(super) fn queued_to(&mut self, id: ConnId, now: u64) {
+    pub(super) fn queued_to(&mut self, id: ConnId, now: Time) {
         self.queue_changed(id, now);
         let Some(conn) = self.reg.get(id) else {
             return;
@@ -318,7 +330,7 @@ impl Server {
 
     /// Closes a slow consumer `1013`: its unsent frames are dropped (the
     /// one partly written is finished), the close frame follows.
-    pub(super) fn close_slow(&mut self, id: ConnId, now: u64) {
+    pub(super) fn close_slow(&mut self, id: ConnId, now: Time) {
         if let Some(conn) = self.reg.get_mut(id) {
             conn.out.drop_unsent_frames();
         }
@@ -328,8 +340,8 @@ impl Server {
     /// Sets the deadline of WebSocket `id` to the earliest of its timers:
     /// ping, silence, expiry, the expiry warning, the slow-consumer clock.
     pub(super) fn arm_ws(&mut self, id: ConnId) {
-        let interval = self.config.ping_interval.as_millis() as u64;
-        let slow = self.config.limits.slow_consumer_timeout.as_millis() as u64;
+        let interval = self.config.ping_interval;
+        let slow = self.config.limits.slow_consumer_timeout;
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
@@ -338,7 +350,7 @@ impl Server {
         }
         let mut at = ws.next_deadline(interval);
         if let Some(&since) = self.backlog.get(&id) {
-            at = at.min(since.saturating_add(slow));
+            at = at.min(since + slow);
         }
         self.set_deadline(id, at);
     }
@@ -346,7 +358,7 @@ impl Server {
     /// Writes one event into the queue of every member of `room`: encoded
     /// once per mode, copied into each queue. Members whose queue passes
     /// the cap are closed `1013` afterwards; nobody else waits for them.
-    pub(super) fn broadcast(&mut self, room: &str, event: Event<'_>, now: u64) {
+    pub(super) fn broadcast(&mut self, room: &str, event: Event<'_>, now: Time) {
         let message = matches!(event, Event::Message { .. });
         let Some(seq) = self.reg.room_seq(room, message) else {
             return;
@@ -369,7 +381,7 @@ impl Server {
                     if !json_ready {
                         scratch_json.clear();
                         chat::encode_text_frame(
-                            event.json(room, seq, now).as_bytes(),
+                            event.json(room, seq, now.as_millis()).as_bytes(),
                             scratch_json,
                         );
                         json_ready = true;
@@ -408,7 +420,7 @@ impl Server {
 
     /// The server ends a WebSocket: a close frame with `code` after what is
     /// already queued, out of the room at once, then flush and hang up.
-    pub(super) fn close_ws(&mut self, id: ConnId, ending: Ending, now: u64) {
+    pub(super) fn close_ws(&mut self, id: ConnId, ending: Ending, now: Time) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -439,7 +451,7 @@ impl Server {
     }
 
     /// The peer completed a close handshake (tungstenite is done).
-    fn finish_ws(&mut self, id: ConnId, now: u64) {
+    fn finish_ws(&mut self, id: ConnId, now: Time) {
         if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
                 let code = ws.peer_close.unwrap_or(1005);
@@ -459,12 +471,12 @@ impl Server {
     /// lists (the registry does), telling the room when that was the
     /// user's last connection there. The phase stays `Ws` until the caller
     /// changes it.
-    pub(super) fn leave_room(&mut self, id: ConnId, now: u64) {
+    pub(super) fn leave_room(&mut self, id: ConnId, now: Time) {
         let Some(left) = self.reg.leave(id) else {
             return;
         };
         if let Some(handle) = left.session {
-            self.sessions.track_live(handle, false, now);
+            self.sessions.track_live(handle, false, now.as_millis());
         }
         if left.last_of_user {
             for observer in &mut self.observers {
@@ -492,7 +504,7 @@ impl Server {
         &mut self,
         handle: SessionHandle,
         ending: Ending,
-        now: u64,
+        now: Time,
     ) {
         for id in self.reg.of_session(handle) {
             self.close_ws(id, ending, now);

@@ -477,7 +477,7 @@ impl Driver {
 
     /// A token of kind `kind` (0–7) for `user`.
     fn token(&mut self, user: &str, kind: u8) -> String {
-        let now_s = self.h.now / 1000;
+        let now_s = self.h.now.as_secs();
         let token = match kind % 8 {
             0 => self.h.token(user, 3600),
             1 => self.h.token(user, 5),
@@ -490,7 +490,7 @@ impl Driver {
                 .token_with(json!({"sub": user, "exp": now_s + 3600, "role": "viewer"})),
             5 => {
                 let secret = Secret::new(WRONG_KEY.to_vec(), None).expect("long enough");
-                JwtConfig::new(vec![secret]).issue(user, "member", self.h.now, 3600)
+                JwtConfig::new(vec![secret]).issue(user, "member", self.h.now.as_millis(), 3600)
             }
             6 => self.h.token(user, 60),
             _ => self

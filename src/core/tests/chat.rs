@@ -96,7 +96,7 @@ fn commands_and_errors_go_to_the_sender_alone() {
 }
 
 fn viewer_token(h: &Harness) -> String {
-    h.jwt.issue("vic", "viewer", h.now, 600)
+    h.jwt.issue("vic", "viewer", h.now.as_millis(), 600)
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn json_mode() {
         (got[0]["from"].clone(), got[0]["text"].clone()),
         (json!("alice"), json!("one"))
     );
-    assert_eq!(got[0]["ts"], h.now);
+    assert_eq!(got[0]["ts"], h.now.as_millis());
     assert_eq!(got[1]["seq"], 2);
     assert_eq!(got[1]["from"], "bob");
     assert_eq!(got[2], json!({"type":"who","users":["alice","bob"]}));

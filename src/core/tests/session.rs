@@ -25,12 +25,12 @@ fn token_endpoint() {
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 900);
     let token = body["access_token"].as_str().unwrap();
-    let claims = h.jwt.verify(token, h.now).unwrap();
+    let claims = h.jwt.verify(token, h.now.as_millis()).unwrap();
     assert_eq!(
         (claims.sub.as_str(), claims.role.as_str()),
         ("alice", "member")
     );
-    assert_eq!(claims.exp_ms, h.now / 1000 * 1000 + 900_000);
+    assert_eq!(claims.exp_ms, h.now.as_secs() * 1000 + 900_000);
     // The token opens a WebSocket.
     let (_, up) = h.upgrade("/ws", &format!("Authorization: Bearer {token}\r\n"));
     assert_eq!(up.status, 101);
