@@ -3,7 +3,7 @@
 //! - [`jwt`]: our own HS256 verifier and signer (PROTOCOL §5).
 //! - [`password`]: PHC-format password hashes (PBKDF2-HMAC-SHA256).
 //! - [`users`]: the users file and the demo users.
-//! - [`session`]: the server-side session store behind the login cookie.
+//! - `session`: the server-side session store behind the login cookie.
 //! - [`names`]: what a user name may hold, and the reserved names.
 //!
 //! The one output of this module that matters is a [`Principal`]: a value

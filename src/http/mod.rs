@@ -3,7 +3,7 @@
 //! Read first: RFC 9112 (HTTP/1.1 message syntax), RFC 6265 §5.4 (the
 //! `Cookie` header), RFC 6455 §4.2 (the opening handshake). Parsing is
 //! httparse's; this module turns its borrowed result into a small owned
-//! [`Request`] and answers with a [`Response`].
+//! [`Request`] and answers with a `Response`.
 //!
 //! Contract for untrusted input: once [`parse_head`] returns `Ok`, nothing
 //! in this module panics on the request, whatever its contents.
