@@ -27,7 +27,7 @@ use super::fragments::FragmentMeter;
 use super::limits::Bucket;
 use super::pipe::OutQueue;
 use super::registry::ConnId;
-use super::time::Time;
+use super::time::{Time, Timer};
 use crate::auth::Principal;
 use crate::http::response::Then;
 use crate::http::upgrade::{Mode, Upgrade};
@@ -90,6 +90,21 @@ pub enum Phase {
     /// The write half is shut; waiting for the peer to hang up so that
     /// unread input cannot turn our last bytes into a reset.
     Lingering,
+}
+
+impl Phase {
+    /// A short name: `http`, `await-password`, `ws`, `closing` or
+    /// `lingering`.
+    #[cfg(any(test, fuzzing))]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Http { .. } => "http",
+            Phase::AwaitPassword { .. } => "await-password",
+            Phase::Ws(_) => "ws",
+            Phase::Closing => "closing",
+            Phase::Lingering => "lingering",
+        }
+    }
 }
 
 /// The state of an open WebSocket.
@@ -161,18 +176,23 @@ impl Ws {
         self.warn_at = Some(At::new(exp.before(warning).max(now)));
     }
 
-    /// The earliest of this connection's timers, given the ping interval.
-    pub fn next_deadline(&self, ping_interval: Duration) -> Time {
-        let mut at = self
-            .next_ping
-            .min(self.last_seen + ping_interval.saturating_mul(2));
-        if let Some(e) = self.expires {
-            at = at.min(e.time());
+    /// The earliest of this WebSocket's own timers, given the ping
+    /// interval; on a tie the one listed first wins (ending the connection
+    /// before warning or pinging it).
+    pub fn next_timer(&self, ping_interval: Duration) -> (Time, Timer) {
+        let silence = self.last_seen + ping_interval.saturating_mul(2);
+        let others = [
+            self.expires.map(|e| (e.time(), Timer::Expiry)),
+            self.warn_at.map(|w| (w.time(), Timer::ExpiryWarning)),
+            Some((self.next_ping, Timer::Ping)),
+        ];
+        let mut next = (silence, Timer::Silence);
+        for (at, timer) in others.into_iter().flatten() {
+            if at < next.0 {
+                next = (at, timer);
+            }
         }
-        if let Some(w) = self.warn_at {
-            at = at.min(w.time());
-        }
-        at
+        next
     }
 }
 
@@ -187,9 +207,10 @@ pub struct Conn {
     pub out: OutQueue,
     /// Listed in the server's dirty list (has output to flush this turn).
     pub dirty: bool,
-    /// The connection's next deadline, if any; what it means depends on
-    /// the phase.
+    /// The connection's next deadline (`None` only while it is acted on).
     pub deadline: Option<At>,
+    /// What `deadline` is for.
+    pub timer: Timer,
     /// The earliest entry of this connection in the server's timer heap.
     /// A later `deadline` does not push another entry: when this one comes
     /// due it re-arms for `deadline`, so the heap holds about one entry a

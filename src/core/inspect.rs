@@ -21,13 +21,7 @@ impl Server {
     /// The phase of `id` as a short name: `http`, `await-password`, `ws`,
     /// `closing` or `lingering`; `None` for an unknown id.
     pub fn phase_name(&self, id: ConnId) -> Option<&'static str> {
-        self.reg.get(id).map(|c| match c.phase {
-            Phase::Http { .. } => "http",
-            Phase::AwaitPassword { .. } => "await-password",
-            Phase::Ws(_) => "ws",
-            Phase::Closing => "closing",
-            Phase::Lingering => "lingering",
-        })
+        self.reg.get(id).map(|c| c.phase.name())
     }
 
     /// The user of an open WebSocket `id`.

@@ -78,6 +78,7 @@ pub(crate) use logfmt::quoted;
 pub use observe::{Observe, Publication, PublishError};
 pub use registry::ConnId;
 pub use time::Time;
+use time::Timer;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -431,7 +432,7 @@ impl Server {
         }
         let id = self.reg.admit(peer);
         let deadline = now + self.config.limits.handshake_timeout;
-        self.set_deadline(id, deadline);
+        self.set_deadline(id, deadline, Timer::Handshake);
         Accept::Open(id)
     }
 
@@ -547,7 +548,7 @@ impl Server {
             Phase::Closing if drained => {
                 conn.phase = Phase::Lingering;
                 self.actions.push_back(Action::ShutdownWrite(id));
-                self.set_deadline(id, now + close_timeout);
+                self.set_deadline(id, now + close_timeout, Timer::Close);
             }
             Phase::Http { .. } if pipelined => self.process_http(id, now),
             _ => {}
@@ -562,8 +563,8 @@ impl Server {
 
     /// Time passed: act on every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Time) {
-        while let Some(id) = self.reg.pop_due(now) {
-            self.on_deadline(id, now);
+        while let Some((id, timer)) = self.reg.pop_due(now) {
+            self.on_deadline(id, timer, now);
         }
         if self.budget_verdict_at().is_some_and(|at| now >= at) {
             self.on_budget_deadline(now);
@@ -797,10 +798,10 @@ impl Server {
         };
         response.write_to(conn.out.tail(), then, part);
         if then == Then::KeepAlive {
-            self.set_deadline(id, now + handshake);
+            self.set_deadline(id, now + handshake, Timer::Handshake);
         } else {
             conn.phase = Phase::Closing;
-            self.set_deadline(id, now + close_timeout);
+            self.set_deadline(id, now + close_timeout, Timer::Close);
         }
         self.queue_changed(id, now);
         // A closing connection is read (and its input discarded) until
@@ -824,25 +825,31 @@ impl Server {
             conn.phase = Phase::Closing;
             self.queue_changed(id, now);
         }
-        self.set_deadline(id, now + close_timeout);
+        self.set_deadline(id, now + close_timeout, Timer::Close);
         // A closing connection's input is read again (and discarded), so
         // that its end of stream is seen.
         self.unpark(id);
     }
 
-    fn on_deadline(&mut self, id: ConnId, now: Time) {
+    /// The deadline of `id` came: act on what it was for (the registry's
+    /// checker holds the timer to the connection's phase).
+    fn on_deadline(&mut self, id: ConnId, timer: Timer, now: Time) {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
         let peer = conn.peer;
-        match conn.phase {
-            Phase::Http { .. } => {
+        match timer {
+            Timer::Handshake => {
                 info!("closed peer={peer} reason=\"handshake timeout\"");
                 self.drop_conn(id, now);
             }
-            Phase::Closing | Phase::Lingering => self.drop_conn(id, now),
-            Phase::Ws(_) => self.on_ws_deadline(id, now),
-            Phase::AwaitPassword { .. } => {
+            Timer::Close => self.drop_conn(id, now),
+            Timer::SlowConsumer
+            | Timer::Silence
+            | Timer::Expiry
+            | Timer::ExpiryWarning
+            | Timer::Ping => self.on_ws_timer(id, timer, now),
+            Timer::PasswordCheck => {
                 // The helper thread should answer in well under a second;
                 // if it does not (gone, or swamped), don't hold the peer.
                 // The job still counts until the helper answers it.
@@ -877,8 +884,8 @@ impl Server {
     }
 
     /// Sets the connection's one deadline (replacing any other).
-    fn set_deadline(&mut self, id: ConnId, at: Time) {
-        self.reg.set_deadline(id, at);
+    fn set_deadline(&mut self, id: ConnId, at: Time, timer: Timer) {
+        self.reg.set_deadline(id, at, timer);
     }
 
     /// The queue of `id` changed: count it in the total and schedule a

@@ -24,7 +24,7 @@ use super::conn::{At, Conn, Phase, Ws};
 use super::limits::{AddrKey, AddrLoad};
 use super::pipe::OutQueue;
 use super::rooms::{Left, Rooms};
-use super::time::Time;
+use super::time::{Time, Timer};
 use crate::auth::session::SessionHandle;
 use crate::auth::{Credential, Principal};
 use crate::http::upgrade::Mode;
@@ -126,6 +126,7 @@ impl Registry {
             out: OutQueue::default(),
             dirty: false,
             deadline: None,
+            timer: Timer::Handshake,
             armed: None,
             eof: false,
             authenticated: false,
@@ -345,10 +346,11 @@ impl Registry {
     /// deadline pushes no entry: the armed one, when it comes due, re-arms
     /// for it, so the heap holds about one entry a connection however
     /// often deadlines move.
-    pub fn set_deadline(&mut self, id: ConnId, at: Time) {
+    pub fn set_deadline(&mut self, id: ConnId, at: Time, timer: Timer) {
         if let Some(conn) = self.get_mut(id) {
             let at = At::new(at);
             conn.deadline = Some(at);
+            conn.timer = timer;
             if conn.armed.is_none_or(|armed| at < armed) {
                 conn.armed = Some(at);
                 self.timers.push(Reverse((at.time(), id)));
@@ -359,7 +361,7 @@ impl Registry {
     /// The next connection whose deadline is at or before `now` (its
     /// deadline cleared), skipping stale heap entries and re-arming moved
     /// deadlines on the way.
-    pub fn pop_due(&mut self, now: Time) -> Option<ConnId> {
+    pub fn pop_due(&mut self, now: Time) -> Option<(ConnId, Timer)> {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 return None;
@@ -375,7 +377,7 @@ impl Registry {
             match conn.deadline {
                 Some(d) if d.time() <= now => {
                     conn.deadline = None;
-                    return Some(id);
+                    return Some((id, conn.timer));
                 }
                 // Moved later since this entry was pushed: re-arm.
                 Some(d) => {
@@ -415,8 +417,9 @@ impl Registry {
     /// - what each address holds (connections, unauthenticated ones) is
     ///   what the connections say (password checks are the caller's to
     ///   compare: `logins`), with no idle entries;
-    /// - every connection has a deadline, and a timer armed for it (at or
-    ///   before it) is in the heap, so none can live forever.
+    /// - every connection has a deadline of the kind its phase calls for
+    ///   (`Timer`), and a timer armed for it (at or before it) is in the
+    ///   heap, so none can live forever.
     pub fn check(&self, logins: &HashMap<AddrKey, usize>) -> Result<(), String> {
         let mut members_seen: HashMap<&str, usize> = HashMap::new();
         let mut in_rooms = 0;
@@ -434,6 +437,19 @@ impl Registry {
             let Some(deadline) = conn.deadline else {
                 return Err(format!("connection {id:?} has no deadline"));
             };
+            let fits = match conn.phase {
+                Phase::Http { .. } => conn.timer == Timer::Handshake,
+                Phase::AwaitPassword { .. } => conn.timer == Timer::PasswordCheck,
+                Phase::Closing | Phase::Lingering => conn.timer == Timer::Close,
+                Phase::Ws(_) => conn.timer.is_websocket(),
+            };
+            if !fits {
+                return Err(format!(
+                    "connection {id:?} has a {:?} timer in phase {}",
+                    conn.timer,
+                    conn.phase.name()
+                ));
+            }
             let armed = conn
                 .armed
                 .filter(|&at| at <= deadline)

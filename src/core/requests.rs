@@ -10,7 +10,7 @@ use super::conn::{Phase, Purpose};
 use super::limits::AddrKey;
 use super::logfmt::quoted;
 use super::tickets::TicketRefusal;
-use super::time::Time;
+use super::time::{Time, Timer};
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
@@ -295,7 +295,7 @@ impl Server {
             },
         );
         self.reg.login_started(key);
-        self.set_deadline(id, now + super::PASSWORD_TIMEOUT);
+        self.set_deadline(id, now + super::PASSWORD_TIMEOUT, Timer::PasswordCheck);
         self.actions.push_back(Action::CheckPassword(PasswordJob {
             job,
             user,

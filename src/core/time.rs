@@ -59,6 +59,48 @@ impl fmt::Display for Time {
     }
 }
 
+/// What a connection's one deadline is for. Each connection has exactly
+/// one armed at a time; which one follows from its phase (the registry's
+/// checker holds it to that).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// HTTP: the request head (or the next one on a kept-alive
+    /// connection) must be in by now.
+    Handshake,
+    /// Waiting for a password check: answer `503` if the helper has not.
+    PasswordCheck,
+    /// Closing: the queue had this long to drain and the peer to end its
+    /// stream; then the socket is dropped.
+    Close,
+    /// WebSocket: the queue has been over the limit since the clock
+    /// started; still over, it closes `1013`.
+    SlowConsumer,
+    /// WebSocket: nothing heard for two ping intervals; closes `1001`.
+    Silence,
+    /// WebSocket: its token (plus leeway) or session ran out; closes
+    /// `4401`.
+    Expiry,
+    /// WebSocket: tell the client its token is about to expire.
+    ExpiryWarning,
+    /// WebSocket: send a ping.
+    Ping,
+}
+
+impl Timer {
+    /// Whether this kind belongs to an open WebSocket.
+    #[cfg(any(test, fuzzing))]
+    pub fn is_websocket(self) -> bool {
+        matches!(
+            self,
+            Timer::SlowConsumer
+                | Timer::Silence
+                | Timer::Expiry
+                | Timer::ExpiryWarning
+                | Timer::Ping
+        )
+    }
+}
+
 /// `span` in whole milliseconds, saturating.
 pub fn millis(span: Duration) -> u64 {
     u64::try_from(span.as_millis()).unwrap_or(u64::MAX)

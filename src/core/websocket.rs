@@ -11,7 +11,7 @@ use super::conn::{Conn, Phase};
 use super::ending::Ending;
 use super::logfmt::quoted;
 use super::pipe::Pipe;
-use super::time::Time;
+use super::time::{Time, Timer};
 use super::{ConnId, Server};
 use crate::auth::Credential;
 use crate::auth::session::SessionHandle;
@@ -224,18 +224,13 @@ impl Server {
         Reply::Refreshed(exp_ms / 1000)
     }
 
-    /// One of this connection's timers fired: the slow-consumer clock,
-    /// silence, expiry, the expiry warning, or a ping.
-    pub(super) fn on_ws_deadline(&mut self, id: ConnId, now: Time) {
+    /// One of this WebSocket's timers fired. Each acts only if its
+    /// condition still holds (a queue may have drained, a pong come in,
+    /// since it was armed); then the next one is armed.
+    pub(super) fn on_ws_timer(&mut self, id: ConnId, timer: Timer, now: Time) {
         let interval = self.config.ping_interval;
         let slow = self.config.limits.slow_consumer_timeout;
-        if let Some(&since) = self.backlog.get(&id) {
-            // The writes of every turn since the queue passed the limit
-            // have had their chance; it is still over: not draining.
-            if now >= since + slow {
-                return self.close_slow(id, now);
-            }
-        }
+        let backlog_since = self.backlog.get(&id).copied();
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -248,33 +243,39 @@ impl Server {
             // server imposes is not the peer's.
             ws.last_seen = now;
         }
-        if now >= ws.last_seen + interval.saturating_mul(2) {
-            return self.close_ws(id, Ending::PingTimeout, now);
-        }
-        if ws.expires.is_some_and(|e| now >= e.time()) {
-            let ending = match ws.principal.credential() {
-                Credential::Session { .. } => Ending::SessionExpired,
-                _ => Ending::TokenExpired,
-            };
-            return self.close_ws(id, ending, now);
-        }
         let mut warning = None;
-        if ws.warn_at.is_some_and(|w| now >= w.time()) {
-            ws.warn_at = None;
-            if let Credential::Token { exp_ms } = *ws.principal.credential() {
-                warning = Some(
-                    Reply::Expiring(
-                        Time::from_millis(exp_ms)
-                            .since(now)
-                            .as_millis()
-                            .div_ceil(1000) as u64,
-                    )
-                    .render(ws.mode),
-                );
+        let mut ping = false;
+        match timer {
+            // The writes of every turn since the queue passed the limit
+            // have had their chance; it is still over: not draining.
+            Timer::SlowConsumer if backlog_since.is_some_and(|since| now >= since + slow) => {
+                return self.close_slow(id, now);
             }
+            Timer::Silence if now >= ws.last_seen + interval.saturating_mul(2) => {
+                return self.close_ws(id, Ending::PingTimeout, now);
+            }
+            Timer::Expiry if ws.expires.is_some_and(|e| now >= e.time()) => {
+                let ending = match ws.principal.credential() {
+                    Credential::Session { .. } => Ending::SessionExpired,
+                    _ => Ending::TokenExpired,
+                };
+                return self.close_ws(id, ending, now);
+            }
+            Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
+                ws.warn_at = None;
+                if let Credential::Token { exp_ms } = *ws.principal.credential() {
+                    let left = Time::from_millis(exp_ms).since(now);
+                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                    warning = Some(Reply::Expiring(secs).render(ws.mode));
+                }
+            }
+            Timer::Ping if now >= ws.next_ping => {
+                ws.next_ping = now + interval;
+                ping = true;
+            }
+            _ => {}
         }
-        if now >= ws.next_ping {
-            ws.next_ping = now + interval;
+        if ping {
             let conn = &mut self.reg[id];
             if let Phase::Ws(ws) = &mut conn.phase {
                 let mut input: &[u8] = &[];
@@ -348,11 +349,14 @@ impl Server {
         if !ws.ctx.can_write() {
             return;
         }
-        let mut at = ws.next_deadline(interval);
+        let mut next = ws.next_timer(interval);
         if let Some(&since) = self.backlog.get(&id) {
-            at = at.min(since + slow);
+            // why: `<=`: on a tie the slow-consumer verdict comes first.
+            if since + slow <= next.0 {
+                next = (since + slow, Timer::SlowConsumer);
+            }
         }
-        self.set_deadline(id, at);
+        self.set_deadline(id, next.0, next.1);
     }
 
     /// Writes one event into the queue of every member of `room`: encoded
