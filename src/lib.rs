@@ -12,7 +12,8 @@
 //!            └───────┬──────────────────────────────────────────▲────────────┘
 //!          handle_*(…, now)                              poll_transmit / poll_action
 //!            ┌───────▼──────────────────────────────────────────┴────────────┐
-//!            │ core::Server: slab of connections · rooms · sessions · JWT   │
+//!            │ core::Server: Registry (connections, rooms, indexes, timers) │
+//!            │  handlers: requests · handshake · websocket; auth; observers  │
 //!            │  Http ─► (auth) ─► Ws ─► Closing ─► Lingering                 │
 //!            └───────┬──────────────────────────────────────────────────────┘
 //!                    ▼
@@ -41,7 +42,11 @@
 //! # Embedding
 //!
 //! Run the server inside your own program, with your own credential check
-//! chained before the built-in token, ticket, cookie and password checks:
+//! chained before the built-in token, ticket, cookie and password checks
+//! ([`core::Authenticate`]), observers of joins, leaves, lines and unknown
+//! commands ([`core::Observe`]), and a [`shell::Publisher`] to post lines
+//! into rooms from any thread (`examples/bot.rs` is a whole program).
+//! ARCHITECTURE.md in the repository is the map of the code.
 //!
 //! ```
 //! use std::net::SocketAddr;
