@@ -22,17 +22,17 @@
 //!    reading).
 //!
 //! Password checks are slow on purpose, so they run on one helper thread;
-//! results come back through a channel and a `mio::Waker`.
+//! results come back through a shared queue and a `mio::Waker`.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use log::{error, info, warn};
+use log::{info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -111,8 +111,73 @@ const PUBLISH_QUEUE: usize = 1024;
 /// [`Gateway::publisher`]). Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
-    tx: mpsc::SyncSender<Publication>,
+    inbox: Arc<Inbox>,
     waker: Arc<Waker>,
+}
+
+/// Lines published and not yet taken by the event loop (at most
+/// [`PUBLISH_QUEUE`]), shared by every [`Publisher`] and the loop.
+#[derive(Default)]
+struct Inbox {
+    lines: Mutex<VecDeque<Publication>>,
+    /// The gateway is gone: nothing will take another line.
+    closed: AtomicBool,
+}
+
+impl Inbox {
+    fn lines(&self) -> MutexGuard<'_, VecDeque<Publication>> {
+        lock(&self.lines)
+    }
+}
+
+/// The password thread's work, shared with the event loop: jobs one way
+/// (the thread waits on `job_ready`), answers the other (the thread wakes
+/// the loop). The core bounds how many jobs are out at once.
+#[derive(Default)]
+struct Passwords {
+    jobs: Mutex<Jobs>,
+    job_ready: Condvar,
+    answers: Mutex<Vec<(u64, Option<VerifiedUser>)>>,
+}
+
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<PasswordJob>,
+    /// The gateway is gone: the thread ends.
+    closed: bool,
+}
+
+impl Passwords {
+    /// The password thread: checks jobs in order until the gateway is
+    /// gone.
+    fn work(&self, users: &Users, waker: &Waker) {
+        loop {
+            let job = {
+                let mut jobs = lock(&self.jobs);
+                loop {
+                    if let Some(job) = jobs.queue.pop_front() {
+                        break job;
+                    }
+                    if jobs.closed {
+                        return;
+                    }
+                    jobs = self
+                        .job_ready
+                        .wait(jobs)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let verified = users.check(&job.user, &job.password);
+            lock(&self.answers).push((job.job, verified));
+            let _ = waker.wake();
+        }
+    }
+}
+
+/// Locks `mutex`, poisoned or not: whoever panicked holding one of these
+/// left a whole queue behind (every change is one push or one take).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Publisher {
@@ -124,14 +189,29 @@ impl Publisher {
     /// lines yet, [`PublishError::Stopped`] once it has stopped.
     pub fn publish(&self, room: &str, from: &str, text: &str) -> Result<(), PublishError> {
         let publication = Publication::new(room, from, text)?;
-        match self.tx.try_send(publication) {
-            Ok(()) => {
-                let _ = self.waker.wake();
-                Ok(())
+        {
+            let mut lines = self.inbox.lines();
+            if self.inbox.closed.load(Ordering::SeqCst) {
+                return Err(PublishError::Stopped);
             }
-            Err(mpsc::TrySendError::Full(_)) => Err(PublishError::Busy),
-            Err(mpsc::TrySendError::Disconnected(_)) => Err(PublishError::Stopped),
+            if lines.len() >= PUBLISH_QUEUE {
+                return Err(PublishError::Busy);
+            }
+            lines.push_back(publication);
         }
+        let _ = self.waker.wake();
+        Ok(())
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // why: under the lock, so no publisher sees the gateway alive and
+        // then has its line dropped unseen.
+        let _lines = self.inbox.lines();
+        self.inbox.closed.store(true, Ordering::SeqCst);
+        lock(&self.passwords.jobs).closed = true;
+        self.passwords.job_ready.notify_one();
     }
 }
 
@@ -146,11 +226,9 @@ pub struct Gateway {
     /// Connections that may have more to read (over budget last turn, or
     /// told to resume).
     ready: Vec<ConnId>,
-    jobs: mpsc::Sender<PasswordJob>,
-    results: mpsc::Receiver<(u64, Option<VerifiedUser>)>,
+    passwords: Arc<Passwords>,
     /// Lines published from other threads ([`Publisher`]).
-    publications: mpsc::Receiver<Publication>,
-    publish_tx: mpsc::SyncSender<Publication>,
+    inbox: Arc<Inbox>,
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
     signals: Option<Signals>,
@@ -179,21 +257,11 @@ impl Gateway {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (jobs, job_rx) = mpsc::channel::<PasswordJob>();
-        let (publish_tx, publications) = mpsc::sync_channel(PUBLISH_QUEUE);
-        let (result_tx, results) = mpsc::channel();
-        let worker_waker = Arc::clone(&waker);
+        let passwords = Arc::new(Passwords::default());
+        let (desk, worker_waker) = (Arc::clone(&passwords), Arc::clone(&waker));
         thread::Builder::new()
             .name("wsgate-passwords".into())
-            .spawn(move || {
-                for job in job_rx {
-                    let verified = users.check(&job.user, &job.password);
-                    if result_tx.send((job.job, verified)).is_err() {
-                        break;
-                    }
-                    let _ = worker_waker.wake();
-                }
-            })?;
+            .spawn(move || desk.work(&users, &worker_waker))?;
         let clock = Clock::new();
         let server = Server::new(config, clock.now());
         Ok(Gateway {
@@ -203,10 +271,8 @@ impl Gateway {
             clock,
             sockets: Vec::new(),
             ready: Vec::new(),
-            jobs,
-            results,
-            publications,
-            publish_tx,
+            passwords,
+            inbox: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             signals: None,
@@ -231,7 +297,7 @@ impl Gateway {
     /// of the program's own (a bot), while the gateway runs.
     pub fn publisher(&self) -> Publisher {
         Publisher {
-            tx: self.publish_tx.clone(),
+            inbox: Arc::clone(&self.inbox),
             waker: Arc::clone(&self.waker),
         }
     }
@@ -495,13 +561,15 @@ impl Gateway {
     }
 
     fn publications(&mut self, now: Time) {
-        while let Ok(publication) = self.publications.try_recv() {
-            self.server.handle_publish(&publication, now);
+        let lines = std::mem::take(&mut *self.inbox.lines());
+        for publication in &lines {
+            self.server.handle_publish(publication, now);
         }
     }
 
     fn password_results(&mut self, now: Time) {
-        while let Ok((job, verified)) = self.results.try_recv() {
+        let answers = std::mem::take(&mut *lock(&self.passwords.answers));
+        for (job, verified) in answers {
             self.server.handle_password_checked(job, verified, now);
         }
     }
@@ -516,9 +584,8 @@ impl Gateway {
                     }
                 }
                 Action::CheckPassword(job) => {
-                    if self.jobs.send(job).is_err() {
-                        error!("the password thread is gone");
-                    }
+                    lock(&self.passwords.jobs).queue.push_back(job);
+                    self.passwords.job_ready.notify_one();
                 }
                 Action::Resume(id) => self.mark_ready(id),
             }

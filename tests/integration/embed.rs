@@ -5,7 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use wsgate::auth::users::Users;
+use wsgate::config::Config;
+use wsgate::core::PublishError;
+use wsgate::shell::Gateway;
 
 use crate::common::{SECRET, Ws, mint, now_ms, recv_text, send, ws_at};
 
@@ -102,4 +108,31 @@ fn the_example_bot_greets_answers_time_and_posts_on_its_own() {
             panic!("unexpected {line:?}");
         }
     }
+}
+
+/// A publisher never blocks: lines the loop has not taken yet are capped
+/// (1,024, then `Busy`), and once the gateway is gone it says `Stopped`.
+#[test]
+fn a_publisher_says_busy_when_the_loop_lags_and_stopped_when_it_is_gone() {
+    let mut config = Config::with_secret(std::str::from_utf8(SECRET).unwrap());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let gateway = Gateway::bind(config, Arc::new(Users::demo())).expect("bind");
+    let publisher = gateway.publisher();
+    assert_eq!(
+        publisher.publish("no room!", "bot", "hi"),
+        Err(PublishError::Room)
+    );
+    // The gateway is not running: nothing takes the lines.
+    for i in 0..1024 {
+        assert_eq!(publisher.publish("lobby", "bot", &format!("line {i}")), Ok(()));
+    }
+    assert_eq!(
+        publisher.publish("lobby", "bot", "one too many"),
+        Err(PublishError::Busy)
+    );
+    drop(gateway);
+    assert_eq!(
+        publisher.publish("lobby", "bot", "after"),
+        Err(PublishError::Stopped)
+    );
 }
