@@ -124,7 +124,10 @@ fn a_publisher_says_busy_when_the_loop_lags_and_stopped_when_it_is_gone() {
     );
     // The gateway is not running: nothing takes the lines.
     for i in 0..1024 {
-        assert_eq!(publisher.publish("lobby", "bot", &format!("line {i}")), Ok(()));
+        assert_eq!(
+            publisher.publish("lobby", "bot", &format!("line {i}")),
+            Ok(())
+        );
     }
     assert_eq!(
         publisher.publish("lobby", "bot", "one too many"),
