@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -19,37 +20,20 @@ use crate::testkit::{
     upgrade_request,
 };
 
-use super::{Reader, WRONG_KEY, check_log_line};
+use super::{WRONG_KEY, check_log_line};
 
 /// The core driven by a sequence of operations.
 ///
-/// The first byte picks configuration switches (password upgrades,
-/// per-user policy, rate limits, cookie name, presence limit, echo mode,
-/// per-user limit, ping interval); limits are small so that they are hit. Each
-/// following operation is an opcode byte and its arguments:
-///
-/// | op | arguments | what |
-/// | --- | --- | --- |
-/// | 0 | | accept a connection |
-/// | 1 | c, n, n bytes | raw bytes on connection c |
-/// | 2 | c, a, b | an upgrade request (carrier, user, room, token kind, subprotocol, origin, dribbled, frames behind it) |
-/// | 3 | c, a | an HTTP request (`/token`, `/login`, `/ws-ticket`, `/logout`, health, metrics, `HEAD`, `100-continue`, pipelined, dribbled) |
-/// | 4 | c, a, n, n bytes | one client frame (opcode, FIN, RSV bits, mask) with that payload |
-/// | 5 | c, a | a chat message from a dictionary (lines, commands, JSON, refresh, too long, fragments, ping, close, binary) |
-/// | 6 | c, n | the last bytes sent on c again, n times in one read |
-/// | 7 | c | the peer hangs up (c < 128) or shuts its write half |
-/// | 8 | c | the peer stops (or resumes) reading |
-/// | 9, 10, 11 | n | time: n × 50 ms, n × 5 s (both stop at every deadline), or a jump of n minutes |
-/// | 12 | n | the password thread finishes up to n % 4 + 1 checks |
-/// | 13 | | shutdown |
-/// | 14 | n | accept n % 16 connections from four addresses (two in one IPv6 /64) |
-/// | 15 | c, n | a peer that does not read takes 16 × n bytes (a short write) |
-///
-/// `c` selects among the connections the simulated shell holds (a fresh
-/// one is accepted when there is none). The table is the format of every
-/// checked-in `core_ops` input: changing it changes what they do, so
-/// re-minimise the regression inputs (`cargo fuzz tmin`) after a change.
-/// After every operation:
+/// The bytes are decoded by [`arbitrary`] into a [`CoreInput`]: the
+/// configuration [`Switches`], then up to [`MAX_OPS`] operations ([`Op`]);
+/// input that does not decode is skipped. That derived format is the
+/// format of every checked-in `core_ops` input: changing the types
+/// (adding, removing or reordering a variant or a field) changes what the
+/// files under `fuzz/corpus/core_ops/` and `fuzz/regressions/core_ops/`
+/// do, so regenerate the corpus (`cargo fuzz run` into an empty
+/// directory, then `cargo fuzz cmin`) and turn each regression input into
+/// a named test first (see `src/fuzzing/tests.rs`). After every
+/// operation:
 ///
 /// - the shell and the core agree on which connections exist (none
 ///   forgotten without an [`crate::core::Action::Close`], none dropped and still held);
@@ -74,11 +58,292 @@ use super::{Reader, WRONG_KEY, check_log_line};
 /// At the end the server is shut down, pending password checks finish and
 /// every peer reads: after twice the close timeout no connection is left.
 pub fn core_ops(data: &[u8]) {
-    let _ = Driver::run(data);
+    if let Some(input) = decode(data) {
+        let _ = Driver::run_input(&input);
+    }
 }
 
-/// The most operations one input runs.
-const MAX_OPS: usize = 160;
+/// The operations `data` stands for; `None` when it does not decode.
+pub(super) fn decode(data: &[u8]) -> Option<CoreInput> {
+    CoreInput::arbitrary_take_rest(Unstructured::new(data)).ok()
+}
+
+/// The most operations one input runs (the rest are ignored).
+pub(super) const MAX_OPS: usize = 160;
+
+/// One `core_ops` input: how the server is configured, then what happens.
+#[derive(Arbitrary, Debug, Clone, Default)]
+pub(super) struct CoreInput {
+    pub(super) switches: Switches,
+    /// Run in order; only the first [`MAX_OPS`].
+    pub(super) ops: Vec<Op>,
+}
+
+/// Configuration switches, each off by default. The limits they do not
+/// touch are small so that they are hit (see [`Driver::run_input`]).
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) struct Switches {
+    /// Passwords are accepted on the upgrade (`allow_password_auth`).
+    pub(super) password_auth: bool,
+    /// A user's connection past the limit evicts the oldest
+    /// ([`PerUserPolicy::EvictOldest`]) instead of being refused.
+    pub(super) evict_oldest: bool,
+    /// No chat message rate limit.
+    pub(super) no_message_rate: bool,
+    /// No upgrade rate limit.
+    pub(super) no_upgrade_rate: bool,
+    /// The session cookie is `wsgate`, not `__Host-wsgate`
+    /// (`insecure_cookie`).
+    pub(super) insecure_cookie: bool,
+    /// Echo mode: messages go back to their sender.
+    pub(super) echo: bool,
+    /// Join and leave notices only in rooms of one (else of up to three).
+    pub(super) presence_of_one: bool,
+    /// One WebSocket per user (else two).
+    pub(super) one_per_user: bool,
+    /// The server pings every 5 s (else every 30 s).
+    pub(super) ping_5s: bool,
+}
+
+/// One operation. `conn` picks one of the connections the simulated
+/// shell holds (`conn` modulo their number; a fresh one is accepted when
+/// there is none).
+#[derive(Arbitrary, Debug, Clone)]
+pub(super) enum Op {
+    /// Accept a connection.
+    Accept,
+    /// Raw bytes from the peer.
+    Raw { conn: u8, bytes: Vec<u8> },
+    /// An upgrade request.
+    Upgrade(Upgrade),
+    /// A plain HTTP request, sent `pipelined` (twice in one go) and in
+    /// pieces of `2^(dribble % 8 - 1)` bytes (all at once when
+    /// `dribble % 8` is 0); a `100-continue` request is neither.
+    Http {
+        conn: u8,
+        request: HttpRequest,
+        pipelined: bool,
+        dribble: u8,
+    },
+    /// One client frame with that payload (`opcode % 16`, `rsv % 8`).
+    Frame {
+        conn: u8,
+        opcode: u8,
+        fin: bool,
+        rsv: u8,
+        masked: bool,
+        payload: Vec<u8>,
+    },
+    /// A chat message from the dictionary.
+    Chat { conn: u8, message: ChatMessage },
+    /// The last bytes sent on the connection again, `times` times in one
+    /// read.
+    Repeat { conn: u8, times: u8 },
+    /// The peer hangs up.
+    HangUp { conn: u8 },
+    /// The peer shuts its write half: it sends nothing more.
+    HalfClose { conn: u8 },
+    /// The peer stops reading, or resumes.
+    Stall { conn: u8 },
+    /// Time passes: `n` × 50 ms, stopping at every deadline.
+    Wait50ms(u8),
+    /// Time passes: `n` × 5 s, stopping at every deadline.
+    Wait5s(u8),
+    /// The clock jumps `n` minutes at once.
+    JumpMinutes(u8),
+    /// The password thread finishes up to `checks % 4 + 1` checks.
+    Passwords { checks: u8 },
+    /// Shutdown.
+    Shutdown,
+    /// `n % 16` connections, from four addresses in turn (two in one IPv6
+    /// /64).
+    AcceptMany { n: u8 },
+    /// A peer that does not read takes `16 × blocks` bytes all the same (a
+    /// short write).
+    ShortRead { conn: u8, blocks: u8 },
+}
+
+/// An upgrade request: each field off (or the first variant) by default.
+#[derive(Arbitrary, Debug, Clone, Default)]
+pub(super) struct Upgrade {
+    pub(super) conn: u8,
+    pub(super) carrier: Carrier,
+    /// Whom the token (and a ticket's request) is for.
+    pub(super) user: User,
+    pub(super) room: Room,
+    pub(super) token: TokenKind,
+    /// Asks for the `wsgate.json` subprotocol.
+    pub(super) json: bool,
+    /// With [`Carrier::Cookie`]: the `Origin` header.
+    pub(super) origin: Origin,
+    /// With [`Carrier::Password`]: the wrong password.
+    pub(super) wrong_password: bool,
+    /// Sent 7 bytes at a time.
+    pub(super) dribble: bool,
+    /// A text frame right behind the head, in the same read.
+    pub(super) frame_behind: bool,
+}
+
+/// Where an upgrade request carries its credential.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum Carrier {
+    /// `Authorization: Bearer` with the token.
+    #[default]
+    Bearer,
+    /// `/ws/TOKEN`.
+    Path,
+    /// `?token=`.
+    Query,
+    /// The last session cookie the peers received (or an unknown one).
+    Cookie,
+    /// `?ticket=` with the last ticket the peers received (or an unknown
+    /// one).
+    Ticket,
+    /// `?username=alice&password=`.
+    Password,
+    /// `Authorization: Basic` for alice.
+    Basic,
+    /// Two credentials: bearer and query.
+    Two,
+}
+
+/// The users tokens are made for.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum User {
+    #[default]
+    Alice,
+    Bob,
+    Carol,
+    Dave,
+}
+
+impl User {
+    fn name(self) -> &'static str {
+        match self {
+            User::Alice => "alice",
+            User::Bob => "bob",
+            User::Carol => "carol",
+            User::Dave => "dave",
+        }
+    }
+}
+
+/// The `room` parameter of an upgrade.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum Room {
+    /// None: the default room.
+    #[default]
+    Lobby,
+    Dev,
+    X,
+    /// `bad%20room`, not a valid name.
+    Invalid,
+}
+
+/// A token the harness makes for a user.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum TokenKind {
+    /// Valid for an hour.
+    #[default]
+    Hour,
+    /// Valid for 5 s.
+    FiveSeconds,
+    /// Expired an hour ago.
+    Expired,
+    /// Valid for an hour, for room `dev` only.
+    DevOnly,
+    /// Valid for an hour, role `viewer`.
+    Viewer,
+    /// Signed with a key the server does not hold.
+    WrongKey,
+    /// Valid for a minute.
+    Minute,
+    /// Not valid before 10 minutes from now.
+    NotYet,
+}
+
+/// The `Origin` of a cookie upgrade.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum Origin {
+    /// `http://127.0.0.1:8080`, the server's own.
+    #[default]
+    Same,
+    /// `https://evil.example`.
+    Foreign,
+    /// `null`.
+    Null,
+    /// No `Origin` header.
+    Absent,
+}
+
+/// A plain HTTP request.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub(super) enum HttpRequest {
+    /// `POST /token` as alice, right password.
+    TokenAlice,
+    /// `POST /token` as alice, wrong password.
+    TokenWrongPassword,
+    /// `POST /login` as alice (with `grant_type=password`).
+    LoginAlice,
+    /// `POST /login` as bob.
+    LoginBob,
+    /// `POST /ws-ticket` with a bearer token for the user.
+    TicketBearer(User),
+    /// `POST /ws-ticket` with the last session cookie.
+    TicketCookie,
+    /// `POST /logout` with the last session cookie.
+    Logout,
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `HEAD /healthz`.
+    Head,
+    /// `POST /token` as bob with `Expect: 100-continue`: the head, then the
+    /// body in another read.
+    Continue,
+    /// `GET /healthz` with `Connection: close`.
+    HealthClose,
+}
+
+/// A chat message from the dictionary.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub(super) enum ChatMessage {
+    /// `hello`.
+    Hello,
+    /// `/who`.
+    Who,
+    /// `/refresh` with a fresh token for the sender.
+    RefreshOwn,
+    /// `/refresh` with a token for another user.
+    RefreshOther,
+    /// `/refresh not.a.token`.
+    RefreshGarbage,
+    /// A JSON message with quotes and a tab.
+    JsonMessage,
+    /// `{"type":"who"}`.
+    JsonWho,
+    /// A JSON refresh with a one-minute token.
+    JsonRefresh,
+    /// The longest JSON message, all quotes: the most JSON escaping.
+    JsonLongest,
+    /// A text line as long as allowed, all quotes.
+    LongestLine,
+    /// One byte past the longest message.
+    TooLong,
+    /// A control character in a line.
+    Control,
+    /// `/nope`, no command.
+    UnknownCommand,
+    /// `fragment` in two frames.
+    Fragmented,
+    /// A ping with 125 bytes.
+    Ping,
+    /// A close frame, `1000`.
+    Close,
+    /// A binary frame.
+    Binary,
+}
 
 /// The largest HTTP response the server writes (`/metrics` with every
 /// refusal reason and close code listed, about 5 KiB, is the largest);
@@ -142,9 +407,6 @@ fn check_password(user: &str, password: &str) -> Option<VerifiedUser> {
     }
 }
 
-/// The users tokens are made for.
-const USERS: [&str; 4] = ["alice", "bob", "carol", "dave"];
-
 /// Client frame opcodes.
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -176,7 +438,7 @@ pub(super) struct Driver {
     live: Vec<ConnId>,
     /// Peers that have read a `101`: their WebSocket client is on.
     upgraded: HashSet<ConnId>,
-    /// What was last sent on each connection, for op 6.
+    /// What was last sent on each connection, for [`Op::Repeat`].
     last_sent: HashMap<ConnId, Vec<u8>>,
     /// Peers that shut their write half: they send nothing more.
     eof: HashSet<ConnId>,
@@ -194,9 +456,10 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    pub(super) fn run(data: &[u8]) -> Reached {
-        let mut r = Reader::new(data);
-        let switches = r.byte();
+    /// Runs `input` (its first [`MAX_OPS`] operations), then
+    /// [`Driver::finish`]; panics where an invariant fails.
+    pub(super) fn run_input(input: &CoreInput) -> Reached {
+        let s = input.switches;
         let mut h = Harness::new(|c| {
             let l = &mut c.limits;
             l.max_connections = 8;
@@ -213,26 +476,27 @@ impl Driver {
             l.max_sessions_per_user = 2;
             c.session_ttl = std::time::Duration::from_secs(600);
             c.session_idle = std::time::Duration::from_secs(120);
-            c.allow_password_auth = switches & 1 != 0;
-            if switches & 2 != 0 {
+            c.allow_password_auth = s.password_auth;
+            if s.evict_oldest {
                 c.per_user_policy = PerUserPolicy::EvictOldest;
             }
-            if switches & 4 != 0 {
+            if s.no_message_rate {
                 l.message_rate = None;
             }
-            if switches & 8 != 0 {
+            if s.no_upgrade_rate {
                 l.upgrade_rate = None;
             }
-            c.insecure_cookie = switches & 16 != 0;
-            c.echo = switches & 0x30 == 0x30;
+            c.insecure_cookie = s.insecure_cookie;
+            c.echo = s.echo;
             l.max_conns_per_ip = Some(5);
-            l.presence_limit = if switches & 32 != 0 { 1 } else { 3 };
-            l.max_conns_per_user = if switches & 64 != 0 { 1 } else { 2 };
-            if switches & 128 != 0 {
+            l.presence_limit = if s.presence_of_one { 1 } else { 3 };
+            l.max_conns_per_user = if s.one_per_user { 1 } else { 2 };
+            if s.ping_5s {
                 c.ping_interval = std::time::Duration::from_secs(5);
             }
         });
-        // The "helper thread" answers password checks only at op 12.
+        // The "helper thread" answers password checks only at
+        // `Op::Passwords`.
         h.hold_passwords = true;
         let bound = queue_bound(h.server.config());
         let mut d = Driver {
@@ -251,11 +515,8 @@ impl Driver {
             bound,
             reached: Reached::default(),
         };
-        for _ in 0..MAX_OPS {
-            if r.done() {
-                break;
-            }
-            d.op(&mut r);
+        for op in input.ops.iter().take(MAX_OPS) {
+            d.op(op);
             d.observe();
         }
         d.finish();
@@ -265,100 +526,98 @@ impl Driver {
         d.reached
     }
 
-    /// The connection argument `c`: one of the held connections.
-    fn target(&mut self, r: &mut Reader<'_>) -> Option<ConnId> {
-        let c = usize::from(r.byte());
+    /// The connection `conn` picks: one of the held connections.
+    fn target(&mut self, conn: u8) -> Option<ConnId> {
         if self.live.is_empty() {
             self.accept();
         }
-        (!self.live.is_empty()).then(|| self.live[c % self.live.len()])
+        (!self.live.is_empty()).then(|| self.live[usize::from(conn) % self.live.len()])
     }
 
-    fn op(&mut self, r: &mut Reader<'_>) {
-        match r.byte() % 16 {
-            0 => self.accept(),
-            1 => {
-                let id = self.target(r);
-                let n = usize::from(r.byte());
-                let bytes = r.bytes(n).to_vec();
-                self.raw.extend_from_slice(&bytes);
+    fn op(&mut self, op: &Op) {
+        match *op {
+            Op::Accept => self.accept(),
+            Op::Raw { conn, ref bytes } => {
+                let id = self.target(conn);
+                self.raw.extend_from_slice(bytes);
                 if let Some(id) = id {
-                    self.send(id, &bytes, 0);
+                    self.send(id, bytes, 0);
                 }
             }
-            2 => {
-                let id = self.target(r);
-                let (a, b) = (r.byte(), r.byte());
-                if let Some(id) = id {
-                    self.upgrade(id, a, b);
+            Op::Upgrade(ref upgrade) => {
+                if let Some(id) = self.target(upgrade.conn) {
+                    self.upgrade(id, upgrade);
                 }
             }
-            3 => {
-                let id = self.target(r);
-                let a = r.byte();
-                if let Some(id) = id {
-                    self.http(id, a);
+            Op::Http {
+                conn,
+                request,
+                pipelined,
+                dribble,
+            } => {
+                if let Some(id) = self.target(conn) {
+                    self.http(id, request, pipelined, dribble);
                 }
             }
-            4 => {
-                let id = self.target(r);
-                let a = r.byte();
-                let n = usize::from(r.byte());
-                let payload = r.bytes(n).to_vec();
-                self.raw.extend_from_slice(&payload);
-                let frame = client_frame(a & 0x0f, a & 0x10 == 0, a >> 5, a & 0x80 == 0, &payload);
+            Op::Frame {
+                conn,
+                opcode,
+                fin,
+                rsv,
+                masked,
+                ref payload,
+            } => {
+                let id = self.target(conn);
+                self.raw.extend_from_slice(payload);
+                let frame = client_frame(opcode & 0x0f, fin, rsv & 7, masked, payload);
                 if let Some(id) = id {
                     self.send(id, &frame, 0);
                 }
             }
-            5 => {
-                let id = self.target(r);
-                let a = r.byte();
-                if let Some(id) = id {
-                    self.chat(id, a);
+            Op::Chat { conn, message } => {
+                if let Some(id) = self.target(conn) {
+                    self.chat(id, message);
                 }
             }
-            6 => {
-                let id = self.target(r);
-                let n = usize::from(r.byte());
-                if let Some(id) = id {
+            Op::Repeat { conn, times } => {
+                if let Some(id) = self.target(conn) {
                     let last = self.last_sent.get(&id).cloned().unwrap_or_default();
-                    let bytes = last.repeat(n);
+                    let bytes = last.repeat(usize::from(times));
                     if !bytes.is_empty() {
                         self.read(id, &bytes);
                     }
                 }
             }
-            7 => {
-                let half = r.peek() & 0x80 != 0;
-                if let Some(id) = self.target(r) {
-                    if half {
-                        self.h.half_close(id);
-                        self.eof.insert(id);
-                    } else {
-                        self.h.hang_up(id);
-                        self.live.retain(|&c| c != id);
-                    }
+            Op::HangUp { conn } => {
+                if let Some(id) = self.target(conn) {
+                    self.h.hang_up(id);
+                    self.live.retain(|&c| c != id);
                 }
             }
-            8 => {
-                if let Some(id) = self.target(r) {
+            Op::HalfClose { conn } => {
+                if let Some(id) = self.target(conn) {
+                    self.h.half_close(id);
+                    self.eof.insert(id);
+                }
+            }
+            Op::Stall { conn } => {
+                if let Some(id) = self.target(conn) {
                     let stalled = self.h.peer(id).stalled;
                     self.h.stall(id, !stalled);
                 }
             }
-            9 => self.h.advance(u64::from(r.byte()) * 50),
-            10 => self.h.advance(u64::from(r.byte()) * 5_000),
-            11 => self.h.jump(u64::from(r.byte()) * 60_000),
-            12 => {
-                for _ in 0..=r.byte() % 4 {
+            Op::Wait50ms(n) => self.h.advance(u64::from(n) * 50),
+            Op::Wait5s(n) => self.h.advance(u64::from(n) * 5_000),
+            Op::JumpMinutes(n) => self.h.jump(u64::from(n) * 60_000),
+            Op::Passwords { checks } => {
+                for _ in 0..=checks % 4 {
                     self.finish_job();
                 }
             }
-            13 => self.shutdown(),
-            14 => {
+            Op::Shutdown => self.shutdown(),
+            Op::AcceptMany { n } => {
                 const FROM: [&str; 4] = ["127.0.0.1", "127.0.0.2", "2001:db8::1", "2001:db8::2"];
-                for i in 0..usize::from(r.byte() % 16) {
+                for i in 0..usize::from(n % 16) {
                     let ip = FROM[i % FROM.len()].parse().expect("an address");
                     self.sync_live();
                     match self.h.connect_from(ip) {
@@ -367,11 +626,9 @@ impl Driver {
                     }
                 }
             }
-            _ => {
-                let id = self.target(r);
-                let n = usize::from(r.byte()) * 16;
-                if let Some(id) = id {
-                    self.short_read(id, n);
+            Op::ShortRead { conn, blocks } => {
+                if let Some(id) = self.target(conn) {
+                    self.short_read(id, usize::from(blocks) * 16);
                 }
             }
         }
@@ -475,47 +732,52 @@ impl Driver {
         text.to_string()
     }
 
-    /// A token of kind `kind` (0–7) for `user`.
-    fn token(&mut self, user: &str, kind: u8) -> String {
+    /// A token of `kind` for `user`.
+    fn token(&mut self, user: &str, kind: TokenKind) -> String {
         let now_s = self.h.now.as_secs();
-        let token = match kind % 8 {
-            0 => self.h.token(user, 3600),
-            1 => self.h.token(user, 5),
-            2 => self.h.token_with(json!({"sub": user, "exp": now_s - 3600})),
-            3 => self
+        let token = match kind {
+            TokenKind::Hour => self.h.token(user, 3600),
+            TokenKind::FiveSeconds => self.h.token(user, 5),
+            TokenKind::Expired => self.h.token_with(json!({"sub": user, "exp": now_s - 3600})),
+            TokenKind::DevOnly => self
                 .h
                 .token_with(json!({"sub": user, "exp": now_s + 3600, "rooms": ["dev"]})),
-            4 => self
+            TokenKind::Viewer => self
                 .h
                 .token_with(json!({"sub": user, "exp": now_s + 3600, "role": "viewer"})),
-            5 => {
+            TokenKind::WrongKey => {
                 let secret = Secret::new(WRONG_KEY.to_vec(), None).expect("long enough");
                 JwtConfig::new(vec![secret]).issue(user, "member", self.h.now.as_millis(), 3600)
             }
-            6 => self.h.token(user, 60),
-            _ => self
+            TokenKind::Minute => self.h.token(user, 60),
+            TokenKind::NotYet => self
                 .h
                 .token_with(json!({"sub": user, "exp": now_s + 3600, "nbf": now_s + 600})),
         };
         self.secret(&token)
     }
 
-    /// Op 2: an upgrade request.
-    fn upgrade(&mut self, id: ConnId, a: u8, b: u8) {
-        let user = USERS[usize::from(a >> 3) % USERS.len()];
-        let room = ["", "dev", "x", "bad%20room"][usize::from(a >> 5) % 4];
-        let token = self.token(user, (b >> 1) & 7);
+    /// [`Op::Upgrade`].
+    fn upgrade(&mut self, id: ConnId, up: &Upgrade) {
+        let user = up.user.name();
+        let room = match up.room {
+            Room::Lobby => "",
+            Room::Dev => "dev",
+            Room::X => "x",
+            Room::Invalid => "bad%20room",
+        };
+        let token = self.token(user, up.token);
         let mut query: Vec<String> = Vec::new();
         if !room.is_empty() {
             query.push(format!("room={room}"));
         }
         let mut path = "/ws".to_string();
         let mut extra = String::new();
-        match a % 8 {
-            0 => extra.push_str(&format!("Authorization: Bearer {token}\r\n")),
-            1 => path = format!("/ws/{token}"),
-            2 => query.push(format!("token={token}")),
-            3 => {
+        match up.carrier {
+            Carrier::Bearer => extra.push_str(&format!("Authorization: Bearer {token}\r\n")),
+            Carrier::Path => path = format!("/ws/{token}"),
+            Carrier::Query => query.push(format!("token={token}")),
+            Carrier::Cookie => {
                 let name = self.h.server.config().cookie_name();
                 let sid = self
                     .cookies
@@ -523,38 +785,38 @@ impl Driver {
                     .cloned()
                     .unwrap_or_else(|| "no-such-session".into());
                 extra.push_str(&format!("Cookie: {name}={sid}\r\n"));
-                match (b >> 4) & 3 {
-                    0 => extra.push_str("Origin: http://127.0.0.1:8080\r\n"),
-                    1 => extra.push_str("Origin: https://evil.example\r\n"),
-                    2 => extra.push_str("Origin: null\r\n"),
-                    _ => {}
+                match up.origin {
+                    Origin::Same => extra.push_str("Origin: http://127.0.0.1:8080\r\n"),
+                    Origin::Foreign => extra.push_str("Origin: https://evil.example\r\n"),
+                    Origin::Null => extra.push_str("Origin: null\r\n"),
+                    Origin::Absent => {}
                 }
             }
-            4 => {
+            Carrier::Ticket => {
                 let ticket = self
                     .tickets
                     .pop()
                     .unwrap_or_else(|| "no-such-ticket".into());
                 query.push(format!("ticket={ticket}"));
             }
-            5 => {
-                let password = if b & 0x10 == 0 {
-                    "wonderland"
-                } else {
+            Carrier::Password => {
+                let password = if up.wrong_password {
                     "not-the-password"
+                } else {
+                    "wonderland"
                 };
                 query.push(format!("username=alice&password={password}"));
             }
-            6 => {
+            Carrier::Basic => {
                 let basic = self.secret(&STANDARD.encode("alice:wonderland"));
                 extra.push_str(&format!("Authorization: Basic {basic}\r\n"));
             }
-            _ => {
+            Carrier::Two => {
                 extra.push_str(&format!("Authorization: Bearer {token}\r\n"));
                 query.push(format!("token={token}"));
             }
         }
-        if b & 1 != 0 {
+        if up.json {
             extra.push_str("Sec-WebSocket-Protocol: wsgate.json\r\n");
         }
         let target = if query.is_empty() {
@@ -563,15 +825,15 @@ impl Driver {
             format!("{path}?{}", query.join("&"))
         };
         let mut bytes = upgrade_request(&target, &extra).into_bytes();
-        if b & 0x80 != 0 {
+        if up.frame_behind {
             bytes.extend(text_frame("right behind the head"));
         }
-        let chunk = if b & 0x40 != 0 { 7 } else { 0 };
+        let chunk = if up.dribble { 7 } else { 0 };
         self.send(id, &bytes, chunk);
     }
 
-    /// Op 3: a plain HTTP request.
-    fn http(&mut self, id: ConnId, a: u8) {
+    /// [`Op::Http`].
+    fn http(&mut self, id: ConnId, request: HttpRequest, pipelined: bool, dribble: u8) {
         let host = "Host: 127.0.0.1:8080\r\n";
         let name = self.h.server.config().cookie_name();
         let sid = self
@@ -580,27 +842,33 @@ impl Driver {
             .cloned()
             .unwrap_or_else(|| "no-such-session".into());
         let cookie = format!("Cookie: {name}={sid}\r\nOrigin: http://127.0.0.1:8080\r\n");
-        let request = match a % 12 {
-            0 => form_post("/token", "username=alice&password=wonderland"),
-            1 => form_post("/token", "username=alice&password=not-the-password"),
-            2 => form_post(
+        let request = match request {
+            HttpRequest::TokenAlice => form_post("/token", "username=alice&password=wonderland"),
+            HttpRequest::TokenWrongPassword => {
+                form_post("/token", "username=alice&password=not-the-password")
+            }
+            HttpRequest::LoginAlice => form_post(
                 "/login",
                 "username=alice&password=wonderland&grant_type=password",
             ),
-            3 => form_post("/login", "username=bob&password=builder"),
-            4 => {
-                let token = self.token(USERS[usize::from(a >> 6)], 0);
+            HttpRequest::LoginBob => form_post("/login", "username=bob&password=builder"),
+            HttpRequest::TicketBearer(user) => {
+                let token = self.token(user.name(), TokenKind::Hour);
                 format!(
                     "POST /ws-ticket HTTP/1.1\r\n{host}Authorization: Bearer {token}\r\n\
                      Content-Length: 0\r\n\r\n"
                 )
             }
-            5 => format!("POST /ws-ticket HTTP/1.1\r\n{host}{cookie}Content-Length: 0\r\n\r\n"),
-            6 => format!("POST /logout HTTP/1.1\r\n{host}{cookie}Content-Length: 0\r\n\r\n"),
-            7 => format!("GET /healthz HTTP/1.1\r\n{host}\r\n"),
-            8 => format!("GET /metrics HTTP/1.1\r\n{host}\r\n"),
-            9 => format!("HEAD /healthz HTTP/1.1\r\n{host}\r\n"),
-            10 => {
+            HttpRequest::TicketCookie => {
+                format!("POST /ws-ticket HTTP/1.1\r\n{host}{cookie}Content-Length: 0\r\n\r\n")
+            }
+            HttpRequest::Logout => {
+                format!("POST /logout HTTP/1.1\r\n{host}{cookie}Content-Length: 0\r\n\r\n")
+            }
+            HttpRequest::Health => format!("GET /healthz HTTP/1.1\r\n{host}\r\n"),
+            HttpRequest::Metrics => format!("GET /metrics HTTP/1.1\r\n{host}\r\n"),
+            HttpRequest::Head => format!("HEAD /healthz HTTP/1.1\r\n{host}\r\n"),
+            HttpRequest::Continue => {
                 let body = "username=bob&password=builder";
                 let head = format!(
                     "POST /token HTTP/1.1\r\n{host}Expect: 100-continue\r\n\
@@ -612,63 +880,61 @@ impl Driver {
                 self.send(id, body.as_bytes(), 0);
                 return;
             }
-            _ => format!("GET /healthz HTTP/1.1\r\n{host}Connection: close\r\n\r\n"),
+            HttpRequest::HealthClose => {
+                format!("GET /healthz HTTP/1.1\r\n{host}Connection: close\r\n\r\n")
+            }
         };
         let mut bytes = request.into_bytes();
-        if a & 0x10 != 0 {
+        if pipelined {
             bytes = bytes.repeat(2);
         }
-        let chunk = match a >> 5 {
+        let chunk = match dribble % 8 {
             0 => 0,
             k => 1 << (k - 1),
         };
         self.send(id, &bytes, chunk);
     }
 
-    /// Op 5: a chat message from the dictionary.
-    fn chat(&mut self, id: ConnId, a: u8) {
+    /// [`Op::Chat`].
+    fn chat(&mut self, id: ConnId, message: ChatMessage) {
         let user = self.h.server.user_of(id).unwrap_or("alice").to_string();
         let other = if user == "alice" { "bob" } else { "alice" };
         let max = self.h.server.config().limits.max_message_bytes;
-        let frames = match a % 16 {
-            0 => text_frame("hello"),
-            1 => text_frame("/who"),
-            2 => {
-                let token = self.token(&user, 0);
+        let frames = match message {
+            ChatMessage::Hello => text_frame("hello"),
+            ChatMessage::Who => text_frame("/who"),
+            ChatMessage::RefreshOwn => {
+                let token = self.token(&user, TokenKind::Hour);
                 text_frame(&format!("/refresh {token}"))
             }
-            3 => {
-                let token = self.token(other, 0);
+            ChatMessage::RefreshOther => {
+                let token = self.token(other, TokenKind::Hour);
                 text_frame(&format!("/refresh {token}"))
             }
-            4 => text_frame("/refresh not.a.token"),
-            5 => text_frame(r#"{"type":"message","text":"hi \"there\"\t!"}"#),
-            6 => text_frame(r#"{"type":"who"}"#),
-            7 => {
-                let token = self.token(&user, 6);
+            ChatMessage::RefreshGarbage => text_frame("/refresh not.a.token"),
+            ChatMessage::JsonMessage => {
+                text_frame(r#"{"type":"message","text":"hi \"there\"\t!"}"#)
+            }
+            ChatMessage::JsonWho => text_frame(r#"{"type":"who"}"#),
+            ChatMessage::JsonRefresh => {
+                let token = self.token(&user, TokenKind::Minute);
                 text_frame(&json!({"type": "refresh", "token": token}).to_string())
             }
-            // The longest line, all quotes: the most JSON escaping.
-            8 => text_frame(
+            ChatMessage::JsonLongest => text_frame(
                 &json!({"type": "message", "text": "\"".repeat(max / 2 - 40)}).to_string(),
             ),
-            9 => text_frame(&"x".repeat(max + 1)),
-            10 => text_frame("a\u{1}b"),
-            11 => text_frame("/nope"),
-            12 => {
+            ChatMessage::LongestLine => text_frame(&"\"".repeat(max)),
+            ChatMessage::TooLong => text_frame(&"x".repeat(max + 1)),
+            ChatMessage::Control => text_frame("a\u{1}b"),
+            ChatMessage::UnknownCommand => text_frame("/nope"),
+            ChatMessage::Fragmented => {
                 let mut f = client_frame(TEXT, false, 0, true, b"frag");
                 f.extend(client_frame(0x0, true, 0, true, b"ment"));
                 f
             }
-            13 => client_frame(PING, true, 0, true, &[b'p'; 125]),
-            14 => client_frame(CLOSE, true, 0, true, &1000u16.to_be_bytes()),
-            _ => client_frame(BINARY, true, 0, true, b"\x00\x01"),
-        };
-        // A raw-text line as long as allowed, for text mode.
-        let frames = if a % 16 == 8 && a & 0x10 != 0 {
-            text_frame(&"\"".repeat(max))
-        } else {
-            frames
+            ChatMessage::Ping => client_frame(PING, true, 0, true, &[b'p'; 125]),
+            ChatMessage::Close => client_frame(CLOSE, true, 0, true, &1000u16.to_be_bytes()),
+            ChatMessage::Binary => client_frame(BINARY, true, 0, true, b"\x00\x01"),
         };
         self.send(id, &frames, 0);
     }

@@ -18,15 +18,17 @@
 //!
 //! # Layout
 //!
-//! - this file: the entry points, the byte `Reader` that the `jwt` and
-//!   `core_ops` targets decode their input with, and the checks shared by
-//!   several targets (the redacted query, [`check_log_line`], which the
-//!   core's tests use too);
+//! - this file: the entry points, the byte `Reader` that the `jwt`
+//!   target decodes its input with, and the checks shared by several
+//!   targets (the redacted query, [`check_log_line`], which the core's
+//!   tests use too); the `core_ops` target decodes its input with the
+//!   `arbitrary` crate instead, into types derived in `core_ops.rs`;
 //! - one file per target: `request_head.rs`, `params.rs`, `jwt.rs` (with
 //!   its independent model of PROTOCOL §5) and `core_ops.rs` (with its
 //!   `Driver`, a simulated shell);
-//! - `tests.rs`: the corpus replay, the seed inputs and the checks that the
-//!   harness reaches deep states.
+//! - `tests.rs`: the corpus replay, the seed inputs, the checks that the
+//!   harness reaches deep states and the `core_ops` regressions (as
+//!   operation lists).
 //!
 //! How a target reads its bytes is the format of its checked-in inputs
 //! under `fuzz/corpus/` and `fuzz/regressions/`: changing it changes what
@@ -70,10 +72,6 @@ impl<'a> Reader<'a> {
         b
     }
 
-    fn peek(&self) -> u8 {
-        self.data.get(self.pos).copied().unwrap_or(0)
-    }
-
     fn bytes(&mut self, n: usize) -> &'a [u8] {
         let start = self.pos.min(self.data.len());
         let end = self.pos.saturating_add(n).min(self.data.len());
@@ -83,10 +81,6 @@ impl<'a> Reader<'a> {
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[usize::from(self.byte()) % items.len()]
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.data.len()
     }
 }
 
