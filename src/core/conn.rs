@@ -114,7 +114,7 @@ pub struct Ws {
     pub ctx: WebSocketContext,
     /// Who this is.
     pub principal: Principal,
-    /// The room it is in (or was, once it left).
+    /// The room it is in (empty once it left: the name went to `Leaving`).
     pub room: String,
     /// Its index among the room's members; `None` once it left (kept by
     /// the registry).

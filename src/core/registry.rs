@@ -34,7 +34,7 @@ use crate::http::upgrade::Mode;
 /// counter would have to wrap, after four billion connections, and then
 /// meet the same slot), so an id of a connection that is gone reaches
 /// nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ConnId {
     slot: u32,
     generation: u32,
@@ -59,6 +59,14 @@ impl ConnId {
     /// used again once its connection is gone, with a new generation).
     pub fn slot(self) -> usize {
         self.slot as usize
+    }
+}
+
+impl std::hash::Hash for ConnId {
+    /// As one number (equal ids are equal tokens): one hasher call, not
+    /// two, for the maps keyed by connection.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.to_token());
     }
 }
 
@@ -191,7 +199,7 @@ impl Registry {
     pub fn leave(&mut self, id: ConnId) -> Option<Leaving> {
         let ws = self.get_mut(id)?.ws_mut()?;
         let index = ws.index.take()?;
-        let room = ws.room.clone();
+        let room = std::mem::take(&mut ws.room);
         let user = Arc::clone(ws.principal.user_shared());
         let session = match ws.principal.credential() {
             Credential::Session { handle } => Some(*handle),

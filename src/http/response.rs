@@ -8,6 +8,8 @@
 //! head alone: its status line and its own headers, nothing added (RFC
 //! 9110 §15.2).
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 /// An HTTP response about to be serialised.
@@ -18,7 +20,7 @@ pub struct Response {
     pub status: u16,
     /// Extra headers (`Content-Length`, `Cache-Control` and `Connection`
     /// are added when written).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -53,7 +55,7 @@ impl Response {
     }
 
     /// Adds a header.
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
@@ -77,9 +79,9 @@ impl Response {
         let response = Response::empty(101)
             .header("Upgrade", "websocket")
             .header("Connection", "Upgrade")
-            .header("Sec-WebSocket-Accept", accept);
+            .header("Sec-WebSocket-Accept", accept.to_owned());
         match protocol {
-            Some(p) => response.header("Sec-WebSocket-Protocol", p),
+            Some(p) => response.header("Sec-WebSocket-Protocol", p.to_owned()),
             None => response,
         }
     }
@@ -98,21 +100,26 @@ impl Response {
     /// `Connection: close`, whatever `then` and `part` say (what follows it
     /// is the final response, or the WebSocket).
     pub fn write_to(&self, out: &mut Vec<u8>, then: Then, part: Part) {
-        use std::io::Write;
-        // Writes to a Vec cannot fail.
-        let _ = write!(out, "HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        // why: pieces, not `write!`: every upgrade writes a 101 (the
+        // formatting machinery cost more than the rest of this).
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(out, usize::from(self.status));
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
-            let _ = write!(out, "{name}: {value}\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         if self.is_interim() {
             out.extend_from_slice(b"\r\n");
             return;
         }
-        let _ = write!(
-            out,
-            "Content-Length: {}\r\nCache-Control: no-store\r\n",
-            self.body.len()
-        );
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, self.body.len());
+        out.extend_from_slice(b"\r\nCache-Control: no-store\r\n");
         if then == Then::Close {
             out.extend_from_slice(b"Connection: close\r\n");
         }
@@ -121,6 +128,21 @@ impl Response {
             out.extend_from_slice(&self.body);
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// What becomes of the connection after a response.
