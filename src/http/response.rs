@@ -102,6 +102,14 @@ impl Response {
     pub fn write_to(&self, out: &mut Vec<u8>, then: Then, part: Part) {
         // why: pieces, not `write!`: every upgrade writes a 101 (the
         // formatting machinery cost more than the rest of this).
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        // why: one allocation for the whole response (the status line and
+        // the fixed headers are under 128 bytes).
+        out.reserve(128 + headers + self.body.len());
         out.extend_from_slice(b"HTTP/1.1 ");
         push_decimal(out, usize::from(self.status));
         out.push(b' ');
