@@ -61,6 +61,21 @@ pub enum Purpose {
     Upgrade(Box<Upgrade>),
 }
 
+/// A password check to start: whose, why, and what to do after it.
+#[derive(Debug)]
+pub struct PasswordCheck {
+    /// The user name the peer gave.
+    pub user: String,
+    /// The password the peer gave (never logged).
+    pub password: String,
+    /// What the answer is for.
+    pub purpose: Purpose,
+    /// Whether the connection stays open after the answer.
+    pub then: Then,
+    /// Bytes that came after the request, processed once it is answered.
+    pub rest: Vec<u8>,
+}
+
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub enum Phase {

@@ -7,7 +7,7 @@ use log::{debug, info};
 
 use super::authenticate::Verdict;
 use super::chat::Event;
-use super::conn::{At, Purpose};
+use super::conn::{At, PasswordCheck, Purpose};
 use super::ending::Ending;
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
@@ -90,11 +90,14 @@ impl Server {
                 _ => Err(Reject::Unauthorized("unknown or expired ticket")),
             },
             Carrier::Password { user, password } => {
-                let (user, password) = (user.clone(), password.clone());
-                let purpose = Purpose::Upgrade(Box::new(handshake.with(carrier)));
-                if let Some(response) =
-                    self.start_password_check(id, user, password, purpose, Then::Close, rest, now)
-                {
+                let check = PasswordCheck {
+                    user: user.clone(),
+                    password: password.clone(),
+                    purpose: Purpose::Upgrade(Box::new(handshake.with(carrier))),
+                    then: Then::Close,
+                    rest,
+                };
+                if let Some(response) = self.start_password_check(id, check, now) {
                     self.respond(id, &response, Then::Close, Part::Whole, now);
                 }
                 return;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use log::info;
 use serde_json::json;
 
-use super::conn::{Phase, Purpose};
+use super::conn::{PasswordCheck, Phase, Purpose};
 use super::limits::AddrKey;
 use super::logfmt::quoted;
 use super::tickets::TicketRefusal;
@@ -152,15 +152,14 @@ impl Server {
                 };
                 match read_login_form(req, body) {
                     Ok((user, password)) => {
-                        return self.start_password_check(
-                            id,
+                        let check = PasswordCheck {
                             user,
                             password,
                             purpose,
                             then,
-                            Vec::new(),
-                            now,
-                        );
+                            rest: Vec::new(),
+                        };
+                        return self.start_password_check(id, check, now);
                     }
                     Err(detail) => {
                         let rej = Reject::BadRequest(detail);
@@ -230,17 +229,19 @@ impl Server {
 
     /// Queues a password check for `id`; answers at once (`429`, `503`) when
     /// the peer's IP failed too often or too many checks are waiting.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_password_check(
         &mut self,
         id: ConnId,
-        user: String,
-        password: String,
-        purpose: Purpose,
-        then: Then,
-        rest: Vec<u8>,
+        check: PasswordCheck,
         now: Time,
     ) -> Option<Response> {
+        let PasswordCheck {
+            user,
+            password,
+            purpose,
+            then,
+            rest,
+        } = check;
         let peer = self.reg[id].peer;
         let key = AddrKey::of(peer.ip());
         let in_flight = self.reg.load(key).logins;
