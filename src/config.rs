@@ -167,9 +167,12 @@ impl Config {
     ///   [`Config::default()`]);
     /// - [`ConfigError::SecretTooShort`] for a secret under [`MIN_SECRET_LEN`]
     ///   bytes;
+    /// - [`ConfigError::UnderOneMillisecond`] for `token_ttl`,
+    ///   `session_ttl`, `session_idle`, `ping_interval` or
+    ///   `limits.handshake_timeout` under 1 ms (the core counts time in
+    ///   milliseconds: a shorter span would be zero);
     /// - [`ConfigError::Zero`] for a zero that would stop the server from doing
-    ///   its job: `token_ttl`, `session_ttl`, `session_idle`,
-    ///   `ping_interval`, `limits.handshake_timeout`, `limits.max_connections`,
+    ///   its job: `limits.max_connections`,
     ///   `limits.max_head_bytes`, `limits.max_headers`,
     ///   `limits.max_message_bytes`, `limits.max_queue_bytes`,
     ///   `limits.queue_budget_bytes`, `limits.max_http_queue_bytes`,
@@ -210,8 +213,11 @@ impl Config {
             ("ping_interval", self.ping_interval),
             ("limits.handshake_timeout", l.handshake_timeout),
         ];
-        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
-            return Err(ConfigError::Zero { field });
+        if let Some((field, _)) = durations
+            .iter()
+            .find(|(_, d)| *d < Duration::from_millis(1))
+        {
+            return Err(ConfigError::UnderOneMillisecond { field });
         }
         let counts = [
             ("limits.max_connections", l.max_connections),
@@ -287,6 +293,12 @@ pub enum ConfigError {
         /// The setting's path in [`Config`].
         field: &'static str,
     },
+    /// A span that must be positive is under 1 ms, the core's resolution;
+    /// `field` is its path in [`Config`] (`"ping_interval"`).
+    UnderOneMillisecond {
+        /// The setting's path in [`Config`].
+        field: &'static str,
+    },
     /// [`Limits::max_message_bytes`] is over [`MAX_MESSAGE_BYTES`].
     MessageTooLarge {
         /// The value given.
@@ -323,6 +335,9 @@ impl fmt::Display for ConfigError {
                 index + 1
             ),
             ConfigError::Zero { field } => write!(f, "{field} is 0; it must be positive"),
+            ConfigError::UnderOneMillisecond { field } => {
+                write!(f, "{field} is under 1 ms; it must be at least 1 ms")
+            }
             ConfigError::MessageTooLarge { bytes } => write!(
                 f,
                 "limits.max_message_bytes (--max-message) is {bytes} bytes; \
@@ -800,14 +815,7 @@ mod tests {
     #[test]
     fn zeros_that_stop_the_server_are_refused() {
         type Tweak = fn(&mut Config);
-        let cases: [(&str, Tweak); 17] = [
-            ("token_ttl", |c| c.token_ttl = Duration::ZERO),
-            ("session_ttl", |c| c.session_ttl = Duration::ZERO),
-            ("session_idle", |c| c.session_idle = Duration::ZERO),
-            ("ping_interval", |c| c.ping_interval = Duration::ZERO),
-            ("limits.handshake_timeout", |c| {
-                c.limits.handshake_timeout = Duration::ZERO
-            }),
+        let cases: [(&str, Tweak); 12] = [
             ("limits.max_connections", |c| c.limits.max_connections = 0),
             ("limits.max_head_bytes", |c| c.limits.max_head_bytes = 0),
             ("limits.max_headers", |c| c.limits.max_headers = 0),
@@ -841,6 +849,34 @@ mod tests {
             let e = c.validate().unwrap_err();
             assert_eq!(e, ConfigError::Zero { field }, "{field}");
             assert!(e.to_string().starts_with(field), "{e}");
+        }
+    }
+
+    /// The core counts time in milliseconds: a span under 1 ms would be
+    /// zero there (a ping interval of 0 pings in a loop).
+    #[test]
+    fn spans_under_a_millisecond_are_refused() {
+        type Tweak = fn(&mut Config, Duration);
+        let cases: [(&str, Tweak); 5] = [
+            ("token_ttl", |c, d| c.token_ttl = d),
+            ("session_ttl", |c, d| c.session_ttl = d),
+            ("session_idle", |c, d| c.session_idle = d),
+            ("ping_interval", |c, d| c.ping_interval = d),
+            ("limits.handshake_timeout", |c, d| {
+                c.limits.handshake_timeout = d
+            }),
+        ];
+        for (field, tweak) in cases {
+            for short in [Duration::ZERO, Duration::from_micros(999)] {
+                let mut c = valid();
+                tweak(&mut c, short);
+                let e = c.validate().unwrap_err();
+                assert_eq!(e, ConfigError::UnderOneMillisecond { field }, "{field}");
+                assert!(e.to_string().starts_with(field), "{e}");
+            }
+            let mut c = valid();
+            tweak(&mut c, Duration::from_millis(1));
+            assert_eq!(c.validate(), Ok(()), "{field} at 1 ms");
         }
     }
 

@@ -266,8 +266,8 @@ impl Server {
             None => StdRng::from_seed(crate::auth::os_seed()),
         };
         let sessions = SessionStore::new(
-            config.session_ttl.as_millis() as u64,
-            config.session_idle.as_millis() as u64,
+            time::millis(config.session_ttl),
+            time::millis(config.session_idle),
             limits.max_sessions_per_user,
         )
         .with_rng(StdRng::from_rng(&mut seed));

@@ -1,6 +1,8 @@
 //! Open WebSockets: reading frames through tungstenite, chat (PROTOCOL §3,
 //! §4), heartbeats and token expiry (§7), and every ending (§6).
 
+use std::time::Duration;
+
 use log::info;
 use tungstenite::Message;
 use tungstenite::protocol::frame::CloseFrame;
@@ -270,7 +272,10 @@ impl Server {
                 }
             }
             Timer::Ping if now >= ws.next_ping => {
-                ws.next_ping = now + interval;
+                // why: at least 1 ms on, whatever the config says (validate
+                // refuses less, but `Server::new` does not validate): a
+                // ping due now again would ping in a loop.
+                ws.next_ping = now + interval.max(Duration::from_millis(1));
                 ping = true;
             }
             _ => {}

@@ -117,6 +117,23 @@ fn login_cookie_upgrade_and_fresh_ids() {
     );
 }
 
+/// A session lifetime too long to count in milliseconds is forever, not
+/// whatever is left after the count wraps.
+#[test]
+fn an_enormous_session_lifetime_saturates() {
+    let mut h = Harness::new(|c| {
+        c.session_ttl = std::time::Duration::from_secs(u64::MAX / 1000 + 1);
+        c.session_idle = std::time::Duration::MAX;
+    });
+    let (_, r) = h.request(&form_post("/login", "username=alice&password=wonderland"));
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(!cookie.ends_with("Max-Age=0"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_string();
+    h.advance(60_000);
+    let (_, up) = h.upgrade("/ws", &format!("Cookie: {pair}\r\n{ORIGIN}"));
+    assert_eq!(up.status, 101);
+}
+
 #[test]
 fn cookie_needs_an_allowed_origin() {
     let mut h = Harness::new(|c| {
