@@ -27,12 +27,13 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use log::{info, warn};
+use log::{error, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -117,16 +118,28 @@ pub struct Publisher {
 
 /// Lines published and not yet taken by the event loop (at most
 /// [`PUBLISH_QUEUE`]), shared by every [`Publisher`] and the loop.
-#[derive(Default)]
 struct Inbox {
-    lines: Mutex<VecDeque<Publication>>,
-    /// The gateway is gone: nothing will take another line.
-    closed: AtomicBool,
+    state: Mutex<InboxState>,
+    /// The longest line a client may send (`limits.max_message_bytes`);
+    /// a published one may be no longer.
+    max_line: usize,
+}
+
+#[derive(Default)]
+struct InboxState {
+    lines: VecDeque<Publication>,
+    /// The server is shutting down or gone: no line will reach anyone.
+    closed: bool,
 }
 
 impl Inbox {
-    fn lines(&self) -> MutexGuard<'_, VecDeque<Publication>> {
-        lock(&self.lines)
+    fn state(&self) -> MutexGuard<'_, InboxState> {
+        lock(&self.state)
+    }
+
+    /// From now on publishers hear [`PublishError::Stopped`].
+    fn close(&self) {
+        self.state().closed = true;
     }
 }
 
@@ -167,7 +180,13 @@ impl Passwords {
                         .unwrap_or_else(PoisonError::into_inner);
                 }
             };
-            let verified = users.check(&job.user, &job.password);
+            // why: a check that panics (a bug) is a failed login, not a
+            // job that never answers (release builds abort instead).
+            let check = AssertUnwindSafe(|| users.check(&job.user, &job.password));
+            let verified = std::panic::catch_unwind(check).unwrap_or_else(|_| {
+                error!("a password check panicked; answered as a failed login");
+                None
+            });
             lock(&self.answers).push((job.job, verified));
             let _ = waker.wake();
         }
@@ -184,20 +203,28 @@ impl Publisher {
     /// Sends `text` into `room` as `from`: every member gets it as a chat
     /// line from `from` (in JSON mode with the room's next `seq`); a room
     /// without members gets nothing. Checked here: a valid room name, a
-    /// valid user name, a line without control characters. Never blocks:
+    /// valid user name, a line without control characters, no longer than
+    /// a client's may be ([`PublishError::TooLong`]). Never blocks:
     /// [`PublishError::Busy`] when the loop has not taken the last 1,024
-    /// lines yet, [`PublishError::Stopped`] once it has stopped.
+    /// lines yet, [`PublishError::Stopped`] once the server is shutting
+    /// down or gone.
+    ///
+    /// `from` is any valid user name: nothing marks the line as the
+    /// program's, so pick a name no client has.
     pub fn publish(&self, room: &str, from: &str, text: &str) -> Result<(), PublishError> {
+        if text.len() > self.inbox.max_line {
+            return Err(PublishError::TooLong);
+        }
         let publication = Publication::new(room, from, text)?;
         {
-            let mut lines = self.inbox.lines();
-            if self.inbox.closed.load(Ordering::SeqCst) {
+            let mut state = self.inbox.state();
+            if state.closed {
                 return Err(PublishError::Stopped);
             }
-            if lines.len() >= PUBLISH_QUEUE {
+            if state.lines.len() >= PUBLISH_QUEUE {
                 return Err(PublishError::Busy);
             }
-            lines.push_back(publication);
+            state.lines.push_back(publication);
         }
         let _ = self.waker.wake();
         Ok(())
@@ -206,11 +233,12 @@ impl Publisher {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        // why: under the lock, so no publisher sees the gateway alive and
-        // then has its line dropped unseen.
-        let _lines = self.inbox.lines();
-        self.inbox.closed.store(true, Ordering::SeqCst);
-        lock(&self.passwords.jobs).closed = true;
+        self.inbox.close();
+        // why: the checks still queued are for connections that are gone;
+        // the thread ends after the one it is on (passwords and all).
+        let mut jobs = lock(&self.passwords.jobs);
+        jobs.queue.clear();
+        jobs.closed = true;
         self.passwords.job_ready.notify_one();
     }
 }
@@ -257,13 +285,18 @@ impl Gateway {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let inbox = Arc::new(Inbox {
+            state: Mutex::default(),
+            max_line: config.limits.max_message_bytes,
+        });
+        let clock = Clock::new();
+        let server = Server::new(config, clock.now());
+        // Last, so that nothing after it can fail and leave it waiting.
         let passwords = Arc::new(Passwords::default());
         let (desk, worker_waker) = (Arc::clone(&passwords), Arc::clone(&waker));
         thread::Builder::new()
             .name("wsgate-passwords".into())
             .spawn(move || desk.work(&users, &worker_waker))?;
-        let clock = Clock::new();
-        let server = Server::new(config, clock.now());
         Ok(Gateway {
             poll,
             listener,
@@ -272,7 +305,7 @@ impl Gateway {
             sockets: Vec::new(),
             ready: Vec::new(),
             passwords,
-            inbox: Arc::default(),
+            inbox,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             signals: None,
@@ -395,6 +428,8 @@ impl Gateway {
             self.server.connections()
         );
         let _ = self.poll.registry().deregister(&mut self.listener);
+        // Every member is about to be closed: a line now would reach nobody.
+        self.inbox.close();
         self.server.handle_shutdown(now);
         self.actions();
         // The close frames go out now, not after the next event.
@@ -561,9 +596,10 @@ impl Gateway {
     }
 
     fn publications(&mut self, now: Time) {
-        let lines = std::mem::take(&mut *self.inbox.lines());
+        let lines = std::mem::take(&mut self.inbox.state().lines);
         for publication in &lines {
-            self.server.handle_publish(publication, now);
+            // The publisher checked it against the same limit.
+            let _ = self.server.handle_publish(publication, now);
         }
     }
 

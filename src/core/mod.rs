@@ -317,7 +317,18 @@ impl Server {
     /// as from `publication.from()` (in JSON mode with the room's next
     /// `seq`). Observers are not told of it. Returns how many connections
     /// it was queued to (0 for a room without members: nothing is kept).
-    pub fn handle_publish(&mut self, publication: &Publication, now: Time) -> usize {
+    ///
+    /// # Errors
+    /// [`PublishError::TooLong`] for a line longer than
+    /// `limits.max_message_bytes`, as a client's would be.
+    pub fn handle_publish(
+        &mut self,
+        publication: &Publication,
+        now: Time,
+    ) -> Result<usize, PublishError> {
+        if publication.text().len() > self.config.limits.max_message_bytes {
+            return Err(PublishError::TooLong);
+        }
         let room = publication.room();
         let members = self.reg.rooms().get(room).map_or(0, |r| r.members.len());
         if members > 0 {
@@ -327,7 +338,7 @@ impl Server {
             };
             self.broadcast(room, event, now);
         }
-        members
+        Ok(members)
     }
 
     /// The configuration.

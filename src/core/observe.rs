@@ -104,6 +104,9 @@ pub enum PublishError {
     Busy,
     /// The server has stopped.
     Stopped,
+    /// The line is longer than the server's message limit
+    /// (`--max-message`), which a client's line must also fit.
+    TooLong,
 }
 
 impl fmt::Display for PublishError {
@@ -114,6 +117,7 @@ impl fmt::Display for PublishError {
             PublishError::Text => "the line holds control characters",
             PublishError::Busy => "too many lines waiting for the event loop",
             PublishError::Stopped => "the server has stopped",
+            PublishError::TooLong => "the line is longer than the message limit",
         })
     }
 }

@@ -111,7 +111,8 @@ fn the_example_bot_greets_answers_time_and_posts_on_its_own() {
 }
 
 /// A publisher never blocks: lines the loop has not taken yet are capped
-/// (1,024, then `Busy`), and once the gateway is gone it says `Stopped`.
+/// (1,024, then `Busy`), a line is no longer than a client's, and once the
+/// gateway is gone it says `Stopped`.
 #[test]
 fn a_publisher_says_busy_when_the_loop_lags_and_stopped_when_it_is_gone() {
     let mut config = Config::with_secret(std::str::from_utf8(SECRET).unwrap());
@@ -121,6 +122,11 @@ fn a_publisher_says_busy_when_the_loop_lags_and_stopped_when_it_is_gone() {
     assert_eq!(
         publisher.publish("no room!", "bot", "hi"),
         Err(PublishError::Room)
+    );
+    // No longer than a client's line may be (64 KiB by default).
+    assert_eq!(
+        publisher.publish("lobby", "bot", &"x".repeat(64 * 1024 + 1)),
+        Err(PublishError::TooLong)
     );
     // The gateway is not running: nothing takes the lines.
     for i in 0..1024 {

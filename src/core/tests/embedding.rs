@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::core::{Observe, Publication};
+use crate::core::{Observe, Publication, PublishError};
 use crate::testkit::Harness;
 
 /// Records everything it is told; answers `/time`.
@@ -101,7 +101,7 @@ fn published_lines_reach_every_member_in_both_modes() {
     h.say(text, "first");
     let publication = Publication::new("lobby", "clock", "it is noon").unwrap();
     let now = h.now;
-    assert_eq!(h.server.handle_publish(&publication, now), 2);
+    assert_eq!(h.server.handle_publish(&publication, now), Ok(2));
     h.pump();
     assert_eq!(h.texts(text), ["alice: first", "clock: it is noon"]);
     let got: Vec<Value> = h
@@ -116,6 +116,16 @@ fn published_lines_reach_every_member_in_both_modes() {
     assert!(!recorder.seen().iter().any(|l| l.contains("noon")));
     // A room without members gets nothing, and keeps nothing.
     let empty = Publication::new("nobody", "clock", "hello?").unwrap();
-    assert_eq!(h.server.handle_publish(&empty, now), 0);
-    assert_eq!(h.server.rooms(), 1);
+    assert_eq!(h.server.handle_publish(&empty, now), Ok(0));
+    assert_eq!(h.server.rooms(), 1); // A line longer than a client may send is refused, and nobody gets it.
+    let limit = h.server.config().limits.max_message_bytes;
+    let long = Publication::new("lobby", "clock", &"x".repeat(limit + 1)).unwrap();
+    assert_eq!(
+        h.server.handle_publish(&long, now),
+        Err(PublishError::TooLong)
+    );
+    let fits = Publication::new("lobby", "clock", &"y".repeat(limit)).unwrap();
+    assert_eq!(h.server.handle_publish(&fits, now), Ok(2));
+    h.pump();
+    assert_eq!(h.texts(text), [format!("clock: {}", "y".repeat(limit))]);
 }
