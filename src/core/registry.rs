@@ -105,7 +105,8 @@ pub struct Registry {
     /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
     websockets: usize,
     /// (deadline, id): about one live entry per connection (see
-    /// `Conn::armed`); stale entries are skipped when popped.
+    /// `Conn::armed`); stale entries are skipped when popped, and the heap
+    /// is rebuilt when they pile up (`push_timer`).
     timers: BinaryHeap<Reverse<(Time, ConnId)>>,
 }
 
@@ -352,8 +353,9 @@ impl Registry {
 
     /// Sets the one deadline of `id` (replacing any other). A later
     /// deadline pushes no entry: the armed one, when it comes due, re-arms
-    /// for it, so the heap holds about one entry a connection however
-    /// often deadlines move.
+    /// for it. An earlier one does, leaving the old entry stale until it
+    /// comes due; [`Registry::push_timer`] keeps the heap within about
+    /// twice the connections however often deadlines move.
     pub fn set_deadline(&mut self, id: ConnId, at: Time, timer: Timer) {
         if let Some(conn) = self.get_mut(id) {
             let at = At::new(at);
@@ -361,8 +363,23 @@ impl Registry {
             conn.timer = timer;
             if conn.armed.is_none_or(|armed| at < armed) {
                 conn.armed = Some(at);
-                self.timers.push(Reverse((at.time(), id)));
+                self.push_timer(at, id);
             }
+        }
+    }
+
+    /// Pushes a heap entry. When stale entries (deadlines moved earlier,
+    /// then re-armed for the later time again) make the heap more than
+    /// twice the connections, it is rebuilt from what is armed: a peer
+    /// that keeps moving its deadlines cannot grow it.
+    fn push_timer(&mut self, at: At, id: ConnId) {
+        self.timers.push(Reverse((at.time(), id)));
+        if self.timers.len() > 2 * self.conns.len() + 64 {
+            self.timers = self
+                .conns
+                .iter()
+                .filter_map(|(_, c)| c.armed.map(|a| Reverse((a.time(), c.id))))
+                .collect();
         }
     }
 
@@ -390,7 +407,7 @@ impl Registry {
                 // Moved later since this entry was pushed: re-arm.
                 Some(d) => {
                     conn.armed = Some(d);
-                    self.timers.push(Reverse((d.time(), id)));
+                    self.push_timer(d, id);
                 }
                 None => {}
             }

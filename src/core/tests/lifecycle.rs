@@ -208,3 +208,25 @@ fn the_peers_close_code_is_counted() {
         r.body
     );
 }
+
+/// A client that keeps moving its deadline earlier (each `/refresh` near
+/// expiry re-arms the warning at once) leaves stale entries in the timer
+/// heap; the heap is rebuilt before it passes twice the connections (plus
+/// a little), so it cannot grow with the client's messages.
+#[test]
+fn refresh_spam_cannot_grow_the_timer_heap() {
+    let mut h = Harness::new(|c| c.limits.message_rate = None);
+    let t = h.token("alice", 20);
+    let (id, r) = h.upgrade(&format!("/ws?token={t}"), "");
+    assert_eq!(r.status, 101);
+    let mut most = 0;
+    for _ in 0..2_000 {
+        h.say(id, &format!("/refresh {t}"));
+        h.advance(1);
+        most = most.max(h.server.timer_entries());
+    }
+    assert!(h.server.is_websocket(id), "still open");
+    let bound = 2 * h.server.connections() + 64;
+    assert!(most <= bound + 1, "{most} heap entries for one connection");
+    assert!(most > 2, "the test moved deadlines ({most})");
+}
