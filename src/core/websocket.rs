@@ -226,9 +226,10 @@ impl Server {
         Reply::Refreshed(exp_ms / 1000)
     }
 
-    /// One of this WebSocket's timers fired. Each acts only if its
-    /// condition still holds (a queue may have drained, a pong come in,
-    /// since it was armed); then the next one is armed.
+    /// One of this WebSocket's timers fired. An ending that is due (slow
+    /// consumer, silence, expiry, in that order) closes it whichever timer
+    /// it was; a warning or a ping is sent only if its own timer fired and
+    /// is still due. Then the next one is armed.
     pub(super) fn on_ws_timer(&mut self, id: ConnId, timer: Timer, now: Time) {
         let interval = self.config.ping_interval;
         let slow = self.config.limits.slow_consumer_timeout;
@@ -245,24 +246,27 @@ impl Server {
             // server imposes is not the peer's.
             ws.last_seen = now;
         }
+        // why: whatever fired, an ending that is due wins, in this order,
+        // so a late wake-up (a stalled process) sends no warning or ping
+        // ahead of the close.
+        if backlog_since.is_some_and(|since| now >= since + slow) {
+            // The writes of every turn since the queue passed the limit
+            // have had their chance; it is still over: not draining.
+            return self.close_slow(id, now);
+        }
+        if now >= ws.last_seen + interval.saturating_mul(2) {
+            return self.close_ws(id, Ending::PingTimeout, now);
+        }
+        if ws.expires.is_some_and(|e| now >= e.time()) {
+            let ending = match ws.principal.credential() {
+                Credential::Session { .. } => Ending::SessionExpired,
+                _ => Ending::TokenExpired,
+            };
+            return self.close_ws(id, ending, now);
+        }
         let mut warning = None;
         let mut ping = false;
         match timer {
-            // The writes of every turn since the queue passed the limit
-            // have had their chance; it is still over: not draining.
-            Timer::SlowConsumer if backlog_since.is_some_and(|since| now >= since + slow) => {
-                return self.close_slow(id, now);
-            }
-            Timer::Silence if now >= ws.last_seen + interval.saturating_mul(2) => {
-                return self.close_ws(id, Ending::PingTimeout, now);
-            }
-            Timer::Expiry if ws.expires.is_some_and(|e| now >= e.time()) => {
-                let ending = match ws.principal.credential() {
-                    Credential::Session { .. } => Ending::SessionExpired,
-                    _ => Ending::TokenExpired,
-                };
-                return self.close_ws(id, ending, now);
-            }
             Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
                 ws.warn_at = None;
                 if let Credential::Token { exp_ms } = *ws.principal.credential() {
@@ -278,6 +282,8 @@ impl Server {
                 ws.next_ping = now + interval.max(Duration::from_millis(1));
                 ping = true;
             }
+            // The endings are handled above; a timer whose condition no
+            // longer holds (a pong came, the queue drained) just re-arms.
             _ => {}
         }
         if ping {

@@ -230,3 +230,33 @@ fn refresh_spam_cannot_grow_the_timer_heap() {
     assert!(most <= bound + 1, "{most} heap entries for one connection");
     assert!(most > 2, "the test moved deadlines ({most})");
 }
+
+/// After a stall of the whole process, several timers are overdue at once:
+/// the ending that is due wins in a fixed order (silence before expiry),
+/// and nothing (no expiry warning, no ping) goes out ahead of the close.
+#[test]
+fn a_late_wake_closes_first_and_sends_nothing_before() {
+    let mut h = Harness::default();
+    let t = h.token("alice", 20);
+    let (id, r) = h.upgrade(&format!("/ws?token={t}"), "");
+    assert_eq!(r.status, 101);
+    // The warning is due at once (20 s left is under the 30 s warning).
+    h.advance(1);
+    let texts = h.texts(id);
+    assert!(
+        texts.iter().any(|t| t.contains("expires in 20s")),
+        "{texts:?}"
+    );
+    // Expiry (20 s + leeway) and silence (2 × 30 s) both pass in one jump.
+    h.jump(65_000);
+    let got = h.messages(id);
+    assert!(
+        got.iter().all(|m| matches!(m, Message::Close(_))),
+        "nothing but the close after the stall: {got:?}"
+    );
+    let code = got.iter().find_map(|m| match m {
+        Message::Close(Some(f)) => Some(u16::from(f.code)),
+        _ => None,
+    });
+    assert_eq!(code, Some(1001), "{got:?}");
+}
