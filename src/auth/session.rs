@@ -11,7 +11,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::secret_id::{IdDigest, digest_of, new_secret_id};
@@ -72,11 +71,11 @@ pub struct SessionStore {
 impl SessionStore {
     /// A store whose sessions live at most `ttl_ms`, expire after `idle_ms`
     /// without use, and of which one user holds at most `max_per_user`.
-    /// Session ids come from a generator seeded by the operating system
-    /// (see [`SessionStore::with_rng`]).
-    pub fn new(ttl_ms: u64, idle_ms: u64, max_per_user: usize) -> Self {
+    /// Session ids come from `rng` (the server passes one derived from its
+    /// own: the same seed, the same ids).
+    pub fn new(ttl_ms: u64, idle_ms: u64, max_per_user: usize, rng: StdRng) -> Self {
         SessionStore {
-            rng: StdRng::from_seed(super::os_seed()),
+            rng,
             by_digest: HashMap::new(),
             sessions: HashMap::new(),
             by_user: HashMap::new(),
@@ -87,13 +86,6 @@ impl SessionStore {
             #[cfg(test)]
             examined: 0,
         }
-    }
-
-    /// Session ids from `rng` from now on (a seeded generator: the same
-    /// seed, the same ids; the server passes one derived from its own).
-    pub fn with_rng(mut self, rng: StdRng) -> Self {
-        self.rng = rng;
-        self
     }
 
     /// Starts a session for `user` and returns the cookie value to send,
@@ -228,12 +220,15 @@ impl SessionStore {
     /// timer, not per request. Goes through `remove`, so the per-user index
     /// stays exact.
     pub fn sweep(&mut self, now: u64) -> Vec<SessionHandle> {
-        let dead: Vec<SessionHandle> = self
+        let mut dead: Vec<SessionHandle> = self
             .sessions
             .keys()
             .copied()
             .filter(|&h| self.expired(h, now))
             .collect();
+        // why: in creation order, not the map's: a seeded run replays
+        // exactly (the sockets of each are closed in this order).
+        dead.sort_unstable();
         for &h in &dead {
             self.remove(h);
         }
@@ -270,11 +265,12 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     const MIN: u64 = 60_000;
 
     fn store() -> SessionStore {
-        SessionStore::new(60 * MIN, 10 * MIN, 2)
+        SessionStore::new(60 * MIN, 10 * MIN, 2, StdRng::seed_from_u64(7))
     }
 
     #[test]
@@ -376,7 +372,7 @@ mod tests {
 
     #[test]
     fn create_work_is_bounded_by_the_per_user_limit() {
-        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3);
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3, StdRng::seed_from_u64(7));
         for i in 0..10_000 {
             s.create(&format!("user{i}"), "member", 0);
         }
@@ -397,7 +393,7 @@ mod tests {
 
     #[test]
     fn eviction_follows_creation_order() {
-        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 1);
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 1, StdRng::seed_from_u64(7));
         let (_, a, _) = s.create("alice", "member", 5);
         // `now` went backwards: the first-created session is still the
         // one evicted.
@@ -412,7 +408,7 @@ mod tests {
     #[test]
     fn index_stays_exact_through_creates_removes_evictions_and_sweeps() {
         const USERS: [&str; 5] = ["alice", "bob", "carol", "dave", "eve"];
-        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3);
+        let mut s = SessionStore::new(60 * MIN, 10 * MIN, 3, StdRng::seed_from_u64(7));
         // The model: live handles and their users, oldest first.
         let mut model: Vec<(SessionHandle, &str)> = Vec::new();
         let mut ids: HashMap<SessionHandle, String> = HashMap::new();

@@ -131,7 +131,9 @@ impl IpBuckets {
         let Some(rate) = self.rate else {
             return Ok(());
         };
-        self.make_room(now);
+        if !self.buckets.contains_key(&key) {
+            self.make_room(now);
+        }
         self.buckets
             .entry(key)
             .or_insert_with(|| Bucket::full(rate, now))
@@ -166,14 +168,21 @@ impl IpBuckets {
         if self.buckets.len() >= self.max {
             // why: still full of active IPs (a wide attack); forgetting
             // some is the bounded-memory price, and forgets in favour of
-            // the attacked resource only briefly.
-            let drop: Vec<AddrKey> = self
+            // the attacked resource only briefly. The least used go first
+            // (the most tokens left), then by address: the choice never
+            // depends on the map's order, so a seeded run replays exactly.
+            let mut levels: Vec<(f64, AddrKey)> = self
                 .buckets
-                .keys()
-                .take(self.max / 10 + 1)
-                .copied()
+                .iter_mut()
+                .map(|(key, bucket)| {
+                    if let Some(rate) = self.rate {
+                        bucket.refill(rate, now);
+                    }
+                    (bucket.tokens, *key)
+                })
                 .collect();
-            for key in drop {
+            levels.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            for (_, key) in levels.into_iter().take(self.max / 10 + 1) {
                 self.buckets.remove(&key);
             }
         }
@@ -221,6 +230,28 @@ mod tests {
         assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
         assert_ne!(key("10.0.0.1"), key("10.0.0.2"));
         assert_eq!(key("2001:db8::1").to_string(), "2001:db8::/64");
+    }
+
+    /// When the table is full of active addresses, the least used are
+    /// forgotten first (then the lowest address): never the map's order.
+    #[test]
+    fn a_full_table_forgets_the_least_used_first() {
+        let slow = Rate {
+            per_sec: 0.001,
+            burst: 3.0,
+        };
+        let mut ips = IpBuckets::new(Some(slow), 10);
+        let k = |i: u8| AddrKey::of([10, 0, 0, i].into());
+        for i in 0..10 {
+            let _ = ips.take(k(i), at(0));
+            if i != 3 && i != 7 {
+                let _ = ips.take(k(i), at(0));
+            }
+        }
+        assert_eq!(ips.len(), 10);
+        let _ = ips.take(k(200), at(1));
+        assert!(!ips.buckets.contains_key(&k(3)) && !ips.buckets.contains_key(&k(7)));
+        assert_eq!(ips.len(), 9, "two forgotten, one added");
     }
 
     #[test]

@@ -269,8 +269,8 @@ impl Server {
             time::millis(config.session_ttl),
             time::millis(config.session_idle),
             limits.max_sessions_per_user,
-        )
-        .with_rng(StdRng::from_rng(&mut seed));
+            StdRng::from_rng(&mut seed),
+        );
         Server {
             jwt,
             sessions,
