@@ -50,6 +50,10 @@ use signal_hook_mio::v1_0::Signals;
 /// their turn.
 pub const READ_BUDGET: usize = 64 * 1024;
 
+// why: a socket's mio token is its whole `ConnId` (slot and generation,
+// 64 bits); a narrower `usize` would drop the generation.
+const _: () = assert!(usize::BITS >= 64, "wsgate needs a 64-bit target");
+
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
