@@ -1,13 +1,20 @@
 //! The upgrade (PROTOCOL §2): rate limit, handshake, one credential,
 //! authentication, per-user limit, then the `101` and the room.
+//!
+//! [`Context::authenticate`] decides who the request is (or why not)
+//! without touching any connection, and [`Context::admission`] whether
+//! that principal may open this WebSocket now; the server carries out
+//! what they return ([`Server::start_upgrade`], [`Server::admit`]).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use log::{debug, info};
 
 use super::authenticate::Verdict;
 use super::chat::Event;
-use super::conn::{At, PasswordCheck, Purpose};
+use super::conn::{At, PasswordCheck, Purpose, Ws};
+use super::context::Context;
 use super::ending::Ending;
 use super::limits::{AddrKey, Bucket};
 use super::logfmt::quoted;
@@ -19,40 +26,59 @@ use crate::http::response::{Part, Then};
 use crate::http::upgrade::{self, Carrier, Mode, Reject, Upgrade};
 use crate::http::{Request, Response};
 
-impl Server {
-    /// A request to `/ws`: validate, authenticate, and open or refuse.
-    pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: Time) {
-        let peer = self.reg[id].peer;
-        let target = req.redacted_target();
+/// Who an upgrade request is, as far as the request itself tells.
+#[derive(Debug)]
+pub(super) enum Authenticated {
+    /// Open the WebSocket for this principal (if [`Context::admission`]
+    /// agrees).
+    Admit(Principal, Upgrade),
+    /// The credential is a user name and password: check it off the event
+    /// loop first.
+    CheckPassword {
+        user: String,
+        password: String,
+        upgrade: Upgrade,
+    },
+    /// Refuse; the credential's kind when it is known.
+    Refuse(Reject, Option<&'static str>),
+}
+
+/// What [`Context::admission`] lets through.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Admission {
+    /// The user's oldest WebSocket, to close `4409` to make room
+    /// (`--per-user-policy evict-oldest`).
+    pub evict: Option<ConnId>,
+}
+
+impl Context {
+    /// A request to `/ws` from `peer`: the per-address upgrade rate, the
+    /// handshake's rules, the embedding program's authenticators, then the
+    /// one built-in credential (token, ticket, session cookie, or a
+    /// password to check).
+    pub(super) fn authenticate(
+        &mut self,
+        req: &Request,
+        peer: SocketAddr,
+        now: Time,
+    ) -> Authenticated {
+        use Authenticated::Refuse;
         if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
-            return self.refuse(
-                id,
-                Reject::TooMany("too many upgrades", secs),
-                &target,
-                None,
-                now,
-            );
+            return Refuse(Reject::TooMany("too many upgrades", secs), None);
         }
         let handshake = match upgrade::handshake(req) {
             Ok(h) => h,
-            Err(rej) => return self.refuse(id, rej, &target, None, now),
+            Err(rej) => return Refuse(rej, None),
         };
         for authenticator in &self.authenticators {
             match authenticator.authenticate(req, peer) {
                 Verdict::Pass => continue,
                 Verdict::Refuse(reason) => {
-                    return self.refuse(
-                        id,
-                        Reject::Unauthorized(reason),
-                        &target,
-                        Some("custom"),
-                        now,
-                    );
+                    return Refuse(Reject::Unauthorized(reason), Some("custom"));
                 }
                 Verdict::Accept(identity) => {
                     if !valid_user_name(&identity.user) || !valid_role(&identity.role) {
-                        let rej = Reject::Unauthorized("invalid identity");
-                        return self.refuse(id, rej, &target, Some("custom"), now);
+                        return Refuse(Reject::Unauthorized("invalid identity"), Some("custom"));
                     }
                     let principal = Principal::new(
                         identity.user,
@@ -60,14 +86,13 @@ impl Server {
                         identity.rooms,
                         Credential::Custom,
                     );
-                    return self.admit(id, principal, handshake.with(Carrier::Custom), &rest, now);
+                    return Authenticated::Admit(principal, handshake.with(Carrier::Custom));
                 }
             }
         }
-        let policy = self.upgrade_policy();
-        let carrier = match upgrade::credential(req, &handshake.query, &policy) {
+        let carrier = match upgrade::credential(req, &handshake.query, &self.upgrade_policy()) {
             Ok(c) => c,
-            Err(rej) => return self.refuse(id, rej, &target, None, now),
+            Err(rej) => return Refuse(rej, None),
         };
         let kind = carrier.kind();
         let principal = match &carrier {
@@ -90,23 +115,17 @@ impl Server {
                 _ => Err(Reject::Unauthorized("unknown or expired ticket")),
             },
             Carrier::Password { user, password } => {
-                let check = PasswordCheck {
+                return Authenticated::CheckPassword {
                     user: user.clone(),
                     password: password.clone(),
-                    purpose: Purpose::Upgrade(Box::new(handshake.with(carrier))),
-                    then: Then::Close,
-                    rest,
+                    upgrade: handshake.with(carrier),
                 };
-                if let Some(response) = self.start_password_check(id, check, now) {
-                    self.respond(id, &response, Then::Close, Part::Whole, now);
-                }
-                return;
             }
             Carrier::Custom => Err(Reject::Unauthorized("invalid credentials")),
         };
         match principal {
-            Ok(p) => self.admit(id, p, handshake.with(carrier), &rest, now),
-            Err(rej) => self.refuse(id, rej, &target, Some(kind), now),
+            Ok(p) => Authenticated::Admit(p, handshake.with(carrier)),
+            Err(rej) => Refuse(rej, Some(kind)),
         }
     }
 
@@ -121,9 +140,98 @@ impl Server {
         }
     }
 
-    /// Opens the WebSocket for an authenticated principal: room and
-    /// per-user checks, the `101`, the room, and any frames that came
-    /// right behind the request head.
+    /// May `principal` open this WebSocket now? Its rooms, then the
+    /// per-user limit against `live`, the user's open WebSockets (oldest
+    /// first).
+    pub(super) fn admission(
+        &self,
+        principal: &Principal,
+        upgrade: &Upgrade,
+        live: &[ConnId],
+    ) -> Result<Admission, Reject> {
+        if principal
+            .rooms()
+            .is_some_and(|rooms| !rooms.contains(&upgrade.room))
+        {
+            return Err(Reject::Forbidden("room not allowed"));
+        }
+        if live.len() < self.config.limits.max_conns_per_user {
+            return Ok(Admission { evict: None });
+        }
+        match self.config.per_user_policy {
+            PerUserPolicy::RejectNewest => Err(Reject::TooMany(
+                "too many connections for this user",
+                RETRY_AFTER_SECS,
+            )),
+            PerUserPolicy::EvictOldest => Ok(Admission {
+                evict: live.first().copied(),
+            }),
+        }
+    }
+
+    /// Starts a new WebSocket's clocks: the first ping, the credential's
+    /// end (a token's `exp` plus leeway, with its warning; a session's
+    /// absolute limit), the message-rate bucket.
+    fn start_clocks(&self, ws: &mut Ws, now: Time) {
+        let config = &self.config;
+        ws.next_ping = now + config.ping_interval;
+        match *ws.principal.credential() {
+            Credential::Token { exp_ms } => {
+                ws.set_expiry(
+                    Time::from_millis(exp_ms),
+                    config.token_leeway,
+                    config.expiry_warning,
+                    now,
+                );
+            }
+            // why: a live socket keeps a session from idling out, so only
+            // its absolute limit can end it, at that exact time.
+            Credential::Session { handle } => {
+                ws.expires = self
+                    .sessions
+                    .expires_at(handle)
+                    .map(|ms| At::new(Time::from_millis(ms)));
+            }
+            Credential::Password | Credential::Custom => {}
+        }
+        ws.bucket = config.limits.message_rate.map(|r| Bucket::full(r, now));
+    }
+}
+
+impl Server {
+    /// A request to `/ws` on `id`: authenticate, then admit, refuse, or
+    /// start a password check (`rest`: bytes that came after the head).
+    pub(super) fn start_upgrade(&mut self, id: ConnId, req: &Request, rest: Vec<u8>, now: Time) {
+        let peer = self.reg[id].peer;
+        match self.ctx.authenticate(req, peer, now) {
+            Authenticated::Admit(principal, upgrade) => {
+                self.admit(id, principal, upgrade, &rest, now);
+            }
+            Authenticated::CheckPassword {
+                user,
+                password,
+                upgrade,
+            } => {
+                let check = PasswordCheck {
+                    user,
+                    password,
+                    purpose: Purpose::Upgrade(Box::new(upgrade)),
+                    then: Then::Close,
+                    rest,
+                };
+                if let Some(response) = self.start_password_check(id, check, now) {
+                    self.respond(id, &response, Then::Close, Part::Whole, now);
+                }
+            }
+            Authenticated::Refuse(rej, carrier) => {
+                self.refuse(id, rej, &req.redacted_target(), carrier, now);
+            }
+        }
+    }
+
+    /// Opens the WebSocket for an authenticated principal, if
+    /// [`Context::admission`] agrees: the `101`, the room, the clocks, and
+    /// any frames that came right behind the request head.
     pub(super) fn admit(
         &mut self,
         id: ConnId,
@@ -132,35 +240,18 @@ impl Server {
         rest: &[u8],
         now: Time,
     ) {
-        let target = format!("/ws?room={}", upgrade.room);
         let kind = upgrade.carrier.kind();
-        if principal
-            .rooms()
-            .is_some_and(|rooms| !rooms.contains(&upgrade.room))
-        {
-            return self.refuse(
-                id,
-                Reject::Forbidden("room not allowed"),
-                &target,
-                Some(kind),
-                now,
-            );
-        }
         let user = Arc::clone(principal.user_shared());
-        let live = self.reg.of_user(&user).len();
-        if live >= self.config.limits.max_conns_per_user {
-            match self.config.per_user_policy {
-                PerUserPolicy::RejectNewest => {
-                    let rej =
-                        Reject::TooMany("too many connections for this user", RETRY_AFTER_SECS);
-                    return self.refuse(id, rej, &target, Some(kind), now);
-                }
-                PerUserPolicy::EvictOldest => {
-                    if let Some(&oldest) = self.reg.of_user(&user).first() {
-                        self.close_ws(oldest, Ending::Replaced, now);
-                    }
-                }
+        let live = self.reg.of_user(&user);
+        let admission = match self.ctx.admission(&principal, &upgrade, live) {
+            Ok(admission) => admission,
+            Err(rej) => {
+                let target = format!("/ws?room={}", upgrade.room);
+                return self.refuse(id, rej, &target, Some(kind), now);
             }
+        };
+        if let Some(oldest) = admission.evict {
+            self.close_ws(oldest, Ending::Replaced, now);
         }
         let protocol = match upgrade.mode {
             Mode::Json => Some(upgrade::JSON_PROTOCOL),
@@ -180,9 +271,9 @@ impl Server {
             quoted(&upgrade.room),
             upgrade.mode.name(),
         );
-        self.metrics.upgrades += 1;
+        self.ctx.metrics.upgrades += 1;
         if let Credential::Session { handle } = principal.credential() {
-            self.sessions.track_live(*handle, true, now.as_millis());
+            self.ctx.sessions.track_live(*handle, true, now.as_millis());
         }
         let room = upgrade.room.clone();
         let Some(first) = self.reg.open(
@@ -190,47 +281,20 @@ impl Server {
             principal,
             upgrade.room,
             upgrade.mode,
-            self.ws_config,
+            self.ctx.ws_config,
             now,
         ) else {
             return;
         };
-        let interval = self.config.ping_interval;
-        let expires_at = match self.reg[id]
-            .ws()
-            .map(|ws| ws.principal.credential().clone())
-        {
-            // why: a live socket keeps a session from idling out, so only
-            // its absolute limit can end it, at that exact time.
-            Some(Credential::Session { handle }) => self.sessions.expires_at(handle),
-            _ => None,
-        };
-        let rate = self.config.limits.message_rate;
-        let config = &self.config;
         if let Some(ws) = self.reg[id].ws_mut() {
-            ws.next_ping = now + interval;
-            match *ws.principal.credential() {
-                Credential::Token { exp_ms } => {
-                    ws.set_expiry(
-                        Time::from_millis(exp_ms),
-                        config.token_leeway,
-                        config.expiry_warning,
-                        now,
-                    );
-                }
-                Credential::Session { .. } => {
-                    ws.expires = expires_at.map(|ms| At::new(Time::from_millis(ms)))
-                }
-                Credential::Password | Credential::Custom => {}
-            }
-            ws.bucket = rate.map(|r| Bucket::full(r, now));
+            self.ctx.start_clocks(ws, now);
         }
         self.arm_ws(id);
         // why: answers to pipelined requests may still be queued ahead of
         // the 101; a queue already over the limit starts its clock now.
         self.queued_to(id, now);
         if first {
-            for observer in &mut self.observers {
+            for observer in &mut self.ctx.observers {
                 observer.joined(&room, &user);
             }
         }

@@ -53,7 +53,7 @@ impl Server {
         }
         self.reg.check(&logins)?;
         self.check_flow()?;
-        let max_per_user = self.config.limits.max_conns_per_user;
+        let max_per_user = self.ctx.config.limits.max_conns_per_user;
         for conn in self.reg.iter() {
             if let Phase::AwaitPassword { job, .. } = conn.phase {
                 if self.jobs.get(&job).is_none_or(|j| j.conn != conn.id) {
@@ -124,11 +124,11 @@ impl Server {
                 return Err(format!("input held for {id:?}, which will not resume"));
             }
         }
-        let budget = self.config.limits.queue_budget_bytes;
+        let budget = self.ctx.config.limits.queue_budget_bytes;
         if self.queued_total >= budget && self.pressure_since.is_none() {
             return Err("at the budget, but its clock does not run".into());
         }
-        let slow = self.config.limits.slow_consumer_timeout;
+        let slow = self.ctx.config.limits.slow_consumer_timeout;
         for (&id, &since) in &self.backlog {
             let Some(conn) = self.reg.get(id) else {
                 return Err(format!(

@@ -35,7 +35,7 @@ pub struct Metrics {
 }
 
 /// Values read off the core's state when rendering.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Gauges {
     /// Open connections of any kind.
     pub connections: usize,

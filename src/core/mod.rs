@@ -48,11 +48,16 @@
 //!
 //! The work is split by what a connection is doing: `requests` (plain
 //! HTTP: login, tokens, tickets, logout, metrics), `handshake` (the
-//! upgrade), `websocket` (chat, timers, endings).
+//! upgrade), `websocket` (chat, timers, endings). In each, the decisions
+//! are handlers on the `Context` (configuration, verifiers, stores, rate
+//! limits, counters, hooks) that borrow at most the one WebSocket they
+//! are about and return what to do (`Routed`, `Authenticated`, `Step`);
+//! the `Server` carries that out on the `Registry` and the queues.
 
 mod authenticate;
 mod chat;
 mod conn;
+mod context;
 mod ending;
 mod fragments;
 mod handshake;
@@ -85,13 +90,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use log::{debug, info};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use tungstenite::protocol::WebSocketConfig;
+use log::info;
 
-use crate::auth::jwt::{JwtConfig, Secret};
-use crate::auth::session::SessionStore;
 use crate::auth::users::VerifiedUser;
 use crate::config::Config;
 use crate::http::Response;
@@ -99,10 +99,9 @@ use crate::http::response::{Part, Then};
 use crate::http::upgrade::Reject;
 
 use conn::{Conn, Phase, Purpose};
-use limits::IpBuckets;
-use metrics::{Gauges, Metrics};
+use context::Context;
+use metrics::Gauges;
 use registry::Registry;
-use tickets::Tickets;
 
 /// A password check handed to the helper thread.
 #[derive(Debug, Clone, Copy)]
@@ -187,15 +186,11 @@ impl fmt::Debug for PasswordJob {
     }
 }
 
-/// The core: connections, rooms, sessions and the token verifier.
+/// The core: the context the handlers decide with, the registry of
+/// connections, and the flow-control state that ties their queues together.
 pub struct Server {
-    config: Config,
-    jwt: JwtConfig,
-    sessions: SessionStore,
-    tickets: Tickets,
-    authenticators: Vec<Box<dyn Authenticate>>,
-    /// An embedding program's observers, told of joins, leaves and lines.
-    observers: Vec<Box<dyn Observe>>,
+    /// Configuration, verifiers, stores, rate limits, counters, hooks.
+    ctx: Context,
     /// Every connection and every index over them.
     reg: Registry,
     actions: VecDeque<Action>,
@@ -221,12 +216,7 @@ pub struct Server {
     /// Since when the queue total has been at the budget (and not fallen
     /// under half of it): the budget's verdict on queues that do not drain.
     pressure_since: Option<Time>,
-    upgrade_ips: IpBuckets,
-    failed_logins: IpBuckets,
     next_sweep: Time,
-    shutting_down: bool,
-    ws_config: WebSocketConfig,
-    metrics: Metrics,
     /// Reused buffers for encoding a broadcast once per mode.
     scratch: Vec<u8>,
     scratch_json: Vec<u8>,
@@ -239,44 +229,8 @@ impl Server {
     /// When `config.secrets` is empty or holds a secret shorter than 32
     /// bytes: `main` validates both before it gets here.
     pub fn new(config: Config, now: Time) -> Server {
-        let secrets = config
-            .secrets
-            .iter()
-            .map(|s| Secret::new(s.0.clone(), None).expect("secrets are validated at start-up"))
-            .collect::<Vec<_>>();
-        assert!(!secrets.is_empty(), "at least one secret");
-        let mut jwt = JwtConfig::new(secrets);
-        jwt.issuer = config.issuer.clone();
-        jwt.audience = config.audience.clone();
-        jwt.leeway_secs = config.token_leeway.as_secs();
-        let limits = &config.limits;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(limits.read_buffer_bytes)
-            // why: tungstenite writes into our queue, which never blocks;
-            // its own buffer should pass every byte straight through.
-            .write_buffer_size(0)
-            .max_write_buffer_size(usize::MAX)
-            .max_message_size(Some(limits.max_message_bytes))
-            .max_frame_size(Some(limits.max_message_bytes));
-        // why: the core's randomness (session ids, tickets) comes from one
-        // generator seeded by the config or else by the OS, so that a test
-        // or a fuzz input with a fixed seed replays exactly.
-        let mut seed = match config.random_seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_seed(crate::auth::os_seed()),
-        };
-        let sessions = SessionStore::new(
-            time::millis(config.session_ttl),
-            time::millis(config.session_idle),
-            limits.max_sessions_per_user,
-            StdRng::from_rng(&mut seed),
-        );
         Server {
-            jwt,
-            sessions,
-            tickets: Tickets::new(limits.max_tickets, StdRng::from_rng(&mut seed)),
-            authenticators: Vec::new(),
-            observers: Vec::new(),
+            ctx: Context::new(config),
             reg: Registry::default(),
             actions: VecDeque::new(),
             dirty: Vec::new(),
@@ -288,29 +242,23 @@ impl Server {
             parked_count: 0,
             held: HashMap::new(),
             pressure_since: None,
-            upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
-            failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
             next_sweep: now + SWEEP_INTERVAL,
-            shutting_down: false,
-            ws_config,
-            metrics: Metrics::default(),
             scratch: Vec::new(),
             scratch_json: Vec::new(),
-            config,
         }
     }
 
     /// Adds an authenticator, consulted (in the order added) before the
     /// built-in checks on every upgrade.
     pub fn add_authenticator(&mut self, authenticator: Box<dyn Authenticate>) {
-        self.authenticators.push(authenticator);
+        self.ctx.authenticators.push(authenticator);
     }
 
     /// Adds an observer, told (in the order added) of joins, leaves and
     /// chat lines, and asked about text-mode commands the server does not
     /// know.
     pub fn add_observer(&mut self, observer: Box<dyn Observe>) {
-        self.observers.push(observer);
+        self.ctx.observers.push(observer);
     }
 
     /// An embedding program's line into a room, delivered to every member
@@ -326,7 +274,7 @@ impl Server {
         publication: &Publication,
         now: Time,
     ) -> Result<usize, PublishError> {
-        if publication.text().len() > self.config.limits.max_message_bytes {
+        if publication.text().len() > self.ctx.config.limits.max_message_bytes {
             return Err(PublishError::TooLong);
         }
         let room = publication.room();
@@ -343,7 +291,7 @@ impl Server {
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.ctx.config
     }
 
     /// Number of connections the core holds (any phase).
@@ -388,7 +336,7 @@ impl Server {
 
     /// True once [`Server::handle_shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down
+        self.ctx.shutting_down
     }
 
     // ------------------------------------------------------------------
@@ -399,59 +347,28 @@ impl Server {
     /// connection takes a slot: a refused one is answered `503` or `429`
     /// by the shell at once and held by nobody.
     pub fn handle_accept(&mut self, peer: SocketAddr, now: Time) -> Accept {
-        if self.shutting_down {
+        if self.ctx.shutting_down {
             return Accept::Drop;
         }
-        self.metrics.accepted += 1;
-        let addr = AddrKey::of(peer.ip());
-        let load = self.reg.load(addr);
-        let limits = &self.config.limits;
-        let refusal = if self.reg.len() >= limits.max_connections {
-            Some(Reject::Unavailable(
-                "server at connection limit",
-                RETRY_AFTER_SECS,
-            ))
-        } else if limits.max_conns_per_ip.is_some_and(|cap| load.conns >= cap) {
-            Some(Reject::TooMany(
-                "too many connections from this address",
-                RETRY_AFTER_SECS,
-            ))
-        } else if limits
-            .max_unauth_per_ip
-            .is_some_and(|cap| load.unauth >= cap)
-        {
-            Some(Reject::TooMany(
-                "too many unauthenticated connections from this address",
-                RETRY_AFTER_SECS,
-            ))
-        } else {
-            None
-        };
-        if let Some(rej) = refusal {
-            // why: debug, not info: a flood of these would flood the log;
-            // `/metrics` counts them.
-            debug!(
-                "refused peer={peer} status={} reason=\"{}\"",
-                rej.status(),
-                rej.reason()
-            );
-            self.metrics.refused(rej.status(), rej.reason());
+        self.ctx.metrics.accepted += 1;
+        let load = self.reg.load(AddrKey::of(peer.ip()));
+        if let Some(rej) = self.ctx.accept_refusal(peer, self.reg.len(), load) {
             let mut bytes = Vec::new();
             rej.response()
                 .write_to(&mut bytes, Then::Close, Part::Whole);
             return Accept::Refuse(bytes);
         }
         let id = self.reg.admit(peer);
-        let deadline = now + self.config.limits.handshake_timeout;
+        let deadline = now + self.ctx.config.limits.handshake_timeout;
         self.set_deadline(id, deadline, Timer::Handshake);
         Accept::Open(id)
     }
 
     /// Bytes arrived on connection `id`.
     pub fn handle_bytes(&mut self, id: ConnId, data: &[u8], now: Time) {
-        let max_head = self.config.limits.max_head_bytes;
-        let max_body = self.config.limits.max_body_bytes;
-        self.metrics.bytes_in += data.len() as u64;
+        let max_head = self.ctx.config.limits.max_head_bytes;
+        let max_body = self.ctx.config.limits.max_body_bytes;
+        self.ctx.metrics.bytes_in += data.len() as u64;
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -502,7 +419,7 @@ impl Server {
                     quoted(ws.principal.user()),
                     conn.peer
                 );
-                self.metrics.closed_by_peer(1006);
+                self.ctx.metrics.closed_by_peer(1006);
             }
             self.forget(id, now);
         }
@@ -534,8 +451,8 @@ impl Server {
     /// where draining is seen: a queue back within the limit stops its
     /// slow-consumer clock, and reading that waited for it resumes.
     pub fn handle_written(&mut self, id: ConnId, n: usize, now: Time) {
-        let close_timeout = self.config.limits.close_timeout;
-        self.metrics.bytes_out += n as u64;
+        let close_timeout = self.ctx.config.limits.close_timeout;
+        self.ctx.metrics.bytes_out += n as u64;
         let Some(conn) = self.reg.get_mut(id) else {
             return;
         };
@@ -547,7 +464,7 @@ impl Server {
         let conn = &self.reg[id];
         let drained = conn.out.is_empty();
         // why: the map is empty but for slow consumers; skip hashing.
-        if !self.backlog.is_empty() && conn.out.len() <= self.config.limits.max_queue_bytes {
+        if !self.backlog.is_empty() && conn.out.len() <= self.ctx.config.limits.max_queue_bytes {
             self.backlog.remove(&id);
         }
         // Pipelined requests waited for the answers to drain.
@@ -582,12 +499,12 @@ impl Server {
         }
         if now >= self.next_sweep {
             self.next_sweep = now + SWEEP_INTERVAL;
-            for handle in self.sessions.sweep(now.as_millis()) {
+            for handle in self.ctx.sessions.sweep(now.as_millis()) {
                 self.close_session_sockets(handle, ending::Ending::SessionExpired, now);
             }
-            self.tickets.sweep(now);
-            self.upgrade_ips.sweep(now);
-            self.failed_logins.sweep(now);
+            self.ctx.tickets.sweep(now);
+            self.ctx.upgrade_ips.sweep(now);
+            self.ctx.failed_logins.sweep(now);
         }
     }
 
@@ -599,12 +516,12 @@ impl Server {
         };
         self.reg.login_answered(addr);
         if user.is_some() {
-            self.metrics.logins_ok += 1;
+            self.ctx.metrics.logins_ok += 1;
             // A token was taken from the failure bucket when the check
             // started (so parallel guesses count); success gives it back.
-            self.failed_logins.refund(addr, now);
+            self.ctx.failed_logins.refund(addr, now);
         } else {
-            self.metrics.logins_failed += 1;
+            self.ctx.metrics.logins_failed += 1;
         }
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -625,7 +542,7 @@ impl Server {
         debug_assert_eq!(awaited, job, "one check at a time per connection");
         let peer = conn.peer;
         match purpose {
-            Purpose::Upgrade(_) if self.shutting_down => {
+            Purpose::Upgrade(_) if self.ctx.shutting_down => {
                 let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
                 self.refuse(id, rej, "/ws", Some("password"), now);
             }
@@ -637,28 +554,17 @@ impl Server {
                 }
             },
             Purpose::Token | Purpose::Login => {
-                let response = match user {
-                    None => {
-                        info!("login failed peer={peer}");
-                        Response::detail(401, "Incorrect username or password")
-                            .header("WWW-Authenticate", "Bearer")
-                    }
-                    Some(user) if matches!(purpose, Purpose::Token) => {
-                        self.issue_token(&user, peer, now)
-                    }
-                    Some(user) => self.login(&user, peer, now),
-                };
+                let routed = self.ctx.logged_in(user.as_ref(), &purpose, peer, now);
                 self.reg[id].phase = Phase::Http {
                     buf: rest,
                     sent_continue: false,
                 };
-                let then = if self.shutting_down {
+                let then = if self.ctx.shutting_down {
                     Then::Close
                 } else {
                     then
                 };
-                self.respond(id, &response, then, Part::Whole, now);
-                if then == Then::KeepAlive {
+                if self.take_routed(id, routed, then, Part::Whole, now) && then == Then::KeepAlive {
                     self.process_http(id, now);
                 }
             }
@@ -670,7 +576,7 @@ impl Server {
     /// close; requests in flight get their answer, then close. New
     /// connections are refused from now on.
     pub fn handle_shutdown(&mut self, now: Time) {
-        self.shutting_down = true;
+        self.ctx.shutting_down = true;
         let ids = self.reg.ids();
         for id in ids {
             match self.reg[id].phase {
@@ -771,23 +677,23 @@ impl Server {
 
     /// When the budget's clock runs out, if it runs.
     fn budget_verdict_at(&self) -> Option<Time> {
-        let slow = self.config.limits.slow_consumer_timeout;
+        let slow = self.ctx.config.limits.slow_consumer_timeout;
         self.pressure_since.map(|since| since + slow)
     }
 
     // ------------------------------------------------------------------
     // Shared plumbing
 
-    /// The `/metrics` text.
-    fn render_metrics(&self) -> String {
-        self.metrics.render(&Gauges {
+    /// The server's load, for `/metrics`.
+    fn gauges(&self) -> Gauges {
+        Gauges {
             connections: self.reg.len(),
             websockets: self.websockets(),
             rooms: self.reg.rooms().len(),
-            sessions: self.sessions.len(),
+            sessions: self.ctx.sessions.len(),
             queued_bytes: self.queued_total,
             paused_inputs: self.parked_count,
-        })
+        }
     }
 
     /// Refuses a request with its HTTP response, closes, and logs it.
@@ -795,14 +701,14 @@ impl Server {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
-        self.log_refusal(conn.peer, rej, target, carrier);
+        self.ctx.log_refusal(conn.peer, rej, target, carrier);
         self.respond(id, &rej.response(), Then::Close, Part::Whole, now);
     }
 
     /// Queues `response` on `id`. Without keep-alive the connection then
     /// closes; with it, the next request head has a fresh timeout.
     fn respond(&mut self, id: ConnId, response: &Response, then: Then, part: Part, now: Time) {
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config.limits;
         let (close_timeout, handshake) = (limits.close_timeout, limits.handshake_timeout);
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -822,7 +728,7 @@ impl Server {
 
     /// From now on: discard input, flush the queue, then shut and linger.
     fn begin_closing(&mut self, id: ConnId, now: Time) {
-        let close_timeout = self.config.limits.close_timeout;
+        let close_timeout = self.ctx.config.limits.close_timeout;
         self.backlog.remove(&id);
         self.held.remove(&id);
         self.settle(id, now);
@@ -940,7 +846,7 @@ impl Server {
     ///   `on_budget_deadline`): queues that do not drain cannot hold
     ///   everyone's input forever.
     pub(super) fn total_changed_from(&mut self, before: usize, now: Time) {
-        let budget = self.config.limits.queue_budget_bytes;
+        let budget = self.ctx.config.limits.queue_budget_bytes;
         let total = self.queued_total;
         if before >= budget && total < budget {
             self.unpark_all();
@@ -984,7 +890,7 @@ impl Server {
             );
         }
         for id in stuck {
-            self.close_slow(id, now);
+            self.close_ws(id, ending::Ending::SlowConsumer, now);
         }
         if self.pressure_since.is_some() {
             self.start_budget_clock(now);
@@ -994,7 +900,7 @@ impl Server {
     /// True when pipelined requests on an HTTP connection wait for the
     /// answers already queued to drain.
     fn http_waits(&self, conn: &Conn) -> bool {
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config.limits;
         !conn.out.is_empty()
             && (conn.out.len() >= limits.max_http_queue_bytes
                 || self.queued_total >= limits.queue_budget_bytes)
@@ -1002,7 +908,7 @@ impl Server {
 
     /// True when the input of `conn` should stay in the kernel for now.
     fn input_waits(&self, conn: &Conn) -> bool {
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config.limits;
         match conn.phase {
             Phase::Ws(_) => {
                 self.queued_total >= limits.queue_budget_bytes

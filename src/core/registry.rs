@@ -280,6 +280,15 @@ impl Registry {
         self.conns.get_mut(id.slot()).filter(|c| c.id == id)
     }
 
+    /// The open WebSocket `id` (its peer's address beside it) and the
+    /// rooms, borrowed together: a handler may change the one and read
+    /// the other.
+    pub fn ws_and_rooms(&mut self, id: ConnId) -> Option<(&mut Ws, SocketAddr, &Rooms)> {
+        let conn = self.conns.get_mut(id.slot()).filter(|c| c.id == id)?;
+        let peer = conn.peer;
+        Some((conn.ws_mut()?, peer, &self.rooms))
+    }
+
     /// Every connection.
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
         self.conns.iter().map(|(_, c)| c)

@@ -1,5 +1,9 @@
 //! Plain HTTP requests (PROTOCOL §1): tokens, logins, tickets, logout,
 //! health and metrics. Upgrades are handed to `handshake`.
+//!
+//! [`Server::process_http`] reads requests out of a connection's buffer;
+//! [`Context::route`] decides each one without touching any connection
+//! and returns a [`Routed`], which the server carries out.
 
 use std::net::SocketAddr;
 
@@ -7,139 +11,60 @@ use log::info;
 use serde_json::json;
 
 use super::conn::{PasswordCheck, Phase, Purpose};
+use super::context::Context;
+use super::ending::Ending;
 use super::limits::AddrKey;
 use super::logfmt::quoted;
+use super::metrics::Gauges;
 use super::tickets::TicketRefusal;
 use super::time::{Time, Timer};
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
+use crate::auth::session::SessionHandle;
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
 use crate::http::response::session_cookie;
 use crate::http::response::{Part, Then};
-use crate::http::upgrade::{self, Reject, UpgradePolicy};
+use crate::http::upgrade::{self, Reject};
 use crate::http::{self as http, BodyLengthError, Method, Request, Response};
 
 /// Password checks one client address may have waiting at once.
 const MAX_PENDING_LOGINS_PER_IP: usize = 4;
 
-impl Server {
-    /// Handles every complete request in the buffer of `id`.
-    pub(super) fn process_http(&mut self, id: ConnId, now: Time) {
-        let limits = &self.config.limits;
-        let (max_headers, max_head, max_body) = (
-            limits.max_headers,
-            limits.max_head_bytes,
-            limits.max_body_bytes,
-        );
-        loop {
-            let Some(conn) = self.reg.get(id) else {
-                return;
-            };
-            // why: answers the peer has not read yet must not pile up
-            // without bound (their own cap, and the budget of all queues);
-            // the rest waits until `handle_written`.
-            if self.http_waits(conn) {
-                return;
-            }
-            let conn = &mut self.reg[id];
-            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
-                return;
-            };
-            let (req, head_len) = match http::parse_head(buf, max_headers, max_head) {
-                Ok(Some(parsed)) => parsed,
-                Ok(None) => return,
-                Err(e) => {
-                    let rej = match e.status() {
-                        431 => Reject::HeadTooLarge(e.phrase()),
-                        _ => Reject::BadRequest(e.phrase()),
-                    };
-                    return self.refuse(id, rej, "-", None, now);
-                }
-            };
-            // RFC 9112 §3.2: exactly one valid Host, or 400.
-            if let Err(e) = req.check_host() {
-                return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
-            }
-            let then = if req.keep_alive() && !self.shutting_down {
-                Then::KeepAlive
-            } else {
-                Then::Close
-            };
-            let part = if req.method == Method::Head {
-                Part::Head
-            } else {
-                Part::Whole
-            };
-            if upgrade::is_upgrade_path(&req.path) && part == Part::Head {
-                let response = Reject::MethodNotAllowed.response();
-                return self.respond(id, &response, Then::Close, Part::Head, now);
-            }
-            if upgrade::is_upgrade_path(&req.path) {
-                let rest = buf.split_off(head_len);
-                buf.clear();
-                return self.start_upgrade(id, &req, rest, now);
-            }
-            let body_len = match req.body_length() {
-                Ok(n) if n > max_body => {
-                    let response = Response::detail(413, "request body too large");
-                    return self.respond(id, &response, Then::Close, part, now);
-                }
-                Ok(n) => n,
-                Err(e) => {
-                    let response = match e {
-                        BodyLengthError::TransferEncoding => {
-                            Response::detail(411, "send the body with Content-Length")
-                        }
-                        BodyLengthError::Invalid => Response::detail(400, "bad Content-Length"),
-                    };
-                    return self.respond(id, &response, Then::Close, part, now);
-                }
-            };
-            if buf.len() < head_len + body_len {
-                if !*sent_continue && req.has_token("expect", "100-continue") {
-                    *sent_continue = true;
-                    Response::continue_100().write_to(
-                        conn.out.tail(),
-                        Then::KeepAlive,
-                        Part::Whole,
-                    );
-                    self.queue_changed(id, now);
-                }
-                return;
-            }
-            let body: Vec<u8> = buf.drain(..head_len + body_len).skip(head_len).collect();
-            *sent_continue = false;
-            match self.route(id, &req, &body, then, now) {
-                Some(response) => {
-                    self.respond(id, &response, then, part, now);
-                    if then == Then::Close {
-                        return;
-                    }
-                }
-                // A password check is under way; the rest waits for it.
-                None => return,
-            }
-        }
-    }
+/// What a plain HTTP request calls for.
+#[derive(Debug)]
+pub(super) enum Routed {
+    /// Answer with this.
+    Respond(Response),
+    /// Close the WebSockets of these sessions (they ended: a logout, or a
+    /// login that evicted the user's oldest), then answer.
+    EndSessions(Response, Vec<SessionHandle>, Ending),
+    /// Check a password off the event loop; the answer comes after.
+    CheckPassword {
+        user: String,
+        password: String,
+        purpose: Purpose,
+    },
+}
 
-    /// Answers a plain HTTP request; `None` when the answer comes later.
-    fn route(
+impl Context {
+    /// Decides a plain HTTP request from `peer` (`gauges`: the server's
+    /// load, for `/metrics`).
+    pub(super) fn route(
         &mut self,
-        id: ConnId,
         req: &Request,
         body: &[u8],
-        then: Then,
+        peer: SocketAddr,
+        gauges: &Gauges,
         now: Time,
-    ) -> Option<Response> {
+    ) -> Routed {
         let allow = |methods: &'static str| {
             Response::detail(405, "method not allowed").header("Allow", methods)
         };
-        let peer = self.reg[id].peer;
         let response = match (req.path.as_str(), req.method) {
             ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
             ("/metrics", Method::Get | Method::Head) => Response::empty(200)
                 .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                .with_body(self.render_metrics().into_bytes()),
+                .with_body(self.metrics.render(gauges).into_bytes()),
             ("/healthz" | "/metrics", _) => allow("GET, HEAD"),
             ("/login" | "/logout", Method::Post) if self.foreign_origin(req) => {
                 self.refused_cross_site(req, peer)
@@ -152,14 +77,11 @@ impl Server {
                 };
                 match read_login_form(req, body) {
                     Ok((user, password)) => {
-                        let check = PasswordCheck {
+                        return Routed::CheckPassword {
                             user,
                             password,
                             purpose,
-                            then,
-                            rest: Vec::new(),
                         };
-                        return self.start_password_check(id, check, now);
                     }
                     Err(detail) => {
                         let rej = Reject::BadRequest(detail);
@@ -169,11 +91,11 @@ impl Server {
                 }
             }
             ("/ws-ticket", Method::Post) => self.ws_ticket(req, peer, now),
-            ("/logout", Method::Post) => self.logout(req, peer, now),
+            ("/logout", Method::Post) => return self.logout(req, peer),
             ("/token" | "/login" | "/logout" | "/ws-ticket", _) => allow("POST"),
             _ => Response::detail(404, "not found"),
         };
-        Some(response)
+        Routed::Respond(response)
     }
 
     /// True when a browser sent `req` from a page the server does not
@@ -184,8 +106,7 @@ impl Server {
     /// page. The login-CSRF check of `/login`, `/logout` and cookie
     /// `/ws-ticket` (PROTOCOL §1).
     fn foreign_origin(&self, req: &Request) -> bool {
-        let policy = self.upgrade_policy();
-        upgrade::check_post_origin(req, &policy).is_err()
+        upgrade::check_post_origin(req, &self.upgrade_policy()).is_err()
     }
 
     /// The `403` for a state-changing request from a foreign origin.
@@ -217,101 +138,63 @@ impl Server {
         self.metrics.refused(rej.status(), rej.reason());
     }
 
-    /// What the upgrade checks need to know of the configuration.
-    pub(super) fn upgrade_policy(&self) -> UpgradePolicy<'_> {
-        UpgradePolicy {
-            allow_password_auth: self.config.allow_password_auth,
-            cookie_name: self.config.cookie_name(),
-            allowed_origins: &self.config.allowed_origins,
-            require_https: !self.config.insecure_cookie,
-        }
+    /// Why a password check may not start now, if it may not: the peer's
+    /// address has `in_flight` checks waiting (or failed too often), or
+    /// the helper has `pending` checks in all. A refusal is logged and
+    /// counted; the failure bucket is charged when the check starts (so
+    /// parallel guesses count), and a success refunds it.
+    fn password_check_refusal(
+        &mut self,
+        purpose: &Purpose,
+        peer: SocketAddr,
+        in_flight: usize,
+        pending: usize,
+        now: Time,
+    ) -> Option<Reject> {
+        let refusal = if in_flight >= MAX_PENDING_LOGINS_PER_IP {
+            Reject::TooMany("too many logins in progress", RETRY_AFTER_SECS)
+        } else if pending >= self.config.limits.max_pending_logins {
+            Reject::Unavailable("too many logins in progress", RETRY_AFTER_SECS)
+        } else if let Err(secs) = self.failed_logins.take(AddrKey::of(peer.ip()), now) {
+            Reject::TooMany("too many failed logins", secs)
+        } else {
+            return None;
+        };
+        let (target, carrier) = match purpose {
+            Purpose::Token => ("/token".to_string(), None),
+            Purpose::Login => ("/login".to_string(), None),
+            Purpose::Upgrade(upgrade) => (format!("/ws?room={}", upgrade.room), Some("password")),
+        };
+        self.log_refusal(peer, refusal, &target, carrier);
+        Some(refusal)
     }
 
-    /// Queues a password check for `id`; answers at once (`429`, `503`) when
-    /// the peer's IP failed too often or too many checks are waiting.
-    pub(super) fn start_password_check(
+    /// The answer to a checked password for `/token` or `/login`: `user`
+    /// is `None` for a wrong name or password.
+    pub(super) fn logged_in(
         &mut self,
-        id: ConnId,
-        check: PasswordCheck,
+        user: Option<&VerifiedUser>,
+        purpose: &Purpose,
+        peer: SocketAddr,
         now: Time,
-    ) -> Option<Response> {
-        let PasswordCheck {
-            user,
-            password,
-            purpose,
-            then,
-            rest,
-        } = check;
-        let peer = self.reg[id].peer;
-        let key = AddrKey::of(peer.ip());
-        let in_flight = self.reg.load(key).logins;
-        // why: the failure bucket is charged when the check starts, so
-        // parallel guesses count; a success refunds it.
-        let refusal = if in_flight >= MAX_PENDING_LOGINS_PER_IP {
-            Some(Reject::TooMany(
-                "too many logins in progress",
-                RETRY_AFTER_SECS,
-            ))
-        } else if self.jobs.len() >= self.config.limits.max_pending_logins {
-            Some(Reject::Unavailable(
-                "too many logins in progress",
-                RETRY_AFTER_SECS,
-            ))
-        } else if let Err(secs) = self.failed_logins.take(key, now) {
-            Some(Reject::TooMany("too many failed logins", secs))
-        } else {
-            None
-        };
-        if let Some(rej) = refusal {
-            let (target, carrier) = match &purpose {
-                Purpose::Token => ("/token".to_string(), None),
-                Purpose::Login => ("/login".to_string(), None),
-                Purpose::Upgrade(upgrade) => {
-                    (format!("/ws?room={}", upgrade.room), Some("password"))
-                }
-            };
-            self.log_refusal(peer, rej, &target, carrier);
-            return Some(rej.response());
+    ) -> Routed {
+        match user {
+            None => {
+                info!("login failed peer={peer}");
+                Routed::Respond(
+                    Response::detail(401, "Incorrect username or password")
+                        .header("WWW-Authenticate", "Bearer"),
+                )
+            }
+            Some(user) if matches!(purpose, Purpose::Token) => {
+                Routed::Respond(self.issue_token(user, peer, now))
+            }
+            Some(user) => self.login(user, peer, now),
         }
-        let job = self.next_job;
-        self.next_job += 1;
-        let conn = &mut self.reg[id];
-        // why: the leftover of the request buffer (pipelined requests)
-        // waits with the job.
-        let mut held = rest;
-        if let Phase::Http { buf, .. } = &mut conn.phase {
-            held.extend_from_slice(buf);
-        }
-        conn.phase = Phase::AwaitPassword {
-            job,
-            purpose,
-            then,
-            rest: held,
-        };
-        self.jobs.insert(
-            job,
-            super::Job {
-                conn: id,
-                addr: key,
-            },
-        );
-        self.reg.login_started(key);
-        self.set_deadline(id, now + super::PASSWORD_TIMEOUT, Timer::PasswordCheck);
-        self.actions.push_back(Action::CheckPassword(PasswordJob {
-            job,
-            user,
-            password,
-        }));
-        None
     }
 
     /// `POST /token` succeeded.
-    pub(super) fn issue_token(
-        &mut self,
-        user: &VerifiedUser,
-        peer: SocketAddr,
-        now: Time,
-    ) -> Response {
+    fn issue_token(&self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Response {
         let ttl = self.config.token_ttl.as_secs();
         let token = self
             .jwt
@@ -323,17 +206,16 @@ impl Server {
         )
     }
 
-    /// `POST /login` succeeded: a fresh session and its cookie.
-    pub(super) fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Response {
+    /// `POST /login` succeeded: a fresh session and its cookie; sessions
+    /// it evicted (the user's oldest, past `--max-sessions-per-user`) end.
+    fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Routed {
         let (id, _handle, evicted) =
             self.sessions
                 .create(user.name(), user.role(), now.as_millis());
-        for old in evicted {
-            self.close_session_sockets(old, super::ending::Ending::SessionExpired, now);
-        }
         info!("login user={} peer={peer}", quoted(user.name()));
         let max_age = self.sessions.max_age_secs();
-        Response::empty(204).header("Set-Cookie", self.cookie(&id, max_age))
+        let response = Response::empty(204).header("Set-Cookie", self.cookie(&id, max_age));
+        Routed::EndSessions(response, evicted, Ending::SessionExpired)
     }
 
     /// The `Set-Cookie` value that sets (or, empty with `max_age` 0,
@@ -343,21 +225,19 @@ impl Server {
         session_cookie(name, value, secure, max_age)
     }
 
-    /// `POST /logout`: end the session and close its sockets `4403`.
-    fn logout(&mut self, req: &Request, peer: SocketAddr, now: Time) -> Response {
+    /// `POST /logout`: end the session; its sockets close `4403`.
+    fn logout(&mut self, req: &Request, peer: SocketAddr) -> Routed {
         let name = self.config.cookie_name();
-        let ids: Vec<Vec<u8>> = cookie_values(req.header_values("cookie"), name)
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
-        for cookie in ids {
-            if let Some(handle) = self.sessions.handle_of(&cookie) {
+        let mut ended = Vec::new();
+        for cookie in cookie_values(req.header_values("cookie"), name) {
+            if let Some(handle) = self.sessions.handle_of(cookie) {
                 self.sessions.remove(handle);
                 info!("logout peer={peer}");
-                self.close_session_sockets(handle, super::ending::Ending::LoggedOut, now);
+                ended.push(handle);
             }
         }
-        Response::empty(204).header("Set-Cookie", self.cookie("", 0))
+        let response = Response::empty(204).header("Set-Cookie", self.cookie("", 0));
+        Routed::EndSessions(response, ended, Ending::LoggedOut)
     }
 
     /// `POST /ws-ticket`: a single-use ticket for the session (with an
@@ -417,6 +297,200 @@ impl Server {
                     .header("Retry-After", secs.to_string())
             }
         }
+    }
+}
+
+impl Server {
+    /// Handles every complete request in the buffer of `id`.
+    pub(super) fn process_http(&mut self, id: ConnId, now: Time) {
+        let limits = &self.ctx.config.limits;
+        let (max_headers, max_head, max_body) = (
+            limits.max_headers,
+            limits.max_head_bytes,
+            limits.max_body_bytes,
+        );
+        loop {
+            let Some(conn) = self.reg.get(id) else {
+                return;
+            };
+            // why: answers the peer has not read yet must not pile up
+            // without bound (their own cap, and the budget of all queues);
+            // the rest waits until `handle_written`.
+            if self.http_waits(conn) {
+                return;
+            }
+            let conn = &mut self.reg[id];
+            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
+                return;
+            };
+            let (req, head_len) = match http::parse_head(buf, max_headers, max_head) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => return,
+                Err(e) => {
+                    let rej = match e.status() {
+                        431 => Reject::HeadTooLarge(e.phrase()),
+                        _ => Reject::BadRequest(e.phrase()),
+                    };
+                    return self.refuse(id, rej, "-", None, now);
+                }
+            };
+            // RFC 9112 §3.2: exactly one valid Host, or 400.
+            if let Err(e) = req.check_host() {
+                return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
+            }
+            let then = if req.keep_alive() && !self.ctx.shutting_down {
+                Then::KeepAlive
+            } else {
+                Then::Close
+            };
+            let part = if req.method == Method::Head {
+                Part::Head
+            } else {
+                Part::Whole
+            };
+            if upgrade::is_upgrade_path(&req.path) && part == Part::Head {
+                let response = Reject::MethodNotAllowed.response();
+                return self.respond(id, &response, Then::Close, Part::Head, now);
+            }
+            if upgrade::is_upgrade_path(&req.path) {
+                let rest = buf.split_off(head_len);
+                buf.clear();
+                return self.start_upgrade(id, &req, rest, now);
+            }
+            let body_len = match req.body_length() {
+                Ok(n) if n > max_body => {
+                    let response = Response::detail(413, "request body too large");
+                    return self.respond(id, &response, Then::Close, part, now);
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    let response = match e {
+                        BodyLengthError::TransferEncoding => {
+                            Response::detail(411, "send the body with Content-Length")
+                        }
+                        BodyLengthError::Invalid => Response::detail(400, "bad Content-Length"),
+                    };
+                    return self.respond(id, &response, Then::Close, part, now);
+                }
+            };
+            if buf.len() < head_len + body_len {
+                if !*sent_continue && req.has_token("expect", "100-continue") {
+                    *sent_continue = true;
+                    Response::continue_100().write_to(
+                        conn.out.tail(),
+                        Then::KeepAlive,
+                        Part::Whole,
+                    );
+                    self.queue_changed(id, now);
+                }
+                return;
+            }
+            let body: Vec<u8> = buf.drain(..head_len + body_len).skip(head_len).collect();
+            *sent_continue = false;
+            let peer = conn.peer;
+            let gauges = self.gauges();
+            let routed = self.ctx.route(&req, &body, peer, &gauges, now);
+            if !self.take_routed(id, routed, then, part, now) || then == Then::Close {
+                return;
+            }
+        }
+    }
+
+    /// Carries out what [`Context::route`] (or a checked password) decided
+    /// for `id`: false when the answer waits for a password check.
+    pub(super) fn take_routed(
+        &mut self,
+        id: ConnId,
+        routed: Routed,
+        then: Then,
+        part: Part,
+        now: Time,
+    ) -> bool {
+        let response = match routed {
+            Routed::Respond(response) => response,
+            Routed::EndSessions(response, ended, ending) => {
+                for handle in ended {
+                    self.close_session_sockets(handle, ending, now);
+                }
+                response
+            }
+            Routed::CheckPassword {
+                user,
+                password,
+                purpose,
+            } => {
+                let check = PasswordCheck {
+                    user,
+                    password,
+                    purpose,
+                    then,
+                    rest: Vec::new(),
+                };
+                match self.start_password_check(id, check, now) {
+                    Some(response) => response,
+                    // A password check is under way; the rest waits for it.
+                    None => return false,
+                }
+            }
+        };
+        self.respond(id, &response, then, part, now);
+        true
+    }
+
+    /// Queues a password check for `id`; answers at once (`429`, `503`) when
+    /// the peer's IP failed too often or too many checks are waiting.
+    pub(super) fn start_password_check(
+        &mut self,
+        id: ConnId,
+        check: PasswordCheck,
+        now: Time,
+    ) -> Option<Response> {
+        let PasswordCheck {
+            user,
+            password,
+            purpose,
+            then,
+            rest,
+        } = check;
+        let peer = self.reg[id].peer;
+        let key = AddrKey::of(peer.ip());
+        let in_flight = self.reg.load(key).logins;
+        if let Some(rej) =
+            self.ctx
+                .password_check_refusal(&purpose, peer, in_flight, self.jobs.len(), now)
+        {
+            return Some(rej.response());
+        }
+        let job = self.next_job;
+        self.next_job += 1;
+        let conn = &mut self.reg[id];
+        // why: the leftover of the request buffer (pipelined requests)
+        // waits with the job.
+        let mut held = rest;
+        if let Phase::Http { buf, .. } = &mut conn.phase {
+            held.extend_from_slice(buf);
+        }
+        conn.phase = Phase::AwaitPassword {
+            job,
+            purpose,
+            then,
+            rest: held,
+        };
+        self.jobs.insert(
+            job,
+            super::Job {
+                conn: id,
+                addr: key,
+            },
+        );
+        self.reg.login_started(key);
+        self.set_deadline(id, now + super::PASSWORD_TIMEOUT, Timer::PasswordCheck);
+        self.actions.push_back(Action::CheckPassword(PasswordJob {
+            job,
+            user,
+            password,
+        }));
+        None
     }
 }
 

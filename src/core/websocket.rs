@@ -1,6 +1,13 @@
 //! Open WebSockets: reading frames through tungstenite, chat (PROTOCOL §3,
 //! §4), heartbeats and token expiry (§7), and every ending (§6).
+//!
+//! The handlers ([`Context::on_text`], [`Context::on_ws_timer`]) borrow the
+//! context and the one WebSocket they work on (and the rooms, to read) and
+//! return a [`Step`]; the server carries it out on the queues
+//! ([`Server::take_step`]).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::info;
@@ -9,10 +16,12 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::frame::coding::Data;
 
 use super::chat::{self, Event, Reply, Request};
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Phase, Ws};
+use super::context::Context;
 use super::ending::Ending;
 use super::logfmt::quoted;
 use super::pipe::Pipe;
+use super::rooms::Rooms;
 use super::time::{Time, Timer};
 use super::{ConnId, Server};
 use crate::auth::Credential;
@@ -22,10 +31,185 @@ use crate::http::upgrade::Mode;
 /// Rate-limit strikes in a row before a sender is closed `4429`.
 const MAX_STRIKES: u32 = 10;
 
+/// What a WebSocket's message or timer calls for.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing to send.
+    Nothing,
+    /// A text frame to this connection alone (its timers are re-armed
+    /// after: `/refresh` moves them).
+    Send(String),
+    /// A chat line from this connection to its room.
+    Broadcast(String),
+    /// A ping to this connection.
+    Ping,
+    /// End the connection ([`Ending::SlowConsumer`] drops its unsent
+    /// frames first).
+    Close(Ending),
+}
+
+impl Context {
+    /// A text message on `ws` (from `peer`), with the rooms to read
+    /// (`/who`): the rate limit, then the line or command.
+    pub(super) fn on_text(
+        &mut self,
+        ws: &mut Ws,
+        peer: SocketAddr,
+        rooms: &Rooms,
+        text: &str,
+        now: Time,
+    ) -> Step {
+        if !ws.ctx.can_write() {
+            return Step::Nothing;
+        }
+        self.metrics.messages_in += 1;
+        let mode = ws.mode;
+        // why: every message costs a token, commands included (`/who`
+        // sorts the room, `/refresh` costs an HMAC).
+        let limited = self
+            .config
+            .limits
+            .message_rate
+            .zip(ws.bucket.as_mut())
+            .is_some_and(|(rate, bucket)| bucket.take(rate, now).is_err());
+        if limited {
+            ws.strikes += 1;
+            if ws.strikes >= MAX_STRIKES {
+                return Step::Close(Ending::RateExceeded);
+            }
+            return Step::Send(Reply::Error("rate_limited", "rate limit exceeded").render(mode));
+        }
+        ws.strikes = ws.strikes.saturating_sub(1);
+        let request = match mode {
+            Mode::Json => chat::parse_json(text),
+            Mode::Text => chat::parse_text(text),
+        };
+        let reply = match request {
+            Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
+                Reply::Error("not_allowed", "not allowed to send")
+            }
+            Ok(Request::Message(line)) => return Step::Broadcast(line),
+            Ok(Request::Command(command)) => {
+                let user = ws.principal.user();
+                let answer = self
+                    .observers
+                    .iter_mut()
+                    .find_map(|o| o.command(&ws.room, user, &command));
+                match answer {
+                    Some(text) if !text.chars().any(crate::auth::forbidden_in_line) => {
+                        Reply::Answer(text)
+                    }
+                    _ => Reply::Error("unknown_command", "unknown command"),
+                }
+            }
+            Ok(Request::Who) => {
+                let users = rooms.get(&ws.room).map(|r| r.users()).unwrap_or_default();
+                Reply::Who(users)
+            }
+            Ok(Request::Refresh(token)) => self.refresh(ws, peer, &token, now),
+            Err((code, detail)) => Reply::Error(code, detail),
+        };
+        Step::Send(reply.render(mode))
+    }
+
+    /// `/refresh TOKEN`: a valid token for the same user moves this
+    /// connection's deadline; anything else changes nothing.
+    fn refresh(&self, ws: &mut Ws, peer: SocketAddr, token: &str, now: Time) -> Reply<'static> {
+        let claims = match self.jwt.verify(token, now.as_millis()) {
+            Ok(c) => c,
+            Err(e) => {
+                return Reply::Error("refresh_failed", e.public_reason());
+            }
+        };
+        if !matches!(ws.principal.credential(), Credential::Token { .. }) {
+            return Reply::Error("refresh_failed", "only token connections can refresh");
+        }
+        if claims.sub != ws.principal.user() {
+            return Reply::Error("refresh_failed", "token is for another user");
+        }
+        if claims.rooms.as_ref().is_some_and(|r| !r.contains(&ws.room)) {
+            return Reply::Error("refresh_failed", "room not allowed");
+        }
+        let exp_ms = claims.exp_ms;
+        ws.principal.refresh(exp_ms, claims.role, claims.rooms);
+        let config = &self.config;
+        ws.set_expiry(
+            Time::from_millis(exp_ms),
+            config.token_leeway,
+            config.expiry_warning,
+            now,
+        );
+        info!("refreshed user={} peer={peer}", quoted(&claims.sub));
+        Reply::Refreshed(exp_ms / 1000)
+    }
+
+    /// One of `ws`'s timers fired. An ending that is due (slow consumer,
+    /// silence, expiry, in that order) closes it whichever timer it was; a
+    /// warning or a ping is sent only if its own timer fired and is still
+    /// due. `parked`: its input is not being read; `backlog_since`: its
+    /// queue has been over the limit since then. The caller re-arms.
+    pub(super) fn on_ws_timer(
+        &self,
+        ws: &mut Ws,
+        timer: Timer,
+        parked: bool,
+        backlog_since: Option<Time>,
+        now: Time,
+    ) -> Step {
+        let interval = self.config.ping_interval;
+        let slow = self.config.limits.slow_consumer_timeout;
+        if parked {
+            // why: its input is not being read (flow control); silence the
+            // server imposes is not the peer's.
+            ws.last_seen = now;
+        }
+        // why: whatever fired, an ending that is due wins, in this order,
+        // so a late wake-up (a stalled process) sends no warning or ping
+        // ahead of the close.
+        if backlog_since.is_some_and(|since| now >= since + slow) {
+            // The writes of every turn since the queue passed the limit
+            // have had their chance; it is still over: not draining.
+            return Step::Close(Ending::SlowConsumer);
+        }
+        if now >= ws.last_seen + interval.saturating_mul(2) {
+            return Step::Close(Ending::PingTimeout);
+        }
+        if ws.expires.is_some_and(|e| now >= e.time()) {
+            return Step::Close(match ws.principal.credential() {
+                Credential::Session { .. } => Ending::SessionExpired,
+                _ => Ending::TokenExpired,
+            });
+        }
+        match timer {
+            Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
+                ws.warn_at = None;
+                match *ws.principal.credential() {
+                    Credential::Token { exp_ms } => {
+                        let left = Time::from_millis(exp_ms).since(now);
+                        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+                        Step::Send(Reply::Expiring(secs).render(ws.mode))
+                    }
+                    _ => Step::Nothing,
+                }
+            }
+            Timer::Ping if now >= ws.next_ping => {
+                // why: at least 1 ms on, whatever the config says (validate
+                // refuses less, but `Server::new` does not validate): a
+                // ping due now again would ping in a loop.
+                ws.next_ping = now + interval.max(Duration::from_millis(1));
+                Step::Ping
+            }
+            // The endings are handled above; a timer whose condition no
+            // longer holds (a pong came, the queue drained) just re-arms.
+            _ => Step::Nothing,
+        }
+    }
+}
+
 impl Server {
     /// Feeds bytes to tungstenite and acts on every complete message.
     pub(super) fn feed_ws(&mut self, id: ConnId, data: &[u8], now: Time) {
-        let limit = self.config.limits.max_message_bytes;
+        let limit = self.ctx.config.limits.max_message_bytes;
         let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
             return;
         };
@@ -52,25 +236,31 @@ impl Server {
             // its input waits while its queue is over the limit).
             self.queued_to(id, now);
             use tungstenite::Error as E;
-            match result {
-                Ok(Message::Text(text)) if self.config.echo => {
-                    self.echo(id, Data::Text, text.as_bytes(), now)
+            let step = match result {
+                Ok(Message::Text(text)) if self.ctx.config.echo => {
+                    self.echo(id, Data::Text, text.as_bytes(), now);
+                    Step::Nothing
                 }
-                Ok(Message::Binary(data)) if self.config.echo => {
-                    self.echo(id, Data::Binary, &data, now)
+                Ok(Message::Binary(data)) if self.ctx.config.echo => {
+                    self.echo(id, Data::Binary, &data, now);
+                    Step::Nothing
                 }
-                Ok(Message::Text(text)) => self.on_text(id, text.as_str(), now),
-                Ok(Message::Binary(_)) => {
-                    return self.close_ws(id, Ending::Binary, now);
-                }
+                Ok(Message::Text(text)) => match self.reg.ws_and_rooms(id) {
+                    Some((ws, peer, rooms)) => {
+                        self.ctx.on_text(ws, peer, rooms, text.as_str(), now)
+                    }
+                    None => return,
+                },
+                Ok(Message::Binary(_)) => Step::Close(Ending::Binary),
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
                 Ok(Message::Close(frame)) => {
                     if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
                         ws.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                     }
+                    Step::Nothing
                 }
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Step::Nothing,
                 Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if too_big {
                         self.close_ws(id, Ending::TooBig, now);
@@ -78,14 +268,55 @@ impl Server {
                     return;
                 }
                 Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
-                Err(E::Capacity(_)) => {
-                    return self.close_ws(id, Ending::TooBig, now);
-                }
-                Err(E::Utf8(_)) => {
-                    return self.close_ws(id, Ending::InvalidUtf8, now);
-                }
-                Err(_) => return self.close_ws(id, Ending::ProtocolError, now),
+                Err(E::Capacity(_)) => Step::Close(Ending::TooBig),
+                Err(E::Utf8(_)) => Step::Close(Ending::InvalidUtf8),
+                Err(_) => Step::Close(Ending::ProtocolError),
+            };
+            // After a close the connection is no longer a WebSocket, and
+            // the loop ends at its top.
+            self.take_step(id, step, now);
+        }
+    }
+
+    /// Carries out what a WebSocket handler decided for `id`.
+    fn take_step(&mut self, id: ConnId, step: Step, now: Time) {
+        match step {
+            Step::Nothing => {}
+            Step::Send(text) => {
+                self.send_to(id, &text, now);
+                self.arm_ws(id);
             }
+            Step::Broadcast(line) => {
+                let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
+                    return;
+                };
+                let (room, user) = (ws.room.clone(), Arc::clone(ws.principal.user_shared()));
+                let event = Event::Message {
+                    from: &user,
+                    text: &line,
+                };
+                self.broadcast(&room, event, now);
+                if !self.ctx.observers.is_empty() {
+                    let seq = self.reg.rooms().get(&room).map_or(0, |r| r.seq);
+                    for observer in &mut self.ctx.observers {
+                        observer.message(&room, &user, &line, seq);
+                    }
+                }
+            }
+            Step::Ping => {
+                let conn = &mut self.reg[id];
+                if let Phase::Ws(ws) = &mut conn.phase {
+                    let mut input: &[u8] = &[];
+                    let mut pipe = Pipe {
+                        input: &mut input,
+                        out: &mut conn.out,
+                    };
+                    let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
+                    let _ = ws.ctx.flush(&mut pipe);
+                }
+                self.queued_to(id, now);
+            }
+            Step::Close(ending) => self.close_ws(id, ending, now),
         }
     }
 
@@ -101,138 +332,9 @@ impl Server {
         self.queued_to(id, now);
     }
 
-    /// A text message from `id`.
-    fn on_text(&mut self, id: ConnId, text: &str, now: Time) {
-        let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
-            return;
-        };
-        if !ws.ctx.can_write() {
-            return;
-        }
-        self.metrics.messages_in += 1;
-        let mode = ws.mode;
-        // why: every message costs a token, commands included (`/who`
-        // sorts the room, `/refresh` costs an HMAC).
-        let limited = self
-            .config
-            .limits
-            .message_rate
-            .zip(ws.bucket.as_mut())
-            .is_some_and(|(rate, bucket)| bucket.take(rate, now).is_err());
-        if limited {
-            ws.strikes += 1;
-            if ws.strikes >= MAX_STRIKES {
-                return self.close_ws(id, Ending::RateExceeded, now);
-            }
-            let reply = Reply::Error("rate_limited", "rate limit exceeded").render(mode);
-            return self.send_to(id, &reply, now);
-        }
-        ws.strikes = ws.strikes.saturating_sub(1);
-        let request = match mode {
-            Mode::Json => chat::parse_json(text),
-            Mode::Text => chat::parse_text(text),
-        };
-        let reply = match request {
-            Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
-                Reply::Error("not_allowed", "not allowed to send")
-            }
-            Ok(Request::Message(line)) => {
-                let (room, user) = (
-                    ws.room.clone(),
-                    std::sync::Arc::clone(ws.principal.user_shared()),
-                );
-                self.broadcast(
-                    &room,
-                    Event::Message {
-                        from: &user,
-                        text: &line,
-                    },
-                    now,
-                );
-                if !self.observers.is_empty() {
-                    let seq = self.reg.rooms().get(&room).map_or(0, |r| r.seq);
-                    for observer in &mut self.observers {
-                        observer.message(&room, &user, &line, seq);
-                    }
-                }
-                return;
-            }
-            Ok(Request::Command(command)) => {
-                let (room, user) = (ws.room.clone(), ws.principal.user().to_string());
-                let answer = self
-                    .observers
-                    .iter_mut()
-                    .find_map(|o| o.command(&room, &user, &command));
-                match answer {
-                    Some(text) if !text.chars().any(crate::auth::forbidden_in_line) => {
-                        Reply::Answer(text)
-                    }
-                    _ => Reply::Error("unknown_command", "unknown command"),
-                }
-            }
-            Ok(Request::Who) => {
-                let room = ws.room.clone();
-                let users = self
-                    .reg
-                    .rooms()
-                    .get(&room)
-                    .map(|r| r.users())
-                    .unwrap_or_default();
-                let text = Reply::Who(users).render(mode);
-                return self.send_to(id, &text, now);
-            }
-            Ok(Request::Refresh(token)) => self.refresh(id, &token, now),
-            Err((code, detail)) => Reply::Error(code, detail),
-        };
-        self.send_to(id, &reply.render(mode), now);
-    }
-
-    /// `/refresh TOKEN`: a valid token for the same user moves this
-    /// connection's deadline; anything else changes nothing.
-    fn refresh(&mut self, id: ConnId, token: &str, now: Time) -> Reply<'static> {
-        let claims = match self.jwt.verify(token, now.as_millis()) {
-            Ok(c) => c,
-            Err(e) => {
-                return Reply::Error("refresh_failed", e.public_reason());
-            }
-        };
-        let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) else {
-            return Reply::Error("refresh_failed", "not open");
-        };
-        if !matches!(ws.principal.credential(), Credential::Token { .. }) {
-            return Reply::Error("refresh_failed", "only token connections can refresh");
-        }
-        if claims.sub != ws.principal.user() {
-            return Reply::Error("refresh_failed", "token is for another user");
-        }
-        if claims.rooms.as_ref().is_some_and(|r| !r.contains(&ws.room)) {
-            return Reply::Error("refresh_failed", "room not allowed");
-        }
-        let exp_ms = claims.exp_ms;
-        ws.principal.refresh(exp_ms, claims.role, claims.rooms);
-        let config = &self.config;
-        ws.set_expiry(
-            Time::from_millis(exp_ms),
-            config.token_leeway,
-            config.expiry_warning,
-            now,
-        );
-        self.arm_ws(id);
-        info!(
-            "refreshed user={} peer={}",
-            quoted(&claims.sub),
-            self.reg[id].peer
-        );
-        Reply::Refreshed(exp_ms / 1000)
-    }
-
-    /// One of this WebSocket's timers fired. An ending that is due (slow
-    /// consumer, silence, expiry, in that order) closes it whichever timer
-    /// it was; a warning or a ping is sent only if its own timer fired and
-    /// is still due. Then the next one is armed.
+    /// A timer of WebSocket `id` fired: the handler decides, then the
+    /// next timer is armed.
     pub(super) fn on_ws_timer(&mut self, id: ConnId, timer: Timer, now: Time) {
-        let interval = self.config.ping_interval;
-        let slow = self.config.limits.slow_consumer_timeout;
         let backlog_since = self.backlog.get(&id).copied();
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -241,68 +343,12 @@ impl Server {
         let Some(ws) = conn.ws_mut() else {
             return;
         };
-        if parked {
-            // why: its input is not being read (flow control); silence the
-            // server imposes is not the peer's.
-            ws.last_seen = now;
+        let step = self.ctx.on_ws_timer(ws, timer, parked, backlog_since, now);
+        let ends = matches!(step, Step::Close(_));
+        self.take_step(id, step, now);
+        if !ends {
+            self.arm_ws(id);
         }
-        // why: whatever fired, an ending that is due wins, in this order,
-        // so a late wake-up (a stalled process) sends no warning or ping
-        // ahead of the close.
-        if backlog_since.is_some_and(|since| now >= since + slow) {
-            // The writes of every turn since the queue passed the limit
-            // have had their chance; it is still over: not draining.
-            return self.close_slow(id, now);
-        }
-        if now >= ws.last_seen + interval.saturating_mul(2) {
-            return self.close_ws(id, Ending::PingTimeout, now);
-        }
-        if ws.expires.is_some_and(|e| now >= e.time()) {
-            let ending = match ws.principal.credential() {
-                Credential::Session { .. } => Ending::SessionExpired,
-                _ => Ending::TokenExpired,
-            };
-            return self.close_ws(id, ending, now);
-        }
-        let mut warning = None;
-        let mut ping = false;
-        match timer {
-            Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
-                ws.warn_at = None;
-                if let Credential::Token { exp_ms } = *ws.principal.credential() {
-                    let left = Time::from_millis(exp_ms).since(now);
-                    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-                    warning = Some(Reply::Expiring(secs).render(ws.mode));
-                }
-            }
-            Timer::Ping if now >= ws.next_ping => {
-                // why: at least 1 ms on, whatever the config says (validate
-                // refuses less, but `Server::new` does not validate): a
-                // ping due now again would ping in a loop.
-                ws.next_ping = now + interval.max(Duration::from_millis(1));
-                ping = true;
-            }
-            // The endings are handled above; a timer whose condition no
-            // longer holds (a pong came, the queue drained) just re-arms.
-            _ => {}
-        }
-        if ping {
-            let conn = &mut self.reg[id];
-            if let Phase::Ws(ws) = &mut conn.phase {
-                let mut input: &[u8] = &[];
-                let mut pipe = Pipe {
-                    input: &mut input,
-                    out: &mut conn.out,
-                };
-                let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
-                let _ = ws.ctx.flush(&mut pipe);
-            }
-            self.queued_to(id, now);
-        }
-        if let Some(text) = warning {
-            self.send_to(id, &text, now);
-        }
-        self.arm_ws(id);
     }
 
     /// Queues one text frame to `id` alone.
@@ -314,14 +360,14 @@ impl Server {
             return;
         }
         chat::encode_text_frame(text.as_bytes(), conn.out.tail());
-        self.metrics.messages_out += 1;
+        self.ctx.metrics.messages_out += 1;
         self.queued_to(id, now);
     }
 
     /// Bytes were queued to WebSocket `id`: count them and schedule the
     /// write; a queue past the hard ceiling closes `1013` at once, one past
     /// the limit starts its slow-consumer clock (judged in
-    /// `on_ws_deadline`, after the writes of the turns in between).
+    /// `Context::on_ws_timer`, after the writes of the turns in between).
     pub(super) fn queued_to(&mut self, id: ConnId, now: Time) {
         self.queue_changed(id, now);
         let Some(conn) = self.reg.get(id) else {
@@ -330,30 +376,21 @@ impl Server {
         if !conn.can_receive() {
             return;
         }
-        let limits = &self.config.limits;
+        let limits = &self.ctx.config.limits;
         let len = conn.out.len();
         if len > limits.queue_ceiling() {
-            self.close_slow(id, now);
+            self.close_ws(id, Ending::SlowConsumer, now);
         } else if len > limits.max_queue_bytes && !self.backlog.contains_key(&id) {
             self.backlog.insert(id, now);
             self.arm_ws(id);
         }
     }
 
-    /// Closes a slow consumer `1013`: its unsent frames are dropped (the
-    /// one partly written is finished), the close frame follows.
-    pub(super) fn close_slow(&mut self, id: ConnId, now: Time) {
-        if let Some(conn) = self.reg.get_mut(id) {
-            conn.out.drop_unsent_frames();
-        }
-        self.close_ws(id, Ending::SlowConsumer, now);
-    }
-
     /// Sets the deadline of WebSocket `id` to the earliest of its timers:
     /// ping, silence, expiry, the expiry warning, the slow-consumer clock.
     pub(super) fn arm_ws(&mut self, id: ConnId) {
-        let interval = self.config.ping_interval;
-        let slow = self.config.limits.slow_consumer_timeout;
+        let interval = self.ctx.config.ping_interval;
+        let slow = self.ctx.config.limits.slow_consumer_timeout;
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
@@ -378,14 +415,14 @@ impl Server {
         let Some(seq) = self.reg.room_seq(room, message) else {
             return;
         };
-        let cap = self.config.limits.max_queue_bytes;
-        let ceiling = self.config.limits.queue_ceiling();
+        let cap = self.ctx.config.limits.max_queue_bytes;
+        let ceiling = self.ctx.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
         let mut over = Vec::new();
         let total_before = self.queued_total;
         let (scratch, scratch_json) = (&mut self.scratch, &mut self.scratch_json);
         let (queued_total, dirty) = (&mut self.queued_total, &mut self.dirty);
-        let (metrics, backlog) = (&mut self.metrics, &self.backlog);
+        let (metrics, backlog) = (&mut self.ctx.metrics, &self.backlog);
         self.reg.for_each_member(room, |conn| {
             let mode = match conn.ws() {
                 Some(ws) if ws.ctx.can_write() => ws.mode,
@@ -434,7 +471,9 @@ impl Server {
     }
 
     /// The server ends a WebSocket: a close frame with `code` after what is
-    /// already queued, out of the room at once, then flush and hang up.
+    /// already queued, out of the room at once, then flush and hang up. A
+    /// slow consumer's unsent frames are dropped first (the one partly
+    /// written is finished).
     pub(super) fn close_ws(&mut self, id: ConnId, ending: Ending, now: Time) {
         let Some(conn) = self.reg.get_mut(id) else {
             return;
@@ -442,6 +481,9 @@ impl Server {
         let Phase::Ws(ws) = &mut conn.phase else {
             return;
         };
+        if ending == Ending::SlowConsumer {
+            conn.out.drop_unsent_frames();
+        }
         info!(
             "close user={} peer={} code={} reason=\"{}\"",
             quoted(ws.principal.user()),
@@ -449,7 +491,7 @@ impl Server {
             ending.code(),
             ending.reason()
         );
-        self.metrics.closed(ending.code());
+        self.ctx.metrics.closed(ending.code());
         let mut input: &[u8] = &[];
         let mut pipe = Pipe {
             input: &mut input,
@@ -475,7 +517,7 @@ impl Server {
                     quoted(ws.principal.user()),
                     conn.peer
                 );
-                self.metrics.closed_by_peer(code);
+                self.ctx.metrics.closed_by_peer(code);
             }
         }
         self.leave_room(id, now);
@@ -491,14 +533,14 @@ impl Server {
             return;
         };
         if let Some(handle) = left.session {
-            self.sessions.track_live(handle, false, now.as_millis());
+            self.ctx.sessions.track_live(handle, false, now.as_millis());
         }
         if left.last_of_user {
-            for observer in &mut self.observers {
+            for observer in &mut self.ctx.observers {
                 observer.left(&left.room, &left.user);
             }
         }
-        if left.last_of_user && !self.shutting_down && self.presence_on(&left.room) {
+        if left.last_of_user && !self.ctx.shutting_down && self.presence_on(&left.room) {
             self.broadcast(&left.room, Event::Leave { user: &left.user }, now);
         }
     }
@@ -506,12 +548,12 @@ impl Server {
     /// Presence notices are sent only while the room is small, and never
     /// in echo mode (a conformance client expects its own messages only).
     pub(super) fn presence_on(&self, room: &str) -> bool {
-        !self.config.echo
+        !self.ctx.config.echo
             && self
                 .reg
                 .rooms()
                 .get(room)
-                .is_some_and(|r| r.members.len() <= self.config.limits.presence_limit)
+                .is_some_and(|r| r.members.len() <= self.ctx.config.limits.presence_limit)
     }
 
     /// Closes every WebSocket of a session with `code`.

@@ -3,8 +3,9 @@
 //! (`upgrade`), login, cookies and tickets (`session`), chat (`chat`),
 //! WebSocket frames (`frames`), expiry, heartbeats, shutdown and metrics
 //! (`lifecycle`), caps and rates (`limits`), flow control (`flow`), the
-//! second hardening round (`hardening`) and the embedding API
-//! (`embedding`). This file holds only the module list and the helpers
+//! second hardening round (`hardening`), the embedding API
+//! (`embedding`), and the handlers on their own, without a server
+//! (`handlers`). This file holds only the module list and the helpers
 //! several of them share.
 
 use serde_json::Value;
@@ -15,6 +16,7 @@ mod chat;
 mod embedding;
 mod flow;
 mod frames;
+mod handlers;
 mod hardening;
 mod http;
 mod lifecycle;

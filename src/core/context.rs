@@ -1,0 +1,147 @@
+//! What the handlers decide with: the configuration, the token verifier,
+//! the session and ticket stores, the per-address rate limits, the
+//! counters behind `/metrics` and an embedding program's hooks.
+//!
+//! None of it is about one connection or the connections together (that
+//! is the registry), so a handler borrows the context and, at most, the
+//! one connection it works on; what it decides it returns to the server,
+//! which carries it out on the registry and the queues.
+
+use std::net::SocketAddr;
+
+use log::debug;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tungstenite::protocol::WebSocketConfig;
+
+use super::RETRY_AFTER_SECS;
+use super::authenticate::Authenticate;
+use super::limits::{AddrLoad, IpBuckets};
+use super::metrics::Metrics;
+use super::observe::Observe;
+use super::tickets::Tickets;
+use super::time;
+use crate::auth::jwt::{JwtConfig, Secret};
+use crate::auth::session::SessionStore;
+use crate::config::Config;
+use crate::http::upgrade::{Reject, UpgradePolicy};
+
+/// The handlers' shared context (see the module's text).
+pub(super) struct Context {
+    pub config: Config,
+    pub jwt: JwtConfig,
+    pub sessions: SessionStore,
+    pub tickets: Tickets,
+    /// An embedding program's authenticators, asked first on every
+    /// upgrade.
+    pub authenticators: Vec<Box<dyn Authenticate>>,
+    /// An embedding program's observers, told of joins, leaves and lines.
+    pub observers: Vec<Box<dyn Observe>>,
+    pub upgrade_ips: IpBuckets,
+    pub failed_logins: IpBuckets,
+    pub metrics: Metrics,
+    /// tungstenite's settings for every WebSocket.
+    pub ws_config: WebSocketConfig,
+    /// Set by `Server::handle_shutdown`: refuse what is new.
+    pub shutting_down: bool,
+}
+
+impl Context {
+    /// The context for `config`.
+    ///
+    /// # Panics
+    /// When `config.secrets` is empty or holds a secret shorter than 32
+    /// bytes: `Config::validate` refuses both.
+    pub fn new(config: Config) -> Context {
+        let secrets = config
+            .secrets
+            .iter()
+            .map(|s| Secret::new(s.0.clone(), None).expect("secrets are validated at start-up"))
+            .collect::<Vec<_>>();
+        assert!(!secrets.is_empty(), "at least one secret");
+        let mut jwt = JwtConfig::new(secrets);
+        jwt.issuer = config.issuer.clone();
+        jwt.audience = config.audience.clone();
+        jwt.leeway_secs = config.token_leeway.as_secs();
+        let limits = &config.limits;
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(limits.read_buffer_bytes)
+            // why: tungstenite writes into our queue, which never blocks;
+            // its own buffer should pass every byte straight through.
+            .write_buffer_size(0)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(limits.max_message_bytes))
+            .max_frame_size(Some(limits.max_message_bytes));
+        // why: the core's randomness (session ids, tickets) comes from one
+        // generator seeded by the config or else by the OS, so that a test
+        // or a fuzz input with a fixed seed replays exactly.
+        let mut seed = match config.random_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_seed(crate::auth::os_seed()),
+        };
+        let sessions = SessionStore::new(
+            time::millis(config.session_ttl),
+            time::millis(config.session_idle),
+            limits.max_sessions_per_user,
+            StdRng::from_rng(&mut seed),
+        );
+        Context {
+            jwt,
+            sessions,
+            tickets: Tickets::new(limits.max_tickets, StdRng::from_rng(&mut seed)),
+            authenticators: Vec::new(),
+            observers: Vec::new(),
+            upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
+            failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
+            metrics: Metrics::default(),
+            ws_config,
+            shutting_down: false,
+            config,
+        }
+    }
+
+    /// Why a connection just accepted from `peer` may not be held, if it
+    /// may not: the server holds `conns` connections, and `load` is what
+    /// the peer's address holds. A refusal is counted and logged (at
+    /// debug: a flood of them would flood the log; `/metrics` counts them).
+    pub fn accept_refusal(
+        &mut self,
+        peer: SocketAddr,
+        conns: usize,
+        load: AddrLoad,
+    ) -> Option<Reject> {
+        let limits = &self.config.limits;
+        let rej = if conns >= limits.max_connections {
+            Reject::Unavailable("server at connection limit", RETRY_AFTER_SECS)
+        } else if limits.max_conns_per_ip.is_some_and(|cap| load.conns >= cap) {
+            Reject::TooMany("too many connections from this address", RETRY_AFTER_SECS)
+        } else if limits
+            .max_unauth_per_ip
+            .is_some_and(|cap| load.unauth >= cap)
+        {
+            Reject::TooMany(
+                "too many unauthenticated connections from this address",
+                RETRY_AFTER_SECS,
+            )
+        } else {
+            return None;
+        };
+        debug!(
+            "refused peer={peer} status={} reason=\"{}\"",
+            rej.status(),
+            rej.reason()
+        );
+        self.metrics.refused(rej.status(), rej.reason());
+        Some(rej)
+    }
+
+    /// What the upgrade checks need to know of the configuration.
+    pub fn upgrade_policy(&self) -> UpgradePolicy<'_> {
+        UpgradePolicy {
+            allow_password_auth: self.config.allow_password_auth,
+            cookie_name: self.config.cookie_name(),
+            allowed_origins: &self.config.allowed_origins,
+            require_https: !self.config.insecure_cookie,
+        }
+    }
+}
