@@ -4,8 +4,9 @@
 //!
 //! None of it is about one connection or the connections together (that
 //! is the registry), so a handler borrows the context and, at most, the
-//! one connection it works on; what it decides it returns to the server,
-//! which carries it out on the registry and the queues.
+//! one WebSocket it works on (and the rooms, to read: `/who`); what it
+//! decides it returns to the server, which carries it out on the registry
+//! and the queues.
 
 use std::net::SocketAddr;
 

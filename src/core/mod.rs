@@ -51,7 +51,7 @@
 //! upgrade), `websocket` (chat, timers, endings). In each, the decisions
 //! are handlers on the `Context` (configuration, verifiers, stores, rate
 //! limits, counters, hooks) that borrow at most the one WebSocket they
-//! are about and return what to do (`Routed`, `Authenticated`, `Step`);
+//! are about (and the rooms, to read) and return what to do (`Routed`, `Authenticated`, `Step`);
 //! the `Server` carries that out on the `Registry` and the queues.
 
 mod authenticate;

@@ -333,7 +333,7 @@ impl Server {
     }
 
     /// A timer of WebSocket `id` fired: the handler decides, then the
-    /// next timer is armed.
+    /// next timer is armed (unless the handler closed it).
     pub(super) fn on_ws_timer(&mut self, id: ConnId, timer: Timer, now: Time) {
         let backlog_since = self.backlog.get(&id).copied();
         let Some(conn) = self.reg.get_mut(id) else {

@@ -698,3 +698,59 @@ fn an_upgrade_pipelined_behind_answers_at_the_cap_opens_once_they_are_read() {
     );
     consistent(&h);
 }
+
+/// The budget's verdict closes `a`; `a`'s leave notice pushes `b` past
+/// the hard ceiling, which closes `b` `1013` at once; the verdict then
+/// reaches `b`, already closing. `b` still gets its close frame (before
+/// the handlers step, a second drop of unsent frames took the queued
+/// close frame too; found by review).
+#[test]
+fn a_member_closed_by_a_leave_notice_during_the_verdict_gets_its_close_frame() {
+    fn publish(h: &mut Harness, text: &str) {
+        let p = crate::core::Publication::new("lobby", "sys", text).unwrap();
+        let now = h.now;
+        h.server.handle_publish(&p, now).unwrap();
+        h.pump();
+    }
+    let mut h = Harness::new(|c| {
+        c.limits.max_queue_bytes = 4 * 1024;
+        c.limits.max_message_bytes = 1024;
+        c.limits.queue_budget_bytes = 6 * 1024;
+        c.limits.message_rate = None;
+    });
+    let (a, b) = (h.open("a"), h.open("b"));
+    h.texts(a);
+    h.texts(b);
+    h.stall(a, true);
+    h.stall(b, true);
+    let ceiling = h.server.config().limits.queue_ceiling();
+    // The budget is reached with both queues under their limit.
+    while h.server.queued_total() < 6 * 1024 {
+        publish(&mut h, &"x".repeat(100));
+    }
+    assert!(h.server.queued(b) < 4 * 1024);
+    h.advance(1_000);
+    // `b` within a leave notice (29 bytes) of the ceiling.
+    let target = ceiling - 10;
+    while h.server.queued(b) + 1_100 < target {
+        publish(&mut h, &"y".repeat(1_000));
+    }
+    // One line that lands on `target` ("sys: " and the text, after a 2-
+    // or 4-byte frame header).
+    let left = target - h.server.queued(b);
+    let len = if left - 7 <= 125 { left - 7 } else { left - 9 };
+    publish(&mut h, &"z".repeat(len));
+    let queued = h.server.queued(b);
+    assert!(
+        queued <= ceiling && queued + 29 > ceiling,
+        "{queued} {ceiling}"
+    );
+    h.advance(4_000);
+    assert!(!h.server.is_websocket(a) && !h.server.is_websocket(b));
+    h.stall(b, false);
+    let close = h.messages(b).iter().find_map(|m| match m {
+        Message::Close(Some(f)) => Some(u16::from(f.code)),
+        _ => None,
+    });
+    assert_eq!(close, Some(1013));
+}
