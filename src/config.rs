@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the server needs to run.
@@ -43,6 +44,9 @@ pub struct Config {
     /// Drop `Secure` and the `__Host-` prefix from the session cookie, for
     /// plain-HTTP testing off localhost. Default off.
     pub insecure_cookie: bool,
+    /// TLS on the listening port: every endpoint is HTTPS and `/ws` is
+    /// WSS (needs the cargo feature `tls`). Default: none, plain TCP.
+    pub tls: Option<TlsFiles>,
     /// Absolute lifetime of a login session (also the cookie's `Max-Age`).
     /// Default 8 hours.
     pub session_ttl: Duration,
@@ -126,6 +130,7 @@ impl Default for Config {
             audience: None,
             allowed_origins: Vec::new(),
             insecure_cookie: false,
+            tls: None,
             session_ttl: Duration::from_secs(8 * 3600),
             session_idle: Duration::from_secs(30 * 60),
             send_roles: None,
@@ -196,6 +201,9 @@ impl Config {
     /// checks answer `503`), `limits.slow_consumer_timeout`,
     /// `limits.drain_timeout` and `limits.close_timeout`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.is_some() && !cfg!(feature = "tls") {
+            return Err(ConfigError::TlsNotBuilt);
+        }
         if self.secrets.is_empty() {
             return Err(ConfigError::NoSecret);
         }
@@ -277,6 +285,9 @@ pub const MAX_MESSAGE_BYTES: usize = u32::MAX as usize;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// [`Config::tls`] is set but the library was built without the cargo
+    /// feature `tls`.
+    TlsNotBuilt,
     /// [`Config::secrets`] is empty, as in [`Config::default()`].
     NoSecret,
     /// The secret at `index` (from 0) of [`Config::secrets`] is `len`
@@ -323,6 +334,11 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::TlsNotBuilt => write!(
+                f,
+                "TLS was asked for (--tls-cert, --tls-key) but this wsgate was built without \
+                 it; build with `--features tls`"
+            ),
             ConfigError::NoSecret => write!(
                 f,
                 "no token secret: Config::secrets is empty (Config::default() has none); \
@@ -358,6 +374,27 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Where the TLS certificate chain and private key are read from (PEM),
+/// at start and again on `SIGHUP` (see README "TLS").
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1: ECDSA, RSA or Ed25519).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The pair at these paths.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> TlsFiles {
+        TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }
+    }
+}
 
 /// Resource limits. Each says its default and what happens when it is hit.
 #[derive(Clone, Debug)]

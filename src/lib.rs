@@ -113,3 +113,5 @@ pub mod http;
 pub mod shell;
 #[cfg(any(test, fuzzing))]
 pub mod testkit;
+#[cfg(feature = "tls")]
+pub mod tls;

@@ -29,7 +29,8 @@ use wsgate::auth::password::hash_password;
 use wsgate::auth::users::Users;
 use wsgate::auth::valid_role;
 use wsgate::config::{
-    Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, SecretKey, parse_duration, parse_size,
+    Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, SecretKey, TlsFiles, parse_duration,
+    parse_size,
 };
 use wsgate::shell::Gateway;
 
@@ -41,6 +42,8 @@ struct Settings {
     users: Option<PathBuf>,
     secret_file: Option<PathBuf>,
     secret: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     log: log::LevelFilter,
 }
 
@@ -51,6 +54,8 @@ impl Default for Settings {
             users: None,
             secret_file: None,
             secret: None,
+            tls_cert: None,
+            tls_key: None,
             log: log::LevelFilter::Info,
         }
     }
@@ -198,6 +203,23 @@ static OPTIONS: &[Opt] = &[
         default: "30m",
         help: "idle session timeout",
         kind: Kind::Duration(|s| &mut s.config.session_idle),
+    },
+    Opt {
+        flag: "tls-cert",
+        value: "FILE",
+        env: "WSGATE_TLS_CERT",
+        default: "none",
+        help: "TLS certificate chain (PEM, leaf first): every endpoint is HTTPS and /ws is \
+               WSS; with --tls-key; SIGHUP reloads both (build with --features tls)",
+        kind: Kind::Path(|s| &mut s.tls_cert),
+    },
+    Opt {
+        flag: "tls-key",
+        value: "FILE",
+        env: "WSGATE_TLS_KEY",
+        default: "none",
+        help: "TLS private key (PEM: PKCS#8, PKCS#1 or SEC1; ECDSA, RSA or Ed25519)",
+        kind: Kind::Path(|s| &mut s.tls_key),
     },
     Opt {
         flag: "insecure-cookie",
@@ -642,6 +664,11 @@ fn load_secrets(
 /// only from a valid [`Config`]. Also says whether the secret is random.
 fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
     let mut config = s.config;
+    config.tls = match (s.tls_cert, s.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     let users = load_users(s.users.as_deref(), config.listen)?;
     let (secrets, random_secret) = load_secrets(s.secret_file.as_deref(), s.secret)?;
     config.secrets = secrets;

@@ -106,6 +106,21 @@ struct Socket {
     stream: TcpStream,
     /// Listed in `Gateway::ready`.
     ready: bool,
+    /// Its TLS layer, on a TLS port.
+    #[cfg(feature = "tls")]
+    tls: Option<Box<crate::tls::TlsConn>>,
+    /// The core said to shut the write half while TLS output was still
+    /// to write: shut it once that is out.
+    #[cfg(feature = "tls")]
+    shut_pending: bool,
+}
+
+/// The listening port's TLS configuration, and where it was read from
+/// (read again on `SIGHUP`).
+#[cfg(feature = "tls")]
+struct TlsPort {
+    files: crate::config::TlsFiles,
+    config: Arc<rustls::ServerConfig>,
 }
 
 /// Lines published but not yet taken by the event loop, at most; past it
@@ -265,6 +280,12 @@ pub struct Gateway {
     waker: Arc<Waker>,
     signals: Option<Signals>,
     buf: Vec<u8>,
+    /// TLS on the listening port, when configured.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsPort>,
+    /// Plaintext just decrypted, on its way to the core.
+    #[cfg(feature = "tls")]
+    plain: Vec<u8>,
 }
 
 impl Gateway {
@@ -284,6 +305,16 @@ impl Gateway {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(files) => Some(TlsPort {
+                config: files
+                    .load()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+                files: files.clone(),
+            }),
+            None => None,
+        };
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         poll.registry()
@@ -314,6 +345,10 @@ impl Gateway {
             waker,
             signals: None,
             buf: vec![0; 16 * 1024],
+            #[cfg(feature = "tls")]
+            tls,
+            #[cfg(feature = "tls")]
+            plain: Vec::new(),
         })
     }
 
@@ -341,8 +376,17 @@ impl Gateway {
 
     /// Stops gracefully on SIGTERM and SIGINT (the binary does this; an
     /// embedding program may prefer its own handling and [`StopHandle`]).
+    /// With TLS, SIGHUP reads the certificate and key again: new
+    /// connections get the new pair, live ones keep theirs; a pair that
+    /// does not load keeps the old one (and the log says why).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        #[allow(unused_mut)]
+        let mut wanted = vec![SIGTERM, SIGINT];
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            wanted.push(signal_hook::consts::SIGHUP);
+        }
+        let mut signals = Signals::new(wanted)?;
         self.poll
             .registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -366,6 +410,13 @@ impl Gateway {
     /// Runs the event loop until stopped and drained.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        #[cfg(feature = "tls")]
+        if let Some(port) = &self.tls {
+            info!(
+                "tls on: cert={} (TLS 1.2 and 1.3, ALPN http/1.1; SIGHUP reloads)",
+                crate::core::quoted(&port.files.cert.display().to_string())
+            );
+        }
         info!("listening on {}", self.local_addr()?);
         let mut drain_until: Option<Time> = None;
         loop {
@@ -407,6 +458,8 @@ impl Gateway {
                             self.mark_ready(id);
                         }
                         if event.is_writable() {
+                            #[cfg(feature = "tls")]
+                            self.flush_tls(id, now);
                             self.server.handle_writable(id);
                         }
                     }
@@ -443,11 +496,37 @@ impl Gateway {
     }
 
     fn signals_pending(&mut self) {
-        if let Some(signals) = self.signals.as_mut() {
-            for signal in signals.pending() {
-                info!("signal {signal}: stopping");
-                self.stop.store(true, Ordering::SeqCst);
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let pending: Vec<i32> = signals.pending().collect();
+        for signal in pending {
+            #[cfg(feature = "tls")]
+            if signal == signal_hook::consts::SIGHUP {
+                self.reload_tls();
+                continue;
             }
+            info!("signal {signal}: stopping");
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Reads the TLS certificate and key again (`SIGHUP`).
+    #[cfg(feature = "tls")]
+    fn reload_tls(&mut self) {
+        let Some(port) = self.tls.as_mut() else {
+            return;
+        };
+        match port.files.load() {
+            Ok(config) => {
+                port.config = config;
+                info!(
+                    "tls reloaded cert={} key={}",
+                    crate::core::quoted(&port.files.cert.display().to_string()),
+                    crate::core::quoted(&port.files.key.display().to_string())
+                );
+            }
+            Err(e) => warn!("tls reload failed, keeping the current certificate: {e}"),
         }
     }
 
@@ -458,6 +537,15 @@ impl Gateway {
                     let id = match self.server.handle_accept(peer, now) {
                         Accept::Open(id) => id,
                         Accept::Refuse(answer) => {
+                            // why: on a TLS port an HTTP answer would need
+                            // the handshake the limit is there to spare;
+                            // the refusal is a close without a word.
+                            #[cfg(feature = "tls")]
+                            let answer = if self.tls.is_some() {
+                                Vec::new()
+                            } else {
+                                answer
+                            };
                             self.refuse(stream, &answer);
                             continue;
                         }
@@ -473,6 +561,19 @@ impl Gateway {
                         self.server.handle_closed(id, now);
                         continue;
                     }
+                    #[cfg(feature = "tls")]
+                    let tls = match self.tls.as_ref() {
+                        None => None,
+                        Some(port) => match crate::tls::TlsConn::new(Arc::clone(&port.config)) {
+                            Ok(tls) => Some(Box::new(tls)),
+                            Err(e) => {
+                                warn!("tls setup failed peer={peer}: {e}");
+                                let _ = self.poll.registry().deregister(&mut stream);
+                                self.server.handle_closed(id, now);
+                                continue;
+                            }
+                        },
+                    };
                     let slot = id.slot();
                     if self.sockets.len() <= slot {
                         self.sockets.resize_with(slot + 1, || None);
@@ -487,6 +588,10 @@ impl Gateway {
                         id,
                         stream,
                         ready: false,
+                        #[cfg(feature = "tls")]
+                        tls,
+                        #[cfg(feature = "tls")]
+                        shut_pending: false,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -544,6 +649,10 @@ impl Gateway {
     /// Reads `id` until `WouldBlock`, end of stream or the budget; true
     /// when the budget ran out first.
     fn read_one(&mut self, id: ConnId, now: Time) -> bool {
+        #[cfg(feature = "tls")]
+        if self.socket(id).is_some_and(|s| s.tls.is_some()) {
+            return self.read_one_tls(id, now);
+        }
         let mut total = 0;
         loop {
             let Some(stream) = stream_of(&mut self.sockets, id) else {
@@ -583,6 +692,11 @@ impl Gateway {
     /// One `write()` per connection with queued bytes.
     fn flush(&mut self, now: Time) {
         while let Some(id) = self.server.poll_transmit() {
+            #[cfg(feature = "tls")]
+            if self.socket(id).is_some_and(|s| s.tls.is_some()) {
+                self.flush_tls(id, now);
+                continue;
+            }
             let Some(stream) = stream_of(&mut self.sockets, id) else {
                 continue;
             };
@@ -617,8 +731,22 @@ impl Gateway {
     fn actions(&mut self) {
         while let Some(action) = self.server.poll_action() {
             match action {
-                Action::Close(id) => self.drop_socket(id),
+                Action::Close(id) => {
+                    #[cfg(feature = "tls")]
+                    self.tls_closing(id);
+                    self.drop_socket(id);
+                }
                 Action::ShutdownWrite(id) => {
+                    #[cfg(feature = "tls")]
+                    if let Some(socket) = self.socket(id).filter(|s| s.tls.is_some()) {
+                        if let Some(tls) = socket.tls.as_mut() {
+                            tls.close();
+                        }
+                        socket.shut_pending = true;
+                        let now = self.clock.now();
+                        self.flush_tls(id, now);
+                        continue;
+                    }
                     if let Some(stream) = stream_of(&mut self.sockets, id) {
                         let _ = stream.shutdown(Shutdown::Write);
                     }
@@ -632,12 +760,156 @@ impl Gateway {
         }
     }
 
+    /// Reads TLS connection `id` like [`Gateway::read_one`]: ciphertext
+    /// from the socket into rustls, handshake messages back at once, the
+    /// plaintext to the core.
+    #[cfg(feature = "tls")]
+    fn read_one_tls(&mut self, id: ConnId, now: Time) -> bool {
+        use crate::tls::Received;
+        let mut total = 0;
+        loop {
+            if !self.server.should_read(id, now) {
+                return false;
+            }
+            let Some(socket) = self.sockets.get_mut(id.slot()).and_then(Option::as_mut) else {
+                return false;
+            };
+            let Some(tls) = socket.tls.as_mut().filter(|_| socket.id == id) else {
+                return false;
+            };
+            let got = tls.read_tls(&mut socket.stream);
+            self.plain.clear();
+            tls.read_plaintext(&mut self.plain);
+            // Handshake messages and alerts go out at once.
+            let sent = tls.write_tls(&mut socket.stream);
+            let got = match (got, sent) {
+                (Ok(got), Ok(_)) => got,
+                (Ok(got), Err(e)) if is_transient(&e) => got,
+                _ => {
+                    self.server.handle_closed(id, now);
+                    self.drop_socket(id);
+                    return false;
+                }
+            };
+            if !self.plain.is_empty() {
+                self.server.handle_bytes(id, &self.plain, now);
+                self.actions();
+            }
+            match got {
+                Received::Nothing => return false,
+                Received::Bytes(n) => {
+                    total += n;
+                    if total >= READ_BUDGET {
+                        return true;
+                    }
+                }
+                Received::Closed => {
+                    // The core answers what it already has, then says Close.
+                    self.server.handle_eof(id, now);
+                    self.actions();
+                    return false;
+                }
+                Received::Failed(class) => {
+                    self.server.handle_tls_failure(id, class.name(), now);
+                    self.abandon(id);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes what TLS connection `id` has encrypted, then encrypts more of
+    /// the core's queue once that is all out (so the core's queue, not
+    /// rustls, holds what the kernel has not taken); shuts the write half
+    /// when the core asked for it and everything is out.
+    #[cfg(feature = "tls")]
+    fn flush_tls(&mut self, id: ConnId, now: Time) {
+        loop {
+            let Some(socket) = self.sockets.get_mut(id.slot()).and_then(Option::as_mut) else {
+                return;
+            };
+            let Some(tls) = socket.tls.as_mut().filter(|_| socket.id == id) else {
+                return;
+            };
+            match tls.write_tls(&mut socket.stream) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.server.handle_closed(id, now);
+                    self.drop_socket(id);
+                    return;
+                }
+            }
+            if tls.wants_write() {
+                return;
+            }
+            if socket.shut_pending {
+                socket.shut_pending = false;
+                let _ = socket.stream.shutdown(Shutdown::Write);
+                return;
+            }
+            let n = tls.write_plaintext(self.server.pending(id));
+            if n == 0 {
+                return;
+            }
+            self.server.handle_written(id, n, now);
+        }
+    }
+
+    /// The core let go of `id` (Action::Close): a handshake it gave up on
+    /// is counted as a timeout; what TLS has left to say goes out if the
+    /// socket takes it at once.
+    #[cfg(feature = "tls")]
+    fn tls_closing(&mut self, id: ConnId) {
+        let shutting_down = self.server.is_shutting_down();
+        let Some(socket) = self.socket(id) else {
+            return;
+        };
+        let Some(tls) = socket.tls.as_mut() else {
+            return;
+        };
+        let timed_out = tls.is_handshaking() && !shutting_down;
+        let _ = tls.write_tls(&mut socket.stream);
+        if timed_out {
+            let now = self.clock.now();
+            self.server.handle_tls_failure(id, "timeout", now);
+        }
+    }
+
+    /// Drops a failed TLS connection the core already forgot: what TLS has
+    /// to say (an alert, or the plain-HTTP `400`) is written once, the
+    /// write half shut, and input already there discarded, so that the
+    /// close is a FIN that leaves the answer readable.
+    #[cfg(feature = "tls")]
+    fn abandon(&mut self, id: ConnId) {
+        let slot = self.sockets.get_mut(id.slot());
+        let Some(mut socket) = slot.and_then(|s| s.take_if(|s| s.id == id)) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut socket.stream);
+        if let Some(tls) = socket.tls.as_mut() {
+            let _ = tls.write_tls(&mut socket.stream);
+        }
+        let _ = socket.stream.shutdown(Shutdown::Write);
+        let _ = socket.stream.read(&mut self.buf);
+    }
+
     fn drop_socket(&mut self, id: ConnId) {
         let slot = self.sockets.get_mut(id.slot());
         if let Some(mut socket) = slot.and_then(|s| s.take_if(|s| s.id == id)) {
             let _ = self.poll.registry().deregister(&mut socket.stream);
         }
     }
+}
+
+/// An I/O error that only means "not now".
+#[cfg(feature = "tls")]
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// The stream of connection `id` in `sockets`, if the shell still holds it.

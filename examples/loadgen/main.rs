@@ -71,7 +71,7 @@ use net::{Handler, Phase, Pool, source_addr};
 use stats::{CpuWindow, Histogram, peak_rss_kib, rss_kib};
 
 const USAGE: &str = "\
-usage: loadgen handshake|broadcast|idle|burst [OPTIONS]
+usage: loadgen handshake|broadcast|idle|idle-tls|burst [OPTIONS]
 
 common:
   --addr ADDR          server address, loopback only   [127.0.0.1:8080]
@@ -97,6 +97,11 @@ idle:
   --concurrency K      connects in flight                        [256]
   --hold SECS          keep them open this long after measuring  [2]
   (--sources defaults to 16)
+idle-tls (a wsgate with --tls-cert/--tls-key; one blocking rustls client
+at a time, which is slower to open but measures the same thing):
+  --tls-ca FILE        the CA (PEM) that signed the server's certificate
+  --connections N                                                [15000]
+  --hold SECS                                                    [2]
 burst (everyone in one room; exit status 3 if a fast reader missed a
 message, saw one out of order, or was closed):
   --senders N          connections that each send --messages     [32]
@@ -151,6 +156,7 @@ struct Args {
     stalled_wait: f64,
     timeout: f64,
     text_mode: bool,
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -182,6 +188,7 @@ fn parse_args() -> Result<Args, String> {
         stalled_wait: 6.0,
         timeout: 30.0,
         text_mode: false,
+        tls_ca: None,
     };
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser) -> Result<T, String> {
         let v = p.value().map_err(|e| e.to_string())?;
@@ -232,6 +239,7 @@ fn parse_args() -> Result<Args, String> {
             Long("timeout") => a.timeout = num(&mut p)?,
             Long("stalled-wait") => a.stalled_wait = num(&mut p)?,
             Long("text") => a.text_mode = true,
+            Long("tls-ca") => a.tls_ca = Some(p.value().map_err(|e| e.to_string())?.into()),
             Short('h') | Long("help") => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -273,6 +281,7 @@ fn main() -> ExitCode {
         "handshake" => handshake(&args).map(|()| ExitCode::SUCCESS),
         "broadcast" => broadcast(&args).map(|()| ExitCode::SUCCESS),
         "idle" => idle(&args).map(|()| ExitCode::SUCCESS),
+        "idle-tls" => idle_tls(&args).map(|()| ExitCode::SUCCESS),
         "burst" => burst(&args),
         other => Err(format!("unknown workload {other:?}\n\n{USAGE}")),
     };
@@ -807,6 +816,117 @@ impl Handler for IdleCounts {
         let key = code.map_or("end of stream".into(), |c| c.to_string());
         *self.closed.entry(key).or_default() += 1;
     }
+}
+
+/// `idle-tls`: N authenticated idle WebSockets over TLS, opened one at a
+/// time with a blocking rustls client (handshake, upgrade, read the
+/// `101`), then the server's RSS per connection, as `idle` measures it.
+fn idle_tls(a: &Args) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::io::{Read, Write};
+    let ca = a.tls_ca.as_ref().ok_or("idle-tls needs --tls-ca FILE")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let n = a.connections;
+    let sources = a.sources.unwrap_or(16);
+    let minter = Minter::new(&a.secret)?;
+    let pid = a.server_pid.as_deref();
+    let room = a.room.as_deref().unwrap_or("bench");
+    println!(
+        "idle-tls: {n} TLS connections to {} from {sources} source addresses",
+        a.addr
+    );
+    let rss0 = pid.and_then(rss_kib);
+    let window = CpuWindow::start(pid);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut open = Vec::with_capacity(n);
+    let mut failed = 0usize;
+    for i in 0..n {
+        if Instant::now() > deadline {
+            break;
+        }
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .map_err(|e| e.to_string())?;
+        if let Some(ip) = source(sources, i) {
+            socket
+                .bind(&SocketAddr::new(ip, 0).into())
+                .map_err(|e| e.to_string())?;
+        }
+        if socket.connect(&a.addr.into()).is_err() {
+            failed += 1;
+            continue;
+        }
+        let tcp: std::net::TcpStream = socket.into();
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+        let name = ServerName::try_from(a.addr.ip().to_string()).map_err(|e| e.to_string())?;
+        let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&config), name)
+            .map_err(|e| e.to_string())?;
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let request = format!(
+            "GET /ws?token={}&room={room} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n",
+            minter.token(i),
+            a.addr
+        );
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        let ok = tls.write_all(request.as_bytes()).is_ok()
+            && loop {
+                match tls.read(&mut byte) {
+                    Ok(1) => {
+                        head.push(byte[0]);
+                        if head.ends_with(b"\r\n\r\n") {
+                            break head.starts_with(b"HTTP/1.1 101 ");
+                        }
+                    }
+                    _ => break false,
+                }
+            };
+        if ok {
+            open.push(tls);
+        } else {
+            failed += 1;
+        }
+    }
+    let connect_cpu = window.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss1 = pid.and_then(rss_kib);
+    println!("{}", connect_cpu.describe());
+    println!("open: {} of {n} ({failed} failed)", open.len());
+    let per_conn = match (rss0, rss1) {
+        (Some(r0), Some(r1)) if !open.is_empty() => {
+            let per = (r1.saturating_sub(r0) as f64 * 1024.0) / open.len() as f64;
+            println!(
+                "server RSS: {r0} KiB before, {r1} KiB with {} open: {per:.0} bytes per connection",
+                open.len()
+            );
+            format!("{per:.0}")
+        }
+        _ => "na".into(),
+    };
+    std::thread::sleep(Duration::from_secs_f64(a.hold));
+    println!(
+        "RESULT workload=idle-tls connections={n} open={} failed={failed} rss_before_kib={} \
+         rss_after_kib={} bytes_per_conn={per_conn}",
+        open.len(),
+        rss0.map_or("na".into(), |v| v.to_string()),
+        rss1.map_or("na".into(), |v| v.to_string()),
+    );
+    Ok(())
 }
 
 fn idle(a: &Args) -> Result<(), String> {

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub logins_ok: u64,
     /// Password checks that failed.
     pub logins_failed: u64,
+    /// TLS connections that failed before or during the handshake, by
+    /// class (a fixed set the shell names).
+    pub tls_failures: BTreeMap<&'static str, u64>,
 }
 
 /// Values read off the core's state when rendering.
@@ -257,6 +260,18 @@ impl Metrics {
                     out,
                     "wsgate_closes_total{{by=\"peer\",code=\"{code}\"}} {n}"
                 );
+            }
+        }
+        if !self.tls_failures.is_empty() {
+            family(
+                &mut out,
+                "wsgate_tls_failures_total",
+                "counter",
+                "TLS connections that failed, by class (not_tls, incompatible, alert, \
+                 protocol, eof, timeout).",
+            );
+            for (class, n) in &self.tls_failures {
+                let _ = writeln!(out, "wsgate_tls_failures_total{{class=\"{class}\"}} {n}");
             }
         }
         out

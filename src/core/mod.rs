@@ -425,6 +425,20 @@ impl Server {
         }
     }
 
+    /// The TLS layer in front of `id` failed with a failure of `class`
+    /// (`not_tls`, `incompatible`, `alert`, `protocol`, `eof`, `timeout`):
+    /// counted in `/metrics`, logged, and the connection forgotten if the
+    /// core still holds it. The shell writes what TLS has left to say (an
+    /// alert, or the plain-HTTP `400`) and drops the socket itself; no
+    /// [`Action::Close`] follows.
+    pub fn handle_tls_failure(&mut self, id: ConnId, class: &'static str, now: Time) {
+        *self.ctx.metrics.tls_failures.entry(class).or_default() += 1;
+        if let Some(conn) = self.reg.get(id) {
+            info!("tls failed peer={} class={class}", conn.peer);
+            self.forget(id, now);
+        }
+    }
+
     /// The peer shut its write half (a read returned end of stream). A
     /// request already received is still answered: the answer is written,
     /// then the socket dropped ([`Action::Close`]). Anything else ends now;

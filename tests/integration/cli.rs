@@ -18,12 +18,12 @@ use crate::common::{
     HttpConn, SECRET, WsRequest, connect_to, form_request, mint, now_ms, recv_text, send, ws_at,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_wsgate");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_wsgate");
 
 /// How long a command that should exit at once may take.
 const EXIT_DEADLINE: Duration = Duration::from_secs(20);
 
-fn wsgate() -> Command {
+pub(crate) fn wsgate() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .stdin(Stdio::null())
@@ -33,7 +33,7 @@ fn wsgate() -> Command {
 }
 
 /// Kills the child when dropped (a failing test must not leave it running).
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -328,7 +328,7 @@ fn sigterm_closes_websockets_1001_and_exits_0() {
 }
 
 /// `websocat` on `PATH`, if installed.
-fn websocat() -> Option<std::path::PathBuf> {
+pub(crate) fn websocat() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("websocat"))

@@ -14,6 +14,8 @@
 //! - `limits`: slow consumers, handshake timeout, connection and rate
 //!   limits (§2, §7);
 //! - `cli`: the `wsgate` binary itself, signals included, and `websocat`;
+//! - `tls` (feature `tls`): HTTPS and WSS with real clients, plain HTTP
+//!   to the TLS port, stalled and flooding handshakes, `SIGHUP` reloads;
 //! - `adversarial`: attacks on heads, frames, queues, connection slots,
 //!   credentials and origins, each beside an innocent chat that must go on
 //!   (§2, §6, §7).
@@ -34,5 +36,7 @@ mod life;
 mod limits;
 mod session;
 mod ticket;
+#[cfg(feature = "tls")]
+mod tls;
 mod tokens;
 mod upgrade;
