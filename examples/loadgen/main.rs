@@ -871,6 +871,9 @@ fn idle_tls(a: &Args) -> Result<(), String> {
         }
         let tcp: std::net::TcpStream = socket.into();
         let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+        // why: the request follows the client's Finished at once; without
+        // this, Nagle holds it for the server's delayed ACK (40 ms).
+        let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(a.addr.ip().to_string()).map_err(|e| e.to_string())?;
         let conn = rustls::ClientConnection::new(std::sync::Arc::clone(&config), name)
             .map_err(|e| e.to_string())?;

@@ -261,3 +261,82 @@ fn a_pair_that_does_not_load_says_which_file_and_why() {
     let secret_line = key_pem.lines().nth(1).unwrap();
     assert!(!e.to_string().contains(secret_line), "no key bytes in {e}");
 }
+
+/// `openssl` on this machine (CI installs it): makes the RSA keys ring
+/// cannot generate, and the PKCS#1 and SEC1 encodings of keys.
+fn openssl(args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl (CI installs it)");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+#[test]
+fn rsa_keys_and_pkcs1_and_sec1_encodings_load_and_serve() {
+    let dir = scratch_dir("rsa");
+    let p = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // RSA 2048, PKCS#8 from genpkey, then the same key as PKCS#1.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &p("rsa8.pem"),
+    ]);
+    openssl(&[
+        "rsa",
+        "-in",
+        &p("rsa8.pem"),
+        "-traditional",
+        "-out",
+        &p("rsa1.pem"),
+    ]);
+    let pem = std::fs::read_to_string(p("rsa8.pem")).unwrap();
+    let key = KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(p("rsa-cert.pem"), cert.pem()).unwrap();
+    let root = cert.der().clone();
+    assert!(
+        std::fs::read_to_string(p("rsa1.pem"))
+            .unwrap()
+            .contains("BEGIN RSA PRIVATE KEY")
+    );
+    for key_file in ["rsa8.pem", "rsa1.pem"] {
+        let files = TlsFiles::new(p("rsa-cert.pem"), p(key_file));
+        let config = files.load().unwrap();
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let mut client = client_for(&root, &[version]);
+            let mut server = TlsConn::new(Arc::clone(&config)).unwrap();
+            client.writer().write_all(b"ping").unwrap();
+            let (plain, _) = pump(&mut client, &mut server);
+            assert_eq!(plain, b"ping", "{key_file} {version:?}");
+        }
+    }
+    // An ECDSA key in SEC1 ("EC PRIVATE KEY").
+    let (files, root) = make_pair("sec1", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let sec1 = files.key.with_file_name("sec1.pem");
+    openssl(&[
+        "ec",
+        "-in",
+        files.key.to_str().unwrap(),
+        "-out",
+        sec1.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&sec1)
+            .unwrap()
+            .contains("BEGIN EC PRIVATE KEY")
+    );
+    let config = TlsFiles::new(files.cert.clone(), sec1).load().unwrap();
+    let mut client = client_for(&root, &[&rustls::version::TLS13]);
+    let mut server = TlsConn::new(config).unwrap();
+    client.writer().write_all(b"ping").unwrap();
+    assert_eq!(pump(&mut client, &mut server).0, b"ping");
+}
