@@ -16,6 +16,9 @@
 # 9.3.1/9.4.1 (4 MiB in 65,536 fragments: each fragment after the first
 # counts 64 bytes against the cap, 8 MiB in all).
 #
+# Then the same cases (all but compression and the over-cap ones) run once
+# more through wsgate's TLS layer (see below).
+#
 # Exit 0 when everything conforms; 1 otherwise. Reports: $OUT (default
 # target/autobahn).
 set -euo pipefail
@@ -90,6 +93,47 @@ echo "== With --max-message 16MiB: every 9.* case passes"
 kosoku "$BIG_URL" -i '9.*' -p 2 -o "$OUT/large" || status=1
 kill -TERM "$BIG_PID"
 wait "$BIG_PID" || { echo "the 16MiB server exited $?" >&2; status=1; }
+
+echo "== The same cases through wsgate's TLS layer"
+# kosoku speaks no TLS: scripts/tls_client_proxy.py (Python's ssl, i.e.
+# OpenSSL) carries its cases over TLS into a wsgate built with
+# `--features tls`, with a test-only CA and certificate made here.
+if [ -z "${WSGATE_TLS_BIN:-}" ]; then
+  cargo build --locked --features tls
+  WSGATE_TLS_BIN=${CARGO_TARGET_DIR:-target}/debug/wsgate
+fi
+tls_dir="$OUT/tls-pki"
+mkdir -p "$tls_dir"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj "/CN=wsgate autobahn CA (test only)" -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$tls_dir/key.pem" -out "$tls_dir/leaf.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$tls_dir/ext.cnf"
+openssl x509 -req -in "$tls_dir/leaf.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" \
+  -CAcreateserial -days 1 -extfile "$tls_dir/ext.cnf" -out "$tls_dir/cert.pem" 2>/dev/null
+tls_port=$(free_port)
+"$WSGATE_TLS_BIN" --listen "127.0.0.1:$tls_port" --echo --message-rate 0 --upgrade-rate 0 \
+  --max-conns-per-user 10000 --log warn \
+  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" &
+TLS_PID=$!
+proxy_port=$(free_port)
+python3 scripts/tls_client_proxy.py --listen "127.0.0.1:$proxy_port" \
+  --connect "127.0.0.1:$tls_port" --cafile "$tls_dir/ca.pem" &
+PROXY_PID=$!
+trap 'kill "$PID" "$TLS_PID" "$PROXY_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+  curl -fs --cacert "$tls_dir/ca.pem" "https://127.0.0.1:$tls_port/healthz" >/dev/null 2>&1 &&
+    curl -fs "http://127.0.0.1:$proxy_port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+tls_token=$(curl -fs --cacert "$tls_dir/ca.pem" -X POST -d 'username=alice&password=wonderland' \
+  "https://127.0.0.1:$tls_port/token" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+kosoku "ws://127.0.0.1:$proxy_port/ws?token=$tls_token" "${exclude[@]}" -p 4 -o "$OUT/tls" || status=1
+kill "$PROXY_PID" 2>/dev/null || true
+kill -TERM "$TLS_PID"
+wait "$TLS_PID" || { echo "the TLS server exited $?" >&2; status=1; }
+trap 'kill "$PID" 2>/dev/null || true' EXIT
 
 echo "== SIGTERM: graceful exit 0"
 kill -TERM "$PID"
