@@ -6,11 +6,13 @@
 //! shell hands it the socket. The core only ever sees plaintext, and knows
 //! nothing of TLS beyond counting handshake failures by [`FailureClass`].
 //!
-//! Memory: rustls keeps a read buffer of 4 KiB per connection between
-//! records (its buffered API gives no way to free it while idle) and one
-//! outgoing record batch, which the shell keeps small by encrypting more
-//! only once the last batch reached the kernel. An idle TLS connection
-//! costs about 7.6 KB more than a plain one (BENCHMARKS.md).
+//! Memory: built on rustls' unbuffered API, so the buffers are this
+//! layer's own and an idle connection holds none: incoming ciphertext is
+//! kept only while a record is incomplete, outgoing only until the kernel
+//! took it, plaintext only until the core took it. At most one batch
+//! ([`MAX_PLAINTEXT_IN_FLIGHT`]) is encrypted ahead of the kernel. An idle
+//! TLS connection costs about 3.5 KB more than a plain one, rustls' state
+//! and keys (BENCHMARKS.md).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -21,7 +23,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ServerConfig, ServerConnection};
+use rustls::server::{ServerConfig, UnbufferedServerConnection};
+use rustls::unbuffered::ConnectionState;
 
 /// Plaintext handed to rustls at once, at most: a few records. The core's
 /// queue keeps the rest, so its flow control still sees what the kernel
@@ -182,13 +185,36 @@ pub enum Received {
     Failed(FailureClass),
 }
 
-/// One connection's TLS state.
+/// Ciphertext read from the socket per call, at most (a little more than
+/// one full record).
+const READ_CHUNK: usize = 17 * 1024;
+
+/// Ciphertext held waiting for the rest of a record, at most: a handshake
+/// message may span several records (rustls allows 64 KiB), application
+/// records are at most 16 KiB and a bit.
+const MAX_INCOMING: usize = 64 * 1024 + READ_CHUNK;
+
+/// One connection's TLS state, on rustls' unbuffered API: the buffers are
+/// ours, so an idle connection holds none (incoming ciphertext is kept
+/// only while a record is incomplete, outgoing only until written,
+/// plaintext only until the core takes it).
 pub struct TlsConn {
-    conn: ServerConnection,
-    /// Nothing may be read any more (failed or closed).
+    conn: UnbufferedServerConnection,
+    /// Ciphertext read but not yet a whole record.
+    incoming: Vec<u8>,
+    /// Ciphertext to write, from `out_at` on.
+    outgoing: Vec<u8>,
+    out_at: usize,
+    /// Decrypted bytes the core has not taken yet.
+    plain: Vec<u8>,
+    /// The peer sent `close_notify` (or hung up after the handshake).
+    peer_closed: bool,
+    /// Nothing more is read (closed or failed).
     done: bool,
     /// It failed: nothing more is encrypted either.
     failed: bool,
+    /// Our `close_notify` is queued.
+    closed: bool,
     /// The plain-HTTP answer still to write, from this offset.
     plain_answer: Option<usize>,
 }
@@ -202,6 +228,14 @@ impl fmt::Debug for TlsConn {
     }
 }
 
+/// What one pass over rustls' states ended with.
+enum Pass {
+    /// Waiting for more ciphertext (or for nothing: idle).
+    Idle,
+    /// Failed with this error.
+    Failed(rustls::Error),
+}
+
 impl TlsConn {
     /// A new server-side connection with `config`.
     ///
@@ -210,9 +244,15 @@ impl TlsConn {
     /// serve, which [`TlsFiles::load`] does not build).
     pub fn new(config: Arc<ServerConfig>) -> Result<TlsConn, rustls::Error> {
         Ok(TlsConn {
-            conn: ServerConnection::new(config)?,
+            conn: UnbufferedServerConnection::new(config)?,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            out_at: 0,
+            plain: Vec::new(),
+            peer_closed: false,
             done: false,
             failed: false,
+            closed: false,
             plain_answer: None,
         })
     }
@@ -222,73 +262,195 @@ impl TlsConn {
         self.conn.is_handshaking()
     }
 
-    /// Reads ciphertext from `rd` (at most a few KiB: one call per record
-    /// batch) and processes it. Call [`TlsConn::read_plaintext`] after
-    /// each `Bytes`, and [`TlsConn::write_tls`] whenever
-    /// [`TlsConn::wants_write`].
+    /// Reads ciphertext from `rd` (at most [`READ_CHUNK`] bytes a call) and
+    /// processes it. Call [`TlsConn::read_plaintext`] after each `Bytes`,
+    /// and [`TlsConn::write_tls`] whenever [`TlsConn::wants_write`].
     pub fn read_tls(&mut self, rd: &mut dyn Read) -> io::Result<Received> {
         if self.done {
             return Ok(Received::Nothing);
         }
-        let n = match self.conn.read_tls(rd) {
+        if self.peer_closed && self.plain.is_empty() {
+            self.done = true;
+            return Ok(Received::Closed);
+        }
+        if self.incoming.len() >= MAX_INCOMING {
+            // A record (or handshake message) larger than TLS allows.
+            return Ok(self.fail_with(FailureClass::Protocol));
+        }
+        let start = self.incoming.len();
+        self.incoming.resize(start + READ_CHUNK, 0);
+        let read = rd.read(&mut self.incoming[start..]);
+        let n = *read.as_ref().unwrap_or(&0);
+        self.incoming.truncate(start + n);
+        match read {
             Ok(0) => {
+                self.release_incoming();
                 self.done = true;
                 if self.conn.is_handshaking() {
                     self.failed = true;
                     return Ok(Received::Failed(FailureClass::Eof));
                 }
+                self.peer_closed = true;
                 return Ok(Received::Closed);
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Nothing),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.release_incoming();
+                return Ok(Received::Nothing);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Received::Bytes(0)),
-            // A handshake message over 64 KiB, or plaintext not read:
-            // neither happens to a well-behaved peer.
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                self.done = true;
-                self.failed = true;
-                return Ok(Received::Failed(FailureClass::Protocol));
-            }
             Err(e) => return Err(e),
-        };
-        match self.conn.process_new_packets() {
-            Ok(state) if state.peer_has_closed() && state.plaintext_bytes_to_read() == 0 => {
-                self.done = true;
-                Ok(Received::Closed)
-            }
-            Ok(_) => Ok(Received::Bytes(n)),
-            Err(e) => {
-                self.done = true;
-                self.failed = true;
+        }
+        match self.pass(None) {
+            Pass::Failed(e) => {
                 let class = FailureClass::of(&e);
                 if class == FailureClass::NotTls && self.conn.is_handshaking() {
                     // why: a browser or curl that meant https:// cannot read
                     // an alert; it can read this.
+                    self.outgoing.clear();
+                    self.out_at = 0;
                     self.plain_answer = Some(0);
                 }
-                Ok(Received::Failed(class))
+                Ok(self.fail_with(class))
+            }
+            Pass::Idle if self.peer_closed && self.plain.is_empty() => {
+                self.done = true;
+                Ok(Received::Closed)
+            }
+            Pass::Idle => Ok(Received::Bytes(n)),
+        }
+    }
+
+    /// Marks the connection failed with `class` (what is queued, an alert
+    /// or the plain answer, may still be written).
+    fn fail_with(&mut self, class: FailureClass) -> Received {
+        self.done = true;
+        self.failed = true;
+        self.incoming = Vec::new();
+        self.plain = Vec::new();
+        Received::Failed(class)
+    }
+
+    /// Frees the incoming buffer when it holds nothing (between records).
+    fn release_incoming(&mut self) {
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+    }
+
+    /// Runs rustls over what was read until it waits: decrypted records go
+    /// to `plain`, records to send to `outgoing`; with `encrypt`, as much
+    /// of it as one batch allows is encrypted once rustls may send
+    /// application data. Returns how the pass ended and, through
+    /// `encrypted`, how many plaintext bytes were taken.
+    fn pass(&mut self, mut encrypt: Option<(&[u8], &mut usize)>) -> Pass {
+        let TlsConn {
+            conn,
+            incoming,
+            outgoing,
+            plain,
+            peer_closed,
+            ..
+        } = self;
+        // why: bounded: each state is handled, and rustls moves on; a
+        // stuck rustls must not spin the event loop.
+        for _ in 0..64 {
+            let status = conn.process_tls_records(incoming);
+            let discard = status.discard;
+            let mut stop = false;
+            match status.state {
+                Err(e) => {
+                    incoming.drain(..discard.min(incoming.len()));
+                    return Pass::Failed(e);
+                }
+                Ok(ConnectionState::ReadTraffic(mut records)) => {
+                    while let Some(record) = records.next_record() {
+                        match record {
+                            Ok(record) => plain.extend_from_slice(record.payload),
+                            Err(e) => return Pass::Failed(e),
+                        }
+                    }
+                }
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    let at = outgoing.len();
+                    let mut size = 2048;
+                    loop {
+                        outgoing.resize(at + size, 0);
+                        match data.encode(&mut outgoing[at..]) {
+                            Ok(n) => {
+                                outgoing.truncate(at + n);
+                                break;
+                            }
+                            Err(rustls::unbuffered::EncodeError::InsufficientSize(e)) => {
+                                size = e.required_size;
+                            }
+                            Err(rustls::unbuffered::EncodeError::AlreadyEncoded) => {
+                                outgoing.truncate(at);
+                                break;
+                            }
+                        }
+                    }
+                }
+                // The records are in `outgoing`; `write_tls` sends them.
+                Ok(ConnectionState::TransmitTlsData(data)) => data.done(),
+                Ok(ConnectionState::PeerClosed) => *peer_closed = true,
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    if let Some((text, taken)) = encrypt.take() {
+                        let take = text.len().min(MAX_PLAINTEXT_IN_FLIGHT);
+                        let at = outgoing.len();
+                        // Records add at most 22 bytes each to 16 KiB.
+                        let mut size = take + (take / (16 * 1024) + 1) * 64;
+                        loop {
+                            outgoing.resize(at + size, 0);
+                            match traffic.encrypt(&text[..take], &mut outgoing[at..]) {
+                                Ok(n) => {
+                                    outgoing.truncate(at + n);
+                                    *taken = take;
+                                    break;
+                                }
+                                Err(rustls::unbuffered::EncryptError::InsufficientSize(e)) => {
+                                    size = e.required_size;
+                                }
+                                Err(_) => {
+                                    outgoing.truncate(at);
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    stop = true;
+                }
+                Ok(ConnectionState::BlockedHandshake | ConnectionState::Closed) => stop = true,
+                Ok(_) => stop = true,
+            }
+            incoming.drain(..discard.min(incoming.len()));
+            if stop {
+                break;
             }
         }
+        if incoming.is_empty() {
+            *incoming = Vec::new();
+        }
+        Pass::Idle
     }
 
     /// Moves decrypted bytes into `out` (appended); returns how many.
     pub fn read_plaintext(&mut self, out: &mut Vec<u8>) -> usize {
-        let start = out.len();
-        let mut chunk = [0u8; 4096];
-        loop {
-            match self.conn.reader().read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
+        let n = self.plain.len();
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.plain);
+        } else {
+            out.extend_from_slice(&self.plain);
         }
-        out.len() - start
+        self.plain = Vec::new();
+        n
     }
 
     /// True when ciphertext (or the plain answer) waits to be written.
     pub fn wants_write(&self) -> bool {
         match self.plain_answer {
             Some(at) => at < PLAIN_HTTP_ANSWER.len(),
-            None => self.conn.wants_write(),
+            None => self.out_at < self.outgoing.len(),
         }
     }
 
@@ -303,34 +465,71 @@ impl TlsConn {
                     *at += n;
                     n
                 }
-                None => self.conn.write_tls(wr)?,
+                None => {
+                    let n = wr.write(&self.outgoing[self.out_at..])?;
+                    self.out_at += n;
+                    n
+                }
             };
             if n == 0 {
                 break;
             }
             total += n;
         }
+        if self.plain_answer.is_none() && self.out_at == self.outgoing.len() {
+            self.outgoing = Vec::new();
+            self.out_at = 0;
+        }
         Ok(total)
     }
 
     /// Encrypts up to [`MAX_PLAINTEXT_IN_FLIGHT`] bytes of `plain`, only
     /// once the previous batch is written (so that the core's queue, not
-    /// rustls, holds what the kernel has not taken); returns how many were
-    /// taken.
+    /// this layer, holds what the kernel has not taken); returns how many
+    /// were taken.
     pub fn write_plaintext(&mut self, plain: &[u8]) -> usize {
-        if self.failed || self.conn.is_handshaking() || self.conn.wants_write() {
+        if plain.is_empty()
+            || self.failed
+            || self.closed
+            || self.conn.is_handshaking()
+            || self.wants_write()
+        {
             return 0;
         }
-        let take = plain.len().min(MAX_PLAINTEXT_IN_FLIGHT);
-        self.conn.writer().write(&plain[..take]).unwrap_or(0)
+        let mut taken = 0;
+        if let Pass::Failed(_) = self.pass(Some((plain, &mut taken))) {
+            self.failed = true;
+            self.done = true;
+            return 0;
+        }
+        taken
     }
 
     /// Queues a `close_notify` (the server is done writing); nothing
-    /// after a failure (the alert, if any, is queued already).
+    /// after a failure (the alert, if any, is queued already) or during
+    /// the handshake.
     pub fn close(&mut self) {
-        if !self.failed {
-            self.conn.send_close_notify();
+        if self.failed || self.closed || self.conn.is_handshaking() {
+            return;
         }
+        self.closed = true;
+        let TlsConn {
+            conn,
+            incoming,
+            outgoing,
+            ..
+        } = self;
+        let status = conn.process_tls_records(incoming);
+        let discard = status.discard;
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = status.state {
+            let at = outgoing.len();
+            outgoing.resize(at + 64, 0);
+            match traffic.queue_close_notify(&mut outgoing[at..]) {
+                Ok(n) => outgoing.truncate(at + n),
+                Err(_) => outgoing.truncate(at),
+            }
+        }
+        incoming.drain(..discard.min(incoming.len()));
     }
 }
 
