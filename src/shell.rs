@@ -286,7 +286,25 @@ pub struct Gateway {
     /// Plaintext just decrypted, on its way to the core.
     #[cfg(feature = "tls")]
     plain: Vec<u8>,
+    /// TLS sockets the core let go of while TLS still held bytes for them
+    /// (the core counts bytes as written once TLS took them): written out,
+    /// then dropped, by a deadline.
+    #[cfg(feature = "tls")]
+    draining: std::collections::HashMap<ConnId, Draining>,
 }
+
+/// A TLS socket written out after the core let go of it.
+#[cfg(feature = "tls")]
+struct Draining {
+    socket: Socket,
+    until: Time,
+}
+
+/// TLS sockets written out after the core let go of them, at most; past
+/// it one is dropped with what TLS still held (each holds at most one
+/// 64 KiB batch).
+#[cfg(feature = "tls")]
+const MAX_DRAINING: usize = 1024;
 
 impl Gateway {
     /// Checks `config` ([`Config::validate`]), binds `config.listen` and
@@ -349,6 +367,8 @@ impl Gateway {
             tls,
             #[cfg(feature = "tls")]
             plain: Vec::new(),
+            #[cfg(feature = "tls")]
+            draining: std::collections::HashMap::new(),
         })
     }
 
@@ -424,15 +444,19 @@ impl Gateway {
             if drain_until.is_none() && self.stop.load(Ordering::SeqCst) {
                 drain_until = Some(self.begin_shutdown(now));
             }
+            #[cfg(feature = "tls")]
+            let draining = self.expire_drains(now);
+            #[cfg(not(feature = "tls"))]
+            let draining: Option<Time> = None;
             if let Some(until) = drain_until {
-                if self.server.connections() == 0 || now >= until {
+                if (self.server.connections() == 0 && draining.is_none()) || now >= until {
                     break;
                 }
             }
-            let deadline = match (self.server.poll_timeout(), drain_until) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [self.server.poll_timeout(), drain_until, draining]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = if self.ready.is_empty() {
                 deadline.map(|at| at.since(now))
             } else {
@@ -454,6 +478,11 @@ impl Gateway {
                     SIGNALS => self.signals_pending(),
                     Token(token) => {
                         let id = ConnId::from_token(token as u64);
+                        #[cfg(feature = "tls")]
+                        if self.draining.contains_key(&id) {
+                            self.flush_drain(id);
+                            continue;
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.mark_ready(id);
                         }
@@ -733,7 +762,9 @@ impl Gateway {
             match action {
                 Action::Close(id) => {
                     #[cfg(feature = "tls")]
-                    self.tls_closing(id);
+                    if self.tls_closing(id) {
+                        continue;
+                    }
                     self.drop_socket(id);
                 }
                 Action::ShutdownWrite(id) => {
@@ -857,24 +888,84 @@ impl Gateway {
         }
     }
 
-    /// The core let go of `id` (Action::Close): a handshake it gave up on
-    /// is counted as a timeout; what TLS has left to say goes out if the
-    /// socket takes it at once.
+    /// The core let go of `id` (Action::Close). A handshake it gave up on
+    /// is counted as a timeout. Bytes TLS still holds (the core counted
+    /// them written when TLS took them) are written out before the socket
+    /// goes, with a `close_notify`: the socket moves to `draining`, and
+    /// true is returned. False: the caller drops it now.
     #[cfg(feature = "tls")]
-    fn tls_closing(&mut self, id: ConnId) {
+    fn tls_closing(&mut self, id: ConnId) -> bool {
         let shutting_down = self.server.is_shutting_down();
+        let room = self.draining.len() < MAX_DRAINING;
         let Some(socket) = self.socket(id) else {
-            return;
+            return false;
         };
         let Some(tls) = socket.tls.as_mut() else {
+            return false;
+        };
+        if tls.is_handshaking() {
+            if !shutting_down {
+                let now = self.clock.now();
+                self.server.handle_tls_failure(id, "timeout", now);
+            }
+            return false;
+        }
+        tls.close();
+        let _ = tls.write_tls(&mut socket.stream);
+        if !tls.wants_write() || !room {
+            let _ = socket.stream.shutdown(Shutdown::Write);
+            return false;
+        }
+        let slot = self.sockets.get_mut(id.slot());
+        let Some(socket) = slot.and_then(|s| s.take_if(|s| s.id == id)) else {
+            return false;
+        };
+        let until = self.clock.now() + self.server.config().limits.close_timeout;
+        self.draining.insert(id, Draining { socket, until });
+        true
+    }
+
+    /// A draining socket can take more: write what TLS holds; once all is
+    /// out, shut the write half and drop it.
+    #[cfg(feature = "tls")]
+    fn flush_drain(&mut self, id: ConnId) {
+        let Some(drain) = self.draining.get_mut(&id) else {
             return;
         };
-        let timed_out = tls.is_handshaking() && !shutting_down;
-        let _ = tls.write_tls(&mut socket.stream);
-        if timed_out {
-            let now = self.clock.now();
-            self.server.handle_tls_failure(id, "timeout", now);
+        let socket = &mut drain.socket;
+        let done = match socket.tls.as_mut() {
+            Some(tls) => match tls.write_tls(&mut socket.stream) {
+                Ok(_) => !tls.wants_write(),
+                Err(e) => !is_transient(&e),
+            },
+            None => true,
+        };
+        // Input is discarded, so that closing is a FIN, not a reset.
+        while matches!(socket.stream.read(&mut self.buf), Ok(n) if n > 0) {}
+        if done {
+            if let Some(mut drain) = self.draining.remove(&id) {
+                let _ = drain.socket.stream.shutdown(Shutdown::Write);
+                let _ = self.poll.registry().deregister(&mut drain.socket.stream);
+            }
         }
+    }
+
+    /// Drops draining sockets past their deadline; returns the earliest
+    /// deadline left.
+    #[cfg(feature = "tls")]
+    fn expire_drains(&mut self, now: Time) -> Option<Time> {
+        if self.draining.is_empty() {
+            return None;
+        }
+        let registry = self.poll.registry();
+        self.draining.retain(|_, drain| {
+            let keep = now < drain.until;
+            if !keep {
+                let _ = registry.deregister(&mut drain.socket.stream);
+            }
+            keep
+        });
+        self.draining.values().map(|d| d.until).min()
     }
 
     /// Drops a failed TLS connection the core already forgot: what TLS has

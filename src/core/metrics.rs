@@ -32,8 +32,8 @@ pub struct Metrics {
     pub logins_ok: u64,
     /// Password checks that failed.
     pub logins_failed: u64,
-    /// TLS connections that failed before or during the handshake, by
-    /// class (a fixed set the shell names).
+    /// TLS connections that failed (in the handshake, or a bad record or
+    /// a fatal alert after it), by class (a fixed set the shell names).
     pub tls_failures: BTreeMap<&'static str, u64>,
 }
 

@@ -435,7 +435,9 @@ impl Server {
         *self.ctx.metrics.tls_failures.entry(class).or_default() += 1;
         if let Some(conn) = self.reg.get(id) {
             info!("tls failed peer={} class={class}", conn.peer);
-            self.forget(id, now);
+            // An open WebSocket (a bad record or a fatal alert after the
+            // handshake) ends like any lost connection: 1006, counted.
+            self.handle_closed(id, now);
         }
     }
 

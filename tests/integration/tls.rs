@@ -759,3 +759,85 @@ fn systemd_analyze(unit: &str, dir: &Path) {
     let text = String::from_utf8_lossy(&security.stdout);
     assert!(security.status.success(), "exposure over 2.0:\n{text}");
 }
+
+/// A reader with a backlog larger than the kernel's buffers closes (close
+/// frame, `close_notify`, end of stream) and then reads on: it gets every
+/// line queued to it and the server's close frame. The core lets go of
+/// the connection once its queue is handed to TLS; the shell must still
+/// write what TLS holds before dropping the socket (found by review).
+#[test]
+fn a_closing_reader_gets_its_whole_backlog_over_tls() {
+    let pki = pki("backlog");
+    let server = tls_server(&pki, |c| {
+        c.limits.max_queue_bytes = 32 << 20;
+        c.limits.queue_budget_bytes = 64 << 20;
+        c.limits.close_timeout = Duration::from_secs(30);
+        c.limits.slow_consumer_timeout = Duration::from_secs(30);
+    });
+    let addr = server.addr;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let tcp: TcpStream = socket.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = StreamOwned::new(
+        ClientConnection::new(client_config(&pki.ca), name).unwrap(),
+        tcp,
+    );
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).unwrap();
+    }
+    let token = mint("alice", "member", now_ms(), 600);
+    let url = format!("wss://127.0.0.1:{}/ws?token={token}", addr.port());
+    let (mut alice, _) = tungstenite::client(url, stream).unwrap();
+    assert_eq!(text(&mut alice), "System: alice joined the chat");
+    let mut bob = wss(
+        addr,
+        &pki.ca,
+        &format!("/ws?token={}", mint("bob", "member", now_ms(), 600)),
+    );
+    assert_eq!(text(&mut bob), "System: bob joined the chat");
+    // About 6 MB to alice, who does not read: more than the kernel holds.
+    let lines = 100;
+    let body = "y".repeat(60_000);
+    for _ in 0..lines {
+        bob.send(Message::text(body.clone())).unwrap();
+        assert!(text(&mut bob).starts_with("bob: "));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = alice.close(None);
+    let _ = alice.flush();
+    let mut tls = alice.into_inner();
+    tls.conn.send_close_notify();
+    while tls.conn.wants_write() {
+        tls.conn.write_tls(&mut tls.sock).unwrap();
+    }
+    tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    // Read on, slowly at first, as the server drains.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        // Slowly: the kernel's buffers stay full while the server drains.
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    // Bob's join notice (a 2-byte header and 27 bytes), each line (a
+    // 4-byte header, "bob: " and the body), then the close frame answering
+    // alice's, without a code (2 bytes).
+    let expected = 29 + lines * (4 + 5 + body.len()) + 2;
+    assert_eq!(
+        got.len(),
+        expected,
+        "lost {} bytes",
+        expected.saturating_sub(got.len())
+    );
+    assert_eq!(
+        &got[got.len() - 2..],
+        &[0x88, 0],
+        "ends with the close frame"
+    );
+}

@@ -209,6 +209,29 @@ fn the_peers_close_code_is_counted() {
     );
 }
 
+/// The TLS layer in front of an open WebSocket fails (a bad record, a
+/// fatal alert): the WebSocket ends as a lost connection (1006, the room
+/// told), and the failure is counted by class; the slot is free.
+#[test]
+fn a_tls_failure_under_a_websocket_ends_it_as_lost() {
+    let mut h = Harness::default();
+    let (a, b) = (h.open("alice"), h.open("bob"));
+    h.texts(a);
+    let now = h.now;
+    h.server.handle_tls_failure(b, "protocol", now);
+    h.pump();
+    assert!(!h.server.is_websocket(b));
+    assert_eq!(h.texts(a), ["System: bob has left the chat"]);
+    let (_, r) = h.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    for series in [
+        "wsgate_tls_failures_total{class=\"protocol\"} 1\n",
+        "wsgate_closes_total{by=\"peer\",code=\"1006\"} 1\n",
+        "\nwsgate_websockets 1\n",
+    ] {
+        assert!(r.body.contains(series), "{series} in\n{}", r.body);
+    }
+}
+
 /// A client that keeps moving its deadline earlier (each `/refresh` near
 /// expiry re-arms the warning at once) leaves stale entries in the timer
 /// heap; the heap is rebuilt before it passes twice the connections (plus
