@@ -25,7 +25,7 @@
 //! results come back through a shared queue and a `mio::Waker`.
 //!
 //! With the cargo feature `tls` and a certificate, each socket has a
-//! [`crate::tls::TlsConn`] between it and the core: ciphertext in and out
+//! `tls::TlsConn` between it and the core: ciphertext in and out
 //! here, plaintext to and from the core; a socket the core let go of while
 //! TLS still held bytes for it is written out (`draining`) before it is
 //! dropped.

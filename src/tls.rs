@@ -262,7 +262,7 @@ impl TlsConn {
         self.conn.is_handshaking()
     }
 
-    /// Reads ciphertext from `rd` (at most [`READ_CHUNK`] bytes a call) and
+    /// Reads ciphertext from `rd` (at most 17 KiB a call) and
     /// processes it. Call [`TlsConn::read_plaintext`] after each `Bytes`,
     /// and [`TlsConn::write_tls`] whenever [`TlsConn::wants_write`].
     pub fn read_tls(&mut self, rd: &mut dyn Read) -> io::Result<Received> {
