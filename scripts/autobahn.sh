@@ -113,7 +113,7 @@ openssl x509 -req -in "$tls_dir/leaf.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir
   -CAcreateserial -days 1 -extfile "$tls_dir/ext.cnf" -out "$tls_dir/cert.pem" 2>/dev/null
 tls_port=$(free_port)
 "$WSGATE_TLS_BIN" --listen "127.0.0.1:$tls_port" --echo --message-rate 0 --upgrade-rate 0 \
-  --max-conns-per-user 10000 --log warn \
+  --tls-handshake-rate 0 --max-conns-per-user 10000 --log warn \
   --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" &
 TLS_PID=$!
 proxy_port=$(free_port)

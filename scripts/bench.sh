@@ -146,7 +146,8 @@ start_server() {
             # why: per-address upgrade, connection and per-connection
             # message limits exist to stop abuse; a benchmark from a few
             # addresses would trip them.
-            for flag in --upgrade-rate --message-rate --max-conns-per-ip --max-unauth-conns-per-ip; do
+            for flag in --upgrade-rate --message-rate --max-conns-per-ip --max-unauth-conns-per-ip \
+                --tls-handshake-rate; do
                 if "$bin" --help 2>&1 | grep -q -- "$flag"; then
                     extra+=("$flag" 0)
                 fi

@@ -256,6 +256,7 @@ impl Config {
         }
         let rates = [
             ("limits.upgrade_rate", l.upgrade_rate),
+            ("limits.tls_handshake_rate", l.tls_handshake_rate),
             ("limits.failed_login_rate", l.failed_login_rate),
             ("limits.message_rate", l.message_rate),
         ];
@@ -475,6 +476,11 @@ pub struct Limits {
     /// Upgrade attempts per client IP: 10 a second, bursts of 20. Past it:
     /// `429` with `Retry-After`. `None`: unlimited.
     pub upgrade_rate: Option<Rate>,
+    /// TLS handshakes per client IP, with [`Config::tls`]: 20 a second,
+    /// bursts of 40 (each costs the event loop a key exchange and a
+    /// signature). Past it the connection is closed at accept, without a
+    /// word. `None`: unlimited.
+    pub tls_handshake_rate: Option<Rate>,
     /// Failed logins (and failed password upgrades) per client IP: 10 a
     /// minute, bursts of 10. Past it, logins from that IP get `429` with
     /// `Retry-After` before any password is checked. `None`: unlimited.
@@ -550,6 +556,10 @@ impl Default for Limits {
             upgrade_rate: Some(Rate {
                 per_sec: 10.0,
                 burst: 20.0,
+            }),
+            tls_handshake_rate: Some(Rate {
+                per_sec: 20.0,
+                burst: 40.0,
             }),
             failed_login_rate: Some(Rate {
                 per_sec: 10.0 / 60.0,

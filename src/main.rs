@@ -363,6 +363,19 @@ static OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        flag: "tls-handshake-rate",
+        value: "N",
+        env: "WSGATE_TLS_HANDSHAKE_RATE",
+        default: "20",
+        help: "TLS handshakes per second per client IP (bursts of 2N); past it a connection \
+               is closed at accept",
+        kind: Kind::Rate {
+            field: |s| &mut s.config.limits.tls_handshake_rate,
+            per_secs: 1.0,
+            burst: 2.0,
+        },
+    },
+    Opt {
         flag: "login-failures",
         value: "N",
         env: "WSGATE_LOGIN_FAILURES",

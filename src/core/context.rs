@@ -17,11 +17,12 @@ use tungstenite::protocol::WebSocketConfig;
 
 use super::RETRY_AFTER_SECS;
 use super::authenticate::Authenticate;
-use super::limits::{AddrLoad, IpBuckets};
+use super::limits::{AddrKey, AddrLoad, IpBuckets};
 use super::metrics::Metrics;
 use super::observe::Observe;
 use super::tickets::Tickets;
 use super::time;
+use super::time::Time;
 use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::session::SessionStore;
 use crate::config::Config;
@@ -39,6 +40,8 @@ pub(super) struct Context {
     /// An embedding program's observers, told of joins, leaves and lines.
     pub observers: Vec<Box<dyn Observe>>,
     pub upgrade_ips: IpBuckets,
+    /// TLS handshakes per address (only with `Config::tls`).
+    pub tls_ips: IpBuckets,
     pub failed_logins: IpBuckets,
     pub metrics: Metrics,
     /// tungstenite's settings for every WebSocket.
@@ -93,6 +96,10 @@ impl Context {
             authenticators: Vec::new(),
             observers: Vec::new(),
             upgrade_ips: IpBuckets::new(limits.upgrade_rate, limits.max_tracked_ips),
+            tls_ips: IpBuckets::new(
+                limits.tls_handshake_rate.filter(|_| config.tls.is_some()),
+                limits.max_tracked_ips,
+            ),
             failed_logins: IpBuckets::new(limits.failed_login_rate, limits.max_tracked_ips),
             metrics: Metrics::default(),
             ws_config,
@@ -110,6 +117,7 @@ impl Context {
         peer: SocketAddr,
         conns: usize,
         load: AddrLoad,
+        now: Time,
     ) -> Option<Reject> {
         let limits = &self.config.limits;
         let rej = if conns >= limits.max_connections {
@@ -124,6 +132,10 @@ impl Context {
                 "too many unauthenticated connections from this address",
                 RETRY_AFTER_SECS,
             )
+        } else if let Err(secs) = self.tls_ips.take(AddrKey::of(peer.ip()), now) {
+            // why: only with TLS (the bucket is unlimited otherwise); the
+            // shell closes a refused TLS connection without a word.
+            Reject::TooMany("too many TLS handshakes from this address", secs)
         } else {
             return None;
         };

@@ -352,7 +352,7 @@ impl Server {
         }
         self.ctx.metrics.accepted += 1;
         let load = self.reg.load(AddrKey::of(peer.ip()));
-        if let Some(rej) = self.ctx.accept_refusal(peer, self.reg.len(), load) {
+        if let Some(rej) = self.ctx.accept_refusal(peer, self.reg.len(), load, now) {
             let mut bytes = Vec::new();
             rej.response()
                 .write_to(&mut bytes, Then::Close, Part::Whole);
@@ -520,6 +520,7 @@ impl Server {
             }
             self.ctx.tickets.sweep(now);
             self.ctx.upgrade_ips.sweep(now);
+            self.ctx.tls_ips.sweep(now);
             self.ctx.failed_logins.sweep(now);
         }
     }

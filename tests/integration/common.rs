@@ -121,6 +121,7 @@ impl TestServer {
         // many connections and send bursts; the rate limits have tests of
         // their own that switch them back on.
         config.limits.upgrade_rate = None;
+        config.limits.tls_handshake_rate = None;
         config.limits.failed_login_rate = None;
         config.limits.message_rate = None;
         tweak(&mut config);

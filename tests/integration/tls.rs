@@ -326,6 +326,51 @@ fn a_handshake_flood_from_one_address_leaves_an_innocent_client_alone() {
     );
 }
 
+/// TLS handshakes per address are rate-limited at accept: past the burst,
+/// connections from 127.0.0.2 are closed at once without a byte, while
+/// 127.0.0.1 chats over WSS; the refusals are counted.
+#[test]
+fn tls_handshakes_per_address_are_rate_limited_at_accept() {
+    let pki = pki("rate");
+    let server = tls_server(&pki, |c| {
+        c.limits.tls_handshake_rate = Some(wsgate::config::Rate::new(0.05, 5.0));
+    });
+    let mut open = Vec::new();
+    let mut closed = 0;
+    for _ in 0..30 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let mut tcp: TcpStream = socket.into();
+        tcp.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match tcp.read(&mut byte) {
+            // Closed at accept, without a word.
+            Ok(0) => closed += 1,
+            Ok(_) => panic!("a refused TLS connection got bytes"),
+            // Still open: it may start its handshake.
+            Err(_) => open.push(tcp),
+        }
+    }
+    assert_eq!(open.len(), 5, "the burst");
+    assert_eq!(closed, 25);
+    let mut alice = wss(
+        server.addr,
+        &pki.ca,
+        &format!("/ws?token={}", mint("alice", "member", now_ms(), 600)),
+    );
+    assert_eq!(text(&mut alice), "System: alice joined the chat");
+    let m = metrics(server.addr, &pki.ca);
+    assert!(
+        m.contains("reason=\"too many TLS handshakes from this address\"} 25\n"),
+        "{m}"
+    );
+}
+
 /// The binary with TLS; waits for its "listening on" line. Returns the
 /// child, its address and its log lines as they come.
 fn start_tls_binary(pki: &Pki) -> (Running, SocketAddr, mpsc::Receiver<String>) {
