@@ -359,16 +359,7 @@ fn websocat_chats_line_by_line() {
             .spawn()
             .expect("spawn websocat"),
     );
-    let (tx, lines) = mpsc::channel::<String>();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = crate::common::lines_of(child.0.stdout.take().unwrap());
     let next = || {
         lines
             .recv_timeout(crate::common::IO_TIMEOUT)

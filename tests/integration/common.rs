@@ -97,6 +97,21 @@ pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The lines of `pipe` (a child's stdout or stderr) as they come, read on
+/// a thread of their own; the receiver ends when the pipe does.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
 /// A running server; dropping it stops the event loop and joins it.
 pub struct TestServer {
     /// The bound address.

@@ -8,7 +8,7 @@
 //! a server certificate it signed for `localhost` and `127.0.0.1`. No key
 //! is committed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,7 +23,7 @@ use tungstenite::{Message, WebSocket};
 use wsgate::config::TlsFiles;
 
 use crate::cli::{Running, websocat, wsgate};
-use crate::common::{IO_TIMEOUT, SECRET, TestServer, mint, now_ms, wait_for};
+use crate::common::{IO_TIMEOUT, SECRET, TestServer, lines_of, mint, now_ms, wait_for};
 
 type Tls = StreamOwned<ClientConnection, TcpStream>;
 type Wss = WebSocket<Tls>;
@@ -381,16 +381,7 @@ fn start_tls_binary(pki: &Pki) -> (Running, SocketAddr, mpsc::Receiver<String>) 
         .arg(&pki.files.key)
         .env("WSGATE_SECRET", std::str::from_utf8(SECRET).unwrap());
     let mut child = Running(cmd.spawn().expect("spawn wsgate"));
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(child.0.stderr.take().unwrap());
     let addr = loop {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
@@ -542,16 +533,7 @@ fn websocat_chats_over_wss() {
             .spawn()
             .expect("spawn websocat"),
     );
-    let (tx, lines) = mpsc::channel::<String>();
-    let stdout = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(child.0.stdout.take().unwrap());
     assert_eq!(text(&mut bob), "System: alice joined the chat");
     let mut stdin = child.0.stdin.take().unwrap();
     stdin.write_all(b"hello over wss\n").unwrap();
@@ -718,16 +700,7 @@ fn the_systemd_unit_starts_the_binary_and_stops_it_cleanly() {
         });
     }
     let mut child = Running(cmd.spawn().expect("spawn wsgate as the unit would"));
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = lines_of(child.0.stderr.take().unwrap());
     let addr: SocketAddr = wait_for_line(&lines, "listening on ")
         .split_once("listening on ")
         .unwrap()
