@@ -16,6 +16,8 @@
 //! - `cli`: the `wsgate` binary itself, signals included, and `websocat`;
 //! - `tls` (feature `tls`): HTTPS and WSS with real clients, plain HTTP
 //!   to the TLS port, stalled and flooding handshakes, `SIGHUP` reloads;
+//! - `nginx` (feature `tls`, for its test certificates): `deploy/nginx.conf`
+//!   run by a real nginx in front of a test server;
 //! - `adversarial`: attacks on heads, frames, queues, connection slots,
 //!   credentials and origins, each beside an innocent chat that must go on
 //!   (§2, §6, §7).
@@ -34,6 +36,8 @@ mod hardening;
 mod http;
 mod life;
 mod limits;
+#[cfg(feature = "tls")]
+mod nginx;
 mod session;
 mod ticket;
 #[cfg(feature = "tls")]

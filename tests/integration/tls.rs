@@ -25,20 +25,20 @@ use wsgate::config::TlsFiles;
 use crate::cli::{Running, websocat, wsgate};
 use crate::common::{IO_TIMEOUT, SECRET, TestServer, lines_of, mint, now_ms, wait_for};
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-type Wss = WebSocket<Tls>;
+pub(crate) type Tls = StreamOwned<ClientConnection, TcpStream>;
+pub(crate) type Wss = WebSocket<Tls>;
 
 /// A test-only CA and the server pair it signed, as PEM files in a fresh
 /// directory.
-struct Pki {
+pub(crate) struct Pki {
     /// The CA certificate, for clients to trust.
-    ca_pem: PathBuf,
-    ca: CertificateDer<'static>,
+    pub(crate) ca_pem: PathBuf,
+    pub(crate) ca: CertificateDer<'static>,
     /// The server's certificate and key.
-    files: TlsFiles,
+    pub(crate) files: TlsFiles,
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsgate-it-tls-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -65,7 +65,7 @@ fn issue(ca_pem: &Path, cert: &Path, key: &Path) -> CertificateDer<'static> {
     ca.der().clone()
 }
 
-fn pki(name: &str) -> Pki {
+pub(crate) fn pki(name: &str) -> Pki {
     let dir = scratch(name);
     let files = TlsFiles::new(dir.join("cert.pem"), dir.join("key.pem"));
     let ca_pem = dir.join("ca.pem");
@@ -81,7 +81,7 @@ fn tls_server(pki: &Pki, tweak: impl FnOnce(&mut wsgate::config::Config)) -> Tes
     })
 }
 
-fn client_config(ca: &CertificateDer<'static>) -> Arc<ClientConfig> {
+pub(crate) fn client_config(ca: &CertificateDer<'static>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(ca.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -95,7 +95,7 @@ fn client_config(ca: &CertificateDer<'static>) -> Arc<ClientConfig> {
 }
 
 /// A TLS connection to `addr` trusting `ca`, handshake done.
-fn try_tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> std::io::Result<Tls> {
+pub(crate) fn try_tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> std::io::Result<Tls> {
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(IO_TIMEOUT))?;
     tcp.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -108,13 +108,13 @@ fn try_tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> std::io::Result<Tl
     Ok(tls)
 }
 
-fn tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> Tls {
+pub(crate) fn tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> Tls {
     try_tls(addr, ca).expect("a TLS connection")
 }
 
 /// One HTTP request over a fresh TLS connection (`Connection: close`); the
 /// whole answer.
-fn https(addr: SocketAddr, ca: &CertificateDer<'static>, request: &str) -> String {
+pub(crate) fn https(addr: SocketAddr, ca: &CertificateDer<'static>, request: &str) -> String {
     let mut s = tls(addr, ca);
     s.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
@@ -122,18 +122,18 @@ fn https(addr: SocketAddr, ca: &CertificateDer<'static>, request: &str) -> Strin
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn get(path: &str) -> String {
+pub(crate) fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
 }
 
-fn wss(addr: SocketAddr, ca: &CertificateDer<'static>, target: &str) -> Wss {
+pub(crate) fn wss(addr: SocketAddr, ca: &CertificateDer<'static>, target: &str) -> Wss {
     let url = format!("wss://127.0.0.1:{}{target}", addr.port());
     let (ws, response) = tungstenite::client(url, tls(addr, ca)).expect("a WSS upgrade");
     assert_eq!(response.status(), 101);
     ws
 }
 
-fn text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
+pub(crate) fn text<S: Read + Write>(ws: &mut WebSocket<S>) -> String {
     loop {
         match ws.read().expect("a message") {
             Message::Text(t) => return t.as_str().to_string(),
@@ -601,7 +601,7 @@ with connect(url, ssl=ctx, additional_headers={"Authorization": "Bearer " + toke
 }
 
 /// True when `tool` runs; in CI (which installs it) a missing tool fails.
-fn tool_present(tool: &str) -> bool {
+pub(crate) fn tool_present(tool: &str) -> bool {
     let present = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
