@@ -352,9 +352,12 @@ impl TlsConn {
             peer_closed,
             ..
         } = self;
-        // why: bounded: each state is handled, and rustls moves on; a
-        // stuck rustls must not spin the event loop.
-        for _ in 0..64 {
+        // why: every state takes rustls a step on (a record consumed, a
+        // chunk emitted, a flag cleared), and each record is at least 5
+        // bytes; the bound only stops a rustls that stopped moving from
+        // spinning the event loop, never a read full of tiny records.
+        let most = incoming.len() / 5 + 64;
+        for _ in 0..most {
             let status = conn.process_tls_records(incoming);
             let discard = status.discard;
             let mut stop = false;

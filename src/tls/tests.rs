@@ -358,3 +358,35 @@ fn rsa_keys_and_pkcs1_and_sec1_encodings_load_and_serve() {
     client.writer().write_all(b"ping").unwrap();
     assert_eq!(pump(&mut client, &mut server).0, b"ping");
 }
+
+/// A client that writes each small message as its own record (browsers
+/// do, one record a WebSocket frame): a read holds hundreds of records,
+/// and every one of them is decrypted in that read, none left waiting in
+/// the buffer (which would stall them, or grow it until it failed).
+#[test]
+fn a_read_full_of_tiny_records_is_decrypted_whole() {
+    let (files, root) = make_pair("tiny", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let mut client = client_for(&root, &[&rustls::version::TLS13]);
+    let mut server = TlsConn::new(files.load().unwrap()).unwrap();
+    pump(&mut client, &mut server);
+    assert!(!server.is_handshaking());
+    for _ in 0..1000 {
+        client.writer().write_all(b"x").unwrap();
+    }
+    let mut wire = Vec::new();
+    while client.wants_write() {
+        client.write_tls(&mut wire).unwrap();
+    }
+    assert!(wire.len() > 20_000, "a record each: {}", wire.len());
+    let mut plain = Vec::new();
+    let mut rd = &wire[..];
+    while !rd.is_empty() {
+        assert!(matches!(
+            server.read_tls(&mut rd).unwrap(),
+            Received::Bytes(_)
+        ));
+        server.read_plaintext(&mut plain);
+    }
+    assert_eq!(plain.len(), 1000, "every record decrypted when read");
+    assert!(server.incoming.is_empty());
+}
