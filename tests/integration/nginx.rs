@@ -11,7 +11,7 @@ use std::time::Duration;
 use tungstenite::Message;
 
 use crate::cli::Running;
-use crate::common::{TestServer, mint, now_ms, wait_for};
+use crate::common::{TestServer, form_request, mint, now_ms, wait_for};
 use crate::tls::{Pki, get, https, pki, text, tls, tool_present, wss};
 
 /// nginx with `deploy/nginx.conf` in front of `upstream`, listening on a
@@ -95,14 +95,13 @@ fn chat_through_nginx_with_tokens_and_the_cookie_flow() {
 
     // The cookie flow: the login through nginx, the upgrade with nginx's
     // https:// origin (wsgate sees the Host nginx passes on).
-    let body = "username=bob&password=builder";
     let login = https(
         front,
         &pki.ca,
-        &format!(
-            "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        &form_request(
+            "/login",
+            "username=bob&password=builder",
+            "Connection: close\r\n",
         ),
     );
     let cookie = login

@@ -23,7 +23,9 @@ use tungstenite::{Message, WebSocket};
 use wsgate::config::TlsFiles;
 
 use crate::cli::{Running, websocat, wsgate};
-use crate::common::{IO_TIMEOUT, SECRET, TestServer, lines_of, mint, now_ms, wait_for};
+use crate::common::{
+    IO_TIMEOUT, SECRET, TestServer, form_request, lines_of, mint, now_ms, wait_for,
+};
 
 pub(crate) type Tls = StreamOwned<ClientConnection, TcpStream>;
 pub(crate) type Wss = WebSocket<Tls>;
@@ -157,14 +159,13 @@ fn chat_and_every_endpoint_over_tls_with_tungstenite() {
     assert!(health.ends_with("\r\n\r\nok"), "{health}");
 
     // A token from /token, then WSS with it.
-    let body = "username=alice&password=wonderland";
     let answer = https(
         addr,
         &pki.ca,
-        &format!(
-            "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        &form_request(
+            "/token",
+            "username=alice&password=wonderland",
+            "Connection: close\r\n",
         ),
     );
     let json: serde_json::Value =
@@ -174,14 +175,13 @@ fn chat_and_every_endpoint_over_tls_with_tungstenite() {
     assert_eq!(text(&mut alice), "System: alice joined the chat");
 
     // The cookie flow, from the server's own https:// origin.
-    let body = "username=bob&password=builder";
     let login = https(
         addr,
         &pki.ca,
-        &format!(
-            "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        &form_request(
+            "/login",
+            "username=bob&password=builder",
+            "Connection: close\r\n",
         ),
     );
     let cookie = login
@@ -709,14 +709,13 @@ fn the_systemd_unit_starts_the_binary_and_stops_it_cleanly() {
         .parse()
         .unwrap();
     // The user from the credentials file gets a token over TLS.
-    let body = "username=dora&password=correct%20horse";
     let answer = https(
         addr,
         &pki.ca,
-        &format!(
-            "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        &form_request(
+            "/token",
+            "username=dora&password=correct%20horse",
+            "Connection: close\r\n",
         ),
     );
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
