@@ -946,8 +946,16 @@ impl Gateway {
             },
             None => true,
         };
-        // Input is discarded, so that closing is a FIN, not a reset.
-        while matches!(socket.stream.read(&mut self.buf), Ok(n) if n > 0) {}
+        // Input is discarded, so that closing is a FIN, not a reset; at
+        // most a read budget a turn, so a peer that keeps sending cannot
+        // hold the event loop here.
+        let mut discarded = 0;
+        while discarded < READ_BUDGET {
+            match socket.stream.read(&mut self.buf) {
+                Ok(n) if n > 0 => discarded += n,
+                _ => break,
+            }
+        }
         if done {
             if let Some(mut drain) = self.draining.remove(&id) {
                 let _ = drain.socket.stream.shutdown(Shutdown::Write);
