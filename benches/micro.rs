@@ -17,6 +17,10 @@
 //!   upgrade, and authenticated.
 //! - `core/handshake`: one whole authenticated upgrade through the sans-IO
 //!   core (accept, request bytes, `101` drained, close), no sockets.
+//! - `auth/pbkdf2_verify`, `auth/argon2id_verify`: one password check
+//!   against a PBKDF2-SHA256 hash from `wsgate hash-password` and an
+//!   Argon2id hash at OWASP's first parameter pair (m=19456, t=2, p=1),
+//!   as the helper thread runs them.
 //! - `core/fanout_1000`: one masked client text frame into the core, fanned
 //!   out to a room of 1,000 open WebSockets, every queue drained; also with
 //!   16 messages per drain, as a loaded server batches them.
@@ -26,6 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use wsgate::auth::jwt::{JwtConfig, Secret};
+use wsgate::auth::password::{hash_password, verify_password};
 use wsgate::config::Config;
 use wsgate::core::{Server, Time};
 use wsgate::http::parse_head;
@@ -89,6 +94,25 @@ fn main() {
     }
     if run("core/handshake") {
         core_handshake(&jwt);
+    }
+    if run("auth/pbkdf2_verify") {
+        let hash = hash_password("correct horse");
+        bench("auth/pbkdf2_verify", 1, || {
+            assert!(verify_password(black_box(&hash), "correct horse"));
+        });
+    }
+    if run("auth/argon2id_verify") {
+        use argon2::password_hash::PasswordHasher;
+        let params = argon2::Params::new(19_456, 2, 1, None).expect("valid");
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let hash = argon
+            .hash_password_with_salt(b"correct horse", b"saltsaltsaltsalt")
+            .expect("hashed")
+            .to_string();
+        bench("auth/argon2id_verify", 1, || {
+            assert!(verify_password(black_box(&hash), "correct horse"));
+        });
     }
     if run("core/fanout_1000") {
         fanout(&jwt, 1000, 1);

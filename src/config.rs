@@ -8,7 +8,9 @@
 //! values. This module depends on nothing else inside the crate.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+pub use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +49,18 @@ pub struct Config {
     /// TLS on the listening port: every endpoint is HTTPS and `/ws` is
     /// WSS (needs the cargo feature `tls`). Default: none, plain TCP.
     pub tls: Option<TlsFiles>,
+    /// Peers whose word on the client's address is taken (README
+    /// "Behind a proxy"): from a peer in one of these networks, the client
+    /// address comes from `X-Forwarded-For` (the rightmost entry that is
+    /// not itself a trusted proxy) and, with [`Config::proxy_protocol`],
+    /// from the PROXY protocol header. Per-address limits never apply to
+    /// a trusted proxy's own address. Default: none (those headers are
+    /// ignored from everyone).
+    pub trusted_proxies: Vec<IpNet>,
+    /// Connections from [`Config::trusted_proxies`] must begin with a
+    /// PROXY protocol header (v1 or v2), before TLS and HTTP; one that
+    /// does not is refused. Never read from any other peer. Default off.
+    pub proxy_protocol: bool,
     /// Absolute lifetime of a login session (also the cookie's `Max-Age`).
     /// Default 8 hours.
     pub session_ttl: Duration,
@@ -131,6 +145,8 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             insecure_cookie: false,
             tls: None,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             session_ttl: Duration::from_secs(8 * 3600),
             session_idle: Duration::from_secs(30 * 60),
             send_roles: None,
@@ -146,6 +162,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// True when `ip` is in one of [`Config::trusted_proxies`] (an
+    /// IPv4-mapped IPv6 address counts as its IPv4 address).
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
     /// True when `role` may send chat lines.
     pub fn may_send(&self, role: &str) -> bool {
         match &self.send_roles {
@@ -168,6 +191,10 @@ impl Config {
     /// found is the error.
     ///
     /// # Errors
+    /// - [`ConfigError::TlsNotBuilt`] when `tls` is set in a build
+    ///   without the cargo feature `tls`;
+    /// - [`ConfigError::ProxyProtocolUntrusted`] when `proxy_protocol` is
+    ///   on and `trusted_proxies` is empty;
     /// - [`ConfigError::NoSecret`] when `secrets` is empty (as in
     ///   [`Config::default()`]);
     /// - [`ConfigError::SecretTooShort`] for a secret under [`MIN_SECRET_LEN`]
@@ -203,6 +230,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.tls.is_some() && !cfg!(feature = "tls") {
             return Err(ConfigError::TlsNotBuilt);
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::ProxyProtocolUntrusted);
         }
         if self.secrets.is_empty() {
             return Err(ConfigError::NoSecret);
@@ -270,6 +300,26 @@ impl Config {
     }
 }
 
+/// A network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`) or a single
+/// address (`127.0.0.1`, `::1`), host bits cleared; `None` for anything
+/// else. (The addresses are std's to parse.)
+pub fn parse_network(text: &str) -> Option<IpNet> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr.parse().ok()?;
+    let prefix = match prefix {
+        None if ip.is_ipv4() => 32,
+        None => 128,
+        Some(p) if (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse().ok()?
+        }
+        Some(_) => return None,
+    };
+    IpNet::new(ip, prefix).ok().map(|net| net.trunc())
+}
+
 /// The fewest bytes a token secret may have: the HMAC-SHA256 output size,
 /// the minimum RFC 7518 §3.2 requires for HS256. The same as
 /// `auth::jwt::MIN_SECRET_LEN`, which `Gateway::bind` asserts at compile
@@ -289,6 +339,9 @@ pub enum ConfigError {
     /// [`Config::tls`] is set but the library was built without the cargo
     /// feature `tls`.
     TlsNotBuilt,
+    /// [`Config::proxy_protocol`] is on but [`Config::trusted_proxies`]
+    /// is empty: no peer could send the header.
+    ProxyProtocolUntrusted,
     /// [`Config::secrets`] is empty, as in [`Config::default()`].
     NoSecret,
     /// The secret at `index` (from 0) of [`Config::secrets`] is `len`
@@ -339,6 +392,11 @@ impl fmt::Display for ConfigError {
                 f,
                 "TLS was asked for (--tls-cert, --tls-key) but this wsgate was built without \
                  it; build with `--features tls`"
+            ),
+            ConfigError::ProxyProtocolUntrusted => write!(
+                f,
+                "the PROXY protocol was asked for (--proxy-protocol) but no proxy is trusted; \
+                 name the proxies' addresses with --trusted-proxy CIDR"
             ),
             ConfigError::NoSecret => write!(
                 f,
@@ -766,6 +824,47 @@ mod tests {
         assert_eq!(l.queue_ceiling(), 16 << 20);
         l.max_message_bytes = 16 << 20;
         assert!(l.queue_ceiling() >= l.max_queue_bytes + 2 * (16 << 20));
+    }
+
+    #[test]
+    fn networks_parse_as_cidr_or_one_address() {
+        for (text, net) in [
+            ("10.1.2.3/8", "10.0.0.0/8"),
+            ("127.0.0.1", "127.0.0.1/32"),
+            ("::1", "::1/128"),
+            ("2001:db8::7/32", "2001:db8::/32"),
+            ("0.0.0.0/0", "0.0.0.0/0"),
+        ] {
+            assert_eq!(parse_network(text).unwrap().to_string(), net, "{text}");
+        }
+        for bad in [
+            "",
+            "nginx",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/+8",
+            "10.0.0.0/8/8",
+            "10.0.0/8",
+            "[::1]",
+            "localhost",
+        ] {
+            assert_eq!(parse_network(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_proxy_protocol_needs_a_trusted_proxy() {
+        let mut c = Config {
+            secrets: vec![SecretKey(vec![7; MIN_SECRET_LEN])],
+            proxy_protocol: true,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e, ConfigError::ProxyProtocolUntrusted);
+        assert!(e.to_string().contains("--trusted-proxy"), "{e}");
+        c.trusted_proxies.push(parse_network("10.0.0.0/8").unwrap());
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

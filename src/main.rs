@@ -30,7 +30,7 @@ use wsgate::auth::users::Users;
 use wsgate::auth::valid_role;
 use wsgate::config::{
     Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, SecretKey, TlsFiles, parse_duration,
-    parse_size,
+    parse_network, parse_size,
 };
 use wsgate::shell::Gateway;
 
@@ -102,8 +102,9 @@ struct Opt {
     value: &'static str,
     /// The environment variable, read when the flag is absent: `WSGATE_`
     /// and the flag upper-cased with `-` → `_`, except
-    /// `WSGATE_ALLOWED_ORIGINS` (a list) and `WSGATE_SECRET` (no flag: a
-    /// secret in the command line would show in `ps`).
+    /// `WSGATE_ALLOWED_ORIGINS` and `WSGATE_TRUSTED_PROXIES` (lists) and
+    /// `WSGATE_SECRET` (no flag: a secret in the command line would show
+    /// in `ps`).
     env: &'static str,
     /// The default as `--help` shows it: a value the option would accept
     /// when it is one (a test checks that it is the real default), else a
@@ -228,6 +229,28 @@ static OPTIONS: &[Opt] = &[
         default: "off",
         help: "cookie without Secure/__Host- for plain HTTP",
         kind: Kind::Switch(|s| &mut s.config.insecure_cookie),
+    },
+    Opt {
+        flag: "trusted-proxy",
+        value: "CIDR",
+        env: "WSGATE_TRUSTED_PROXIES",
+        default: "none",
+        help: "a proxy whose X-Forwarded-For (and PROXY header) names the client, repeatable",
+        kind: Kind::Each(|s, v| {
+            let net = parse_network(v).ok_or_else(|| {
+                format!("not an address or network: {v:?} (say 10.0.0.0/8, 127.0.0.1 or ::1/128)")
+            })?;
+            s.config.trusted_proxies.push(net);
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "proxy-protocol",
+        value: "",
+        env: "WSGATE_PROXY_PROTOCOL",
+        default: "off",
+        help: "trusted proxies send a PROXY protocol header (v1 or v2) first",
+        kind: Kind::Switch(|s| &mut s.config.proxy_protocol),
     },
     Opt {
         flag: "max-connections",
@@ -833,6 +856,7 @@ mod tests {
                 // Documented exceptions (see `Opt::env`).
                 "" => "WSGATE_SECRET".to_string(),
                 "allowed-origin" => "WSGATE_ALLOWED_ORIGINS".to_string(),
+                "trusted-proxy" => "WSGATE_TRUSTED_PROXIES".to_string(),
                 flag => format!("WSGATE_{}", flag.to_ascii_uppercase().replace('-', "_")),
             };
             assert_eq!(o.env, expected, "--{}", o.flag);
@@ -961,6 +985,30 @@ mod tests {
         assert_eq!(s.config.allowed_origins[1].host, "d.test");
         let e = parse(&["--allowed-origin", "http://a,http://b"], &[]).unwrap_err();
         assert_eq!(e, "--allowed-origin: not an origin: \"http://a,http://b\"");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_addresses() {
+        let var = [("WSGATE_TRUSTED_PROXIES", "10.1.2.3/8, ::1")];
+        let s = parse(&[], &var).unwrap();
+        let nets: Vec<String> = (s.config.trusted_proxies.iter())
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
+        let s = parse(&["--trusted-proxy", "127.0.0.1", "--proxy-protocol"], &var).unwrap();
+        assert_eq!(s.config.trusted_proxies.len(), 1);
+        assert!(s.config.proxy_protocol);
+        assert!(
+            s.config
+                .is_trusted_proxy("::ffff:127.0.0.1".parse().unwrap())
+        );
+        assert!(!s.config.is_trusted_proxy("127.0.0.2".parse().unwrap()));
+        let e = parse(&["--trusted-proxy", "nginx"], &[]).unwrap_err();
+        assert_eq!(
+            e,
+            "--trusted-proxy: not an address or network: \"nginx\" \
+             (say 10.0.0.0/8, 127.0.0.1 or ::1/128)"
+        );
     }
 
     #[test]

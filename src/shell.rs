@@ -49,6 +49,7 @@ use crate::core::{
     Accept, Action, Authenticate, ConnId, Observe, PasswordJob, Publication, PublishError, Server,
     Time,
 };
+use crate::http::proxied::MAX_PROXY_HEADER;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
@@ -684,6 +685,9 @@ impl Gateway {
     /// Reads `id` until `WouldBlock`, end of stream or the budget; true
     /// when the budget ran out first.
     fn read_one(&mut self, id: ConnId, now: Time) -> bool {
+        if self.server.awaits_proxy_header(id) && !self.read_proxy_header(id, now) {
+            return false;
+        }
         #[cfg(feature = "tls")]
         if self.socket(id).is_some_and(|s| s.tls.is_some()) {
             return self.read_one_tls(id, now);
@@ -722,6 +726,50 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// Takes the PROXY protocol header of connection `id` off its stream:
+    /// peeks, lets the core read what is there, and reads exactly the
+    /// header once the core has it whole, so that what follows it (TLS or
+    /// HTTP) stays in the kernel for the usual reads. False while the
+    /// header is not whole (the next readable event brings more) or when
+    /// the connection ended.
+    // why: only for trusted proxies; kept out of the loop that calls it.
+    #[inline(never)]
+    fn read_proxy_header(&mut self, id: ConnId, now: Time) -> bool {
+        let Some(stream) = stream_of(&mut self.sockets, id) else {
+            return false;
+        };
+        let peeked = loop {
+            match stream.peek(&mut self.buf[..MAX_PROXY_HEADER]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        let taken = match peeked {
+            Ok(0) => {
+                self.server.handle_eof(id, now);
+                self.actions();
+                return false;
+            }
+            Ok(n) => match self.server.handle_proxy_header(id, &self.buf[..n], now) {
+                None => return false,
+                // The header is in the kernel's buffer, whole: one read of
+                // its length takes it and nothing after it.
+                Some(len) => {
+                    len == 0 || matches!(stream.read(&mut self.buf[..len]), Ok(k) if k == len)
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(_) => false,
+        };
+        if !taken {
+            self.server.handle_closed(id, now);
+            self.drop_socket(id);
+            return false;
+        }
+        self.actions();
+        true
     }
 
     /// One `write()` per connection with queued bytes.

@@ -29,6 +29,7 @@ use crate::auth::users::Users;
 use crate::config::{Config, SecretKey};
 use crate::core::pipe::Pipe;
 use crate::core::{Accept, Action, ConnId, Server, Time};
+use crate::http::proxied::MAX_PROXY_HEADER;
 
 /// The most bytes handed to the core in one `handle_bytes`, like the real
 /// shell's read buffer.
@@ -312,6 +313,18 @@ impl Harness {
                     progressed = true;
                 }
                 return progressed;
+            }
+            // A PROXY protocol header is peeked, then taken whole, as the
+            // shell does.
+            if self.server.awaits_proxy_header(id) {
+                let unread = &self.peer(id).unread;
+                let peeked = unread[..unread.len().min(MAX_PROXY_HEADER)].to_vec();
+                let Some(len) = (self.server).handle_proxy_header(id, &peeked, self.now) else {
+                    return progressed;
+                };
+                self.peer(id).unread.drain(..len);
+                progressed = true;
+                continue;
             }
             let peer = self.peer(id);
             let n = peer.unread.len().min(READ_CHUNK);

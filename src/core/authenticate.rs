@@ -60,6 +60,9 @@ pub enum Verdict {
 
 /// A program's own authentication, chained before the built-in checks.
 pub trait Authenticate: Send {
-    /// Judges one upgrade request (already a valid WebSocket handshake).
+    /// Judges one upgrade request (already a valid WebSocket handshake)
+    /// from `peer`, the client's address: through a trusted proxy
+    /// (`Config::trusted_proxies`), the client the proxy named, with port
+    /// 0 when it did not say one (`X-Forwarded-For`).
     fn authenticate(&self, request: &Request, peer: SocketAddr) -> Verdict;
 }

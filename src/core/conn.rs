@@ -17,7 +17,6 @@
 //! [`super::registry::Registry::open`] calls, so that an open WebSocket is
 //! always listed in its room and under its user.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
 use super::fragments::FragmentMeter;
 use super::limits::Bucket;
+use super::peer::{Peer, ViaProxy};
 use super::pipe::OutQueue;
 use super::registry::ConnId;
 use super::time::{Time, Timer};
@@ -216,8 +216,11 @@ impl Ws {
 pub struct Conn {
     /// Its id (slot and generation).
     pub id: ConnId,
-    /// The peer's address.
-    pub peer: SocketAddr,
+    /// Its client's address (through a trusted proxy, the client the
+    /// proxy named; see [`Conn::via`]).
+    pub peer: Peer,
+    /// The trusted proxy it came through, if it did.
+    pub via: Option<Box<ViaProxy>>,
     /// Bytes to write.
     pub out: OutQueue,
     /// Listed in the server's dirty list (has output to flush this turn).

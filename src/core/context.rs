@@ -8,7 +8,7 @@
 //! decides it returns to the server, which carries it out on the registry
 //! and the queues.
 
-use std::net::SocketAddr;
+use super::peer::Peer;
 
 use log::debug;
 use rand::SeedableRng;
@@ -17,7 +17,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use super::RETRY_AFTER_SECS;
 use super::authenticate::Authenticate;
-use super::limits::{AddrKey, AddrLoad, IpBuckets};
+use super::limits::{AddrLoad, IpBuckets};
 use super::metrics::Metrics;
 use super::observe::Observe;
 use super::tickets::Tickets;
@@ -114,38 +114,83 @@ impl Context {
     /// debug: a flood of them would flood the log; `/metrics` counts them).
     pub fn accept_refusal(
         &mut self,
-        peer: SocketAddr,
+        peer: Peer,
         conns: usize,
         load: AddrLoad,
         now: Time,
     ) -> Option<Reject> {
-        let limits = &self.config.limits;
-        let rej = if conns >= limits.max_connections {
+        let rej = if conns >= self.config.limits.max_connections {
             Reject::Unavailable("server at connection limit", RETRY_AFTER_SECS)
-        } else if limits.max_conns_per_ip.is_some_and(|cap| load.conns >= cap) {
-            Reject::TooMany("too many connections from this address", RETRY_AFTER_SECS)
-        } else if limits
-            .max_unauth_per_ip
-            .is_some_and(|cap| load.unauth >= cap)
-        {
-            Reject::TooMany(
-                "too many unauthenticated connections from this address",
-                RETRY_AFTER_SECS,
-            )
-        } else if let Err(secs) = self.tls_ips.take(AddrKey::of(peer.ip()), now) {
-            // why: only with TLS (the bucket is unlimited otherwise); the
-            // shell closes a refused TLS connection without a word.
-            Reject::TooMany("too many TLS handshakes from this address", secs)
         } else {
-            return None;
+            // why: only with TLS is a handshake to come (the bucket is
+            // unlimited otherwise); the shell closes a refused TLS
+            // connection without a word.
+            self.address_limit(peer, load, true, now)?
         };
+        Some(self.count_refusal(peer, rej))
+    }
+
+    /// Why a connection from a trusted proxy may not go on now that the
+    /// proxy named its client, `peer`, if it may not: `load` is what the
+    /// client's address held without this connection, and `handshake`
+    /// says whether its TLS handshake is still to come (a PROXY protocol
+    /// header; `X-Forwarded-For` comes after it). The same limits as at
+    /// accept, counted and logged the same way.
+    pub fn proxied_refusal(
+        &mut self,
+        peer: Peer,
+        load: AddrLoad,
+        handshake: bool,
+        now: Time,
+    ) -> Option<Reject> {
+        let rej = self.address_limit(peer, load, handshake, now)?;
+        Some(self.count_refusal(peer, rej))
+    }
+
+    /// The per-address limits a new connection from `peer` must pass.
+    /// A trusted proxy passes them all: it speaks for many clients, whose
+    /// own addresses count once it names them.
+    fn address_limit(
+        &mut self,
+        peer: Peer,
+        load: AddrLoad,
+        handshake: bool,
+        now: Time,
+    ) -> Option<Reject> {
+        if self.config.is_trusted_proxy(peer.ip()) {
+            return None;
+        }
+        let limits = &self.config.limits;
+        Some(
+            if limits.max_conns_per_ip.is_some_and(|cap| load.conns >= cap) {
+                Reject::TooMany("too many connections from this address", RETRY_AFTER_SECS)
+            } else if limits
+                .max_unauth_per_ip
+                .is_some_and(|cap| load.unauth >= cap)
+            {
+                Reject::TooMany(
+                    "too many unauthenticated connections from this address",
+                    RETRY_AFTER_SECS,
+                )
+            } else if let Some(secs) = handshake
+                .then(|| self.tls_ips.take(peer.key(), now).err())
+                .flatten()
+            {
+                Reject::TooMany("too many TLS handshakes from this address", secs)
+            } else {
+                return None;
+            },
+        )
+    }
+
+    fn count_refusal(&mut self, peer: Peer, rej: Reject) -> Reject {
         debug!(
             "refused peer={peer} status={} reason=\"{}\"",
             rej.status(),
             rej.reason()
         );
         self.metrics.refused(rej.status(), rej.reason());
-        Some(rej)
+        rej
     }
 
     /// What the upgrade checks need to know of the configuration.

@@ -6,7 +6,7 @@
 //! that principal may open this WebSocket now; the server carries out
 //! what they return ([`Server::start_upgrade`], [`Server::admit`]).
 
-use std::net::SocketAddr;
+use super::peer::Peer;
 use std::sync::Arc;
 
 use log::{debug, info};
@@ -56,12 +56,7 @@ impl Context {
     /// handshake's rules, the embedding program's authenticators, then the
     /// one built-in credential (token, ticket, session cookie, or a
     /// password to check).
-    pub(super) fn authenticate(
-        &mut self,
-        req: &Request,
-        peer: SocketAddr,
-        now: Time,
-    ) -> Authenticated {
+    pub(super) fn authenticate(&mut self, req: &Request, peer: Peer, now: Time) -> Authenticated {
         use Authenticated::Refuse;
         if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
             return Refuse(Reject::TooMany("too many upgrades", secs), None);
@@ -71,7 +66,7 @@ impl Context {
             Err(rej) => return Refuse(rej, None),
         };
         for authenticator in &self.authenticators {
-            match authenticator.authenticate(req, peer) {
+            match authenticator.authenticate(req, peer.0) {
                 Verdict::Pass => continue,
                 Verdict::Refuse(reason) => {
                     return Refuse(Reject::Unauthorized(reason), Some("custom"));
@@ -264,8 +259,9 @@ impl Server {
             Part::Whole,
         );
         conn.out.begin_frames();
+        let via = (conn.via.as_ref()).map_or(String::new(), |v| format!(" via={}", v.proxy));
         info!(
-            "open user={} peer={} room={} mode={} carrier={kind}",
+            "open user={} peer={}{via} room={} mode={} carrier={kind}",
             quoted(&user),
             conn.peer,
             quoted(&upgrade.room),

@@ -67,6 +67,7 @@ mod limits;
 mod logfmt;
 mod metrics;
 mod observe;
+mod peer;
 pub(crate) mod pipe;
 mod registry;
 mod requests;
@@ -98,9 +99,11 @@ use crate::http::Response;
 use crate::http::response::{Part, Then};
 use crate::http::upgrade::Reject;
 
+use crate::http::proxied::{self, ProxyHeader};
 use conn::{Conn, Phase, Purpose};
 use context::Context;
 use metrics::Gauges;
+use peer::{Peer, ViaProxy};
 use registry::Registry;
 
 /// A password check handed to the helper thread.
@@ -346,22 +349,104 @@ impl Server {
     /// limit and the per-address limits are checked here, before the
     /// connection takes a slot: a refused one is answered `503` or `429`
     /// by the shell at once and held by nobody.
+    ///
+    /// A trusted proxy (`Config::trusted_proxies`) passes the per-address
+    /// limits; its clients' addresses count once it names them. With
+    /// `Config::proxy_protocol` its connection then awaits a PROXY
+    /// protocol header ([`Server::awaits_proxy_header`]).
     pub fn handle_accept(&mut self, peer: SocketAddr, now: Time) -> Accept {
         if self.ctx.shutting_down {
             return Accept::Drop;
         }
         self.ctx.metrics.accepted += 1;
-        let load = self.reg.load(AddrKey::of(peer.ip()));
-        if let Some(rej) = self.ctx.accept_refusal(peer, self.reg.len(), load, now) {
+        let load = self.reg.load(Peer(peer).key());
+        if let Some(rej) = (self.ctx).accept_refusal(Peer(peer), self.reg.len(), load, now) {
             let mut bytes = Vec::new();
             rej.response()
                 .write_to(&mut bytes, Then::Close, Part::Whole);
             return Accept::Refuse(bytes);
         }
-        let id = self.reg.admit(peer);
+        let config = &self.ctx.config;
+        let via = config.is_trusted_proxy(peer.ip()).then(|| {
+            Box::new(ViaProxy {
+                proxy: peer,
+                hop: peer,
+                awaits_header: config.proxy_protocol,
+            })
+        });
+        let id = self.reg.admit(Peer(peer), via);
         let deadline = now + self.ctx.config.limits.handshake_timeout;
         self.set_deadline(id, deadline, Timer::Handshake);
         Accept::Open(id)
+    }
+
+    /// True while connection `id` waits for its PROXY protocol header (it
+    /// is from a trusted proxy, and `Config::proxy_protocol` is on): the
+    /// shell passes what the connection sent first to
+    /// [`Server::handle_proxy_header`], peeked, before anything else (TLS
+    /// included).
+    pub fn awaits_proxy_header(&self, id: ConnId) -> bool {
+        (self.reg.get(id)).is_some_and(|c| c.via.as_ref().is_some_and(|v| v.awaits_header))
+    }
+
+    /// `bytes`, what connection `id` has sent so far (peeked, not taken
+    /// off the stream), read as its PROXY protocol header: how many of
+    /// them to take off the stream as the header, then read the stream as
+    /// usual, or `None` when the header is not whole yet (peek again when
+    /// more arrives; the request-head deadline runs meanwhile).
+    ///
+    /// With the client's address the connection counts under it, and the
+    /// per-address limits are checked for it as at accept. A refusal, or
+    /// bytes that are not a PROXY header, end the connection: on a plain
+    /// port with a `429` or a `400`, on a TLS port without a word (as at
+    /// accept). Either way `Some(_)` is returned and the shell carries
+    /// on as usual: the core discards what it reads, or an
+    /// [`Action::Close`] is queued.
+    // why: only for trusted proxies; kept out of the loop that calls it.
+    #[inline(never)]
+    pub fn handle_proxy_header(&mut self, id: ConnId, bytes: &[u8], now: Time) -> Option<usize> {
+        let tls = self.ctx.config.tls.is_some();
+        let conn = self.reg.get_mut(id)?;
+        let Some(via) = conn.via.as_mut().filter(|v| v.awaits_header) else {
+            return Some(0);
+        };
+        let (len, source) = match proxied::proxy_header(bytes) {
+            ProxyHeader::Incomplete => return None,
+            ProxyHeader::Header { len, source } => (len, source),
+            ProxyHeader::Invalid => {
+                via.awaits_header = false;
+                let rej = Reject::BadRequest("expected a PROXY protocol header");
+                self.refuse_early(id, rej, tls, now);
+                return Some(0);
+            }
+        };
+        via.awaits_header = false;
+        if let Some(source) = source {
+            via.hop = source;
+            let client = Peer(source);
+            let fresh = client.key() != conn.peer.key();
+            let load = self.reg.load(client.key());
+            self.reg.rekey(id, client);
+            if fresh {
+                if let Some(rej) = self.ctx.proxied_refusal(client, load, tls, now) {
+                    self.refuse_early(id, rej, tls, now);
+                }
+            }
+        }
+        Some(len)
+    }
+
+    /// Ends connection `id` before its first request: on a plain port with
+    /// `rej`'s answer, on a TLS port (before the handshake) without a word.
+    fn refuse_early(&mut self, id: ConnId, rej: Reject, tls: bool, now: Time) {
+        if let Reject::BadRequest(_) = rej {
+            self.refuse(id, rej, "-", None, now);
+        } else if !tls {
+            self.respond(id, &rej.response(), Then::Close, Part::Whole, now);
+        }
+        if tls {
+            self.drop_conn(id, now);
+        }
     }
 
     /// Bytes arrived on connection `id`.

@@ -3,9 +3,10 @@
 //! It owns the slab of connections and what is kept about them elsewhere:
 //! room membership, the WebSockets of each user and of each session, what
 //! each client address holds, the count of open WebSockets, and the timer
-//! heap. Only four calls change which connections exist or where they are
-//! listed — [`Registry::admit`], [`Registry::open`], [`Registry::leave`]
-//! and [`Registry::remove`] — so the indexes cannot drift apart;
+//! heap. Only five calls change which connections exist or where they are
+//! listed — [`Registry::admit`], [`Registry::open`], [`Registry::leave`],
+//! [`Registry::remove`], and [`Registry::rekey`] (a trusted proxy named
+//! the client) — so the indexes cannot drift apart;
 //! [`Registry::check`] states what they promise, for the tests and the
 //! fuzzer.
 //!
@@ -14,7 +15,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use slab::Slab;
@@ -22,6 +22,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use super::conn::{At, Conn, Phase, Ws};
 use super::limits::{AddrKey, AddrLoad};
+use super::peer::{Peer, ViaProxy};
 use super::pipe::OutQueue;
 use super::rooms::{Left, Rooms};
 use super::time::{Time, Timer};
@@ -112,10 +113,11 @@ pub struct Registry {
 
 impl Registry {
     // ------------------------------------------------------------------
-    // The four mutators
+    // The five mutators
 
-    /// A new connection from `peer`, doing HTTP, not authenticated.
-    pub fn admit(&mut self, peer: SocketAddr) -> ConnId {
+    /// A new connection from `peer` (through the trusted proxy `via`, if
+    /// it came through one), doing HTTP, not authenticated.
+    pub fn admit(&mut self, peer: Peer, via: Option<Box<ViaProxy>>) -> ConnId {
         let generation = self.next_generation;
         // why: generation `u32::MAX` is never used, so that a shell can
         // keep a few tokens of its own (its listener, its waker) that no
@@ -132,6 +134,7 @@ impl Registry {
         entry.insert(Conn {
             id,
             peer,
+            via,
             out: OutQueue::default(),
             dirty: false,
             deadline: None,
@@ -146,7 +149,7 @@ impl Registry {
                 sent_continue: false,
             },
         });
-        let load = self.by_addr.entry(AddrKey::of(peer.ip())).or_default();
+        let load = self.by_addr.entry(peer.key()).or_default();
         load.conns += 1;
         load.unauth += 1;
         id
@@ -172,7 +175,7 @@ impl Registry {
             Credential::Session { handle } => Some(*handle),
             _ => None,
         };
-        let addr = AddrKey::of(conn.peer.ip());
+        let addr = conn.peer.key();
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
         let mut ws = Ws::new(principal, room, mode, config, now);
         let joined = self.rooms.join(&ws.room, id, &user);
@@ -235,13 +238,38 @@ impl Registry {
         let leaving = self.leave(id);
         let conn = self.conns.remove(id.slot());
         let unauth = !conn.authenticated;
-        self.addr_load(AddrKey::of(conn.peer.ip()), |load| {
+        self.addr_load(conn.peer.key(), |load| {
             load.conns -= 1;
             if unauth {
                 load.unauth -= 1;
             }
         });
         Some((conn, leaving))
+    }
+
+    /// Connection `id` is from `peer` after all (a trusted proxy named
+    /// its client): what it holds moves to that address. A password
+    /// check under way stays counted where it started.
+    pub fn rekey(&mut self, id: ConnId, peer: Peer) {
+        let Some(conn) = self.get_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut conn.peer, peer).key();
+        let unauth = !conn.authenticated;
+        if old == peer.key() {
+            return;
+        }
+        self.addr_load(old, |load| {
+            load.conns -= 1;
+            if unauth {
+                load.unauth -= 1;
+            }
+        });
+        let load = self.by_addr.entry(peer.key()).or_default();
+        load.conns += 1;
+        if unauth {
+            load.unauth += 1;
+        }
     }
 
     // ------------------------------------------------------------------
@@ -283,7 +311,7 @@ impl Registry {
     /// The open WebSocket `id` (its peer's address beside it) and the
     /// rooms, borrowed together: a handler may change the one and read
     /// the other.
-    pub fn ws_and_rooms(&mut self, id: ConnId) -> Option<(&mut Ws, SocketAddr, &Rooms)> {
+    pub fn ws_and_rooms(&mut self, id: ConnId) -> Option<(&mut Ws, Peer, &Rooms)> {
         let conn = self.conns.get_mut(id.slot()).filter(|c| c.id == id)?;
         let peer = conn.peer;
         Some((conn.ws_mut()?, peer, &self.rooms))
@@ -463,7 +491,7 @@ impl Registry {
             if id.slot() != slot {
                 return Err(format!("connection {id:?} sits in slot {slot}"));
             }
-            let load = loads.entry(AddrKey::of(conn.peer.ip())).or_default();
+            let load = loads.entry(conn.peer.key()).or_default();
             load.conns += 1;
             if !conn.authenticated {
                 load.unauth += 1;

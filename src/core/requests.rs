@@ -5,7 +5,8 @@
 //! [`Context::route`] decides each one without touching any connection
 //! and returns a [`Routed`], which the server carries out.
 
-use std::net::SocketAddr;
+use super::peer::Peer;
+use crate::http::proxied;
 
 use log::info;
 use serde_json::json;
@@ -53,7 +54,7 @@ impl Context {
         &mut self,
         req: &Request,
         body: &[u8],
-        peer: SocketAddr,
+        peer: Peer,
         gauges: &Gauges,
         now: Time,
     ) -> Routed {
@@ -110,7 +111,7 @@ impl Context {
     }
 
     /// The `403` for a state-changing request from a foreign origin.
-    fn refused_cross_site(&mut self, req: &Request, peer: SocketAddr) -> Response {
+    fn refused_cross_site(&mut self, req: &Request, peer: Peer) -> Response {
         let rej = Reject::Forbidden("origin not allowed");
         self.log_refusal(peer, rej, &req.path, None);
         rej.response()
@@ -123,7 +124,7 @@ impl Context {
     /// sends the answer ([`Reject::response`]).
     pub(super) fn log_refusal(
         &mut self,
-        peer: SocketAddr,
+        peer: Peer,
         rej: Reject,
         target: &str,
         carrier: Option<&str>,
@@ -146,7 +147,7 @@ impl Context {
     fn password_check_refusal(
         &mut self,
         purpose: &Purpose,
-        peer: SocketAddr,
+        peer: Peer,
         in_flight: usize,
         pending: usize,
         now: Time,
@@ -175,7 +176,7 @@ impl Context {
         &mut self,
         user: Option<&VerifiedUser>,
         purpose: &Purpose,
-        peer: SocketAddr,
+        peer: Peer,
         now: Time,
     ) -> Routed {
         match user {
@@ -194,7 +195,7 @@ impl Context {
     }
 
     /// `POST /token` succeeded.
-    fn issue_token(&self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Response {
+    fn issue_token(&self, user: &VerifiedUser, peer: Peer, now: Time) -> Response {
         let ttl = self.config.token_ttl.as_secs();
         let token = self
             .jwt
@@ -208,7 +209,7 @@ impl Context {
 
     /// `POST /login` succeeded: a fresh session and its cookie; sessions
     /// it evicted (the user's oldest, past `--max-sessions-per-user`) end.
-    fn login(&mut self, user: &VerifiedUser, peer: SocketAddr, now: Time) -> Routed {
+    fn login(&mut self, user: &VerifiedUser, peer: Peer, now: Time) -> Routed {
         let (id, _handle, evicted) =
             self.sessions
                 .create(user.name(), user.role(), now.as_millis());
@@ -226,7 +227,7 @@ impl Context {
     }
 
     /// `POST /logout`: end the session; its sockets close `4403`.
-    fn logout(&mut self, req: &Request, peer: SocketAddr) -> Routed {
+    fn logout(&mut self, req: &Request, peer: Peer) -> Routed {
         let name = self.config.cookie_name();
         let mut ended = Vec::new();
         for cookie in cookie_values(req.header_values("cookie"), name) {
@@ -242,7 +243,7 @@ impl Context {
 
     /// `POST /ws-ticket`: a single-use ticket for the session (with an
     /// allowed `Origin`) or the bearer token's user.
-    fn ws_ticket(&mut self, req: &Request, peer: SocketAddr, now: Time) -> Response {
+    fn ws_ticket(&mut self, req: &Request, peer: Peer, now: Time) -> Response {
         let unauthorized = |reason: &'static str| {
             Response::detail(401, reason)
                 .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
@@ -319,8 +320,7 @@ impl Server {
             if self.http_waits(conn) {
                 return;
             }
-            let conn = &mut self.reg[id];
-            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
+            let Phase::Http { buf, .. } = &self.reg[id].phase else {
                 return;
             };
             let (req, head_len) = match http::parse_head(buf, max_headers, max_head) {
@@ -338,6 +338,14 @@ impl Server {
             if let Err(e) = req.check_host() {
                 return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
             }
+            if let Some(rej) = self.take_forwarded(id, &req, now) {
+                let response = rej.response();
+                return self.respond(id, &response, Then::Close, Part::Whole, now);
+            }
+            let conn = &mut self.reg[id];
+            let Phase::Http { buf, sent_continue } = &mut conn.phase else {
+                return;
+            };
             let then = if req.keep_alive() && !self.ctx.shutting_down {
                 Then::KeepAlive
             } else {
@@ -393,6 +401,34 @@ impl Server {
             if !self.take_routed(id, routed, then, part, now) || then == Then::Close {
                 return;
             }
+        }
+    }
+
+    /// A request on connection `id` from a trusted proxy names its client
+    /// in `X-Forwarded-For` (only a trusted proxy's header is read; see
+    /// [`proxied::forwarded_client`]): the connection counts under the
+    /// client from now on, and a new client passes the per-address limits
+    /// as at accept, or is refused. Each request may name another client
+    /// (a proxy may reuse a connection).
+    // why: only for trusted proxies; kept out of the loop that calls it.
+    #[inline(never)]
+    fn take_forwarded(&mut self, id: ConnId, req: &Request, now: Time) -> Option<Reject> {
+        let conn = self.reg.get(id)?;
+        let hop = conn.via.as_ref()?.hop;
+        let config = &self.ctx.config;
+        if !config.is_trusted_proxy(hop.ip()) {
+            return None;
+        }
+        let client = Peer(proxied::forwarded_client(req, hop, |ip| {
+            config.is_trusted_proxy(ip)
+        }));
+        let fresh = client.key() != conn.peer.key();
+        let load = self.reg.load(client.key());
+        self.reg.rekey(id, client);
+        if fresh {
+            self.ctx.proxied_refusal(client, load, false, now)
+        } else {
+            None
         }
     }
 

@@ -6,7 +6,7 @@
 //! return a [`Step`]; the server carries it out on the queues
 //! ([`Server::take_step`]).
 
-use std::net::SocketAddr;
+use super::peer::Peer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ impl Context {
     pub(super) fn on_text(
         &mut self,
         ws: &mut Ws,
-        peer: SocketAddr,
+        peer: Peer,
         rooms: &Rooms,
         text: &str,
         now: Time,
@@ -114,7 +114,7 @@ impl Context {
 
     /// `/refresh TOKEN`: a valid token for the same user moves this
     /// connection's deadline; anything else changes nothing.
-    fn refresh(&self, ws: &mut Ws, peer: SocketAddr, token: &str, now: Time) -> Reply<'static> {
+    fn refresh(&self, ws: &mut Ws, peer: Peer, token: &str, now: Time) -> Reply<'static> {
         let claims = match self.jwt.verify(token, now.as_millis()) {
             Ok(c) => c,
             Err(e) => {

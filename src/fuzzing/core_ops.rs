@@ -103,6 +103,12 @@ pub(super) struct Switches {
     pub(super) one_per_user: bool,
     /// The server pings every 5 s (else every 30 s).
     pub(super) ping_5s: bool,
+    /// 127.0.0.1, where connections come from by default, is a trusted
+    /// proxy (`--trusted-proxy`).
+    pub(super) behind_proxy: bool,
+    /// With `behind_proxy`: its connections begin with a PROXY header
+    /// (`--proxy-protocol`).
+    pub(super) proxy_protocol: bool,
 }
 
 /// One operation. `conn` picks one of the connections the simulated
@@ -161,7 +167,21 @@ pub(super) enum Op {
     /// A peer that does not read takes `16 × blocks` bytes all the same (a
     /// short write).
     ShortRead { conn: u8, blocks: u8 },
+    /// A PROXY protocol header naming `client` (v1, or v2 when `v2`).
+    ProxyHeader { conn: u8, client: u8, v2: bool },
+    /// `GET /healthz` with `X-Forwarded-For` naming `client` (keep-alive).
+    Forwarded { conn: u8, client: u8 },
 }
+
+/// The clients a proxy may name (`client` modulo their number): two
+/// addresses, the proxy itself, an IPv6 address, and garbage.
+const PROXIED_CLIENTS: [&str; 5] = [
+    "203.0.113.1",
+    "203.0.113.2",
+    "127.0.0.1",
+    "2001:db8::9",
+    "unknown",
+];
 
 /// An upgrade request: each field off (or the first variant) by default.
 #[derive(Arbitrary, Debug, Clone, Default)]
@@ -345,6 +365,36 @@ pub(super) enum ChatMessage {
     Binary,
 }
 
+/// A PROXY protocol header naming `client` as the source (v1 `UNKNOWN`,
+/// or v2 `LOCAL`, for what is not an address).
+fn proxy_header(client: &str, v2: bool) -> Vec<u8> {
+    let ip: Option<std::net::IpAddr> = client.parse().ok();
+    if !v2 {
+        return match ip {
+            Some(std::net::IpAddr::V4(v4)) => format!("PROXY TCP4 {v4} 10.0.0.2 4711 443\r\n"),
+            Some(std::net::IpAddr::V6(v6)) => format!("PROXY TCP6 {v6} ::2 4711 443\r\n"),
+            None => "PROXY UNKNOWN\r\n".to_string(),
+        }
+        .into_bytes();
+    }
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    match ip {
+        Some(std::net::IpAddr::V4(v4)) => {
+            h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+            h.extend_from_slice(&v4.octets());
+            h.extend_from_slice(&[10, 0, 0, 2, 0x12, 0x67, 1, 187]);
+        }
+        Some(std::net::IpAddr::V6(v6)) => {
+            h.extend_from_slice(&[0x21, 0x21, 0, 36]);
+            h.extend_from_slice(&v6.octets());
+            h.extend_from_slice(&[0; 16]);
+            h.extend_from_slice(&[0x12, 0x67, 1, 187]);
+        }
+        None => h.extend_from_slice(&[0x20, 0x00, 0, 0]),
+    }
+    h
+}
+
 /// The largest HTTP response the server writes (`/metrics` with every
 /// refusal reason and close code listed, about 5 KiB, is the largest);
 /// checked on every response the peers read.
@@ -494,6 +544,10 @@ impl Driver {
             if s.ping_5s {
                 c.ping_interval = std::time::Duration::from_secs(5);
             }
+            if s.behind_proxy {
+                c.trusted_proxies = vec![crate::config::parse_network("127.0.0.1").unwrap()];
+                c.proxy_protocol = s.proxy_protocol;
+            }
         });
         // The "helper thread" answers password checks only at
         // `Op::Passwords`.
@@ -629,6 +683,23 @@ impl Driver {
             Op::ShortRead { conn, blocks } => {
                 if let Some(id) = self.target(conn) {
                     self.short_read(id, usize::from(blocks) * 16);
+                }
+            }
+            Op::ProxyHeader { conn, client, v2 } => {
+                if let Some(id) = self.target(conn) {
+                    let client = PROXIED_CLIENTS[usize::from(client) % PROXIED_CLIENTS.len()];
+                    let header = proxy_header(client, v2);
+                    self.send(id, &header, 0);
+                }
+            }
+            Op::Forwarded { conn, client } => {
+                if let Some(id) = self.target(conn) {
+                    let client = PROXIED_CLIENTS[usize::from(client) % PROXIED_CLIENTS.len()];
+                    let request = format!(
+                        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
+                         X-Forwarded-For: 6.6.6.6, {client}\r\n\r\n"
+                    );
+                    self.send(id, request.as_bytes(), 0);
                 }
             }
         }

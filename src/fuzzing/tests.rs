@@ -412,7 +412,66 @@ fn core_seeds() -> Vec<(&'static str, CoreInput)> {
                 ],
             ),
         ),
+        (
+            "proxy-protocol",
+            input(
+                Switches {
+                    behind_proxy: true,
+                    proxy_protocol: true,
+                    ..off
+                },
+                vec![
+                    Op::Accept,
+                    Op::ProxyHeader {
+                        conn: 0,
+                        client: 0,
+                        v2: false,
+                    },
+                    up(0, Bearer, Alice, Lobby),
+                    Op::Accept,
+                    Op::ProxyHeader {
+                        conn: 1,
+                        client: 3,
+                        v2: true,
+                    },
+                    up(1, Query, Bob, Lobby),
+                    chat(1, M::Hello),
+                    Op::Accept,
+                    http(2, R::Health),
+                ],
+            ),
+        ),
+        (
+            "forwarded",
+            input(
+                Switches {
+                    behind_proxy: true,
+                    ..off
+                },
+                vec![
+                    Op::Forwarded { conn: 0, client: 0 },
+                    Op::Forwarded { conn: 0, client: 1 },
+                    Op::Forwarded { conn: 0, client: 4 },
+                    up(0, Bearer, Carol, Lobby),
+                ],
+            ),
+        ),
     ]
+}
+
+#[test]
+fn core_ops_reaches_proxies() {
+    let seeds: HashMap<_, _> = core_seeds().into_iter().collect();
+    let reached = Driver::run_input(&seeds["proxy-protocol"]);
+    assert_eq!(reached.websockets, 2, "{reached:?}");
+    assert!(
+        reached.texts.iter().any(|t| t == "bob: hello"),
+        "{reached:?}"
+    );
+    assert!(reached.statuses.contains(&400), "no header: {reached:?}");
+    let reached = Driver::run_input(&seeds["forwarded"]);
+    assert!(reached.statuses.contains(&200), "{reached:?}");
+    assert_eq!(reached.websockets, 1, "{reached:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! in this module panics on the request, whatever its contents.
 
 pub(crate) mod params;
+pub(crate) mod proxied;
 pub(crate) mod response;
 pub mod upgrade;
 

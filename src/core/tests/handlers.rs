@@ -2,7 +2,6 @@
 //! WebSocket it works on) and returns what to do, so it is tested here
 //! with no registry, no connection and no queue.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::{Credential, Principal};
@@ -13,6 +12,7 @@ use crate::core::ending::Ending;
 use crate::core::handshake::{Admission, Authenticated};
 use crate::core::limits::Bucket;
 use crate::core::metrics::Gauges;
+use crate::core::peer::Peer;
 use crate::core::registry::ConnId;
 use crate::core::requests::Routed;
 use crate::core::rooms::Rooms;
@@ -34,8 +34,8 @@ fn context(adjust: impl FnOnce(&mut Config)) -> Context {
     Context::new(config)
 }
 
-fn peer() -> SocketAddr {
-    PEER.parse().unwrap()
+fn peer() -> Peer {
+    Peer(PEER.parse().unwrap())
 }
 
 fn parse(raw: &str) -> (Request, Vec<u8>) {

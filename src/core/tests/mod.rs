@@ -4,7 +4,7 @@
 //! WebSocket frames (`frames`), expiry, heartbeats, shutdown and metrics
 //! (`lifecycle`), caps and rates (`limits`), flow control (`flow`), the
 //! second hardening round (`hardening`), the embedding API
-//! (`embedding`), and the handlers on their own, without a server
+//! (`embedding`), trusted proxies (`proxies`), and the handlers on their own, without a server
 //! (`handlers`). This file holds only the module list and the helpers
 //! several of them share.
 
@@ -21,6 +21,7 @@ mod hardening;
 mod http;
 mod lifecycle;
 mod limits;
+mod proxies;
 mod session;
 mod upgrade;
 
