@@ -7,7 +7,7 @@
 //! hanging it.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -268,12 +268,34 @@ pub fn connect_to(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A new TCP connection to `addr` from the loopback address `source`
+/// (any of 127.0.0.0/8), with both timeouts set.
+pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).expect("connect to the server");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    stream
+}
+
 /// A tungstenite client handshake with the server at `addr`.
 pub fn try_ws_at(
     addr: SocketAddr,
     target: &str,
     headers: &[(&str, &str)],
 ) -> Result<(Ws, WsResponse), tungstenite::Error> {
+    try_ws_on(connect_to(addr), target, headers)
+}
+
+/// A tungstenite client handshake on `stream`, a new connection.
+pub fn try_ws_on(
+    stream: TcpStream,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Ws, WsResponse), tungstenite::Error> {
+    let addr = stream.peer_addr().expect("a connected stream");
     let mut request = format!("ws://{addr}{target}").into_client_request()?;
     for (name, value) in headers {
         request.headers_mut().append(
@@ -281,7 +303,7 @@ pub fn try_ws_at(
             HeaderValue::from_str(value).expect("header value"),
         );
     }
-    match tungstenite::client::client(request, connect_to(addr)) {
+    match tungstenite::client::client(request, stream) {
         Ok(pair) => Ok(pair),
         Err(HandshakeError::Failure(e)) => Err(e),
         Err(HandshakeError::Interrupted(_)) => {
@@ -292,7 +314,12 @@ pub fn try_ws_at(
 
 /// As [`try_ws_at`], but the upgrade must succeed.
 pub fn ws_at(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (Ws, WsResponse) {
-    match try_ws_at(addr, target, headers) {
+    ws_on(connect_to(addr), target, headers)
+}
+
+/// As [`try_ws_on`], but the upgrade must succeed.
+pub fn ws_on(stream: TcpStream, target: &str, headers: &[(&str, &str)]) -> (Ws, WsResponse) {
+    match try_ws_on(stream, target, headers) {
         Ok(pair) => pair,
         Err(tungstenite::Error::Http(r)) => panic!(
             "upgrade to {target} refused: {} {}",

@@ -24,16 +24,15 @@ use std::time::Duration;
 
 use serde_json::json;
 use socket2::{Domain, Protocol, Socket, Type};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::{HandshakeError, Message};
+use tungstenite::Message;
 use wsgate::config::{Config, Origin};
 
 use crate::bystanders::{Bystanders, token};
 use crate::common::{
     HttpConn, HttpResponse, IO_TIMEOUT, SECRET, TestServer, Ws, WsRequest, client_frame, close,
-    connect_to, form_request, line_number, masked_frame, masked_text_frame, mint, now_ms,
-    numbered_line, raw_ws, recv, recv_close, recv_text, send, sign_claims, wait_for, ws_at,
+    connect_from, connect_to, form_request, line_number, masked_frame, masked_text_frame, mint,
+    now_ms, numbered_line, raw_ws, recv, recv_close, recv_text, send, sign_claims, wait_for, ws_at,
+    ws_on,
 };
 
 /// A generous bound for waiting on the server (never a timed assertion).
@@ -61,19 +60,6 @@ fn server_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 // ----------------------------------------------------------------------
 // Small helpers
-
-/// A TCP connection to `addr`, from `source` when given (any 127.0.0.0/8
-/// address is this machine's), with both timeouts of the fixture.
-fn connect_via(addr: SocketAddr, source: Option<Ipv4Addr>) -> TcpStream {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .expect("a socket");
-    if let Some(ip) = source {
-        socket
-            .bind(&SocketAddr::new(IpAddr::V4(ip), 0).into())
-            .unwrap_or_else(|e| panic!("bind to {ip}: {e}"));
-    }
-    connected(socket, addr)
-}
 
 /// A TCP connection to `addr` for a client that will not read: a tiny
 /// receive buffer and a tiny segment size, both set before connecting
@@ -104,35 +90,11 @@ fn connected(socket: Socket, addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// A tungstenite client handshake over `stream`; it must succeed.
-fn ws_over(stream: TcpStream, addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Ws {
-    let mut request = format!("ws://{addr}{target}")
-        .into_client_request()
-        .unwrap();
-    for (name, value) in headers {
-        request.headers_mut().append(
-            HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            HeaderValue::from_str(value).unwrap(),
-        );
-    }
-    match tungstenite::client::client(request, stream) {
-        Ok((ws, _)) => ws,
-        Err(HandshakeError::Failure(tungstenite::Error::Http(r))) => panic!(
-            "upgrade to {target} refused: {} {}",
-            r.status(),
-            String::from_utf8_lossy(r.body().as_deref().unwrap_or_default())
-        ),
-        Err(HandshakeError::Failure(e)) => panic!("upgrade to {target} failed: {e}"),
-        Err(HandshakeError::Interrupted(_)) => panic!("handshake interrupted"),
-    }
-}
-
 /// `user` in `room` over `stream`, its join notice read.
-fn join_over(stream: TcpStream, addr: SocketAddr, user: &str, room: &str) -> Ws {
+fn join_over(stream: TcpStream, user: &str, room: &str) -> Ws {
     let bearer = format!("Bearer {}", token(user));
-    let mut ws = ws_over(
+    let (mut ws, _) = ws_on(
         stream,
-        addr,
         &format!("/ws?room={room}"),
         &[("Authorization", bearer.as_str())],
     );
@@ -237,12 +199,7 @@ fn a_burst_of_32_large_lines_reaches_every_reader_and_only_the_stalled_one_is_cl
     });
     assert_eq!(wsgate::config::Limits::default().max_queue_bytes, 1 << 20);
     let by = Bystanders::start(server.addr, "lobby");
-    let mut stalled = join_over(
-        stalling_stream(server.addr),
-        server.addr,
-        "stalled",
-        "burst",
-    );
+    let mut stalled = join_over(stalling_stream(server.addr), "stalled", "burst");
     let mut members: Vec<(String, bool, Ws)> = Vec::new();
     for i in 0..READERS {
         let name = format!("r{i}");
@@ -418,7 +375,7 @@ fn at_the_queue_budget_input_waits_and_nothing_is_lost() {
     // Backpressure stops every WebSocket's input, the bystanders' too: they
     // are delayed, not lost.
     let by = Bystanders::with_prompt(server.addr, "lobby", PATIENCE);
-    let mut resting = join_over(stalling_stream(server.addr), server.addr, "carol", "bp");
+    let mut resting = join_over(stalling_stream(server.addr), "carol", "bp");
     resting.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
     let fast = server.join("bob", "bp");
     let alice = server.join("alice", "bp");
@@ -546,7 +503,7 @@ fn open_idle(addr: SocketAddr, source: Ipv4Addr, n: usize) -> Vec<TcpStream> {
             "wsgate_accepted_total",
         );
         let batch = BATCH.min(n - streams.len());
-        streams.extend((0..batch).map(|_| connect_via(addr, Some(source))));
+        streams.extend((0..batch).map(|_| connect_from(IpAddr::V4(source), addr)));
         // (+ 1: the /metrics request that asks.)
         wait_accepted(addr, before + batch as u64 + 1);
     }
@@ -625,14 +582,13 @@ fn ten_addresses_cannot_fill_the_server_without_logging_in() {
     // Another address logs in and is served.
     let ip = local(12);
     let bearer = format!("Bearer {}", token("frank"));
-    let mut frank = ws_over(
-        connect_via(server.addr, Some(ip)),
-        server.addr,
+    let (mut frank, _) = ws_on(
+        connect_from(IpAddr::V4(ip), server.addr),
         "/ws?room=other",
         &[("Authorization", bearer.as_str())],
     );
     assert_eq!(recv_text(&mut frank), "System: frank joined the chat");
-    let mut health = HttpConn::new(connect_via(server.addr, Some(ip)));
+    let mut health = HttpConn::new(connect_from(IpAddr::V4(ip), server.addr));
     health.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let r = health.response();
     assert_eq!((r.status, r.text()), (200, "ok"));
@@ -647,9 +603,9 @@ fn ten_addresses_cannot_fill_the_server_without_logging_in() {
     // it; past it, 503 at once, holding nothing. A request from 127.0.0.14
     // is answered 503 at accept, after all of those: then they are sorted.
     let more: Vec<TcpStream> = (0..CAP)
-        .map(|_| connect_via(server.addr, Some(local(13))))
+        .map(|_| connect_from(IpAddr::V4(local(13)), server.addr))
         .collect();
-    let mut last = HttpConn::new(connect_via(server.addr, Some(local(14))));
+    let mut last = HttpConn::new(connect_from(IpAddr::V4(local(14)), server.addr));
     last.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_refused(&last.response(), 503);
     let (refused, more) = sort_out(more);
@@ -679,9 +635,8 @@ fn ten_addresses_cannot_fill_the_server_without_logging_in() {
         }
     }
     let bearer = format!("Bearer {}", token("grace"));
-    let mut grace = ws_over(
-        connect_via(server.addr, Some(local(2))),
-        server.addr,
+    let (mut grace, _) = ws_on(
+        connect_from(IpAddr::V4(local(2)), server.addr),
         "/ws?room=other",
         &[("Authorization", bearer.as_str())],
     );
@@ -702,11 +657,10 @@ fn websockets_do_not_count_against_the_unauthenticated_cap() {
     // 65 upgrades from one address, one after another: all open.
     let mut opened = Vec::new();
     for i in 0..=CAP {
-        let stream = connect_via(server.addr, Some(ip));
+        let stream = connect_from(IpAddr::V4(ip), server.addr);
         let bearer = format!("Bearer {}", token(&format!("u{i}")));
-        let mut ws = ws_over(
+        let (mut ws, _) = ws_on(
             stream,
-            server.addr,
             &format!("/ws?room=many{}", i % 4),
             &[("Authorization", bearer.as_str())],
         );

@@ -18,6 +18,9 @@
 //!   to the TLS port, stalled and flooding handshakes, `SIGHUP` reloads;
 //! - `nginx` (feature `tls`, for its test certificates): `deploy/nginx.conf`
 //!   run by a real nginx in front of a test server;
+//! - `proxies` (feature `tls`): `--trusted-proxy` behind real nginx (its
+//!   `X-Forwarded-For`, its stream module's PROXY v1 header before
+//!   wsgate's own TLS) and HAProxy (a PROXY v2 header);
 //! - `adversarial`: attacks on heads, frames, queues, connection slots,
 //!   credentials and origins, each beside an innocent chat that must go on
 //!   (§2, §6, §7).
@@ -38,6 +41,8 @@ mod life;
 mod limits;
 #[cfg(feature = "tls")]
 mod nginx;
+#[cfg(feature = "tls")]
+mod proxies;
 mod session;
 mod ticket;
 #[cfg(feature = "tls")]

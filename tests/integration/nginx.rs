@@ -16,7 +16,7 @@ use crate::tls::{Pki, get, https, pki, text, tls, tool_present, wss};
 
 /// nginx with `deploy/nginx.conf` in front of `upstream`, listening on a
 /// free loopback port with `pki`'s certificate; returns it and its port.
-fn start_nginx(pki: &Pki, upstream: u16, dir: &Path) -> (Running, u16) {
+pub(crate) fn start_nginx(pki: &Pki, upstream: u16, dir: &Path) -> (Running, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -46,14 +46,25 @@ fn start_nginx(pki: &Pki, upstream: u16, dir: &Path) -> (Running, u16) {
         site.contains(&format!("listen 127.0.0.1:{port} ssl;")),
         "the listen line moved"
     );
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("wsgate.conf"), site).unwrap();
-    let main = format!(
-        "daemon off;\nmaster_process off;\npid {0}/nginx.pid;\nerror_log {0}/logs/error.log warn;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {0}/body;\n  proxy_temp_path {0}/proxy;\n\
+    let http = format!(
+        "http {{\n  access_log off;\n  client_body_temp_path {0}/body;\n  proxy_temp_path {0}/proxy;\n\
          fastcgi_temp_path {0}/fastcgi;\n  uwsgi_temp_path {0}/uwsgi;\n  scgi_temp_path {0}/scgi;\n\
          include {0}/wsgate.conf;\n}}\n",
+        dir.display()
+    );
+    (run_nginx(dir, "", &http, port), port)
+}
+
+/// nginx in the foreground with `blocks` (an `http { }` or a `stream { }`
+/// block) and `preamble` (`load_module` lines) in its main configuration,
+/// its files under `dir`; returns once it accepts on `port`.
+pub(crate) fn run_nginx(dir: &Path, preamble: &str, blocks: &str, port: u16) -> Running {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let main = format!(
+        "{preamble}daemon off;\nmaster_process off;\npid {0}/nginx.pid;\n\
+         error_log {0}/logs/error.log warn;\nevents {{ worker_connections 256; }}\n{blocks}",
         dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
@@ -70,7 +81,7 @@ fn start_nginx(pki: &Pki, upstream: u16, dir: &Path) -> (Running, u16) {
     wait_for("nginx to listen", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    (running, port)
+    running
 }
 
 #[test]

@@ -101,6 +101,12 @@ pub(crate) fn try_tls(addr: SocketAddr, ca: &CertificateDer<'static>) -> std::io
     let tcp = TcpStream::connect(addr)?;
     tcp.set_read_timeout(Some(IO_TIMEOUT))?;
     tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+    try_tls_on(tcp, ca)
+}
+
+/// A TLS connection on `tcp`, a new connection, trusting `ca`, handshake
+/// done.
+pub(crate) fn try_tls_on(tcp: TcpStream, ca: &CertificateDer<'static>) -> std::io::Result<Tls> {
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let conn = ClientConnection::new(client_config(ca), name).unwrap();
     let mut tls = StreamOwned::new(conn, tcp);
@@ -375,10 +381,18 @@ fn tls_handshakes_per_address_are_rate_limited_at_accept() {
 /// child, its address and its log lines as they come.
 fn start_tls_binary(pki: &Pki) -> (Running, SocketAddr, mpsc::Receiver<String>) {
     let mut cmd = wsgate();
-    cmd.args(["--listen", "127.0.0.1:0", "--tls-cert"])
+    cmd.arg("--tls-cert")
         .arg(&pki.files.cert)
         .arg("--tls-key")
-        .arg(&pki.files.key)
+        .arg(&pki.files.key);
+    start_binary(cmd)
+}
+
+/// `cmd` (the binary, with its flags) on a free loopback port with
+/// [`SECRET`]; waits for its "listening on" line. Returns the child, its
+/// address and its log lines as they come.
+pub(crate) fn start_binary(mut cmd: Command) -> (Running, SocketAddr, mpsc::Receiver<String>) {
+    cmd.args(["--listen", "127.0.0.1:0"])
         .env("WSGATE_SECRET", std::str::from_utf8(SECRET).unwrap());
     let mut child = Running(cmd.spawn().expect("spawn wsgate"));
     let lines = lines_of(child.0.stderr.take().unwrap());
@@ -393,7 +407,7 @@ fn start_tls_binary(pki: &Pki) -> (Running, SocketAddr, mpsc::Receiver<String>) 
     (child, addr, lines)
 }
 
-fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
+pub(crate) fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
     loop {
         let line = lines
             .recv_timeout(Duration::from_secs(20))
