@@ -309,13 +309,21 @@ pub fn parse_network(text: &str) -> Option<IpNet> {
         None => (text, None),
     };
     let ip: IpAddr = addr.parse().ok()?;
-    let prefix = match prefix {
+    let prefix: u8 = match prefix {
         None if ip.is_ipv4() => 32,
         None => 128,
         Some(p) if (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
             p.parse().ok()?
         }
         Some(_) => return None,
+    };
+    // why: peers are compared as IPv4 when IPv4-mapped
+    // (`Config::is_trusted_proxy`); so is a mapped network.
+    let (ip, prefix) = match ip {
+        IpAddr::V6(v6) if prefix >= 96 && v6.to_ipv4_mapped().is_some() => {
+            (ip.to_canonical(), prefix - 96)
+        }
+        _ => (ip, prefix),
     };
     IpNet::new(ip, prefix).ok().map(|net| net.trunc())
 }
@@ -834,6 +842,8 @@ mod tests {
             ("::1", "::1/128"),
             ("2001:db8::7/32", "2001:db8::/32"),
             ("0.0.0.0/0", "0.0.0.0/0"),
+            ("::ffff:127.0.0.1", "127.0.0.1/32"),
+            ("::ffff:10.0.0.0/104", "10.0.0.0/8"),
         ] {
             assert_eq!(parse_network(text).unwrap().to_string(), net, "{text}");
         }

@@ -802,6 +802,11 @@ fn main() -> ExitCode {
             "--echo: messages are echoed to their sender, not chatted (conformance testing)"
         );
     }
+    if let Some(net) = config.trusted_proxies.iter().find(|n| n.prefix_len() == 0) {
+        log::warn!(
+            "--trusted-proxy {net} trusts every peer: any client can name the address it counts under"
+        );
+    }
     let gateway = match Gateway::bind(config, Arc::new(users)).and_then(|mut g| {
         g.handle_signals()?;
         Ok(g)

@@ -749,6 +749,7 @@ impl Gateway {
         let taken = match peeked {
             Ok(0) => {
                 self.server.handle_eof(id, now);
+                self.forget_unstarted(id);
                 self.actions();
                 return false;
             }
@@ -768,8 +769,21 @@ impl Gateway {
             self.drop_socket(id);
             return false;
         }
+        self.forget_unstarted(id);
         self.actions();
         true
+    }
+
+    /// Drops the socket of `id` when the core let go of it before its TLS
+    /// handshake began (a refusal at the PROXY header, or no header): a
+    /// close without a word, as at accept, not a TLS failure to count.
+    fn forget_unstarted(&mut self, id: ConnId) {
+        #[cfg(feature = "tls")]
+        if !self.server.holds(id) {
+            self.drop_socket(id);
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = id;
     }
 
     /// One `write()` per connection with queued bytes.

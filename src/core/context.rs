@@ -8,6 +8,8 @@
 //! decides it returns to the server, which carries it out on the registry
 //! and the queues.
 
+use std::net::SocketAddr;
+
 use super::peer::Peer;
 
 use log::debug;
@@ -157,7 +159,7 @@ impl Context {
         handshake: bool,
         now: Time,
     ) -> Option<Reject> {
-        if self.config.is_trusted_proxy(peer.ip()) {
+        if peer.trusted {
             return None;
         }
         let limits = &self.config.limits;
@@ -191,6 +193,11 @@ impl Context {
         );
         self.metrics.refused(rej.status(), rej.reason());
         rej
+    }
+
+    /// `addr` as a connection's peer: a trusted proxy or not.
+    pub fn peer(&self, addr: SocketAddr) -> Peer {
+        Peer::new(addr, self.config.is_trusted_proxy(addr.ip()))
     }
 
     /// What the upgrade checks need to know of the configuration.

@@ -16,7 +16,7 @@ use super::chat::Event;
 use super::conn::{At, PasswordCheck, Purpose, Ws};
 use super::context::Context;
 use super::ending::Ending;
-use super::limits::{AddrKey, Bucket};
+use super::limits::Bucket;
 use super::logfmt::quoted;
 use super::time::Time;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
@@ -58,7 +58,7 @@ impl Context {
     /// password to check).
     pub(super) fn authenticate(&mut self, req: &Request, peer: Peer, now: Time) -> Authenticated {
         use Authenticated::Refuse;
-        if let Err(secs) = self.upgrade_ips.take(AddrKey::of(peer.ip()), now) {
+        if let Err(secs) = self.upgrade_ips.take(peer.key(), now) {
             return Refuse(Reject::TooMany("too many upgrades", secs), None);
         }
         let handshake = match upgrade::handshake(req) {
@@ -66,7 +66,7 @@ impl Context {
             Err(rej) => return Refuse(rej, None),
         };
         for authenticator in &self.authenticators {
-            match authenticator.authenticate(req, peer.0) {
+            match authenticator.authenticate(req, peer.addr) {
                 Verdict::Pass => continue,
                 Verdict::Refuse(reason) => {
                     return Refuse(Reject::Unauthorized(reason), Some("custom"));

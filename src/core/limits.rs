@@ -11,16 +11,20 @@ use crate::config::Rate;
 
 /// The key every per-address limit counts under: the address itself for
 /// IPv4 (and IPv4-mapped IPv6), its /64 prefix for IPv6, since one
-/// subscriber usually holds a whole /64. The only way to make one is
-/// [`AddrKey::of`], and the per-address tables take nothing else, so no
-/// limit can count raw IPv6 addresses by mistake.
+/// subscriber usually holds a whole /64. The only ways to make one are
+/// [`AddrKey::of`] and [`AddrKey::host`], and the per-address tables take
+/// nothing else, so no limit can count raw IPv6 addresses by mistake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AddrKey(IpAddr);
+pub struct AddrKey {
+    ip: IpAddr,
+    /// One host, never its /64 (a trusted proxy: see [`AddrKey::host`]).
+    host: bool,
+}
 
 impl AddrKey {
     /// The key of a client address.
     pub fn of(ip: IpAddr) -> AddrKey {
-        AddrKey(match ip {
+        let ip = match ip {
             IpAddr::V4(_) => ip,
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
@@ -29,15 +33,26 @@ impl AddrKey {
                     IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
                 }
             },
-        })
+        };
+        AddrKey { ip, host: false }
+    }
+
+    /// The key of a trusted proxy's own address: that host alone, a key
+    /// no client address has, so what the proxy holds (which no limit
+    /// caps) never counts against the clients in its /64.
+    pub fn host(ip: IpAddr) -> AddrKey {
+        AddrKey {
+            ip: ip.to_canonical(),
+            host: true,
+        }
     }
 }
 
 impl fmt::Display for AddrKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => write!(f, "{v4}"),
-            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        match self.ip {
+            IpAddr::V6(v6) if !self.host => write!(f, "{v6}/64"),
+            ip => write!(f, "{ip}"),
         }
     }
 }

@@ -103,7 +103,7 @@ use crate::http::proxied::{self, ProxyHeader};
 use conn::{Conn, Phase, Purpose};
 use context::Context;
 use metrics::Gauges;
-use peer::{Peer, ViaProxy};
+use peer::ViaProxy;
 use registry::Registry;
 
 /// A password check handed to the helper thread.
@@ -302,6 +302,11 @@ impl Server {
         self.reg.len()
     }
 
+    /// True while the core holds connection `id`.
+    pub fn holds(&self, id: ConnId) -> bool {
+        self.reg.get(id).is_some()
+    }
+
     /// Number of rooms with members.
     pub fn rooms(&self) -> usize {
         self.reg.rooms().len()
@@ -359,22 +364,22 @@ impl Server {
             return Accept::Drop;
         }
         self.ctx.metrics.accepted += 1;
-        let load = self.reg.load(Peer(peer).key());
-        if let Some(rej) = (self.ctx).accept_refusal(Peer(peer), self.reg.len(), load, now) {
+        let client = self.ctx.peer(peer);
+        let load = self.reg.load(client.key());
+        if let Some(rej) = (self.ctx).accept_refusal(client, self.reg.len(), load, now) {
             let mut bytes = Vec::new();
             rej.response()
                 .write_to(&mut bytes, Then::Close, Part::Whole);
             return Accept::Refuse(bytes);
         }
-        let config = &self.ctx.config;
-        let via = config.is_trusted_proxy(peer.ip()).then(|| {
+        let via = client.trusted.then(|| {
             Box::new(ViaProxy {
                 proxy: peer,
-                hop: peer,
-                awaits_header: config.proxy_protocol,
+                hop: Some(peer),
+                awaits_header: self.ctx.config.proxy_protocol,
             })
         });
-        let id = self.reg.admit(Peer(peer), via);
+        let id = self.reg.admit(client, via);
         let deadline = now + self.ctx.config.limits.handshake_timeout;
         self.set_deadline(id, deadline, Timer::Handshake);
         Accept::Open(id)
@@ -401,15 +406,21 @@ impl Server {
     /// port with a `429` or a `400`, on a TLS port without a word (as at
     /// accept). Either way `Some(_)` is returned and the shell carries
     /// on as usual: the core discards what it reads, or an
-    /// [`Action::Close`] is queued.
+    /// [`Action::Close`] is queued. So does a header that comes after the
+    /// connection began to close (shutdown): it is not read.
     // why: only for trusted proxies; kept out of the loop that calls it.
     #[inline(never)]
     pub fn handle_proxy_header(&mut self, id: ConnId, bytes: &[u8], now: Time) -> Option<usize> {
         let tls = self.ctx.config.tls.is_some();
         let conn = self.reg.get_mut(id)?;
+        let open = matches!(conn.phase, Phase::Http { .. });
         let Some(via) = conn.via.as_mut().filter(|v| v.awaits_header) else {
             return Some(0);
         };
+        if !open {
+            via.awaits_header = false;
+            return Some(0);
+        }
         let (len, source) = match proxied::proxy_header(bytes) {
             ProxyHeader::Incomplete => return None,
             ProxyHeader::Header { len, source } => (len, source),
@@ -421,9 +432,9 @@ impl Server {
             }
         };
         via.awaits_header = false;
+        via.hop = source;
         if let Some(source) = source {
-            via.hop = source;
-            let client = Peer(source);
+            let client = self.ctx.peer(source);
             let fresh = client.key() != conn.peer.key();
             let load = self.reg.load(client.key());
             self.reg.rekey(id, client);
@@ -817,6 +828,14 @@ impl Server {
         };
         response.write_to(conn.out.tail(), then, part);
         if then == Then::KeepAlive {
+            // why: a proxy may send the next request for another client,
+            // or keep the connection idle in its pool; until the next
+            // request names someone, it is the proxy's (or its PROXY
+            // header's client's) again.
+            if let Some(base) = conn.via.as_ref().map(|v| v.base()) {
+                let base = self.ctx.peer(base);
+                self.reg.rekey(id, base);
+            }
             self.set_deadline(id, now + handshake, Timer::Handshake);
         } else {
             conn.phase = Phase::Closing;

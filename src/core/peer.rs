@@ -3,7 +3,7 @@
 //! that came through a trusted proxy (`Config::trusted_proxies`).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use super::limits::AddrKey;
 
@@ -12,25 +12,35 @@ use super::limits::AddrKey;
 /// [`AddrKey`] and every log line shows it. The port is 0 when the proxy
 /// did not say it (`X-Forwarded-For`), and then not shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer(pub SocketAddr);
+pub struct Peer {
+    /// The address (and port, or 0).
+    pub addr: SocketAddr,
+    /// It is a trusted proxy (`Config::trusted_proxies`): its own
+    /// connections count under [`AddrKey::host`], and no connection limit
+    /// applies to it.
+    pub trusted: bool,
+}
 
 impl Peer {
-    /// The client's IP address.
-    pub fn ip(self) -> IpAddr {
-        self.0.ip()
+    /// `addr`, a trusted proxy or not.
+    pub fn new(addr: SocketAddr, trusted: bool) -> Peer {
+        Peer { addr, trusted }
     }
 
     /// The key its per-address limits count under.
     pub fn key(self) -> AddrKey {
-        AddrKey::of(self.0.ip())
+        match self.trusted {
+            true => AddrKey::host(self.addr.ip()),
+            false => AddrKey::of(self.addr.ip()),
+        }
     }
 }
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.port() {
-            0 => write!(f, "{}", self.0.ip()),
-            _ => write!(f, "{}", self.0),
+        match self.addr.port() {
+            0 => write!(f, "{}", self.addr.ip()),
+            _ => write!(f, "{}", self.addr),
         }
     }
 }
@@ -42,11 +52,22 @@ pub struct ViaProxy {
     /// The proxy: the socket's own peer.
     pub proxy: SocketAddr,
     /// Whom `X-Forwarded-For` is read from, if trusted: the client of the
-    /// PROXY protocol header when there was one, else `proxy`.
-    pub hop: SocketAddr,
+    /// PROXY protocol header when there was one, else `proxy`. `None`
+    /// after a PROXY header that named no address (`LOCAL`, `UNKNOWN`, a
+    /// Unix socket): the bytes that follow may be a client's own, so no
+    /// header of theirs is believed.
+    pub hop: Option<SocketAddr>,
     /// A PROXY protocol header is still to come (`Config::proxy_protocol`):
     /// nothing else may be read before it.
     pub awaits_header: bool,
+}
+
+impl ViaProxy {
+    /// Whom the connection counts under between requests: the client the
+    /// PROXY header named, else the proxy.
+    pub fn base(&self) -> SocketAddr {
+        self.hop.unwrap_or(self.proxy)
+    }
 }
 
 #[cfg(test)]
@@ -55,7 +76,7 @@ mod tests {
 
     #[test]
     fn a_port_is_shown_only_when_known() {
-        let shown = |s: &str| Peer(s.parse().unwrap()).to_string();
+        let shown = |s: &str| Peer::new(s.parse().unwrap(), false).to_string();
         assert_eq!(shown("203.0.113.9:4711"), "203.0.113.9:4711");
         assert_eq!(shown("203.0.113.9:0"), "203.0.113.9");
         assert_eq!(shown("[2001:db8::7]:4711"), "[2001:db8::7]:4711");

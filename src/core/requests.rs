@@ -14,7 +14,6 @@ use serde_json::json;
 use super::conn::{PasswordCheck, Phase, Purpose};
 use super::context::Context;
 use super::ending::Ending;
-use super::limits::AddrKey;
 use super::logfmt::quoted;
 use super::metrics::Gauges;
 use super::tickets::TicketRefusal;
@@ -156,7 +155,7 @@ impl Context {
             Reject::TooMany("too many logins in progress", RETRY_AFTER_SECS)
         } else if pending >= self.config.limits.max_pending_logins {
             Reject::Unavailable("too many logins in progress", RETRY_AFTER_SECS)
-        } else if let Err(secs) = self.failed_logins.take(AddrKey::of(peer.ip()), now) {
+        } else if let Err(secs) = self.failed_logins.take(peer.key(), now) {
             Reject::TooMany("too many failed logins", secs)
         } else {
             return None;
@@ -414,14 +413,13 @@ impl Server {
     #[inline(never)]
     fn take_forwarded(&mut self, id: ConnId, req: &Request, now: Time) -> Option<Reject> {
         let conn = self.reg.get(id)?;
-        let hop = conn.via.as_ref()?.hop;
+        let hop = conn.via.as_ref()?.hop?;
         let config = &self.ctx.config;
         if !config.is_trusted_proxy(hop.ip()) {
             return None;
         }
-        let client = Peer(proxied::forwarded_client(req, hop, |ip| {
-            config.is_trusted_proxy(ip)
-        }));
+        let client = proxied::forwarded_client(req, hop, |ip| config.is_trusted_proxy(ip));
+        let client = self.ctx.peer(client);
         let fresh = client.key() != conn.peer.key();
         let load = self.reg.load(client.key());
         self.reg.rekey(id, client);
@@ -489,7 +487,7 @@ impl Server {
             rest,
         } = check;
         let peer = self.reg[id].peer;
-        let key = AddrKey::of(peer.ip());
+        let key = peer.key();
         let in_flight = self.reg.load(key).logins;
         if let Some(rej) =
             self.ctx

@@ -64,7 +64,12 @@ fn parse_entry(entry: &[u8]) -> Option<SocketAddr> {
         let inner = text.strip_prefix('[')?.strip_suffix(']')?;
         SocketAddr::new(inner.parse::<IpAddr>().ok()?, 0)
     };
-    Some(SocketAddr::new(addr.ip().to_canonical(), addr.port()))
+    Some(canonical(addr))
+}
+
+/// An IPv4-mapped IPv6 address as its IPv4 address.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// What the first bytes of a connection say, read as a PROXY protocol
@@ -124,7 +129,7 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
             };
             ProxyHeader::Header {
                 len: header.header.len(),
-                source,
+                source: source.map(canonical),
             }
         }
         HeaderResult::V2(Ok(header)) => {
@@ -143,7 +148,7 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
             }
             ProxyHeader::Header {
                 len: header.len(),
-                source: source.map(|a| SocketAddr::new(a.ip().to_canonical(), a.port())),
+                source: source.map(canonical),
             }
         }
         HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,

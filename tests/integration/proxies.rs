@@ -6,6 +6,7 @@
 //! 127.0.0.2 and 127.0.0.3, and not to the proxy's 127.0.0.1; what an
 //! untrusted peer says in those headers changes nothing.
 
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -203,6 +204,23 @@ fn a_proxy_protocol_header_from_nginx_comes_before_wsgates_own_tls() {
     // trusted proxy must send one.
     let tcp = connect_from(IpAddr::from([127, 0, 0, 1]), server.addr);
     assert!(try_tls_on(tcp, &pki.ca).is_err());
+    // Neither refusal was a TLS timeout (no handshake began), and both
+    // are counted as refusals. (127.0.0.5 is not a proxy: no header. The
+    // one TLS failure is nginx's own probe above, closed early: `eof`.)
+    let tcp = connect_from(IpAddr::from([127, 0, 0, 5]), server.addr);
+    let mut tls = try_tls_on(tcp, &pki.ca).expect("a TLS connection");
+    tls.write_all(crate::tls::get("/metrics").as_bytes())
+        .unwrap();
+    let mut metrics = String::new();
+    let _ = tls.read_to_string(&mut metrics);
+    assert!(!metrics.contains("{class=\"timeout\"}"), "{metrics}");
+    for (status, reason) in [
+        ("429", "too many connections from this address"),
+        ("400", "expected a PROXY protocol header"),
+    ] {
+        let line = format!("wsgate_refusals_total{{status=\"{status}\",reason=\"{reason}\"}} 1\n");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
 }
 
 #[test]

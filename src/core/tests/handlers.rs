@@ -35,7 +35,7 @@ fn context(adjust: impl FnOnce(&mut Config)) -> Context {
 }
 
 fn peer() -> Peer {
-    Peer(PEER.parse().unwrap())
+    Peer::new(PEER.parse().unwrap(), false)
 }
 
 fn parse(raw: &str) -> (Request, Vec<u8>) {
