@@ -1,17 +1,19 @@
-//! wsgate's load generator: four workloads over loopback, measured
+//! wsgate's load generator: five workloads over loopback, measured
 //! against the server's own CPU time.
 //!
 //! ```text
 //! cargo run --release --example loadgen -- WORKLOAD [OPTIONS]
 //!
 //!   handshake   authenticated upgrades per second (connect, GET /ws?token=,
-//!               read the 101, hang up, again), `--concurrency` at a time
+//!               read the 101, hang up, again), `--concurrency` at a time;
+//!               with `--tls-ca`, each one a full TLS handshake first
 //!   broadcast   C clients in one room, S of them sending; deliveries per
 //!               second, latency percentiles, and a loss/order check;
 //!               closed loop (a window of messages per sender) or a fixed
-//!               rate (`--rate` deliveries per second)
+//!               rate (`--rate` deliveries per second); TLS with `--tls-ca`
 //!   idle        N authenticated idle connections from several 127.x
 //!               source addresses, and the server's RSS per connection
+//!   idle-tls    the same over TLS, one blocking client at a time
 //!   burst       S senders each send M large messages (60 KiB) at the same
 //!               moment into a room that R more readers and a few stalled
 //!               readers (which never read) share; checks that every
@@ -44,12 +46,23 @@
 //! (`u0`, `u1`, …) so per-user connection limits never bite. Every loop is
 //! bounded in time and count, and only loopback targets are accepted.
 //!
+//! With `--tls-ca FILE`, `handshake` and `broadcast` speak TLS (a
+//! non-blocking rustls client per connection, the ring provider, TLS 1.3
+//! or 1.2 as the server chooses) to a server whose certificate FILE
+//! signed: wsgate with `--tls-cert`, or a proxy that terminates TLS in
+//! front of it. Session resumption is off, so every connection of
+//! `handshake` is a full handshake with its own key exchange; the
+//! negotiated version, cipher suite and group are printed.
+//!
 //! With `--server-pid PID`, the server's CPU time (user + system, all
 //! threads) is read from `/proc/PID/stat` before and after each workload,
 //! and every rate is also given per second of server CPU: the generator
-//! shares the machine, so that is the figure that compares servers. The
-//! generator reports its own CPU too: when the server is near 100 % of a
-//! core and the generator is not, the server is the bottleneck.
+//! shares the machine, so that is the figure that compares servers.
+//! `--server-pid PID,PID,…` sums the CPU time of several processes (e.g.
+//! nginx's master and worker and the wsgate behind them: everything the
+//! server side spends); RSS is read from the first. The generator
+//! reports its own CPU too: when the server is near 100 % of a core and
+//! the generator is not, the server is the bottleneck.
 //!
 //! The last line of each run is `RESULT key=value …`, for scripts. Exit
 //! status: 0 done, 1 could not run, 2 bad options, 3 (`burst`) the
@@ -76,7 +89,22 @@ usage: loadgen handshake|broadcast|idle|idle-tls|burst [OPTIONS]
 common:
   --addr ADDR          server address, loopback only   [127.0.0.1:8080]
   --secret S           token secret (or WSGATE_SECRET)
-  --server-pid PID     read the server's CPU time and RSS from /proc/PID
+  --server-pid PID     read the server's CPU time and RSS from /proc/PID;
+                       PID,PID,... sums the CPU time of all of them
+                       (RSS is the first one's)
+  --tls-ca FILE        handshake, broadcast: speak TLS (rustls, no
+                       session resumption: every connection a full
+                       handshake), trusting the CA (PEM) in FILE
+  --tls-verify full|none  none: accept the server's certificate and its
+                       handshake signature without checking them (the
+                       server does the same work; the generator saves
+                       a chain check and a signature verification per
+                       handshake, so that it is not the bottleneck) [full]
+  --tls-suite aes128|aes256|chacha20  offer only this TLS 1.3 suite
+                       (TLS13_AES_128_GCM_SHA256, ..._AES_256_GCM_SHA384,
+                       ..._CHACHA20_POLY1305_SHA256); by default rustls'
+                       order, AES-256-GCM first, which servers that follow
+                       the client's order (rustls, nginx) pick
   --sources N          spread connections over N source addresses
                        127.0.0.2, 127.0.0.3, ... (0: the kernel's choice)
   --duration SECS      how long to load (handshake, broadcast)   [10]
@@ -157,6 +185,11 @@ struct Args {
     timeout: f64,
     text_mode: bool,
     tls_ca: Option<std::path::PathBuf>,
+    /// `--tls-verify none`: accept the server's certificate and handshake
+    /// signature unchecked (the server's work is the same).
+    tls_no_verify: bool,
+    /// `--tls-suite`: offer only this TLS 1.3 cipher suite.
+    tls_suite: Option<rustls::CipherSuite>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -189,6 +222,8 @@ fn parse_args() -> Result<Args, String> {
         timeout: 30.0,
         text_mode: false,
         tls_ca: None,
+        tls_no_verify: false,
+        tls_suite: None,
     };
     fn num<T: std::str::FromStr>(p: &mut lexopt::Parser) -> Result<T, String> {
         let v = p.value().map_err(|e| e.to_string())?;
@@ -206,7 +241,20 @@ fn parse_args() -> Result<Args, String> {
                     .into_owned()
                     .into_bytes()
             }
-            Long("server-pid") => a.server_pid = Some(num::<u32>(&mut p)?.to_string()),
+            Long("server-pid") => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                let v = v.to_string_lossy();
+                let list: Vec<u32> = v
+                    .split(',')
+                    .map(|pid| pid.parse().map_err(|_| format!("not a PID: {pid}")))
+                    .collect::<Result<_, _>>()?;
+                a.server_pid = Some(
+                    list.iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+            }
             Long("sources") => a.sources = Some(num(&mut p)?),
             Long("duration") => a.duration = num(&mut p)?,
             Long("concurrency") => a.concurrency = Some(num(&mut p)?),
@@ -240,6 +288,21 @@ fn parse_args() -> Result<Args, String> {
             Long("stalled-wait") => a.stalled_wait = num(&mut p)?,
             Long("text") => a.text_mode = true,
             Long("tls-ca") => a.tls_ca = Some(p.value().map_err(|e| e.to_string())?.into()),
+            Long("tls-suite") => {
+                a.tls_suite = Some(match p.value().map_err(|e| e.to_string())?.to_str() {
+                    Some("aes128") => rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+                    Some("aes256") => rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+                    Some("chacha20") => rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+                    _ => return Err("--tls-suite takes aes128, aes256 or chacha20".into()),
+                })
+            }
+            Long("tls-verify") => {
+                a.tls_no_verify = match p.value().map_err(|e| e.to_string())?.to_str() {
+                    Some("full") => false,
+                    Some("none") => true,
+                    _ => return Err("--tls-verify takes full or none".into()),
+                }
+            }
             Short('h') | Long("help") => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -323,6 +386,106 @@ impl Minter {
     }
 }
 
+/// A rustls client configuration (ring provider, rustls' default
+/// versions, suites and groups) that trusts the CA certificates in `ca`
+/// (PEM). With `resume` false, session resumption is off: every
+/// connection makes a full handshake.
+fn tls_client_config(
+    ca: &std::path::Path,
+    resume: bool,
+    verify: bool,
+    suite: Option<rustls::CipherSuite>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    let versions: &[&rustls::SupportedProtocolVersion] = match suite {
+        Some(want) => {
+            provider.cipher_suites.retain(|s| s.suite() == want);
+            &[&rustls::version::TLS13]
+        }
+        None => rustls::DEFAULT_VERSIONS,
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    if !verify {
+        let schemes = rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes();
+        config
+            .dangerous()
+            .set_certificate_verifier(std::sync::Arc::new(TrustAny(schemes)));
+    }
+    Ok(std::sync::Arc::new(config))
+}
+
+/// `--tls-verify none`: a verifier that accepts any certificate and any
+/// handshake signature (loopback benchmarks only; the server still
+/// sends its chain and signs the handshake).
+#[derive(Debug)]
+struct TrustAny(Vec<rustls::SignatureScheme>);
+
+impl rustls::client::danger::ServerCertVerifier for TrustAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &rustls::pki_types::CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.clone()
+    }
+}
+
+/// With `--tls-ca`, makes `pool` speak TLS to `a.addr` (verified as an IP
+/// address name), without session resumption. Returns the RESULT field.
+fn use_tls(a: &Args, pool: &mut Pool) -> Result<&'static str, String> {
+    let Some(ca) = &a.tls_ca else {
+        return Ok("off");
+    };
+    let name = rustls::pki_types::ServerName::from(a.addr.ip());
+    pool.set_tls(
+        tls_client_config(ca, false, !a.tls_no_verify, a.tls_suite)?,
+        name,
+    );
+    Ok(if a.tls_no_verify { "unverified" } else { "on" })
+}
+
 /// The source address for the `i`th connection, with `n` in rotation.
 fn source(n: usize, i: usize) -> Option<IpAddr> {
     (n > 0).then(|| source_addr(i % n))
@@ -387,15 +550,21 @@ fn handshake(a: &Args) -> Result<(), String> {
         .map(|i| format!("/ws?token={}&room=r{i}", minter.token(i)))
         .collect();
     let mut pool = Pool::new(a.addr, concurrency).map_err(|e| e.to_string())?;
+    let tls = use_tls(a, &mut pool)?;
     let mut counts = HandshakeCounts {
         hist: Some(Histogram::new()),
         ..Default::default()
     };
     println!(
-        "handshake: {concurrency} in flight, {} for {}s, hang-up by {}, {sources} source addresses",
+        "handshake: {concurrency} in flight, {} for {}s, hang-up by {}, {sources} source addresses{}",
         a.addr,
         a.duration,
-        if a.reset { "RST" } else { "FIN" }
+        if a.reset { "RST" } else { "FIN" },
+        match tls {
+            "on" => ", TLS (full handshakes, no resumption)",
+            "unverified" => ", TLS (full handshakes, no resumption, server unverified)",
+            _ => "",
+        }
     );
     let deadline = Instant::now() + Duration::from_secs_f64(a.duration);
     let window = CpuWindow::start(a.server_pid.as_deref());
@@ -441,15 +610,22 @@ fn handshake(a: &Args) -> Result<(), String> {
         fmt_opt(per_cpu)
     );
     println!("upgrade latency (connect to 101): {}", hist.summary_ms());
+    if let Some(t) = &pool.tls_negotiated {
+        println!("TLS negotiated: {t}");
+    }
+    if pool.protocol_errors > 0 {
+        println!("protocol or TLS errors: {}", pool.protocol_errors);
+    }
     print_statuses("refused or failed", &counts.refused);
     if open_errors > 0 {
         println!("connect errors: {open_errors} (last: {last_error})");
     }
     println!(
-        "RESULT workload=handshake ok={} per_s={per_wall:.0} per_cpu_s={} server_cpu_pct={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} failed={}",
+        "RESULT workload=handshake tls={tls} ok={} per_s={per_wall:.0} per_cpu_s={} server_cpu_pct={} server_cpu_each_s={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} failed={}",
         counts.ok,
         fmt_opt(per_cpu),
         fmt_opt(cpu.server.map(|s| 100.0 * s / cpu.wall)),
+        cpu.each_list(","),
         100.0 * cpu.generator / cpu.wall,
         fmt_opt(cpu.others.map(|o| 100.0 * o / cpu.wall)),
         hist.quantile(0.5) as f64 / 1000.0,
@@ -582,6 +758,7 @@ fn broadcast(a: &Args) -> Result<(), String> {
     }
     let minter = Minter::new(&a.secret)?;
     let mut pool = Pool::new(a.addr, clients).map_err(|e| e.to_string())?;
+    let tls = use_tls(a, &mut pool)?;
     let mut st = Broadcast {
         clients,
         senders,
@@ -608,8 +785,15 @@ fn broadcast(a: &Args) -> Result<(), String> {
         format!("closed loop, window {} per sender", a.window)
     };
     println!(
-        "broadcast: {clients} clients in room {:?}, {senders} senders, {mode}, {}s, {} server",
-        room, a.duration, a.addr
+        "broadcast: {clients} clients in room {:?}, {senders} senders, {mode}, {}s, {} server{}",
+        room,
+        a.duration,
+        a.addr,
+        match tls {
+            "on" => ", TLS",
+            "unverified" => ", TLS (server unverified)",
+            _ => "",
+        }
     );
 
     // 1. Connect everyone, a few hundred at a time.
@@ -769,15 +953,19 @@ fn broadcast(a: &Args) -> Result<(), String> {
     if !st.closed.is_empty() {
         println!("closed by the server: {:?}", st.closed);
     }
+    if let Some(t) = &pool.tls_negotiated {
+        println!("TLS negotiated: {t}");
+    }
     if pool.protocol_errors > 0 {
-        println!("protocol errors: {}", pool.protocol_errors);
+        println!("protocol or TLS errors: {}", pool.protocol_errors);
     }
     println!(
-        "RESULT workload=broadcast mode={} clients={clients} senders={senders} deliveries={} per_s={per_wall:.0} per_cpu_s={} server_cpu_pct={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3} lost={lost} duplicated={} reordered={} closed={}",
+        "RESULT workload=broadcast tls={tls} mode={} clients={clients} senders={senders} deliveries={} per_s={per_wall:.0} per_cpu_s={} server_cpu_pct={} server_cpu_each_s={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3} lost={lost} duplicated={} reordered={} closed={}",
         if interval_us > 0.0 { "rate" } else { "closed" },
         st.deliveries,
         fmt_opt(per_cpu),
         fmt_opt(cpu.server.map(|s| 100.0 * s / cpu.wall)),
+        cpu.each_list(","),
         100.0 * cpu.generator / cpu.wall,
         fmt_opt(cpu.others.map(|o| 100.0 * o / cpu.wall)),
         st.hist.quantile(0.5) as f64 / 1000.0,
@@ -822,24 +1010,12 @@ impl Handler for IdleCounts {
 /// time with a blocking rustls client (handshake, upgrade, read the
 /// `101`), then the server's RSS per connection, as `idle` measures it.
 fn idle_tls(a: &Args) -> Result<(), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
     use std::io::{Read, Write};
     let ca = a.tls_ca.as_ref().ok_or("idle-tls needs --tls-ca FILE")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
-        roots
-            .add(cert.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = std::sync::Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    // why: resumption as before (rustls' default); it does not change
+    // what an open connection holds.
+    let config = tls_client_config(ca, true, !a.tls_no_verify, a.tls_suite)?;
     let n = a.connections;
     let sources = a.sources.unwrap_or(16);
     let minter = Minter::new(&a.secret)?;

@@ -6,10 +6,20 @@
 //! just enough RFC 6455 to count what arrives: server frames are parsed in
 //! place out of one shared read buffer, pings are answered, and client
 //! text frames are masked as the RFC requires.
+//!
+//! With [`Pool::set_tls`], every client speaks TLS (a non-blocking rustls
+//! `ClientConnection` per client): the upgrade request waits in rustls
+//! until the handshake is done, each socket read is fed to rustls whole
+//! (one `read()` of up to 256 KiB, as in plain mode) and what it decrypts
+//! goes through the same WebSocket parsing; queued frames are encrypted
+//! as one record per flush where they fit.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -54,9 +64,11 @@ struct Client {
     phase: Phase,
     /// Bytes of an incomplete head or frame, kept until the rest arrives.
     inbuf: Vec<u8>,
-    /// Bytes not yet accepted by the socket.
+    /// Bytes not yet accepted by the socket (with TLS: plaintext not yet
+    /// accepted by rustls).
     out: Vec<u8>,
     started: Instant,
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 /// Many clients of one server, on one mio `Poll`.
@@ -72,8 +84,16 @@ pub struct Pool {
     mask_state: u32,
     /// Connections that failed to connect, by `io::ErrorKind`, for the report.
     pub connect_errors: u64,
-    /// Frames that broke the protocol (masked server frames, bad lengths).
+    /// Frames that broke the protocol (masked server frames, bad lengths),
+    /// and TLS errors.
     pub protocol_errors: u64,
+    /// Set by [`Pool::set_tls`]: every client opened after it speaks TLS.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// Plaintext decrypted from one read (TLS only).
+    plain: Vec<u8>,
+    /// What the first TLS handshake negotiated ("TLSv1_3
+    /// TLS13_AES_256_GCM_SHA384 X25519"), for the report.
+    pub tls_negotiated: Option<String>,
 }
 
 /// The `n`th source address: 127.0.0.2, 127.0.0.3, … then on into
@@ -100,7 +120,17 @@ impl Pool {
             mask_state: 0x9e37_79b9,
             connect_errors: 0,
             protocol_errors: 0,
+            tls: None,
+            plain: Vec::new(),
+            tls_negotiated: None,
         })
+    }
+
+    /// Makes every client opened from now on speak TLS with `config`,
+    /// checking the server's certificate against `name`.
+    pub fn set_tls(&mut self, config: Arc<rustls::ClientConfig>, name: ServerName<'static>) {
+        self.plain = Vec::with_capacity(READ_BUF + 16 * 1024);
+        self.tls = Some((config, name));
     }
 
     /// Microseconds since [`Pool::epoch`].
@@ -147,6 +177,15 @@ impl Pool {
                 return Err(e);
             }
         }
+        // why: created (and its ClientHello's key share generated) before
+        // the socket is registered, so a failure leaves nothing behind.
+        let tls = match &self.tls {
+            Some((config, name)) => Some(Box::new(
+                rustls::ClientConnection::new(Arc::clone(config), name.clone())
+                    .map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
         let mut stream = TcpStream::from_std(socket.into());
         let entry = self.clients.vacant_entry();
         let id = entry.key();
@@ -166,6 +205,7 @@ impl Pool {
             inbuf: Vec::new(),
             out: request.into_bytes(),
             started: Instant::now(),
+            tls,
         });
         Ok(id)
     }
@@ -308,71 +348,56 @@ impl Pool {
                 Err(_) => return self.fail(id, handler),
             };
             let now_us = self.epoch.elapsed().as_micros() as u64;
-            let mut data: &[u8] = &self.buf[..n];
-            if c.phase == Phase::AwaitHead {
-                c.inbuf.extend_from_slice(data);
-                let Some(end) = find_head_end(&c.inbuf) else {
-                    if c.inbuf.len() > 16 * 1024 {
-                        return self.fail(id, handler);
+            let mut close_notify = false;
+            let data: &[u8] = match c.tls.as_deref_mut() {
+                None => &self.buf[..n],
+                Some(tls) => {
+                    match tls_feed(tls, &self.buf[..n], &mut self.plain) {
+                        Ok(closed) => close_notify = closed,
+                        Err(()) => {
+                            self.protocol_errors += 1;
+                            return self.fail(id, handler);
+                        }
                     }
-                    continue;
-                };
-                let status = parse_status(&c.inbuf);
-                if status != 101 {
-                    handler.on_refused(id, status);
+                    if self.tls_negotiated.is_none() && !tls.is_handshaking() {
+                        let known = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+                        self.tls_negotiated = Some(format!(
+                            "{} {} {}",
+                            known(tls.protocol_version().map(|v| format!("{v:?}"))),
+                            known(
+                                tls.negotiated_cipher_suite()
+                                    .map(|s| format!("{:?}", s.suite()))
+                            ),
+                            known(
+                                tls.negotiated_key_exchange_group()
+                                    .map(|g| format!("{:?}", g.name()))
+                            ),
+                        ));
+                    }
+                    &self.plain
+                }
+            };
+            // With TLS: the client's Finished, and the request rustls held
+            // until the handshake was done.
+            if c.tls.as_ref().is_some_and(|t| t.wants_write()) && !write_out(c) {
+                return self.fail(id, handler);
+            }
+            match deliver(c, id, data, now_us, handler, &mut self.protocol_errors) {
+                Delivered::More => {}
+                Delivered::Ended => {
                     self.close(id, false);
                     return;
                 }
-                c.phase = Phase::Open;
-                handler.on_open(id, c.started.elapsed());
-                let rest = c.inbuf.split_off(end);
-                c.inbuf = rest;
-                data = &[];
             }
-            // Frames: parse in place when nothing is left over from the
-            // previous read, else append and parse the joined bytes.
-            let mut pongs: Vec<Vec<u8>> = Vec::new();
-            let mut closed: Option<Option<u16>> = None;
-            let mut bad = false;
-            let mut on_frame = |op: u8, payload: &[u8]| match op {
-                0x1 => handler.on_text(id, payload, now_us),
-                0x8 => {
-                    let code =
-                        (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
-                    closed = Some(code);
-                }
-                0x9 => pongs.push(payload.to_vec()),
-                0x0 | 0x2 | 0xA => {}
-                _ => bad = true,
-            };
-            if c.inbuf.is_empty() {
-                let used = parse_frames(data, &mut on_frame);
-                if used < data.len() {
-                    c.inbuf.extend_from_slice(&data[used..]);
-                }
-            } else {
-                c.inbuf.extend_from_slice(data);
-                let used = parse_frames(&c.inbuf, &mut on_frame);
-                c.inbuf.drain(..used);
-            }
-            if bad {
-                self.protocol_errors += 1;
-            }
-            if let Some(code) = closed {
-                handler.on_closed(id, code);
-                self.close(id, false);
-                return;
-            }
-            if !pongs.is_empty() {
-                for p in pongs {
-                    encode_masked(0xA, &p, [1, 2, 3, 4], &mut c.out);
-                }
-                write_out(c);
+            if close_notify {
+                return self.fail_as(id, "eof", handler);
             }
             // why: a short read drained the socket's receive queue, and on
             // Linux every later arrival raises a new edge; skipping the read
             // that would only say `WouldBlock` halves the generator's
-            // syscalls (tokio does the same).
+            // syscalls (tokio does the same). With TLS, rustls was given
+            // the whole read and all it decrypted was taken out, so nothing
+            // waits there either.
             if n < self.buf.len() {
                 return;
             }
@@ -380,8 +405,150 @@ impl Pool {
     }
 }
 
+/// What [`deliver`] left of a client.
+enum Delivered {
+    /// Still there: read on.
+    More,
+    /// Refused or closed (the handler was told): drop it.
+    Ended,
+}
+
+/// Handles `data` (plaintext) that arrived on client `c`: the response
+/// head, then frames.
+fn deliver<H: Handler>(
+    c: &mut Client,
+    id: usize,
+    mut data: &[u8],
+    now_us: u64,
+    handler: &mut H,
+    protocol_errors: &mut u64,
+) -> Delivered {
+    if c.phase == Phase::AwaitHead {
+        c.inbuf.extend_from_slice(data);
+        let Some(end) = find_head_end(&c.inbuf) else {
+            if c.inbuf.len() > 16 * 1024 {
+                handler.on_refused(id, 0);
+                return Delivered::Ended;
+            }
+            return Delivered::More;
+        };
+        let status = parse_status(&c.inbuf);
+        if status != 101 {
+            handler.on_refused(id, status);
+            return Delivered::Ended;
+        }
+        c.phase = Phase::Open;
+        handler.on_open(id, c.started.elapsed());
+        let rest = c.inbuf.split_off(end);
+        c.inbuf = rest;
+        data = &[];
+    }
+    // Frames: parse in place when nothing is left over from the
+    // previous read, else append and parse the joined bytes.
+    let mut pongs: Vec<Vec<u8>> = Vec::new();
+    let mut closed: Option<Option<u16>> = None;
+    let mut bad = false;
+    let mut on_frame = |op: u8, payload: &[u8]| match op {
+        0x1 => handler.on_text(id, payload, now_us),
+        0x8 => {
+            let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            closed = Some(code);
+        }
+        0x9 => pongs.push(payload.to_vec()),
+        0x0 | 0x2 | 0xA => {}
+        _ => bad = true,
+    };
+    if c.inbuf.is_empty() {
+        let used = parse_frames(data, &mut on_frame);
+        if used < data.len() {
+            c.inbuf.extend_from_slice(&data[used..]);
+        }
+    } else {
+        c.inbuf.extend_from_slice(data);
+        let used = parse_frames(&c.inbuf, &mut on_frame);
+        c.inbuf.drain(..used);
+    }
+    if bad {
+        *protocol_errors += 1;
+    }
+    if let Some(code) = closed {
+        handler.on_closed(id, code);
+        return Delivered::Ended;
+    }
+    if !pongs.is_empty() {
+        for p in pongs {
+            encode_masked(0xA, &p, [1, 2, 3, 4], &mut c.out);
+        }
+        write_out(c);
+    }
+    Delivered::More
+}
+
+/// Gives `wire` (one socket read) to rustls and collects what it
+/// decrypts into `plain` (cleared first). `Ok(true)` when the server sent
+/// `close_notify`; `Err` on a TLS error.
+fn tls_feed(
+    tls: &mut rustls::ClientConnection,
+    mut wire: &[u8],
+    plain: &mut Vec<u8>,
+) -> Result<bool, ()> {
+    plain.clear();
+    let mut closed = false;
+    // why: rustls takes at most a few KiB per `read_tls` and holds at most
+    // 16 KiB of plaintext, so the read is fed in pieces, each decrypted
+    // and taken out before the next.
+    while !wire.is_empty() {
+        tls.read_tls(&mut wire).map_err(|_| ())?;
+        tls.process_new_packets().map_err(|_| ())?;
+        let mut reader = tls.reader();
+        loop {
+            match reader.fill_buf() {
+                Ok([]) => {
+                    closed = true;
+                    break;
+                }
+                Ok(chunk) => {
+                    let k = chunk.len();
+                    plain.extend_from_slice(chunk);
+                    reader.consume(k);
+                }
+                Err(_) => break, // WouldBlock: all of it taken
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    Ok(closed)
+}
+
 /// Writes as much of `c.out` as the socket takes; false on a hard error.
+/// With TLS, `c.out` goes to rustls (which encrypts it, or holds it until
+/// the handshake is done) and what rustls has to send goes to the socket.
 fn write_out(c: &mut Client) -> bool {
+    if let Some(tls) = c.tls.as_deref_mut() {
+        loop {
+            let mut took = 0;
+            if !c.out.is_empty() {
+                match tls.writer().write(&c.out) {
+                    Ok(n) => took = n,
+                    Err(_) => return false,
+                }
+                c.out.drain(..took);
+            }
+            while tls.wants_write() {
+                match tls.write_tls(&mut c.stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            if c.out.is_empty() || took == 0 {
+                return true;
+            }
+        }
+    }
     while !c.out.is_empty() {
         match c.stream.write(&c.out) {
             Ok(n) => {

@@ -99,15 +99,21 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / TICKS_PER_SEC)
 }
 
-/// Resident set size of process `pid` in KiB, from `/proc/PID/status`.
-pub fn rss_kib(pid: &str) -> Option<u64> {
-    status_kib(pid, "VmRSS:")
+/// The processes of a `--server-pid` list (`PID` or `PID,PID,…`).
+fn pids(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').filter(|p| !p.is_empty())
 }
 
-/// Peak resident set size of process `pid` since it started (`VmHWM`),
-/// in KiB.
-pub fn peak_rss_kib(pid: &str) -> Option<u64> {
-    status_kib(pid, "VmHWM:")
+/// Resident set size in KiB, from `/proc/PID/status`, of the first
+/// process of a `--server-pid` list.
+pub fn rss_kib(list: &str) -> Option<u64> {
+    status_kib(pids(list).next()?, "VmRSS:")
+}
+
+/// Peak resident set size since it started (`VmHWM`), in KiB, of the
+/// first process of a `--server-pid` list.
+pub fn peak_rss_kib(list: &str) -> Option<u64> {
+    status_kib(pids(list).next()?, "VmHWM:")
 }
 
 /// A `NAME: N kB` field of `/proc/PID/status`, in KiB.
@@ -134,9 +140,16 @@ fn machine_busy_seconds() -> Option<f64> {
     Some((v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / TICKS_PER_SEC)
 }
 
-/// Voluntary and involuntary context switches of `pid`'s main thread
-/// (for a single-threaded server: its event loop), from `/proc/PID/status`.
-pub fn context_switches(pid: &str) -> Option<(u64, u64)> {
+/// Voluntary and involuntary context switches of the main threads of a
+/// `--server-pid` list, summed (for a single-threaded server: its event
+/// loop), from `/proc/PID/status`.
+pub fn context_switches(list: &str) -> Option<(u64, u64)> {
+    pids(list)
+        .map(context_switches_one)
+        .try_fold((0, 0), |(v, n), s| s.map(|(v1, n1)| (v + v1, n + n1)))
+}
+
+fn context_switches_one(pid: &str) -> Option<(u64, u64)> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -148,10 +161,13 @@ pub fn context_switches(pid: &str) -> Option<(u64, u64)> {
     ))
 }
 
-/// Before/after CPU readings of the server and of the generator itself.
+/// Before/after CPU readings of the server (every process of its
+/// `--server-pid` list: the server, or e.g. the wsgate behind nginx and
+/// nginx's master and worker, summed) and of the generator itself.
 pub struct CpuWindow {
     server: Option<String>,
-    server0: Option<f64>,
+    /// CPU seconds of each process of the list at the start.
+    server0: Option<Vec<f64>>,
     self0: f64,
     machine0: Option<f64>,
     switches0: Option<(u64, u64)>,
@@ -163,6 +179,9 @@ pub struct CpuUse {
     pub wall: f64,
     /// Server CPU seconds, when a server PID was given.
     pub server: Option<f64>,
+    /// Server CPU seconds per process of the `--server-pid` list, in its
+    /// order (`server` is their sum).
+    pub server_each: Vec<f64>,
     pub generator: f64,
     /// CPU seconds used by everything else on the machine (other
     /// processes, and interrupt time not charged to a process): noise.
@@ -176,7 +195,7 @@ impl CpuWindow {
     pub fn start(server: Option<&str>) -> CpuWindow {
         CpuWindow {
             server: server.map(str::to_string),
-            server0: server.and_then(cpu_seconds),
+            server0: server.and_then(|l| pids(l).map(cpu_seconds).collect()),
             self0: cpu_seconds("self").unwrap_or(0.0),
             machine0: machine_busy_seconds(),
             switches0: server.and_then(context_switches),
@@ -186,10 +205,14 @@ impl CpuWindow {
 
     pub fn stop(&self) -> CpuUse {
         let wall = self.wall0.elapsed().as_secs_f64();
-        let server = match (&self.server, self.server0) {
-            (Some(pid), Some(before)) => cpu_seconds(pid).map(|after| after - before),
+        let server_each: Option<Vec<f64>> = match (&self.server, &self.server0) {
+            (Some(list), Some(before)) => pids(list)
+                .zip(before)
+                .map(|(pid, b)| cpu_seconds(pid).map(|after| after - b))
+                .collect(),
             _ => None,
         };
+        let server = server_each.as_ref().map(|v| v.iter().sum());
         let generator = cpu_seconds("self").unwrap_or(0.0) - self.self0;
         let others = match (self.machine0, machine_busy_seconds()) {
             (Some(m0), Some(m1)) => Some((m1 - m0 - generator - server.unwrap_or(0.0)).max(0.0)),
@@ -204,6 +227,7 @@ impl CpuWindow {
         CpuUse {
             wall,
             server,
+            server_each: server_each.unwrap_or_default(),
             generator,
             others,
             switches,
@@ -212,6 +236,19 @@ impl CpuWindow {
 }
 
 impl CpuUse {
+    /// Each server process's CPU seconds, joined by `sep` (`na` if
+    /// unknown), for a report line.
+    pub fn each_list(&self, sep: &str) -> String {
+        if self.server_each.is_empty() {
+            return "na".into();
+        }
+        self.server_each
+            .iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+
     /// `count` per second of wall time, and per second of server CPU.
     pub fn rates(&self, count: u64) -> (f64, Option<f64>) {
         let per_wall = count as f64 / self.wall.max(1e-9);
@@ -222,6 +259,12 @@ impl CpuUse {
     /// "server cpu 97% of a core, generator 41%" for the report.
     pub fn describe(&self) -> String {
         let server = match self.server {
+            Some(s) if self.server_each.len() > 1 => format!(
+                "{:.2}s ({:.0}% of one core), the sum of {}",
+                s,
+                100.0 * s / self.wall,
+                self.each_list("s + ")
+            ),
             Some(s) => format!("{:.2}s ({:.0}% of one core)", s, 100.0 * s / self.wall),
             None => "unknown (no --server-pid)".to_string(),
         };
