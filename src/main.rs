@@ -124,7 +124,12 @@ static OPTIONS: &[Opt] = &[
         default: "127.0.0.1:8080",
         help: "address to listen on",
         kind: Kind::Custom(|s, v| {
-            s.config.listen = v.parse().map_err(|_| format!("not an address: {v:?}"))?;
+            s.config.listen = v.parse().map_err(|_| {
+                format!(
+                    "not an address: {v:?}: give an IP address and a port, such as \
+                     127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080 (host names are not looked up)"
+                )
+            })?;
             Ok(())
         }),
     },
@@ -532,7 +537,13 @@ impl Kind {
         match *self {
             Kind::Duration(field) => {
                 *field(s) =
-                    parse_duration(v, false).ok_or_else(|| format!("not a duration: {v:?}"))?
+                    parse_duration(v, false).ok_or_else(|| match parse_duration(v, true) {
+                        Some(_) => format!("{v:?}: must be more than zero"),
+                        None => format!(
+                            "not a duration: {v:?}: give a whole number of seconds, or one with a \
+                         unit s, m, h or d, such as 900, 90s, 15m, 8h or 1d"
+                        ),
+                    })?
             }
             Kind::Size(field) => {
                 *field(s) = parse_size(v).ok_or_else(|| {
@@ -676,17 +687,34 @@ fn load_secrets(
         (Some(path), None) => {
             let text = std::fs::read(path)
                 .map_err(|e| format!("--secret-file {}: {e}", path.display()))?;
-            let secrets: Vec<SecretKey> = text
-                .split(|&b| b == b'\n')
-                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-                .filter(|line| !line.is_empty())
-                .map(SecretKey::new)
-                .collect();
+            let mut secrets = Vec::new();
+            for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.is_empty() {
+                    continue;
+                }
+                if line.len() < MIN_SECRET_LEN {
+                    return Err(format!(
+                        "--secret-file {}: line {} is {} bytes; a secret needs at least \
+                         {MIN_SECRET_LEN} (each line is one secret, its bytes as they are: \
+                         not decoded from base64 or hex)",
+                        path.display(),
+                        i + 1,
+                        line.len()
+                    ));
+                }
+                secrets.push(SecretKey::new(line));
+            }
             if secrets.is_empty() {
                 return Err(format!("--secret-file {}: no secret in it", path.display()));
             }
             Ok((secrets, false))
         }
+        (None, Some(var)) if var.len() < MIN_SECRET_LEN => Err(format!(
+            "WSGATE_SECRET is {} bytes; a secret needs at least {MIN_SECRET_LEN} (its bytes as \
+             they are: not decoded from base64 or hex)",
+            var.len()
+        )),
         (None, Some(var)) => Ok((vec![SecretKey::new(var)], false)),
         (None, None) => {
             let mut key = vec![0u8; MIN_SECRET_LEN];
@@ -729,9 +757,8 @@ impl log::Log for StderrLogger {
             .unwrap_or_default();
         let _ = writeln!(
             io::stderr().lock(),
-            "{}.{:03} {:5} {}",
-            now.as_secs(),
-            now.subsec_millis(),
+            "{} {:5} {}",
+            Rfc3339(now),
             record.level(),
             record.args()
         );
@@ -740,16 +767,57 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
-/// `wsgate hash-password`: one line from stdin (the newline removed).
+/// A time since the Unix epoch as RFC 3339 UTC with milliseconds:
+/// `2026-12-02T03:04:05.678Z`.
+// why: the one date wsgate prints; a date crate would cost more bytes
+// than these lines (Howard Hinnant's days-to-civil algorithm).
+struct Rfc3339(Duration);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.0.as_secs();
+        let (days, rest) = (secs / 86_400, secs % 86_400);
+        // Days since 0000-03-01, in 400-year eras of 146,097 days.
+        let z = days + 719_468;
+        let (era, doe) = (z / 146_097, z % 146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = era * 400 + yoe + u64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rest / 3_600,
+            rest % 3_600 / 60,
+            rest % 60,
+            self.0.subsec_millis()
+        )
+    }
+}
+
+/// `wsgate hash-password`: one line from stdin (the newline removed); on
+/// a terminal it is asked for and typed without echo, as `passwd` does.
 fn hash_password_command() -> ExitCode {
-    if io::stdin().is_terminal() {
-        eprint!("password: ");
-    }
-    let mut line = String::new();
-    if let Err(e) = io::stdin().lock().read_line(&mut line) {
-        eprintln!("wsgate: reading the password: {e}");
-        return ExitCode::from(1);
-    }
+    let terminal = io::stdin().is_terminal();
+    let read = (|| {
+        let _quiet = if terminal {
+            eprint!("password: ");
+            Some(NoEcho::on_stdin()?)
+        } else {
+            None
+        };
+        let mut line = String::new();
+        io::stdin().lock().read_line(&mut line).map(|_| line)
+    })();
+    let line = match read {
+        Ok(line) => line,
+        Err(e) => {
+            eprintln!("wsgate: reading the password: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let password = line.strip_suffix('\n').unwrap_or(&line);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
@@ -758,6 +826,29 @@ fn hash_password_command() -> ExitCode {
     }
     println!("{}", hash_password(password));
     ExitCode::SUCCESS
+}
+
+/// The terminal on stdin without echo (the newline still echoed, as
+/// `passwd` does), until dropped.
+struct NoEcho(rustix::termios::Termios);
+
+impl NoEcho {
+    fn on_stdin() -> io::Result<NoEcho> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let saved = tcgetattr(io::stdin())?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        quiet.local_modes.insert(LocalModes::ECHONL);
+        tcsetattr(io::stdin(), OptionalActions::Now, &quiet)?;
+        Ok(NoEcho(saved))
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        let now = rustix::termios::OptionalActions::Now;
+        let _ = rustix::termios::tcsetattr(io::stdin(), now, &self.0);
+    }
 }
 
 /// Prints a start-up error; exit code 2.
@@ -807,13 +898,25 @@ fn main() -> ExitCode {
             "--trusted-proxy {net} trusts every peer: any client can name the address it counts under"
         );
     }
+    let listen = config.listen;
     let gateway = match Gateway::bind(config, Arc::new(users)).and_then(|mut g| {
         g.handle_signals()?;
         Ok(g)
     }) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("wsgate: cannot listen: {e}");
+            let hint = match e.kind() {
+                io::ErrorKind::AddrInUse => {
+                    "; another program (another wsgate?) holds it: stop it, or pick another \
+                     port with --listen"
+                }
+                io::ErrorKind::PermissionDenied if listen.port() < 1024 => {
+                    "; ports under 1024 need CAP_NET_BIND_SERVICE (see deploy/wsgate.service)"
+                }
+                io::ErrorKind::AddrNotAvailable => "; that address is not one of this machine's",
+                _ => "",
+            };
+            eprintln!("wsgate: cannot listen on {listen}: {e}{hint}");
             return ExitCode::from(1);
         }
     };
@@ -993,6 +1096,36 @@ mod tests {
     }
 
     #[test]
+    fn log_times_are_rfc3339_utc_with_milliseconds() {
+        let at = |secs: u64, ms: u64| {
+            Rfc3339(Duration::from_secs(secs) + Duration::from_millis(ms)).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_399, 999), "2000-02-28T23:59:59.999Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(951_868_800, 0), "2000-03-01T00:00:00.000Z");
+        assert_eq!(at(1_709_164_800, 0), "2024-02-29T00:00:00.000Z");
+        assert_eq!(at(1_796_178_070, 812), "2026-12-02T02:21:10.812Z");
+        assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
+        // Every day for 500 years: the date after a day's last second is
+        // the next day, month and year roll over, and Feb 29 comes when
+        // the Gregorian rule says.
+        let mut last = at(0, 0);
+        for day in 1..(500 * 366) {
+            let next = at(day * 86_400, 0);
+            assert!(next > last, "{next} after {last}");
+            let (y, m, d) = (&next[0..4], &next[5..7], &next[8..10]);
+            let year: u64 = y.parse().unwrap();
+            let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+            if (m, d) == ("02", "29") {
+                assert!(leap, "{next}");
+            }
+            last = next;
+        }
+    }
+
+    #[test]
     fn trusted_proxies_are_networks_or_addresses() {
         let var = [("WSGATE_TRUSTED_PROXIES", "10.1.2.3/8, ::1")];
         let s = parse(&[], &var).unwrap();
@@ -1043,12 +1176,13 @@ mod tests {
             (
                 &["--token-ttl", "soon"],
                 &[],
-                "--token-ttl: not a duration: \"soon\"",
+                "--token-ttl: not a duration: \"soon\": give a whole number of seconds, or one \
+                 with a unit s, m, h or d, such as 900, 90s, 15m, 8h or 1d",
             ),
             (
                 &["--token-ttl", "0"],
                 &[],
-                "--token-ttl: not a duration: \"0\"",
+                "--token-ttl: \"0\": must be more than zero",
             ),
             (
                 &[],
@@ -1155,7 +1289,24 @@ mod tests {
         );
         let short = parse(&[], &[("WSGATE_SECRET", "0123456789")]).unwrap();
         let e = configure(short).unwrap_err();
-        assert_eq!(e, "secret 1 is 10 bytes; at least 32 are required");
+        assert_eq!(
+            e,
+            "WSGATE_SECRET is 10 bytes; a secret needs at least 32 (its bytes as they are: \
+             not decoded from base64 or hex)"
+        );
+        let dir = std::env::temp_dir().join(format!("wsgate-secret-{}", std::process::id()));
+        std::fs::write(&dir, format!("{SECRET}\n\nshort\n")).unwrap();
+        let file = parse(&["--secret-file", dir.to_str().unwrap()], &[]).unwrap();
+        let e = configure(file).unwrap_err();
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(
+            e,
+            format!(
+                "--secret-file {}: line 3 is 5 bytes; a secret needs at least 32 (each line is \
+                 one secret, its bytes as they are: not decoded from base64 or hex)",
+                dir.display()
+            )
+        );
         let budget = parse(&["--max-queue", "2MiB", "--queue-budget", "1MiB"], &vars).unwrap();
         let e = configure(budget).unwrap_err();
         assert!(

@@ -87,7 +87,12 @@ impl Context {
         }
         let carrier = match upgrade::credential(req, &handshake.query, &self.upgrade_policy()) {
             Ok(c) => c,
-            Err(rej) => return Refuse(rej, None),
+            Err(rej) => {
+                if let Reject::Forbidden(_) = rej {
+                    self.log_origin(req, peer);
+                }
+                return Refuse(rej, None);
+            }
         };
         let kind = carrier.kind();
         let principal = match &carrier {

@@ -111,9 +111,29 @@ impl Context {
 
     /// The `403` for a state-changing request from a foreign origin.
     fn refused_cross_site(&mut self, req: &Request, peer: Peer) -> Response {
+        self.log_origin(req, peer);
         let rej = Reject::Forbidden("origin not allowed");
         self.log_refusal(peer, rej, &req.path, None);
         rej.response()
+    }
+
+    /// Says in the log which rule refused the `Origin` of `req`, and what
+    /// it was (quoted): `origin refused peer=… origin="…" host="…"
+    /// why="…"`, beside the `refused` line, so that an operator can tell a
+    /// missing port from a trailing `/` or `localhost` from `127.0.0.1`.
+    pub(super) fn log_origin(&self, req: &Request, peer: Peer) {
+        let Err(why) = upgrade::origin_rule(req, &self.upgrade_policy()) else {
+            return;
+        };
+        let shown = |name| match req.header(name) {
+            Ok(Some(v)) => quoted(v).to_string(),
+            _ => "-".to_string(),
+        };
+        info!(
+            "origin refused peer={peer} origin={} host={} why=\"{why}\"",
+            shown("origin"),
+            shown("host")
+        );
     }
 
     /// Logs a refused request and counts it in `/metrics`: the one place

@@ -400,19 +400,35 @@ fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Re
 /// A cookie is sent by browsers on cross-site requests too, so a cookie
 /// upgrade needs an allowed `Origin` (cross-site WebSocket hijacking).
 pub fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Reject> {
-    const NOT_ALLOWED: Reject = Reject::Forbidden("origin not allowed");
+    origin_rule(req, policy).map_err(|_| Reject::Forbidden("origin not allowed"))
+}
+
+/// As [`check_origin`], but an `Err` says which rule refused the `Origin`,
+/// for the operator's log line (the client only ever hears "origin not
+/// allowed").
+pub fn origin_rule(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), &'static str> {
     let origin = match req.header("origin") {
-        Ok(Some(o)) => Origin::parse(o).ok_or(NOT_ALLOWED)?,
-        _ => return Err(NOT_ALLOWED),
+        Ok(Some("null")) => return Err("a null Origin (a sandboxed page, a file, a redirect)"),
+        Ok(Some(o)) => {
+            Origin::parse(o).ok_or("not scheme://host[:port] (no path, not even a trailing /)")?
+        }
+        Ok(None) => return Err("no Origin header"),
+        Err(()) => return Err("more than one Origin header, or not UTF-8"),
     };
     if policy.allowed_origins.contains(&origin) {
         return Ok(());
     }
-    let secure_enough = origin.scheme == "https" || !policy.require_https || origin.is_loopback();
-    match req.header("host") {
-        Ok(Some(host)) if secure_enough && origin.is_same_host(host) => Ok(()),
-        _ => Err(NOT_ALLOWED),
+    let host = match req.header("host") {
+        Ok(Some(host)) => host,
+        _ => return Err("no single Host header to compare it with"),
+    };
+    if !origin.is_same_host(host) {
+        return Err("not an --allowed-origin, and not the same host and port as Host");
     }
+    if origin.scheme != "https" && policy.require_https && !origin.is_loopback() {
+        return Err("http:// off loopback: use https, or --insecure-cookie for testing");
+    }
+    Ok(())
 }
 
 /// The login-CSRF rule for state-changing `POST`s a browser may send with

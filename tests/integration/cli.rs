@@ -154,6 +154,98 @@ fn a_short_secret_is_refused_at_start() {
 }
 
 #[test]
+fn start_up_errors_say_what_to_do() {
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    // The port is taken: the address is named, and what to do.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut cmd = wsgate();
+    cmd.args(["--listen", &addr.to_string()])
+        .env("WSGATE_SECRET", secret);
+    let (status, _, err) = run(cmd, None);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}: "))
+            && err.contains("stop it, or pick another port with --listen"),
+        "{err}"
+    );
+    // A short secret: which file, which line, and how it is read.
+    let dir = crate::common::scratch_dir("short-secret");
+    let file = dir.join("secret.txt");
+    std::fs::write(&file, format!("{secret}\nshort\n")).unwrap();
+    let mut cmd = wsgate();
+    cmd.args(["--listen", "127.0.0.1:0", "--secret-file"])
+        .arg(&file);
+    let (status, _, err) = run(cmd, None);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--secret-file {}: line 2 is 5 bytes",
+            file.display()
+        )) && err.contains("not decoded from base64 or hex"),
+        "{err}"
+    );
+    assert!(!err.contains("short\n") && !err.contains(secret), "{err}");
+    // A host name, a duration with a unit it does not know: the forms.
+    for (args, wanted) in [
+        (
+            ["--listen", "localhost:8093"],
+            "--listen: not an address: \"localhost:8093\": give an IP address and a port, \
+             such as 127.0.0.1:8080",
+        ),
+        (
+            ["--token-ttl", "15min"],
+            "--token-ttl: not a duration: \"15min\": give a whole number of seconds, or one \
+             with a unit s, m, h or d, such as 900, 90s, 15m, 8h or 1d",
+        ),
+    ] {
+        let mut cmd = wsgate();
+        cmd.args(args).env("WSGATE_SECRET", secret);
+        let (status, _, err) = run(cmd, None);
+        assert_eq!(status.code(), Some(2), "{err}");
+        assert!(err.contains(wanted), "{err}");
+    }
+}
+
+#[test]
+fn hash_password_does_not_echo_on_a_terminal() {
+    // A real pseudo-terminal (Python's pty): what the terminal shows is
+    // the prompt and a newline, never the password; the hash is printed.
+    let script = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
+shown = b""
+while b"password: " not in shown:
+    shown += os.read(fd, 1024)
+os.write(fd, b"correct horse\n")
+end = time.time() + 20
+while time.time() < end:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    shown += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(shown.decode())
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(BIN)
+        .output()
+        .expect("python3");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(shown.starts_with("password: "), "{shown:?} {err}");
+    assert!(!shown.contains("correct horse"), "echoed: {shown:?}");
+    assert!(shown.contains("$pbkdf2-sha256$"), "{shown:?}");
+}
+
+#[test]
 fn demo_users_refuse_a_public_address() {
     let mut cmd = wsgate();
     cmd.args(["--listen", "0.0.0.0:0"])
@@ -208,6 +300,36 @@ fn start_binary() -> Started {
     };
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
     (child, addr, log, lines, forward, stdout)
+}
+
+#[test]
+fn log_lines_start_with_an_rfc3339_utc_time() {
+    let (_child, _, log, ..) = start_binary();
+    for line in &log {
+        // 2026-12-02T03:04:05.678Z INFO  listening on …
+        let (time, _) = line.split_once(' ').expect("a time, then the rest");
+        let b = time.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        assert!(
+            b.len() == 24
+                && digits(0..4)
+                && b[4] == b'-'
+                && digits(5..7)
+                && b[7] == b'-'
+                && digits(8..10)
+                && b[10] == b'T'
+                && digits(11..13)
+                && b[13] == b':'
+                && digits(14..16)
+                && b[16] == b':'
+                && digits(17..19)
+                && b[19] == b'.'
+                && digits(20..23)
+                && b[23] == b'Z',
+            "{line}"
+        );
+        assert!(time.starts_with("20"), "{line}");
+    }
 }
 
 #[test]

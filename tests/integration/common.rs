@@ -260,6 +260,15 @@ impl Drop for TestServer {
     }
 }
 
+/// A fresh, empty directory of this test run's own under the system's
+/// temporary directory.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsgate-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A new TCP connection to `addr` with both timeouts set.
 pub fn connect_to(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the server");

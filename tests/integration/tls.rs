@@ -41,10 +41,7 @@ pub(crate) struct Pki {
 }
 
 pub(crate) fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsgate-it-tls-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::scratch_dir(&format!("tls-{name}"))
 }
 
 /// A new CA, and a server certificate from it written to `cert`/`key`

@@ -9,7 +9,7 @@
 use serde_json::json;
 
 use super::{json_body, login};
-use crate::testkit::{Harness, form_post};
+use crate::testkit::{Harness, capture_logs, form_post, stop_capturing_logs, take_log_lines};
 
 const ORIGIN: &str = "Origin: http://127.0.0.1:8080\r\n";
 
@@ -156,6 +156,64 @@ fn cookie_needs_an_allowed_origin() {
                 .status,
             status,
             "{origin}"
+        );
+    }
+}
+
+#[test]
+fn an_origin_refusal_says_in_the_log_which_rule_and_what_came() {
+    let mut h = Harness::default();
+    let c = login(&mut h, "bob", "builder");
+    let logging = capture_logs();
+    let cases = [
+        (
+            "",
+            "origin=- host=\"127.0.0.1:8080\" why=\"no Origin header\"",
+        ),
+        (
+            "Origin: http://127.0.0.1:8080/\r\n",
+            "origin=\"http://127.0.0.1:8080/\" host=\"127.0.0.1:8080\" why=\"not scheme://host[:port]",
+        ),
+        (
+            "Origin: http://127.0.0.1\r\n",
+            "origin=\"http://127.0.0.1\" host=\"127.0.0.1:8080\" why=\"not an --allowed-origin, \
+             and not the same host and port as Host\"",
+        ),
+        (
+            "Origin: http://localhost:8080\r\n",
+            "origin=\"http://localhost:8080\" host=\"127.0.0.1:8080\" why=\"not an --allowed-origin",
+        ),
+    ];
+    for (origin, logged) in cases {
+        take_log_lines();
+        let r = h.upgrade("/ws", &format!("Cookie: {c}\r\n{origin}")).1;
+        assert_eq!(r.status, 403, "{origin}");
+        assert!(
+            r.body.contains("origin not allowed"),
+            "the body stays a class"
+        );
+        assert!(!r.body.contains("why"), "{}", r.body);
+        let lines = take_log_lines();
+        if logging {
+            let line = lines
+                .iter()
+                .find(|l| l.starts_with("origin refused "))
+                .unwrap();
+            assert!(line.contains(logged), "{line}\n wanted {logged}");
+        }
+    }
+    // A login from a foreign page says the same.
+    take_log_lines();
+    let post = form_post("/login", "username=bob&password=builder")
+        .replace("Host:", "Origin: http://evil.example\r\nHost:");
+    assert_eq!(h.request(&post).1.status, 403);
+    let lines = take_log_lines();
+    stop_capturing_logs();
+    if logging {
+        assert!(
+            lines.iter().any(|l| l.starts_with("origin refused ")
+                && l.contains("origin=\"http://evil.example\"")),
+            "{lines:?}"
         );
     }
 }
