@@ -145,7 +145,7 @@ impl Users {
             };
             if let Err(e) = super::names::check_user_name(name) {
                 return Err(error(format!(
-                    "invalid user name: {e} (see README: user names)"
+                    "invalid user name: {e} (see docs/PROTOCOL.md: user names)"
                 )));
             }
             if role.is_empty() {

@@ -95,7 +95,7 @@ impl Publication {
 pub enum PublishError {
     /// Not a room name (1–64 characters of `[A-Za-z0-9._-]`).
     Room,
-    /// Not a user name a client could have (see README: user names).
+    /// Not a user name a client could have (see docs/PROTOCOL.md: user names).
     Name,
     /// The line holds a control character, a line separator or a bidi
     /// control.

@@ -14,6 +14,7 @@
 //! - `limits`: slow consumers, handshake timeout, connection and rate
 //!   limits (§2, §7);
 //! - `cli`: the `wsgate` binary itself, signals included, and `websocat`;
+//! - `quickstart`: README.md's commands, run as written against the binary;
 //! - `tls` (feature `tls`): HTTPS and WSS with real clients, plain HTTP
 //!   to the TLS port, stalled and flooding handshakes, `SIGHUP` reloads;
 //! - `nginx` (feature `tls`, for its test certificates): `deploy/nginx.conf`
@@ -43,6 +44,7 @@ mod limits;
 mod nginx;
 #[cfg(feature = "tls")]
 mod proxies;
+mod quickstart;
 mod session;
 mod ticket;
 #[cfg(feature = "tls")]
