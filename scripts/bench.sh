@@ -50,6 +50,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PEER_TARGET=${PEER_TARGET_DIR:-$ROOT/peer/target}
 DURATION=${DURATION:-10}
@@ -119,18 +121,6 @@ stop_server() {
 }
 trap stop_server EXIT
 
-free_port() {
-    local p
-    for p in $(seq 20000 20999); do
-        if ! ss -ltnH "sport = :$p" | grep -q .; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port in 20000-20999" >&2
-    exit 1
-}
-
 # start_server NAME: a fresh server on a free loopback port; sets PORT and
 # SERVER_PID.
 start_server() {
@@ -175,31 +165,6 @@ start_server() {
     done
     echo "server $1 did not start; see $OUT/$1.stderr" >&2
     exit 1
-}
-
-# CPU ticks (1/100 s) the whole machine has been busy.
-machine_busy() {
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-
-# Waits (at most QUIET_WAIT s) until everything else on the machine uses
-# under QUIET_MAX % of one core over a second.
-wait_quiet() {
-    local deadline=$((SECONDS + QUIET_WAIT)) a b busy
-    while :; do
-        a=$(machine_busy)
-        sleep 1
-        b=$(machine_busy)
-        busy=$((b - a))
-        if [ "$busy" -le "$QUIET_MAX" ]; then
-            return
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            echo "   (the machine is still busy: ${busy}% of a core; running anyway)"
-            return
-        fi
-        sleep 2
-    done
 }
 
 # run SERVER WORKLOAD LOADGEN-ARGS...: one workload against a fresh server.
