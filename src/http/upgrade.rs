@@ -282,7 +282,7 @@ pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
         return Err(Reject::BadRequest("invalid room name"));
     }
     Ok(Handshake {
-        accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        accept: accept_key(key.as_bytes()),
         mode,
         room,
         query,
@@ -397,6 +397,16 @@ fn authorization(value: &[u8], policy: &UpgradePolicy<'_>) -> Result<Carrier, Re
     bearer_token(value).map(|token| Carrier::Bearer(token.to_string()))
 }
 
+/// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key` (RFC 6455
+/// §4.2.2): base64 of the SHA-1 of the key and the protocol's GUID.
+pub fn accept_key(key: &[u8]) -> String {
+    use sha1::Digest;
+    let mut sha1 = sha1::Sha1::new();
+    sha1.update(key);
+    sha1.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    STANDARD.encode(sha1.finalize())
+}
+
 /// A cookie is sent by browsers on cross-site requests too, so a cookie
 /// upgrade needs an allowed `Origin` (cross-site WebSocket hijacking).
 pub fn check_origin(req: &Request, policy: &UpgradePolicy<'_>) -> Result<(), Reject> {
@@ -469,6 +479,14 @@ mod tests {
                 require_https: true,
             },
         )
+    }
+
+    #[test]
+    fn the_accept_key_is_rfc_6455s() {
+        // RFC 6455 §1.3's example, and tungstenite's own answer.
+        let key = b"dGhlIHNhbXBsZSBub25jZQ==";
+        assert_eq!(accept_key(key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept_key(key), tungstenite::handshake::derive_accept_key(key));
     }
 
     #[test]
