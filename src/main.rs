@@ -165,7 +165,12 @@ static OPTIONS: &[Opt] = &[
         default: "none",
         help: "extra origin for cookie upgrades, repeatable",
         kind: Kind::Each(|s, v| {
-            let origin = Origin::parse(v).ok_or_else(|| format!("not an origin: {v:?}"))?;
+            let origin = Origin::parse(v).ok_or_else(|| {
+                format!(
+                    "not an origin: {v:?}: give scheme://host[:port], no path and no \
+                     trailing /, such as https://chat.example or http://127.0.0.1:8080"
+                )
+            })?;
             s.config.allowed_origins.push(origin);
             Ok(())
         }),
@@ -450,7 +455,9 @@ static OPTIONS: &[Opt] = &[
         default: "info",
         help: "error, warn, info, debug or trace",
         kind: Kind::Custom(|s, v| {
-            s.log = v.parse().map_err(|_| format!("not a level: {v:?}"))?;
+            s.log = v.parse().map_err(|_| {
+                format!("not a level: {v:?}: give error, warn, info, debug or trace")
+            })?;
             Ok(())
         }),
     },
@@ -612,7 +619,22 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Command, lexopt::Error> {
                 let value = if OPTIONS[i].value.is_empty() {
                     OsString::new()
                 } else {
-                    parser.value()?
+                    let value = parser.value()?;
+                    // why: `--users --listen ADDR` would read `--listen` as
+                    // the file and then stumble on ADDR; no value here
+                    // starts with `--`.
+                    if value.as_encoded_bytes().starts_with(b"--") {
+                        return Err(lexopt::Error::Custom(
+                            format!(
+                                "--{} needs a value ({}), not the flag {}",
+                                OPTIONS[i].flag,
+                                OPTIONS[i].value,
+                                value.to_string_lossy()
+                            )
+                            .into(),
+                        ));
+                    }
+                    value
                 };
                 given.push((i, value));
             }
@@ -691,6 +713,17 @@ fn load_secrets(
             for (i, line) in text.split(|&b| b == b'\n').enumerate() {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if line.is_empty() {
+                    // why: the first line signs, and apps mint with the
+                    // first line: an empty one (a stray newline at the top)
+                    // would make the server sign with another.
+                    if lines_after(&text, i) {
+                        return Err(format!(
+                            "--secret-file {}: line {} is empty; every line is one secret \
+                             (the first signs), so remove the empty lines",
+                            path.display(),
+                            i + 1
+                        ));
+                    }
                     continue;
                 }
                 if line.len() < MIN_SECRET_LEN {
@@ -722,6 +755,14 @@ fn load_secrets(
             Ok((vec![SecretKey::new(key)], true))
         }
     }
+}
+
+/// True when line `i` (from 0) of `text` is followed by a line that is
+/// not empty (so it is not the end of the file).
+fn lines_after(text: &[u8], i: usize) -> bool {
+    text.split(|&b| b == b'\n')
+        .skip(i + 1)
+        .any(|l| !l.strip_suffix(b"\r").unwrap_or(l).is_empty())
 }
 
 /// Users and secrets loaded, then [`Config::validate`]: the server starts
@@ -802,9 +843,12 @@ impl std::fmt::Display for Rfc3339 {
 fn hash_password_command() -> ExitCode {
     let terminal = io::stdin().is_terminal();
     let read = (|| {
+        // why: echo off before the prompt shows, so that nothing typed
+        // (or pasted) right after the prompt is echoed.
         let _quiet = if terminal {
+            let quiet = NoEcho::on_stdin()?;
             eprint!("password: ");
-            Some(NoEcho::on_stdin()?)
+            Some(quiet)
         } else {
             None
         };
@@ -1092,7 +1136,17 @@ mod tests {
         assert_eq!(s.config.allowed_origins.len(), 2);
         assert_eq!(s.config.allowed_origins[1].host, "d.test");
         let e = parse(&["--allowed-origin", "http://a,http://b"], &[]).unwrap_err();
-        assert_eq!(e, "--allowed-origin: not an origin: \"http://a,http://b\"");
+        assert!(
+            e.starts_with(
+                "--allowed-origin: not an origin: \"http://a,http://b\": give scheme://host[:port]"
+            ),
+            "{e}"
+        );
+        let e = parse_args(lexopt::Parser::from_args(["--users", "--listen", "x"])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--users needs a value (FILE), not the flag --listen"
+        );
     }
 
     #[test]
@@ -1197,7 +1251,7 @@ mod tests {
             (
                 &[],
                 &[("WSGATE_LOG", "loud")],
-                "WSGATE_LOG: not a level: \"loud\"",
+                "WSGATE_LOG: not a level: \"loud\": give error, warn, info, debug or trace",
             ),
             (&["--users", ""], &[], "--users: an empty path"),
             (
@@ -1295,18 +1349,35 @@ mod tests {
              not decoded from base64 or hex)"
         );
         let dir = std::env::temp_dir().join(format!("wsgate-secret-{}", std::process::id()));
-        std::fs::write(&dir, format!("{SECRET}\n\nshort\n")).unwrap();
-        let file = parse(&["--secret-file", dir.to_str().unwrap()], &[]).unwrap();
-        let e = configure(file).unwrap_err();
-        let _ = std::fs::remove_file(&dir);
+        let from_file = |text: String| {
+            std::fs::write(&dir, text).unwrap();
+            let file = parse(&["--secret-file", dir.to_str().unwrap()], &[]).unwrap();
+            configure(file).map(|(c, ..)| c.secrets)
+        };
+        let e = from_file(format!("{SECRET}\nshort\n")).unwrap_err();
         assert_eq!(
             e,
             format!(
-                "--secret-file {}: line 3 is 5 bytes; a secret needs at least 32 (each line is \
+                "--secret-file {}: line 2 is 5 bytes; a secret needs at least 32 (each line is \
                  one secret, its bytes as they are: not decoded from base64 or hex)",
                 dir.display()
             )
         );
+        // An empty line before a secret would change which one signs.
+        let e = from_file(format!("\n{SECRET}\n")).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "--secret-file {}: line 1 is empty; every line is one secret (the first \
+                 signs), so remove the empty lines",
+                dir.display()
+            )
+        );
+        // Trailing empty lines, and CRLF line ends, are fine.
+        let secrets = from_file(format!("{SECRET}\r\n{SECRET}2\r\n\r\n\n")).unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0], SecretKey::new(SECRET));
+        let _ = std::fs::remove_file(&dir);
         let budget = parse(&["--max-queue", "2MiB", "--queue-budget", "1MiB"], &vars).unwrap();
         let e = configure(budget).unwrap_err();
         assert!(

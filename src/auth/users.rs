@@ -157,7 +157,9 @@ impl Users {
                 )));
             }
             if let Err(e) = validate_hash(hash) {
-                return Err(error(format!("invalid password hash: {e}")));
+                return Err(error(format!(
+                    "invalid password hash: {e} (make one with `wsgate hash-password`)"
+                )));
             }
             if let Some(first) = first_line.get(name) {
                 return Err(error(format!(

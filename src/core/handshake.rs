@@ -7,9 +7,10 @@
 //! what they return ([`Server::start_upgrade`], [`Server::admit`]).
 
 use super::peer::Peer;
+use super::requests::Detail;
 use std::sync::Arc;
 
-use log::{debug, info};
+use log::info;
 
 use super::authenticate::Verdict;
 use super::chat::Event;
@@ -39,8 +40,8 @@ pub(super) enum Authenticated {
         password: String,
         upgrade: Upgrade,
     },
-    /// Refuse; the credential's kind when it is known.
-    Refuse(Reject, Option<&'static str>),
+    /// Refuse; the credential's kind and the failed check when known.
+    Refuse(Reject, Detail),
 }
 
 /// What [`Context::admission`] lets through.
@@ -59,21 +60,30 @@ impl Context {
     pub(super) fn authenticate(&mut self, req: &Request, peer: Peer, now: Time) -> Authenticated {
         use Authenticated::Refuse;
         if let Err(secs) = self.upgrade_ips.take(peer.key(), now) {
-            return Refuse(Reject::TooMany("too many upgrades", secs), None);
+            return Refuse(
+                Reject::TooMany("too many upgrades", secs),
+                Detail::default(),
+            );
         }
         let handshake = match upgrade::handshake(req) {
             Ok(h) => h,
-            Err(rej) => return Refuse(rej, None),
+            Err(rej) => return Refuse(rej, Detail::default()),
         };
         for authenticator in &self.authenticators {
             match authenticator.authenticate(req, peer.addr) {
                 Verdict::Pass => continue,
                 Verdict::Refuse(reason) => {
-                    return Refuse(Reject::Unauthorized(reason), Some("custom"));
+                    return Refuse(
+                        Reject::Unauthorized(reason),
+                        Detail::carrier(Some("custom")),
+                    );
                 }
                 Verdict::Accept(identity) => {
                     if !valid_user_name(&identity.user) || !valid_role(&identity.role) {
-                        return Refuse(Reject::Unauthorized("invalid identity"), Some("custom"));
+                        return Refuse(
+                            Reject::Unauthorized("invalid identity"),
+                            Detail::carrier(Some("custom")),
+                        );
                     }
                     let principal = Principal::new(
                         identity.user,
@@ -91,17 +101,18 @@ impl Context {
                 if let Reject::Forbidden(_) = rej {
                     self.log_origin(req, peer);
                 }
-                return Refuse(rej, None);
+                return Refuse(rej, Detail::default());
             }
         };
         let kind = carrier.kind();
+        let mut why = None;
         let principal = match &carrier {
             Carrier::Bearer(t) | Carrier::Path(t) | Carrier::Query(t) => self
                 .jwt
                 .verify(t, now.as_millis())
                 .map(|c| c.into_principal())
                 .map_err(|e| {
-                    debug!("token refused peer={peer}: {}", e.detail());
+                    why = Some(e.detail());
                     Reject::Unauthorized(e.public_reason())
                 }),
             Carrier::Cookie(sid) => self
@@ -125,7 +136,13 @@ impl Context {
         };
         match principal {
             Ok(p) => Authenticated::Admit(p, handshake.with(carrier)),
-            Err(rej) => Refuse(rej, Some(kind)),
+            Err(rej) => Refuse(
+                rej,
+                Detail {
+                    carrier: Some(kind),
+                    why,
+                },
+            ),
         }
     }
 
@@ -247,7 +264,7 @@ impl Server {
             Ok(admission) => admission,
             Err(rej) => {
                 let target = format!("/ws?room={}", upgrade.room);
-                return self.refuse(id, rej, &target, Some(kind), now);
+                return self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
             }
         };
         if let Some(oldest) = admission.evict {

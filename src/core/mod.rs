@@ -105,6 +105,7 @@ use context::Context;
 use metrics::Gauges;
 use peer::ViaProxy;
 use registry::Registry;
+use requests::Detail;
 
 /// A password check handed to the helper thread.
 #[derive(Debug, Clone, Copy)]
@@ -451,7 +452,7 @@ impl Server {
     /// `rej`'s answer, on a TLS port (before the handshake) without a word.
     fn refuse_early(&mut self, id: ConnId, rej: Reject, tls: bool, now: Time) {
         if let Reject::BadRequest(_) = rej {
-            self.refuse(id, rej, "-", None, now);
+            self.refuse(id, rej, "-", Detail::default(), now);
         } else if !tls {
             self.respond(id, &rej.response(), Then::Close, Part::Whole, now);
         }
@@ -657,13 +658,13 @@ impl Server {
         match purpose {
             Purpose::Upgrade(_) if self.ctx.shutting_down => {
                 let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
-                self.refuse(id, rej, "/ws", Some("password"), now);
+                self.refuse(id, rej, "/ws", Detail::carrier(Some("password")), now);
             }
             Purpose::Upgrade(upgrade) => match user {
                 Some(user) => self.admit(id, user.into_principal(), *upgrade, &rest, now),
                 None => {
                     let rej = Reject::Unauthorized("invalid credentials");
-                    self.refuse(id, rej, "/ws", Some("password"), now);
+                    self.refuse(id, rej, "/ws", Detail::carrier(Some("password")), now);
                 }
             },
             Purpose::Token | Purpose::Login => {
@@ -810,11 +811,11 @@ impl Server {
     }
 
     /// Refuses a request with its HTTP response, closes, and logs it.
-    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, carrier: Option<&str>, now: Time) {
+    fn refuse(&mut self, id: ConnId, rej: Reject, target: &str, detail: Detail, now: Time) {
         let Some(conn) = self.reg.get(id) else {
             return;
         };
-        self.ctx.log_refusal(conn.peer, rej, target, carrier);
+        self.ctx.log_refusal(conn.peer, rej, target, detail);
         self.respond(id, &rej.response(), Then::Close, Part::Whole, now);
     }
 
@@ -892,7 +893,7 @@ impl Server {
                 // if it does not (gone, or swamped), don't hold the peer.
                 // The job still counts until the helper answers it.
                 let rej = Reject::Unavailable("password check timed out", RETRY_AFTER_SECS);
-                self.refuse(id, rej, "-", None, now);
+                self.refuse(id, rej, "-", Detail::default(), now);
             }
         }
     }

@@ -46,6 +46,22 @@ pub(super) enum Routed {
     },
 }
 
+/// What a `refused` log line says beyond the reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Detail {
+    /// The credential's kind (`token`, `cookie`, `password`…), when known.
+    pub carrier: Option<&'static str>,
+    /// The check that refused it, for the operator (never the credential).
+    pub why: Option<&'static str>,
+}
+
+impl Detail {
+    /// Only the credential's kind, if known.
+    pub fn carrier(carrier: Option<&'static str>) -> Detail {
+        Detail { carrier, why: None }
+    }
+}
+
 impl Context {
     /// Decides a plain HTTP request from `peer` (`gauges`: the server's
     /// load, for `/metrics`).
@@ -85,7 +101,7 @@ impl Context {
                     }
                     Err(detail) => {
                         let rej = Reject::BadRequest(detail);
-                        self.log_refusal(peer, rej, &req.path, None);
+                        self.log_refusal(peer, rej, &req.path, Detail::default());
                         rej.response()
                     }
                 }
@@ -113,7 +129,7 @@ impl Context {
     fn refused_cross_site(&mut self, req: &Request, peer: Peer) -> Response {
         self.log_origin(req, peer);
         let rej = Reject::Forbidden("origin not allowed");
-        self.log_refusal(peer, rej, &req.path, None);
+        self.log_refusal(peer, rej, &req.path, Detail::default());
         rej.response()
     }
 
@@ -139,18 +155,21 @@ impl Context {
     /// Logs a refused request and counts it in `/metrics`: the one place
     /// that writes the `refused` line, `refused peer=… status=…
     /// reason="…" target=…` (the target [`quoted`]: a peer chose it), with
-    /// ` carrier=KIND` when the credential's kind is known. The caller
-    /// sends the answer ([`Reject::response`]).
-    pub(super) fn log_refusal(
-        &mut self,
-        peer: Peer,
-        rej: Reject,
-        target: &str,
-        carrier: Option<&str>,
-    ) {
-        let carrier = carrier.map(|c| format!(" carrier={c}")).unwrap_or_default();
+    /// ` carrier=KIND` when the credential's kind is known and `
+    /// why="…"` when the check that refused it is (a token's: the client
+    /// hears only the class). The caller sends the answer
+    /// ([`Reject::response`]).
+    pub(super) fn log_refusal(&mut self, peer: Peer, rej: Reject, target: &str, detail: Detail) {
+        let carrier = detail
+            .carrier
+            .map(|c| format!(" carrier={c}"))
+            .unwrap_or_default();
+        let why = detail
+            .why
+            .map(|w| format!(" why=\"{w}\""))
+            .unwrap_or_default();
         info!(
-            "refused peer={peer} status={} reason=\"{}\" target={}{carrier}",
+            "refused peer={peer} status={} reason=\"{}\" target={}{carrier}{why}",
             rej.status(),
             rej.reason(),
             quoted(target)
@@ -185,7 +204,7 @@ impl Context {
             Purpose::Login => ("/login".to_string(), None),
             Purpose::Upgrade(upgrade) => (format!("/ws?room={}", upgrade.room), Some("password")),
         };
-        self.log_refusal(peer, refusal, &target, carrier);
+        self.log_refusal(peer, refusal, &target, Detail::carrier(carrier));
         Some(refusal)
     }
 
@@ -200,7 +219,7 @@ impl Context {
     ) -> Routed {
         match user {
             None => {
-                info!("login failed peer={peer}");
+                info!("login failed peer={peer} reason=\"wrong name or password\"");
                 Routed::Respond(
                     Response::detail(401, "Incorrect username or password")
                         .header("WWW-Authenticate", "Bearer"),
@@ -350,12 +369,18 @@ impl Server {
                         431 => Reject::HeadTooLarge(e.phrase()),
                         _ => Reject::BadRequest(e.phrase()),
                     };
-                    return self.refuse(id, rej, "-", None, now);
+                    return self.refuse(id, rej, "-", Detail::default(), now);
                 }
             };
             // RFC 9112 §3.2: exactly one valid Host, or 400.
             if let Err(e) = req.check_host() {
-                return self.refuse(id, Reject::BadRequest(e.phrase()), "-", None, now);
+                return self.refuse(
+                    id,
+                    Reject::BadRequest(e.phrase()),
+                    "-",
+                    Detail::default(),
+                    now,
+                );
             }
             if let Some(rej) = self.take_forwarded(id, &req, now) {
                 let response = rej.response();

@@ -14,7 +14,7 @@ use crate::core::limits::Bucket;
 use crate::core::metrics::Gauges;
 use crate::core::peer::Peer;
 use crate::core::registry::ConnId;
-use crate::core::requests::Routed;
+use crate::core::requests::{Detail, Routed};
 use crate::core::rooms::Rooms;
 use crate::core::time::Timer;
 use crate::core::websocket::Step;
@@ -128,9 +128,16 @@ fn the_upgrade_credential_decides_without_a_connection() {
         Authenticated::CheckPassword { ref user, .. } if user == "a"
     ));
     let (req, _) = parse(&upgrade_request("/ws?room=dev&token=x.y.z", ""));
+    // The client hears the class; the log line gets the check that failed.
     assert!(matches!(
         ctx.authenticate(&req, peer(), START),
-        Authenticated::Refuse(Reject::Unauthorized(_), Some("query"))
+        Authenticated::Refuse(
+            Reject::Unauthorized("invalid token"),
+            Detail {
+                carrier: Some("query"),
+                why: Some("header not base64url" | "header not json" | "header not an object"),
+            }
+        )
     ));
 }
 
