@@ -842,28 +842,34 @@ impl std::fmt::Display for Rfc3339 {
 /// a terminal it is asked for and typed without echo, as `passwd` does.
 fn hash_password_command() -> ExitCode {
     let terminal = io::stdin().is_terminal();
+    // On a terminal, twice (as passwd asks), since nothing is shown.
     let read = (|| {
         // why: echo off before the prompt shows, so that nothing typed
         // (or pasted) right after the prompt is echoed.
-        let _quiet = if terminal {
-            let quiet = NoEcho::on_stdin()?;
-            eprint!("password: ");
-            Some(quiet)
-        } else {
-            None
+        let _quiet = terminal.then(NoEcho::on_stdin).transpose()?;
+        let mut lines = io::stdin().lock().lines();
+        let mut ask = |prompt: &str| {
+            if terminal {
+                eprint!("{prompt}");
+            }
+            lines.next().unwrap_or(Ok(String::new()))
         };
-        let mut line = String::new();
-        io::stdin().lock().read_line(&mut line).map(|_| line)
+        let first = ask("password: ")?;
+        let again = if terminal { ask("again: ")? } else { first.clone() };
+        Ok::<_, io::Error>((first, again))
     })();
-    let line = match read {
-        Ok(line) => line,
+    let (line, again) = match read {
+        Ok(lines) => lines,
         Err(e) => {
             eprintln!("wsgate: reading the password: {e}");
             return ExitCode::from(1);
         }
     };
-    let password = line.strip_suffix('\n').unwrap_or(&line);
-    let password = password.strip_suffix('\r').unwrap_or(password);
+    if line != again {
+        eprintln!("wsgate: the two passwords differ; nothing printed");
+        return ExitCode::from(2);
+    }
+    let password = line.strip_suffix('\r').unwrap_or(&line);
     if password.is_empty() {
         eprintln!("wsgate: empty password");
         return ExitCode::from(2);

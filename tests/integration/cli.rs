@@ -210,7 +210,8 @@ fn start_up_errors_say_what_to_do() {
 #[test]
 fn hash_password_does_not_echo_on_a_terminal() {
     // A real pseudo-terminal (Python's pty): what the terminal shows is
-    // the prompt and a newline, never the password; the hash is printed.
+    // the prompts (the password is asked twice) and newlines, never the
+    // password; the hash is printed.
     let script = r#"
 import os, pty, sys, time
 pid, fd = pty.fork()
@@ -218,6 +219,9 @@ if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
 shown = b""
 while b"password: " not in shown:
+    shown += os.read(fd, 1024)
+os.write(fd, b"correct horse\n")
+while b"again: " not in shown:
     shown += os.read(fd, 1024)
 os.write(fd, b"correct horse\n")
 end = time.time() + 20
@@ -241,6 +245,7 @@ sys.stdout.write(shown.decode())
     let shown = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(shown.starts_with("password: "), "{shown:?} {err}");
+    assert!(shown.contains("again: "), "{shown:?}");
     assert!(!shown.contains("correct horse"), "echoed: {shown:?}");
     assert!(shown.contains("$pbkdf2-sha256$"), "{shown:?}");
 }
