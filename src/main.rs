@@ -855,7 +855,11 @@ fn hash_password_command() -> ExitCode {
             lines.next().unwrap_or(Ok(String::new()))
         };
         let first = ask("password: ")?;
-        let again = if terminal { ask("again: ")? } else { first.clone() };
+        let again = if terminal {
+            ask("again: ")?
+        } else {
+            first.clone()
+        };
         Ok::<_, io::Error>((first, again))
     })();
     let (line, again) = match read {

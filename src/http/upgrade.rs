@@ -486,7 +486,10 @@ mod tests {
         // RFC 6455 §1.3's example, and tungstenite's own answer.
         let key = b"dGhlIHNhbXBsZSBub25jZQ==";
         assert_eq!(accept_key(key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-        assert_eq!(accept_key(key), tungstenite::handshake::derive_accept_key(key));
+        assert_eq!(
+            accept_key(key),
+            tungstenite::handshake::derive_accept_key(key)
+        );
     }
 
     #[test]
