@@ -13,6 +13,8 @@
 //!   was signed with a configured key) and on tokens built from
 //!   fuzzer-chosen claims (its verdict equals an independent model's);
 //! - [`params()`]: query, form and cookie decoding and query redaction;
+//! - [`proxied()`]: the PROXY protocol header and `X-Forwarded-For`, as
+//!   a trusted proxy sends them;
 //! - [`core_ops()`]: the sans-IO core driven through [`crate::testkit`] by a
 //!   sequence of operations, with its invariants checked after each one.
 //!
@@ -23,7 +25,8 @@
 //!   targets (the redacted query, [`check_log_line`], which the core's
 //!   tests use too); the `core_ops` target decodes its input with the
 //!   `arbitrary` crate instead, into types derived in `core_ops.rs`;
-//! - one file per target: `request_head.rs`, `params.rs`, `jwt.rs` (with
+//! - one file per target: `request_head.rs`, `params.rs`, `proxied.rs`,
+//!   `jwt.rs` (with
 //!   its independent model of PROTOCOL §5) and `core_ops.rs` (with its
 //!   `Driver`, a simulated shell);
 //! - `tests.rs`: the corpus replay, the seed inputs, the checks that the
@@ -40,6 +43,7 @@
 mod core_ops;
 mod jwt;
 mod params;
+mod proxied;
 mod request_head;
 #[cfg(test)]
 mod tests;
@@ -49,6 +53,7 @@ use std::collections::HashSet;
 pub use self::core_ops::core_ops;
 pub use self::jwt::jwt;
 pub use self::params::params;
+pub use self::proxied::proxied;
 pub use self::request_head::request_head;
 
 /// A key no verifier of the harness holds (neither the `jwt` target's nor

@@ -14,7 +14,7 @@ use super::core_ops::{
     Upgrade, User, decode,
 };
 use super::jwt::{Expected, JWT_KEY, JWT_NOW, JWT_NOW_S, Verdict, build_token, jwt_fixture};
-use super::{core_ops, jwt, params, request_head};
+use super::{core_ops, jwt, params, proxied, request_head};
 
 /// Runs `target` on every file of `fuzz/corpus/NAME/` (which must not
 /// be empty) and `fuzz/regressions/NAME/` (when present).
@@ -57,6 +57,11 @@ fn replay_jwt() {
 #[test]
 fn replay_params() {
     replay("params", params);
+}
+
+#[test]
+fn replay_proxied() {
+    replay("proxied", proxied);
 }
 
 #[test]
@@ -714,6 +719,38 @@ fn params_seeds() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+fn proxied_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[203, 0, 113, 9, 192, 0, 2, 1, 0x12, 0x67, 1, 187]);
+    v2.extend_from_slice(b"GET / HTTP/1.1\r\n");
+    let mut v2_tlv = b"\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x27".to_vec();
+    v2_tlv.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    v2_tlv.extend_from_slice(&[0; 16]);
+    v2_tlv.extend_from_slice(&[0x12, 0x67, 1, 187, 4, 0, 0]);
+    vec![
+        (
+            "v1",
+            b"PROXY TCP4 203.0.113.9 192.0.2.1 4711 443\r\n\x16\x03\x01".to_vec(),
+        ),
+        (
+            "v1-v6",
+            b"PROXY TCP6 ::ffff:203.0.113.9 ::1 4711 443\r\n".to_vec(),
+        ),
+        ("v1-unknown", b"PROXY UNKNOWN\r\n".to_vec()),
+        ("v2", v2),
+        ("v2-tlv", v2_tlv),
+        ("v2-local", b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00".to_vec()),
+        (
+            "xff",
+            b"6.6.6.6, 10.0.0.1,203.0.113.9\n10.2.2.2 , [2001:db8::7]:80".to_vec(),
+        ),
+        (
+            "xff-garbage",
+            b"unknown, 10.0.0.1\n,\n[::ffff:10.0.0.9]".to_vec(),
+        ),
+    ]
+}
+
 /// Writes the seed corpora (`cargo test --lib write_seed_corpora --
 /// --ignored`); the fuzzer's own finds are added with `cargo fuzz cmin`.
 /// Not `core_ops`: its seeds are [`CoreInput`] values, and `arbitrary`
@@ -728,6 +765,7 @@ fn write_seed_corpora() {
         ("request_head", head_seeds()),
         ("jwt", jwt_seeds()),
         ("params", params_seeds()),
+        ("proxied", proxied_seeds()),
     ];
     for (target, seeds) in sets {
         let dir = root.join(target);
@@ -748,6 +786,9 @@ fn seeds_pass() {
     }
     for (_, data) in params_seeds() {
         params(&data);
+    }
+    for (_, data) in proxied_seeds() {
+        proxied(&data);
     }
     for (_, input) in core_seeds() {
         Driver::run_input(&input);

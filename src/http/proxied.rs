@@ -55,7 +55,8 @@ pub fn forwarded_client(
 /// One `X-Forwarded-For` entry: `192.0.2.7`, `2001:db8::7`,
 /// `[2001:db8::7]`, `192.0.2.7:4711` or `[2001:db8::7]:4711`.
 fn parse_entry(entry: &[u8]) -> Option<SocketAddr> {
-    let text = std::str::from_utf8(entry).ok()?.trim();
+    // why: only HTTP's own white space (RFC 9110 §5.6.1, OWS).
+    let text = std::str::from_utf8(entry).ok()?.trim_matches([' ', '\t']);
     let addr = if let Ok(ip) = text.parse::<IpAddr>() {
         SocketAddr::new(ip, 0)
     } else if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -96,14 +97,40 @@ pub enum ProxyHeader {
 
 /// Reads a PROXY protocol header (v1 or v2) from the start of `bytes`.
 pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
-    // why: a v1 header is one line, read whole: ppp takes some cut lines
-    // (one that ends in the space after the source port) for bad ones.
+    // why: a v1 header is one line ending in CRLF, read whole: ppp takes
+    // some cut lines (one that ends in the space after the source port)
+    // for bad ones, and a bare LF for a line's end.
     let v1_line = bytes.len().min(V1_PREFIX.len());
-    if bytes[..v1_line] == V1_PREFIX[..v1_line] && !bytes.contains(&b'\n') {
-        return if bytes.len() > V1_MAX {
-            ProxyHeader::Invalid
-        } else {
-            ProxyHeader::Incomplete
+    if bytes[..v1_line] == V1_PREFIX[..v1_line] {
+        let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+            return if bytes.len() >= V1_MAX {
+                ProxyHeader::Invalid
+            } else {
+                ProxyHeader::Incomplete
+            };
+        };
+        let line = &bytes[..=end];
+        let cr_only_at_end = line.iter().position(|&b| b == b'\r') == Some(end.wrapping_sub(1));
+        if line.len() > V1_MAX || !cr_only_at_end {
+            return ProxyHeader::Invalid;
+        }
+        return match v1::Header::try_from(line) {
+            Ok(header) if header.header.len() == line.len() => {
+                let source = match header.addresses {
+                    v1::Addresses::Tcp4(a) => {
+                        Some(SocketAddr::from((a.source_address, a.source_port)))
+                    }
+                    v1::Addresses::Tcp6(a) => {
+                        Some(SocketAddr::from((a.source_address, a.source_port)))
+                    }
+                    v1::Addresses::Unknown => None,
+                };
+                ProxyHeader::Header {
+                    len: line.len(),
+                    source: source.map(canonical),
+                }
+            }
+            _ => ProxyHeader::Invalid,
         };
     }
     let parsed = HeaderResult::parse(bytes);
@@ -121,17 +148,6 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
         };
     }
     match parsed {
-        HeaderResult::V1(Ok(header)) => {
-            let source = match header.addresses {
-                v1::Addresses::Tcp4(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
-                v1::Addresses::Tcp6(a) => Some(SocketAddr::from((a.source_address, a.source_port))),
-                v1::Addresses::Unknown => None,
-            };
-            ProxyHeader::Header {
-                len: header.header.len(),
-                source: source.map(canonical),
-            }
-        }
         HeaderResult::V2(Ok(header)) => {
             let source = match (header.command, header.addresses) {
                 (v2::Command::Local, _) => None,
@@ -151,7 +167,7 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
                 source: source.map(canonical),
             }
         }
-        HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
+        HeaderResult::V1(_) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
     }
 }
 
@@ -331,6 +347,10 @@ mod tests {
             b"PROXY TCP4 999.0.113.9 192.0.2.1 4711 443\r\n",
             b"PROXY TCP4 203.0.113.9 192.0.2.1 04711 443\r\n",
             b"PROXY SCTP 203.0.113.9 192.0.2.1 4711 443\r\n",
+            // A v1 line ends in CRLF, and has no other CR.
+            b"PROXY UNKNOWN \n\n,,\r\n",
+            b"PROXY UNKNOWN\r x\r\n",
+            b"PROXY TCP4 203.0.113.9 192.0.2.1 4711 443\n",
             b"\r\n\r\n\0\r\nQUIT\n\x31\x11\x00\x0c",
         ] {
             assert_eq!(proxy_header(bytes), ProxyHeader::Invalid, "{bytes:?}");
