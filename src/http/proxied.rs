@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use ppp::{PartialResult, v1, v2};
 
 use super::Request;
 
@@ -133,12 +133,13 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
             _ => ProxyHeader::Invalid,
         };
     }
-    let parsed = HeaderResult::parse(bytes);
+    // Anything else is a v2 header, or not a header.
+    let parsed = v2::Header::try_from(bytes);
     if parsed.is_incomplete() {
         // why: a v2 header says its length up front; one that will not
         // fit is refused now rather than waited for.
         let announced = match &parsed {
-            HeaderResult::V2(Err(v2::ParseError::Partial(_, len))) => 16 + len,
+            Err(v2::ParseError::Partial(_, len)) => 16 + len,
             _ => bytes.len(),
         };
         return if announced > MAX_PROXY_HEADER || bytes.len() >= MAX_PROXY_HEADER {
@@ -147,27 +148,25 @@ pub fn proxy_header(bytes: &[u8]) -> ProxyHeader {
             ProxyHeader::Incomplete
         };
     }
-    match parsed {
-        HeaderResult::V2(Ok(header)) => {
-            let source = match (header.command, header.addresses) {
-                (v2::Command::Local, _) => None,
-                (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
-                    Some(SocketAddr::from((a.source_address, a.source_port)))
-                }
-                (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
-                    Some(SocketAddr::from((a.source_address, a.source_port)))
-                }
-                (v2::Command::Proxy, _) => None,
-            };
-            if header.len() > MAX_PROXY_HEADER {
-                return ProxyHeader::Invalid;
-            }
-            ProxyHeader::Header {
-                len: header.len(),
-                source: source.map(canonical),
-            }
+    let Ok(header) = parsed else {
+        return ProxyHeader::Invalid;
+    };
+    let source = match (header.command, header.addresses) {
+        (v2::Command::Local, _) => None,
+        (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+            Some(SocketAddr::from((a.source_address, a.source_port)))
         }
-        HeaderResult::V1(_) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
+        (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+            Some(SocketAddr::from((a.source_address, a.source_port)))
+        }
+        (v2::Command::Proxy, _) => None,
+    };
+    if header.len() > MAX_PROXY_HEADER {
+        return ProxyHeader::Invalid;
+    }
+    ProxyHeader::Header {
+        len: header.len(),
+        source: source.map(canonical),
     }
 }
 
