@@ -709,22 +709,26 @@ fn load_secrets(
         (Some(path), None) => {
             let text = std::fs::read(path)
                 .map_err(|e| format!("--secret-file {}: {e}", path.display()))?;
+            let lines: Vec<&[u8]> = (text.split(|&b| b == b'\n'))
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .collect();
+            // Empty lines at the end are only the file's end.
+            let used = lines
+                .iter()
+                .rposition(|l| !l.is_empty())
+                .map_or(0, |i| i + 1);
             let mut secrets = Vec::new();
-            for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
+            for (i, line) in lines[..used].iter().enumerate() {
+                // why: the first line signs, and apps mint with the first
+                // line: an empty one (a stray newline at the top) would
+                // make the server sign with another.
                 if line.is_empty() {
-                    // why: the first line signs, and apps mint with the
-                    // first line: an empty one (a stray newline at the top)
-                    // would make the server sign with another.
-                    if lines_after(&text, i) {
-                        return Err(format!(
-                            "--secret-file {}: line {} is empty; every line is one secret \
-                             (the first signs), so remove the empty lines",
-                            path.display(),
-                            i + 1
-                        ));
-                    }
-                    continue;
+                    return Err(format!(
+                        "--secret-file {}: line {} is empty; every line is one secret \
+                         (the first signs), so remove the empty lines",
+                        path.display(),
+                        i + 1
+                    ));
                 }
                 if line.len() < MIN_SECRET_LEN {
                     return Err(format!(
@@ -736,7 +740,7 @@ fn load_secrets(
                         line.len()
                     ));
                 }
-                secrets.push(SecretKey::new(line));
+                secrets.push(SecretKey::new(*line));
             }
             if secrets.is_empty() {
                 return Err(format!("--secret-file {}: no secret in it", path.display()));
@@ -755,14 +759,6 @@ fn load_secrets(
             Ok((vec![SecretKey::new(key)], true))
         }
     }
-}
-
-/// True when line `i` (from 0) of `text` is followed by a line that is
-/// not empty (so it is not the end of the file).
-fn lines_after(text: &[u8], i: usize) -> bool {
-    text.split(|&b| b == b'\n')
-        .skip(i + 1)
-        .any(|l| !l.strip_suffix(b"\r").unwrap_or(l).is_empty())
 }
 
 /// Users and secrets loaded, then [`Config::validate`]: the server starts

@@ -32,6 +32,24 @@ pub(crate) fn wsgate() -> Command {
     cmd
 }
 
+/// Spawns `cmd` (the binary, with its flags) and waits for its
+/// "listening on ADDR" line; the child, its address and its later log
+/// lines as they come.
+pub(crate) fn listening(mut cmd: Command) -> (Running, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Running(cmd.spawn().expect("spawn wsgate"));
+    let lines = crate::common::lines_of(child.0.stderr.take().unwrap());
+    let addr = loop {
+        let line = lines.recv_timeout(EXIT_DEADLINE).expect("a log line");
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr
+                .trim()
+                .parse()
+                .expect("an address after \"listening on\"");
+        }
+    };
+    (child, addr, lines)
+}
+
 /// Kills the child when dropped (a failing test must not leave it running).
 pub(crate) struct Running(pub(crate) Child);
 
@@ -67,7 +85,7 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> (ExitStatus, String, String) {
 }
 
 /// Waits (polling, bounded by `EXIT_DEADLINE`) for `child` to exit.
-fn wait_exit(child: &mut std::process::Child) -> ExitStatus {
+pub(crate) fn wait_exit(child: &mut std::process::Child) -> ExitStatus {
     let deadline = Instant::now() + EXIT_DEADLINE;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -75,7 +93,7 @@ fn wait_exit(child: &mut std::process::Child) -> ExitStatus {
         }
         assert!(
             Instant::now() < deadline,
-            "wsgate did not exit within {EXIT_DEADLINE:?}"
+            "the child did not exit within {EXIT_DEADLINE:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tungstenite::Message;
 
 use crate::cli::Running;
-use crate::common::{TestServer, form_request, mint, now_ms, wait_for};
-use crate::tls::{Pki, get, https, pki, text, tls, tool_present, wss};
+use crate::common::{TestServer, mint, now_ms, wait_for};
+use crate::tls::{Pki, get, https, https_login, pki, text, tls, tool_present, wss};
 
 /// nginx with `deploy/nginx.conf` in front of `upstream`, listening on a
 /// free loopback port with `pki`'s certificate; returns it and its port.
@@ -106,19 +106,7 @@ fn chat_through_nginx_with_tokens_and_the_cookie_flow() {
 
     // The cookie flow: the login through nginx, the upgrade with nginx's
     // https:// origin (wsgate sees the Host nginx passes on).
-    let login = https(
-        front,
-        &pki.ca,
-        &form_request(
-            "/login",
-            "username=bob&password=builder",
-            "Connection: close\r\n",
-        ),
-    );
-    let cookie = login
-        .lines()
-        .find_map(|l| l.strip_prefix("Set-Cookie: "))
-        .unwrap_or_else(|| panic!("a cookie in {login}"));
+    let cookie = https_login(front, &pki.ca, "bob", "builder");
     let pair = cookie.split(';').next().unwrap();
     let url = format!("wss://127.0.0.1:{port}/ws");
     let mut request = tungstenite::client::IntoClientRequest::into_client_request(url).unwrap();

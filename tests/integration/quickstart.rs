@@ -9,11 +9,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::cli::{BIN, Running, websocat, wsgate};
+use crate::cli::{BIN, Running, listening, wait_exit, websocat, wsgate};
 use crate::common::{lines_of, scratch_dir, ws_at};
 
 const README: &str = include_str!("../../README.md");
@@ -116,22 +116,11 @@ impl Shell {
     /// Waits for the shell to end; its exit status and its stdout.
     fn finish(mut self) -> (bool, String) {
         drop(self.stdin.take());
-        let status = wait_exit(&mut self.child.0);
+        let status = wait_exit(&mut self.child.0).success();
         let out: Vec<String> = self.out.try_iter().collect();
         let err: Vec<String> = self.err.try_iter().collect();
         assert!(status, "the shell failed; stdout {out:?}, stderr {err:?}");
         (status, out.join("\n"))
-    }
-}
-
-fn wait_exit(child: &mut Child) -> bool {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.success();
-        }
-        assert!(std::time::Instant::now() < deadline, "still running");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -140,14 +129,7 @@ fn wait_exit(child: &mut Child) -> bool {
 fn start_demo() -> (Running, SocketAddr) {
     let mut cmd = wsgate();
     cmd.args(["--listen", "127.0.0.1:0"]);
-    let mut child = Running(cmd.spawn().expect("wsgate"));
-    let lines = lines_of(child.0.stderr.take().unwrap());
-    let addr = loop {
-        let line = lines.recv_timeout(WAIT).expect("a log line");
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    let (child, addr, _) = listening(cmd);
     (child, addr)
 }
 
@@ -189,7 +171,10 @@ fn the_quickstart_runs_as_written() {
     Shell::start(&steps[3], &dir, port).finish();
     // websocat -E exits once the server closed it (4403).
     drop(cookie.stdin.take());
-    assert!(wait_exit(&mut cookie.child.0), "the cookie terminal ends");
+    assert!(
+        wait_exit(&mut cookie.child.0).success(),
+        "the cookie terminal ends"
+    );
     // The token connection stays.
     alice.type_line("still here");
     bob.expect("alice: still here");

@@ -127,6 +127,27 @@ pub(crate) fn https(addr: SocketAddr, ca: &CertificateDer<'static>, request: &st
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Logs `user` in with `POST /login` over a fresh TLS connection to
+/// `addr`; the session cookie's whole `Set-Cookie` value.
+pub(crate) fn https_login(
+    addr: SocketAddr,
+    ca: &CertificateDer<'static>,
+    user: &str,
+    password: &str,
+) -> String {
+    let body = format!("username={user}&password={password}");
+    let login = https(
+        addr,
+        ca,
+        &form_request("/login", &body, "Connection: close\r\n"),
+    );
+    login
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .unwrap_or_else(|| panic!("a cookie in {login}"))
+        .to_string()
+}
+
 pub(crate) fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
 }
@@ -178,19 +199,7 @@ fn chat_and_every_endpoint_over_tls_with_tungstenite() {
     assert_eq!(text(&mut alice), "System: alice joined the chat");
 
     // The cookie flow, from the server's own https:// origin.
-    let login = https(
-        addr,
-        &pki.ca,
-        &form_request(
-            "/login",
-            "username=bob&password=builder",
-            "Connection: close\r\n",
-        ),
-    );
-    let cookie = login
-        .lines()
-        .find_map(|l| l.strip_prefix("Set-Cookie: "))
-        .expect("a session cookie");
+    let cookie = https_login(addr, &pki.ca, "bob", "builder");
     assert!(
         cookie.starts_with("__Host-wsgate=") && cookie.contains("; Secure;"),
         "{cookie}"
@@ -391,17 +400,7 @@ fn start_tls_binary(pki: &Pki) -> (Running, SocketAddr, mpsc::Receiver<String>) 
 pub(crate) fn start_binary(mut cmd: Command) -> (Running, SocketAddr, mpsc::Receiver<String>) {
     cmd.args(["--listen", "127.0.0.1:0"])
         .env("WSGATE_SECRET", std::str::from_utf8(SECRET).unwrap());
-    let mut child = Running(cmd.spawn().expect("spawn wsgate"));
-    let lines = lines_of(child.0.stderr.take().unwrap());
-    let addr = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("a log line");
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.trim().parse().unwrap();
-        }
-    };
-    (child, addr, lines)
+    crate::cli::listening(cmd)
 }
 
 pub(crate) fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str) -> String {
