@@ -26,15 +26,17 @@
 //! `m=19456000`) is refused at start-up instead of making every login of
 //! that user take minutes or gigabytes.
 //!
-//! Comparison of the computed and stored hash is constant-time (the crates'
-//! `Output` compares with `ctutils`).
+//! Comparison of the computed and stored hash is constant-time (`subtle`
+//! for PBKDF2, the `argon2` crate's `Output` comparison for Argon2id).
 
 use std::fmt;
 
 use argon2::Argon2;
-use pbkdf2::password_hash::phc::PasswordHash;
-use pbkdf2::password_hash::{PasswordHasher, PasswordVerifier};
-use pbkdf2::{Algorithm, Params, Pbkdf2};
+use pbkdf2::password_hash::PasswordVerifier;
+use pbkdf2::password_hash::phc::{Output, PasswordHash, Salt};
+use pbkdf2::{Algorithm, Params};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// The fewest PBKDF2-HMAC-SHA256 rounds accepted, and the number
 /// [`hash_password`] uses: OWASP's figure for PBKDF2-HMAC-SHA256.
@@ -168,10 +170,18 @@ pub fn hash_password(password: &str) -> String {
     // defaults do.
     let params = Params::new_with_output_len(PBKDF2_MIN_ROUNDS, OUTPUT_LEN)
         .expect("constant PBKDF2 parameters are valid");
-    Pbkdf2::new(Algorithm::Pbkdf2Sha256, params)
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .expect("PBKDF2 with constant parameters and a 16-byte salt cannot fail")
-        .to_string()
+    let mut output = [0u8; OUTPUT_LEN];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, PBKDF2_MIN_ROUNDS, &mut output);
+    PasswordHash {
+        algorithm: Algorithm::Pbkdf2Sha256.into(),
+        version: None,
+        params: (&params)
+            .try_into()
+            .expect("constant PBKDF2 parameters encode"),
+        salt: Some(Salt::new(&salt).expect("a 16-byte salt is a valid PHC salt")),
+        hash: Some(Output::new(&output).expect("a 32-byte output is a valid PHC output")),
+    }
+    .to_string()
 }
 
 /// Checks that `phc` is a password hash we accept: `pbkdf2-sha256` with
@@ -202,11 +212,29 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
     };
     let password = password.as_bytes();
     match scheme {
-        Scheme::Pbkdf2Sha256 => Pbkdf2::SHA256.verify_password(password, &hash).is_ok(),
+        Scheme::Pbkdf2Sha256 => verify_pbkdf2(&hash, password),
         // why default: the algorithm, version and costs are taken from the
         // hash itself; only the (absent) secret comes from the context.
         Scheme::Argon2id => Argon2::default().verify_password(password, &hash).is_ok(),
     }
+}
+
+/// PBKDF2-HMAC-SHA256 over `password` with `hash`'s salt and rounds,
+/// compared in constant time with its output. Called directly rather than
+/// through the crate's `PasswordVerifier`, which also links PBKDF2-SHA512
+/// (an algorithm we refuse) into the binary: 18 KB of the size budget.
+fn verify_pbkdf2(hash: &PasswordHash, password: &[u8]) -> bool {
+    let (Ok(params), Some(salt), Some(expected)) = (Params::try_from(hash), &hash.salt, &hash.hash)
+    else {
+        return false;
+    };
+    let mut buffer = [0u8; Params::MAX_OUTPUT_LENGTH];
+    // why checked: `Params::try_from` ties the length to `l`, at most 64.
+    let Some(output) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    pbkdf2::pbkdf2_hmac::<Sha256>(password, salt.as_ref(), params.rounds(), output);
+    output.ct_eq(expected.as_ref()).into()
 }
 
 /// The schemes [`validate_hash`] accepts.
@@ -298,7 +326,8 @@ fn check_argon2id(hash: &PasswordHash) -> Result<(), HashError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pbkdf2::password_hash::CustomizedPasswordHasher;
+    use pbkdf2::Pbkdf2;
+    use pbkdf2::password_hash::{CustomizedPasswordHasher, PasswordHasher};
 
     /// B64 of the 16 bytes `saltsaltsaltsalt`.
     const SALT16: &str = "c2FsdHNhbHRzYWx0c2FsdA";
@@ -329,6 +358,24 @@ mod tests {
         assert_eq!(validate_hash(&phc), Ok(()));
         assert!(verify_password(&phc, "correct horse battery staple"));
         assert!(!verify_password(&phc, "correct horse battery stapler"));
+    }
+
+    #[test]
+    fn agrees_with_the_crate_both_ways() {
+        // Ours calls PBKDF2 directly (to keep SHA-512 out of the binary):
+        // the crate must read what we write, and we what it writes.
+        let ours = hash_password("pw");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Pbkdf2::SHA256.verify_password(b"pw", &parsed).is_ok());
+        assert!(Pbkdf2::SHA256.verify_password(b"px", &parsed).is_err());
+        let params = Params::new_with_output_len(PBKDF2_MIN_ROUNDS, 40).unwrap();
+        let theirs = Pbkdf2::SHA256
+            .hash_password_with_params(b"pw", b"saltsaltsaltsalt", params)
+            .unwrap()
+            .to_string();
+        assert!(theirs.contains("l=40"), "{theirs}");
+        assert!(verify_password(&theirs, "pw"));
+        assert!(!verify_password(&theirs, "px"));
     }
 
     #[test]
