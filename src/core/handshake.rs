@@ -250,13 +250,21 @@ impl Server {
     /// [`Context::admission`] agrees: the `101`, the room, the clocks, and
     /// any frames that came right behind the request head.
     /// A client resuming in `room` gets the `resume` message and what it
-    /// missed, before anything else is queued to it (PROTOCOL §4): at most
-    /// `--max-queue` bytes of it, so that a replay never makes a slow
-    /// consumer.
+    /// missed, before anything else is queued to it (PROTOCOL §4): with its
+    /// queue at most `--max-queue` (a replay never makes a slow consumer),
+    /// and within what is left of the queue budget (resumers that do not
+    /// read cannot hold more than the budget).
     fn replay(&mut self, id: ConnId, room: &str, user: &str, resume: &Resume) {
-        let max = self.ctx.config.limits.max_queue_bytes;
+        let limits = &self.ctx.config.limits;
+        let max_queue = limits.max_queue_bytes;
+        // why: what this connection queued is not yet in the total.
+        let unsettled = self.reg.get(id).map_or(0, |c| c.out.len());
+        let budget_left = (limits.queue_budget_bytes).saturating_sub(self.budget_use() + unsettled);
         let epoch = resume.epoch.as_deref();
-        let Some((recovered, sent)) = self.reg.replay(id, room, resume.since, epoch, max) else {
+        let Some((recovered, sent)) =
+            self.reg
+                .replay(id, room, resume.since, epoch, max_queue, budget_left)
+        else {
             return;
         };
         self.ctx.metrics.resumed[usize::from(!recovered)] += 1;

@@ -398,21 +398,28 @@ impl Registry {
     }
 
     /// Queues to `id` what it missed in `room` since `since` (in `epoch`):
-    /// the `resume` message, then the kept messages after `since`, within
-    /// `max_bytes`. Returns whether it recovered and how many messages
-    /// were replayed; `None` when `id` or the room is gone.
+    /// the `resume` message, then the kept messages after `since`, so that
+    /// the queue stays within `max_queue` and adds at most `budget_left`.
+    /// Returns whether it recovered and how many messages were replayed;
+    /// `None` when `id` or the room is gone.
     pub fn replay(
         &mut self,
         id: ConnId,
         room: &str,
         since: u64,
         epoch: Option<&str>,
-        max_bytes: usize,
+        max_queue: usize,
+        budget_left: usize,
     ) -> Option<(bool, usize)> {
         let r = self.rooms.get(room)?;
         let conn = self.conns.get_mut(id.slot()).filter(|c| c.id == id)?;
-        let replay = r.replay(since, epoch, max_bytes);
-        let head = chat::resume_json(room, &r.epoch_text(), r.seq, replay.recovered);
+        let epoch_now = r.epoch_text();
+        // why "false": the longer of the two heads bounds the one sent;
+        // 256 more for the join notice that may follow at once.
+        let head_bound = chat::resume_json(room, &epoch_now, r.seq, false).len() + 4 + 256;
+        let room_left = max_queue.saturating_sub(conn.out.len() + head_bound);
+        let replay = r.replay(since, epoch, room_left.min(budget_left));
+        let head = chat::resume_json(room, &epoch_now, r.seq, replay.recovered);
         chat::encode_text_frame(head.as_bytes(), conn.out.tail());
         for frame in &replay.frames {
             conn.out.push(frame);

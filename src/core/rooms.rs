@@ -15,17 +15,26 @@
 //! bounded twice: `--history` messages a room, and a byte cap for all
 //! rooms together (a quarter of the queue budget), past which the oldest
 //! messages of any room go first. Each message counts its frame plus
-//! [`ENTRY_OVERHEAD`], so that many small messages in many rooms stay
-//! within the cap too, bookkeeping included.
+//! [`ENTRY_OVERHEAD`], and each room holding history [`room_cost`], so
+//! that many small messages in many rooms (kept for their history alone)
+//! stay within the cap too, bookkeeping included.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::ConnId;
 
-/// What one history entry costs beside its frame: its slots in the room's
-/// and the global queue, and a share of a room kept for its history alone.
+/// What one history entry costs beside its frame: its box, its slots in
+/// the room's and the global queue.
 pub const ENTRY_OVERHEAD: usize = 256;
+
+/// What a room holding history costs beside its entries, counted in the
+/// history's bytes from its first kept message to its last: the map slot,
+/// the `Room` and its queues, and the name twice (the key, and the shared
+/// copy). Measured at about 700 bytes for a 64-byte name with one entry.
+pub fn room_cost(name: &str) -> usize {
+    512 + 2 * name.len()
+}
 
 /// One room.
 #[derive(Debug)]
@@ -195,6 +204,9 @@ impl Rooms {
             room.members.swap_remove(index);
             if room.members.is_empty() {
                 self.occupied -= 1;
+                // why: a room kept for its history alone must not keep the
+                // capacity of a crowd (counted nowhere).
+                room.members = Vec::new();
             }
         }
         let moved = room.members.get(index).copied();
@@ -209,8 +221,12 @@ impl Rooms {
             }
             None => false,
         };
-        if room.members.is_empty() && room.history.is_empty() {
-            self.rooms.remove(name);
+        if room.members.is_empty() {
+            if room.history.is_empty() {
+                self.rooms.remove(name);
+            } else {
+                room.users = HashMap::new();
+            }
         }
         Left {
             last_of_user,
@@ -241,6 +257,9 @@ impl Rooms {
             seq, room.seq,
             "history is recorded as messages are numbered"
         );
+        if room.history.is_empty() {
+            self.bytes += room_cost(name);
+        }
         room.history.push_back((seq, frame.into()));
         self.order
             .push_back((Arc::clone(&room.name), room.epoch, seq));
@@ -280,8 +299,11 @@ impl Rooms {
                 self.entries -= 1;
                 self.bytes -= old.len() + ENTRY_OVERHEAD;
             }
-            if room.members.is_empty() && room.history.is_empty() {
-                self.rooms.remove(&*name);
+            if room.history.is_empty() {
+                self.bytes -= room_cost(&name);
+                if room.members.is_empty() {
+                    self.rooms.remove(&*name);
+                }
             }
             return;
         }
@@ -323,6 +345,13 @@ impl Rooms {
                 ));
             }
             let first = room.seq + 1 - room.history.len() as u64;
+            if !room.history.is_empty() {
+                bytes += room_cost(name);
+            }
+            if room.members.is_empty() && (room.members.capacity() > 0 || room.users.capacity() > 0)
+            {
+                return Err(format!("empty room {name:?} holds member capacity"));
+            }
             for (expect, (seq, frame)) in (first..).zip(&room.history) {
                 if *seq != expect {
                     return Err(format!(
@@ -388,6 +417,55 @@ mod tests {
         assert_eq!(r.get("lobby").unwrap().users(), vec!["bob"]);
         r.leave("lobby", 0, id(12), "bob");
         assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn an_emptied_room_kept_for_its_history_keeps_no_crowd() {
+        // Found by review: a room of 1,000 kept 50 KB of member and user
+        // capacity after everyone left, counted nowhere.
+        let mut r = Rooms::new(7);
+        let users: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("u{i}"))).collect();
+        for (i, u) in users.iter().enumerate() {
+            r.join("big", id(i as u64 + 1), u);
+        }
+        let seq = r.next_seq("big").unwrap();
+        r.record("big", seq, b"frame", 100, usize::MAX);
+        assert_eq!(r.history(), (1, 5 + ENTRY_OVERHEAD + room_cost("big")));
+        for (i, u) in users.iter().enumerate().rev() {
+            r.leave("big", i, id(i as u64 + 1), u);
+        }
+        let room = r.get("big").unwrap();
+        assert_eq!((room.members.capacity(), room.users.capacity()), (0, 0));
+        assert_eq!(r.len(), 0);
+        r.check(100, usize::MAX).unwrap();
+    }
+
+    #[test]
+    fn the_oldest_message_of_any_room_goes_first_and_empty_rooms_are_forgotten() {
+        let mut r = Rooms::new(7);
+        let alice: Arc<str> = Arc::from("alice");
+        let cost = |name: &str| 10 + ENTRY_OVERHEAD + room_cost(name);
+        // Room a, then b: each one 10-byte message; the cap fits two rooms.
+        let cap = cost("a") + cost("b");
+        for (n, name) in ["a", "b"].iter().enumerate() {
+            r.join(name, id(n as u64), &alice);
+            let seq = r.next_seq(name).unwrap();
+            r.record(name, seq, &[b'm'; 10], 5, cap);
+            r.leave(name, 0, id(n as u64), "alice");
+        }
+        let epoch_a = r.get("a").unwrap().epoch;
+        assert_eq!(r.history(), (2, cap));
+        // A third room pushes out a's message, and a with it.
+        r.join("c", id(9), &alice);
+        let seq = r.next_seq("c").unwrap();
+        r.record("c", seq, &[b'm'; 10], 5, cap);
+        assert!(r.get("a").is_none() && r.get("b").is_some());
+        r.check(5, cap).unwrap();
+        // Made again, a is a new life: a new epoch, numbered from 1.
+        r.join("a", id(10), &alice);
+        let a = r.get("a").unwrap();
+        assert_ne!(a.epoch, epoch_a);
+        assert_eq!(a.seq, 0);
     }
 
     #[test]

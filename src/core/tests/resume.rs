@@ -340,3 +340,60 @@ fn malformed_resumes_are_refused_before_the_upgrade() {
     );
     assert_eq!(r.status, 101);
 }
+
+/// A JSON resumer whose peer reads nothing (it stalls before the upgrade).
+fn stalled_resumer(h: &mut Harness, user: &str, room: &str, query: &str) -> ConnId {
+    let token = h.token(user, 3600);
+    let id = h.connect();
+    h.stall(id, true);
+    let request = crate::testkit::upgrade_request(
+        &format!("/ws?room={room}{query}"),
+        &format!("Authorization: Bearer {token}\r\n{JSON}"),
+    );
+    h.send(id, request.as_bytes());
+    assert!(h.server.is_websocket(id));
+    id
+}
+
+#[test]
+fn resumers_that_do_not_read_stay_within_the_budget() {
+    // Found by review: each replay queued up to --max-queue whatever the
+    // budget said, so a dozen resumers held 2.5 budgets.
+    let budget = 40_000;
+    let mut h = Harness::new(|c| {
+        c.limits.queue_budget_bytes = budget;
+        c.limits.max_queue_bytes = 10_000;
+    });
+    let alice = h.open("alice");
+    for n in 0..12 {
+        h.say(alice, &format!("{n:04}{}", "x".repeat(700)));
+        h.texts(alice);
+    }
+    for n in 0..12 {
+        stalled_resumer(&mut h, &format!("u{n}"), "lobby", "&since=0");
+    }
+    let used = h.server.budget_use();
+    assert!(
+        used <= budget + 16_384,
+        "{used} bytes held against {budget}"
+    );
+    h.server.check_consistency().unwrap();
+}
+
+#[test]
+fn a_replay_leaves_the_queue_under_its_limit() {
+    // Found by review: the 101 and the resume frame came on top of a
+    // replay of --max-queue, which started the slow-consumer clock.
+    for len in (300..1100).step_by(13) {
+        let mut h = Harness::new(|c| c.limits.max_queue_bytes = 4096);
+        let alice = h.open("alice");
+        for _ in 0..20 {
+            h.say(alice, &"z".repeat(len));
+            h.texts(alice);
+        }
+        let bob = stalled_resumer(&mut h, "bob", "lobby", "&since=0");
+        let queued = h.server.pending(bob).len();
+        assert!(queued <= 4096, "lines of {len}: {queued} bytes queued");
+        assert!(!h.server.backlog.contains_key(&bob), "lines of {len}");
+    }
+}
