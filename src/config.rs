@@ -46,6 +46,9 @@ pub struct Config {
     /// Drop `Secure` and the `__Host-` prefix from the session cookie, for
     /// plain-HTTP testing off localhost. Default off.
     pub insecure_cookie: bool,
+    /// Do not serve the chat page (`/`, `/app.js`, `/style.css` are then
+    /// `404`). Default off: the page is served.
+    pub no_ui: bool,
     /// TLS on the listening port: every endpoint is HTTPS and `/ws` is
     /// WSS (needs the cargo feature `tls`). Default: none, plain TCP.
     pub tls: Option<TlsFiles>,
@@ -144,6 +147,7 @@ impl Default for Config {
             audience: None,
             allowed_origins: Vec::new(),
             insecure_cookie: false,
+            no_ui: false,
             tls: None,
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
@@ -523,6 +527,12 @@ pub struct Limits {
     /// many connections, since N joins to a room of N cost N² deliveries.
     /// Default 100.
     pub presence_limit: usize,
+    /// Messages each room keeps for clients that resume (JSON mode,
+    /// `since=SEQ`, PROTOCOL §4). Default 100; 0 keeps none. All rooms'
+    /// history together is held to a quarter of
+    /// [`Limits::queue_budget_bytes`] (the oldest messages go first) and
+    /// counts in that budget.
+    pub history: usize,
     /// Connections of any kind from one client address (an IPv6 /64
     /// counts as one). Default 1,024. Past it: `429` with `Retry-After`,
     /// written at once; the refused connection holds no slot. `None`:
@@ -616,6 +626,7 @@ impl Default for Limits {
             max_http_queue_bytes: 64 * 1024,
             read_buffer_bytes: 0,
             presence_limit: 100,
+            history: 100,
             max_conns_per_user: 16,
             max_conns_per_ip: Some(1024),
             max_unauth_per_ip: Some(64),
@@ -717,6 +728,20 @@ impl Origin {
                 host == self.host && port.unwrap_or(default) == self.port
             }
             None => false,
+        }
+    }
+}
+
+impl Origin {
+    /// The origin as browsers write it (the HTML standard's ASCII
+    /// serialization): the scheme's default port left out. What CORS'
+    /// `Access-Control-Allow-Origin` must equal.
+    pub fn serialized(&self) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            format!("{}://{}", self.scheme, self.host)
+        } else {
+            self.to_string()
         }
     }
 }

@@ -115,6 +115,10 @@ struct Opt {
     kind: Kind,
 }
 
+/// The most `--history` takes: more is taken for a typo (the bytes are
+/// bounded by the queue budget either way).
+const MAX_HISTORY: usize = 100_000;
+
 /// Every option, in `--help` order.
 static OPTIONS: &[Opt] = &[
     Opt {
@@ -241,6 +245,14 @@ static OPTIONS: &[Opt] = &[
         kind: Kind::Switch(|s| &mut s.config.insecure_cookie),
     },
     Opt {
+        flag: "no-ui",
+        value: "",
+        env: "WSGATE_NO_UI",
+        default: "off",
+        help: "do not serve the chat page at /",
+        kind: Kind::Switch(|s| &mut s.config.no_ui),
+    },
+    Opt {
         flag: "trusted-proxy",
         value: "CIDR",
         env: "WSGATE_TRUSTED_PROXIES",
@@ -348,6 +360,21 @@ static OPTIONS: &[Opt] = &[
         default: "100",
         help: "join/leave notices up to this room size",
         kind: Kind::Count(|s| &mut s.config.limits.presence_limit),
+    },
+    Opt {
+        flag: "history",
+        value: "N",
+        env: "WSGATE_HISTORY",
+        default: "100",
+        help: "messages each room keeps for clients that resume (JSON mode, since=SEQ); 0: none",
+        kind: Kind::Custom(|s, v| {
+            s.config.limits.history = v
+                .parse()
+                .ok()
+                .filter(|&n| n <= MAX_HISTORY)
+                .ok_or_else(|| format!("not a number from 0 to {MAX_HISTORY}: {v:?}"))?;
+            Ok(())
+        }),
     },
     Opt {
         flag: "send-roles",

@@ -54,12 +54,27 @@ impl At {
 #[derive(Debug)]
 pub enum Purpose {
     /// `POST /token`: answer with a JWT.
-    Token,
+    Token(Cors),
     /// `POST /login`: answer with a session cookie.
-    Login,
+    Login(Cors),
     /// An opt-in password upgrade: open the WebSocket.
     Upgrade(Box<Upgrade>),
 }
+
+impl Purpose {
+    /// Who may read the answer across origins.
+    pub fn cors(&self) -> Cors {
+        match self {
+            Purpose::Token(cors) | Purpose::Login(cors) => *cors,
+            Purpose::Upgrade(_) => Cors::default(),
+        }
+    }
+}
+
+/// Which `--allowed-origin` (an index) sent the request, when it may read
+/// the answer: CORS (`http::cors`). `None` for every other origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cors(pub Option<usize>);
 
 /// A password check to start: whose, why, and what to do after it.
 #[derive(Debug)]

@@ -100,7 +100,7 @@ use crate::http::response::{Part, Then};
 use crate::http::upgrade::Reject;
 
 use crate::http::proxied::{self, ProxyHeader};
-use conn::{Conn, Phase, Purpose};
+use conn::{Conn, Cors, Phase, Purpose};
 use context::Context;
 use metrics::Gauges;
 use peer::ViaProxy;
@@ -667,7 +667,7 @@ impl Server {
                     self.refuse(id, rej, "/ws", Detail::carrier(Some("password")), now);
                 }
             },
-            Purpose::Token | Purpose::Login => {
+            Purpose::Token(_) | Purpose::Login(_) => {
                 let routed = self.ctx.logged_in(user.as_ref(), &purpose, peer, now);
                 self.reg[id].phase = Phase::Http {
                     buf: rest,
@@ -893,7 +893,17 @@ impl Server {
                 // if it does not (gone, or swamped), don't hold the peer.
                 // The job still counts until the helper answers it.
                 let rej = Reject::Unavailable("password check timed out", RETRY_AFTER_SECS);
-                self.refuse(id, rej, "-", Detail::default(), now);
+                let (peer, cors) = match &self.reg[id] {
+                    Conn {
+                        peer,
+                        phase: Phase::AwaitPassword { purpose, .. },
+                        ..
+                    } => (*peer, purpose.cors()),
+                    conn => (conn.peer, Cors::default()),
+                };
+                self.ctx.log_refusal(peer, rej, "-", Detail::default());
+                let response = self.ctx.with_cors(cors, rej.response());
+                self.respond(id, &response, Then::Close, Part::Whole, now);
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::http::proxied;
 use log::info;
 use serde_json::json;
 
-use super::conn::{PasswordCheck, Phase, Purpose};
+use super::conn::{Cors, PasswordCheck, Phase, Purpose};
 use super::context::Context;
 use super::ending::Ending;
 use super::logfmt::quoted;
@@ -26,6 +26,7 @@ use crate::http::response::session_cookie;
 use crate::http::response::{Part, Then};
 use crate::http::upgrade::{self, Reject};
 use crate::http::{self as http, BodyLengthError, Method, Request, Response};
+use crate::http::{cors, ui};
 
 /// Password checks one client address may have waiting at once.
 const MAX_PENDING_LOGINS_PER_IP: usize = 4;
@@ -44,6 +45,17 @@ pub(super) enum Routed {
         password: String,
         purpose: Purpose,
     },
+}
+
+impl Routed {
+    /// The same, its answer (if it has one now) changed by `f`.
+    fn map_response(self, f: impl FnOnce(Response) -> Response) -> Routed {
+        match self {
+            Routed::Respond(r) => Routed::Respond(f(r)),
+            Routed::EndSessions(r, ended, ending) => Routed::EndSessions(f(r), ended, ending),
+            check @ Routed::CheckPassword { .. } => check,
+        }
+    }
 }
 
 /// What a `refused` log line says beyond the reason.
@@ -76,42 +88,71 @@ impl Context {
         let allow = |methods: &'static str| {
             Response::detail(405, "method not allowed").header("Allow", methods)
         };
-        let response = match (req.path.as_str(), req.method) {
-            ("/healthz", Method::Get | Method::Head) => Response::text(200, "ok"),
-            ("/metrics", Method::Get | Method::Head) => Response::empty(200)
-                .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                .with_body(self.metrics.render(gauges).into_bytes()),
-            ("/healthz" | "/metrics", _) => allow("GET, HEAD"),
+        let cors = Cors(cors::allowed_origin(req, &self.config.allowed_origins));
+        if let Some(origin) = cors.0.filter(|_| cors::is_preflight(req)) {
+            return Routed::Respond(cors::preflight(&self.config.allowed_origins[origin]));
+        }
+        if let Some(asset) = ui::asset(&req.path).filter(|_| !self.config.no_ui) {
+            return Routed::Respond(match req.method {
+                Method::Get | Method::Head => {
+                    let accepted: Vec<&str> = req
+                        .header_values("accept-encoding")
+                        .map(|v| std::str::from_utf8(v).unwrap_or(""))
+                        .collect();
+                    asset.response(
+                        (!accepted.is_empty())
+                            .then(|| accepted.join(","))
+                            .as_deref(),
+                    )
+                }
+                _ => allow("GET, HEAD"),
+            });
+        }
+        let routed = match (req.path.as_str(), req.method) {
+            ("/healthz", Method::Get | Method::Head) => Routed::Respond(Response::text(200, "ok")),
+            ("/metrics", Method::Get | Method::Head) => Routed::Respond(
+                Response::empty(200)
+                    .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                    .with_body(self.metrics.render(gauges).into_bytes()),
+            ),
+            ("/healthz" | "/metrics", _) => Routed::Respond(allow("GET, HEAD")),
             ("/login" | "/logout", Method::Post) if self.foreign_origin(req) => {
-                self.refused_cross_site(req, peer)
+                Routed::Respond(self.refused_cross_site(req, peer))
             }
             ("/token" | "/login", Method::Post) => {
                 let purpose = if req.path == "/token" {
-                    Purpose::Token
+                    Purpose::Token(cors)
                 } else {
-                    Purpose::Login
+                    Purpose::Login(cors)
                 };
                 match read_login_form(req, body) {
-                    Ok((user, password)) => {
-                        return Routed::CheckPassword {
-                            user,
-                            password,
-                            purpose,
-                        };
-                    }
+                    Ok((user, password)) => Routed::CheckPassword {
+                        user,
+                        password,
+                        purpose,
+                    },
                     Err(detail) => {
                         let rej = Reject::BadRequest(detail);
                         self.log_refusal(peer, rej, &req.path, Detail::default());
-                        rej.response()
+                        Routed::Respond(rej.response())
                     }
                 }
             }
-            ("/ws-ticket", Method::Post) => self.ws_ticket(req, peer, now),
-            ("/logout", Method::Post) => return self.logout(req, peer),
-            ("/token" | "/login" | "/logout" | "/ws-ticket", _) => allow("POST"),
-            _ => Response::detail(404, "not found"),
+            ("/ws-ticket", Method::Post) => Routed::Respond(self.ws_ticket(req, peer, now)),
+            ("/logout", Method::Post) => self.logout(req, peer),
+            ("/token" | "/login" | "/logout" | "/ws-ticket", _) => Routed::Respond(allow("POST")),
+            _ => Routed::Respond(Response::detail(404, "not found")),
         };
-        Routed::Respond(response)
+        routed.map_response(|r| self.with_cors(cors, r))
+    }
+
+    /// `response` as a page of the `--allowed-origin` that `cors` names
+    /// may read it (CORS); unchanged for every other origin.
+    pub(super) fn with_cors(&self, cors: Cors, response: Response) -> Response {
+        match cors.0.and_then(|i| self.config.allowed_origins.get(i)) {
+            Some(origin) => cors::allow(response, origin),
+            None => response,
+        }
     }
 
     /// True when a browser sent `req` from a page the server does not
@@ -200,8 +241,8 @@ impl Context {
             return None;
         };
         let (target, carrier) = match purpose {
-            Purpose::Token => ("/token".to_string(), None),
-            Purpose::Login => ("/login".to_string(), None),
+            Purpose::Token(_) => ("/token".to_string(), None),
+            Purpose::Login(_) => ("/login".to_string(), None),
             Purpose::Upgrade(upgrade) => (format!("/ws?room={}", upgrade.room), Some("password")),
         };
         self.log_refusal(peer, refusal, &target, Detail::carrier(carrier));
@@ -217,7 +258,7 @@ impl Context {
         peer: Peer,
         now: Time,
     ) -> Routed {
-        match user {
+        let routed = match user {
             None => {
                 info!("login failed peer={peer} reason=\"wrong name or password\"");
                 Routed::Respond(
@@ -225,11 +266,12 @@ impl Context {
                         .header("WWW-Authenticate", "Bearer"),
                 )
             }
-            Some(user) if matches!(purpose, Purpose::Token) => {
+            Some(user) if matches!(purpose, Purpose::Token(_)) => {
                 Routed::Respond(self.issue_token(user, peer, now))
             }
             Some(user) => self.login(user, peer, now),
-        }
+        };
+        routed.map_response(|r| self.with_cors(purpose.cors(), r))
     }
 
     /// `POST /token` succeeded.
@@ -538,7 +580,7 @@ impl Server {
             self.ctx
                 .password_check_refusal(&purpose, peer, in_flight, self.jobs.len(), now)
         {
-            return Some(rej.response());
+            return Some(self.ctx.with_cors(purpose.cors(), rej.response()));
         }
         let job = self.next_job;
         self.next_job += 1;

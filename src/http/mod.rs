@@ -8,9 +8,11 @@
 //! Contract for untrusted input: once [`parse_head`] returns `Ok`, nothing
 //! in this module panics on the request, whatever its contents.
 
+pub(crate) mod cors;
 pub(crate) mod params;
 pub(crate) mod proxied;
 pub(crate) mod response;
+pub(crate) mod ui;
 pub mod upgrade;
 
 pub(crate) use response::Response;
@@ -66,6 +68,8 @@ pub enum Method {
     Post,
     /// `HEAD`
     Head,
+    /// `OPTIONS` (CORS preflights)
+    Options,
     /// Anything else.
     Other,
 }
@@ -393,6 +397,7 @@ pub fn parse_head(
         Some("GET") => Method::Get,
         Some("POST") => Method::Post,
         Some("HEAD") => Method::Head,
+        Some("OPTIONS") => Method::Options,
         _ => Method::Other,
     };
     let target = req.path.unwrap_or("");

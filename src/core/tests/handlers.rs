@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::auth::{Credential, Principal};
 use crate::config::{Config, PerUserPolicy, Rate, SecretKey};
-use crate::core::conn::{Purpose, Ws};
+use crate::core::conn::{Cors, Purpose, Ws};
 use crate::core::context::Context;
 use crate::core::ending::Ending;
 use crate::core::handshake::{Admission, Authenticated};
@@ -87,7 +87,7 @@ fn a_login_form_asks_for_a_password_check_and_a_logout_names_the_sessions_to_end
     let Routed::CheckPassword {
         user,
         password,
-        purpose: Purpose::Login,
+        purpose: Purpose::Login(Cors(None)),
     } = routed
     else {
         panic!("{routed:?}");

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::testkit::{Harness, form_post};
 
+mod browser;
 mod chat;
 mod embedding;
 mod flow;
