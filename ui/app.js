@@ -105,6 +105,7 @@ function systemLine(r, text) {
   li.className = "sys";
   li.textContent = text;
   append(r, li);
+  return li;
 }
 
 function showMessage(r, m) {
@@ -251,6 +252,7 @@ async function connect() {
     openedAt = 0;
     const end = ENDINGS[e.code] || LOST;
     const why = `Disconnected: ${end.text} (code ${e.code})`;
+    systemLine(r, why).dataset.code = String(e.code);
     if (end.login) {
       setStatus(why, "out", e.code);
       show("login");

@@ -134,6 +134,46 @@ class ChatPageTests(Case):
         wait(page.d, lambda _: "Wrong" in page.el("#login-error").text, "the login error")
 
 
+class EndingTests(Case):
+    """The page says why a connection ended, and does what that calls for."""
+
+    def test_replaced_by_another_tab_offers_reconnect(self):
+        server = self.server("--max-conns-per-user", "1", "--per-user-policy", "evict-oldest")
+        d = self.browser()
+        page = ChatPage(d, server.origin).open().login("alice", "wonderland")
+        first = d.current_window_handle
+        d.switch_to.new_window("tab")
+        second = d.current_window_handle
+        page.open().wait_state("open")
+        d.switch_to.window(first)
+        page.wait_state("stopped", 4409)
+        self.assertIn("Replaced by a newer connection", page.status()[2])
+        # No reconnect by itself (it would evict the other tab in turn): a button.
+        self.assertTrue(page.el("#reconnect").is_displayed())
+        page.el("#reconnect").click()
+        page.wait_state("open")
+        d.switch_to.window(second)
+        page.wait_state("stopped", 4409)
+
+    def test_an_expired_session_asks_for_a_login(self):
+        server = self.server("--session-ttl", "2s")
+        page = ChatPage(self.browser(), server.origin).open().login("alice", "wonderland")
+        page.wait_state("out", 4401)
+        self.assertIn("session expired", page.status()[2])
+        page.login("alice", "wonderland")
+
+    def test_a_server_shutdown_is_said_and_retried(self):
+        server = self.server()
+        page = ChatPage(self.browser(), server.origin).open().login("alice", "wonderland")
+        server.proc.terminate()
+        wait(page.d, lambda _: page.d.execute_script(
+            "return document.querySelector('#log li.sys[data-code=\"1001\"]')?.textContent"),
+            "the 1001 line")
+        self.assertIn("server is restarting", page.el("#log li.sys[data-code='1001']").text)
+        page.wait_state("waiting")
+        self.assertIn("Reconnecting in", page.status()[2])
+
+
 # A page on another origin tries wsgate's login and cookie.
 CSRF_FETCH = """
 const [origin, done] = arguments;
