@@ -18,6 +18,9 @@ import tempfile
 import unittest
 
 import harness as h
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
 from harness import ChatPage, Site, Wsgate, browser, snippet, wait
 
 
@@ -132,6 +135,40 @@ class ChatPageTests(Case):
         page.el("#username").send_keys("alice")
         page.el("#password").send_keys("not-it\n")
         wait(page.d, lambda _: "Wrong" in page.el("#login-error").text, "the login error")
+
+    def test_keyboard_only_on_a_narrow_screen(self):
+        server = self.server()
+        d = self.browser()
+        d.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 360, "height": 640, "deviceScaleFactor": 1, "mobile": True},
+        )
+        page = ChatPage(d, server.origin).open()
+        wait(d, lambda d: d.switch_to.active_element.get_attribute("id") == "username", "focus on the name")
+        focused = d.switch_to.active_element
+        focused.send_keys("alice" + Keys.TAB)
+        d.switch_to.active_element.send_keys("wonderland" + Keys.ENTER)
+        page.wait_state("open")
+        # After login the message box has the focus; Enter sends.
+        wait(d, lambda d: d.switch_to.active_element.get_attribute("id") == "text", "focus on the message box")
+        d.switch_to.active_element.send_keys("sent from the keyboard" + Keys.ENTER)
+        page.wait_text("sent from the keyboard")
+        # Shift+Tab walks back through labelled controls, each with a visible focus ring.
+        seen = []
+        for _ in range(5):  # message log, Log out, Who, Join, Room
+            ActionChains(d).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+            seen.append(d.execute_script(
+                "const e = document.activeElement, s = getComputedStyle(e);"
+                "return [e.id || e.textContent.trim(), s.outlineStyle,"
+                " !!(e.labels && e.labels.length) || !!e.textContent.trim() || !!e.getAttribute('aria-label')];"
+            ))
+        for name, outline, labelled in seen:
+            self.assertEqual(outline, "solid", f"{name} has no visible focus: {seen}")
+            self.assertTrue(labelled, f"{name} has no label: {seen}")
+        self.assertTrue({"log", "logout", "who", "room"} <= {n for n, _, _ in seen}, seen)
+        # Nothing wider than the screen.
+        self.assertTrue(d.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
 
 
 class EndingTests(Case):
