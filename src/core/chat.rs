@@ -55,6 +55,14 @@ impl Event<'_> {
     }
 }
 
+/// JSON mode: what a resuming client is told first (PROTOCOL §4): the
+/// room's epoch and last `seq` now, and whether the messages that follow
+/// are everything it missed.
+pub fn resume_json(room: &str, epoch: &str, seq: u64, recovered: bool) -> String {
+    json!({ "type": "resume", "room": room, "epoch": epoch, "seq": seq, "recovered": recovered })
+        .to_string()
+}
+
 /// A reply to one connection alone.
 #[derive(Clone, Debug)]
 pub enum Reply<'a> {

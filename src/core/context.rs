@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use super::peer::Peer;
 
 use log::debug;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tungstenite::protocol::WebSocketConfig;
 
 use super::RETRY_AFTER_SECS;
@@ -50,6 +50,9 @@ pub(super) struct Context {
     pub ws_config: WebSocketConfig,
     /// Set by `Server::handle_shutdown`: refuse what is new.
     pub shutting_down: bool,
+    /// Where this process's room epochs start: random, so that a
+    /// restarted server's epochs differ from the last one's.
+    pub epoch_base: u64,
 }
 
 impl Context {
@@ -91,7 +94,10 @@ impl Context {
             limits.max_sessions_per_user,
             StdRng::from_rng(&mut seed),
         );
+        let mut epoch_base = [0u8; 8];
+        seed.fill_bytes(&mut epoch_base);
         Context {
+            epoch_base: u64::from_le_bytes(epoch_base),
             jwt,
             sessions,
             tickets: Tickets::new(limits.max_tickets, StdRng::from_rng(&mut seed)),

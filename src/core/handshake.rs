@@ -24,7 +24,7 @@ use super::{ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
 use crate::http::response::{Part, Then};
-use crate::http::upgrade::{self, Carrier, Mode, Reject, Upgrade};
+use crate::http::upgrade::{self, Carrier, Mode, Reject, Resume, Upgrade};
 use crate::http::{Request, Response};
 
 /// Who an upgrade request is, as far as the request itself tells.
@@ -249,6 +249,26 @@ impl Server {
     /// Opens the WebSocket for an authenticated principal, if
     /// [`Context::admission`] agrees: the `101`, the room, the clocks, and
     /// any frames that came right behind the request head.
+    /// A client resuming in `room` gets the `resume` message and what it
+    /// missed, before anything else is queued to it (PROTOCOL §4): at most
+    /// `--max-queue` bytes of it, so that a replay never makes a slow
+    /// consumer.
+    fn replay(&mut self, id: ConnId, room: &str, user: &str, resume: &Resume) {
+        let max = self.ctx.config.limits.max_queue_bytes;
+        let epoch = resume.epoch.as_deref();
+        let Some((recovered, sent)) = self.reg.replay(id, room, resume.since, epoch, max) else {
+            return;
+        };
+        self.ctx.metrics.resumed[usize::from(!recovered)] += 1;
+        self.ctx.metrics.messages_out += sent as u64 + 1;
+        info!(
+            "resume user={} room={} since={} replayed={sent} recovered={recovered}",
+            quoted(user),
+            quoted(room),
+            resume.since
+        );
+    }
+
     pub(super) fn admit(
         &mut self,
         id: ConnId,
@@ -294,6 +314,7 @@ impl Server {
             self.ctx.sessions.track_live(*handle, true, now.as_millis());
         }
         let room = upgrade.room.clone();
+        let resume = upgrade.resume;
         let Some(first) = self.reg.open(
             id,
             principal,
@@ -308,6 +329,9 @@ impl Server {
             self.ctx.start_clocks(ws, now);
         }
         self.arm_ws(id);
+        if let Some(resume) = resume {
+            self.replay(id, &room, &user, &resume);
+        }
         // why: answers to pipelined requests may still be queued ahead of
         // the 101; a queue already over the limit starts its clock now.
         self.queued_to(id, now);

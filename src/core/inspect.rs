@@ -32,12 +32,20 @@ impl Server {
             .map(|ws| ws.principal.user())
     }
 
+    /// The epoch of `room`, while it is kept.
+    pub fn room_epoch(&self, room: &str) -> Option<String> {
+        self.reg.rooms().get(room).map(|r| r.epoch_text())
+    }
+
     /// Checks the bookkeeping invariants that no sequence of `handle_*`
     /// calls may break; the first broken one is described in the error:
     ///
     /// - the registry's own (rooms, per-user and per-session lists, per
     ///   address, timers: [`super::registry::Registry::check`]), with the
     ///   password checks in flight per address;
+    /// - the rooms' history (`Rooms::check`): consecutive numbers, within
+    ///   `--history` a room and a quarter of the budget in all, no room
+    ///   kept empty;
     /// - no user holds more than `max_conns_per_user` WebSockets;
     /// - every connection waiting for a password has its job listed;
     /// - the total of queued bytes is the sum of the queues, each settled;
@@ -52,6 +60,8 @@ impl Server {
             *logins.entry(job.addr).or_default() += 1;
         }
         self.reg.check(&logins)?;
+        let keep = self.ctx.config.limits.history;
+        self.reg.rooms().check(keep, self.history_cap())?;
         self.check_flow()?;
         let max_per_user = self.ctx.config.limits.max_conns_per_user;
         for conn in self.reg.iter() {
@@ -125,7 +135,7 @@ impl Server {
             }
         }
         let budget = self.ctx.config.limits.queue_budget_bytes;
-        if self.queued_total >= budget && self.pressure_since.is_none() {
+        if self.budget_use() >= budget && self.pressure_since.is_none() {
             return Err("at the budget, but its clock does not run".into());
         }
         let slow = self.ctx.config.limits.slow_consumer_timeout;

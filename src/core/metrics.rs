@@ -12,6 +12,8 @@ pub struct Metrics {
     pub accepted: u64,
     /// WebSockets opened.
     pub upgrades: u64,
+    /// Resuming clients (`since=`) that missed nothing, and that did.
+    pub resumed: [u64; 2],
     /// Refused upgrades and HTTP requests, by status and reason.
     pub refusals: BTreeMap<(u16, &'static str), u64>,
     /// Chat messages received from clients.
@@ -52,6 +54,10 @@ pub struct Gauges {
     pub queued_bytes: usize,
     /// Connections whose input is not read for now (backpressure).
     pub paused_inputs: usize,
+    /// Messages the rooms keep for clients that resume.
+    pub history_messages: usize,
+    /// What they count against the queue budget, in bytes.
+    pub history_bytes: usize,
 }
 
 /// The groups a peer's close code is counted under.
@@ -134,7 +140,7 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
-        let plain: [(&str, &str, &str, u64); 12] = [
+        let plain: [(&str, &str, &str, u64); 16] = [
             (
                 "wsgate_connections",
                 "gauge",
@@ -170,6 +176,30 @@ impl Metrics {
                 "gauge",
                 "Connections whose input waits for queues to drain (backpressure).",
                 g.paused_inputs as u64,
+            ),
+            (
+                "wsgate_history_messages",
+                "gauge",
+                "Messages rooms keep for clients that resume.",
+                g.history_messages as u64,
+            ),
+            (
+                "wsgate_history_bytes",
+                "gauge",
+                "Bytes of history, counted against the queue budget.",
+                g.history_bytes as u64,
+            ),
+            (
+                "wsgate_resumed_total",
+                "counter",
+                "Clients that resumed (since=) and missed nothing.",
+                self.resumed[0],
+            ),
+            (
+                "wsgate_resumed_with_gap_total",
+                "counter",
+                "Clients that resumed and were told recovered:false.",
+                self.resumed[1],
             ),
             (
                 "wsgate_accepted_total",
@@ -299,6 +329,8 @@ mod tests {
             rooms: 1,
             sessions: 0,
             queued_bytes: 10,
+            history_messages: 0,
+            history_bytes: 0,
             paused_inputs: 0,
         });
         assert!(text.contains("\nwsgate_websockets 2\n"));
@@ -330,6 +362,8 @@ mod tests {
             rooms: 0,
             sessions: 0,
             queued_bytes: 0,
+            history_messages: 0,
+            history_bytes: 0,
             paused_inputs: 0,
         };
         let text = m.render(&gauges);

@@ -233,9 +233,10 @@ impl Server {
     /// When `config.secrets` is empty or holds a secret shorter than 32
     /// bytes: `main` validates both before it gets here.
     pub fn new(config: Config, now: Time) -> Server {
+        let ctx = Context::new(config);
         Server {
-            ctx: Context::new(config),
-            reg: Registry::default(),
+            reg: Registry::new(ctx.epoch_base),
+            ctx,
             actions: VecDeque::new(),
             dirty: Vec::new(),
             next_job: 0,
@@ -806,6 +807,8 @@ impl Server {
             rooms: self.reg.rooms().len(),
             sessions: self.ctx.sessions.len(),
             queued_bytes: self.queued_total,
+            history_messages: self.reg.rooms().history().0,
+            history_bytes: self.reg.rooms().history().1,
             paused_inputs: self.parked_count,
         }
     }
@@ -923,7 +926,7 @@ impl Server {
         self.backlog.remove(&id);
         self.held.remove(&id);
         if let Some((conn, _)) = self.reg.remove(id) {
-            let before = self.queued_total;
+            let before = self.budget_use();
             self.queued_total -= conn.out.accounted();
             if conn.parked {
                 self.parked_count -= 1;
@@ -959,14 +962,27 @@ impl Server {
     fn settle(&mut self, id: ConnId, now: Time) {
         if let Some(conn) = self.reg.get_mut(id) {
             let (before, after) = conn.out.settle();
-            let total = self.queued_total;
-            self.queued_total = total + after - before;
-            self.total_changed_from(total, now);
+            let used = self.budget_use();
+            self.queued_total = self.queued_total + after - before;
+            self.total_changed_from(used, now);
         }
     }
 
-    /// The total was `before`. Every way it changes (queued bytes, writes,
-    /// dropped slow consumers' frames, gone connections) comes through
+    /// What counts against the queue budget: every queue, and the rooms'
+    /// history (at most a quarter of the budget, [`Server::history_cap`]).
+    pub(super) fn budget_use(&self) -> usize {
+        self.queued_total + self.reg.rooms().history().1
+    }
+
+    /// The most bytes all rooms' history may hold: a quarter of the queue
+    /// budget, so that queues always keep three quarters of it.
+    pub(super) fn history_cap(&self) -> usize {
+        self.ctx.config.limits.queue_budget_bytes / 4
+    }
+
+    /// What counts against the budget ([`Server::budget_use`]) was
+    /// `before`. Every way it changes (queued bytes, writes, dropped slow
+    /// consumers' frames, gone connections, history kept) comes through
     /// here:
     ///
     /// - it fell under the budget: whoever waited for the budget may read
@@ -979,7 +995,7 @@ impl Server {
     ///   everyone's input forever.
     pub(super) fn total_changed_from(&mut self, before: usize, now: Time) {
         let budget = self.ctx.config.limits.queue_budget_bytes;
-        let total = self.queued_total;
+        let total = self.budget_use();
         if before >= budget && total < budget {
             self.unpark_all();
         }
@@ -1035,7 +1051,7 @@ impl Server {
         let limits = &self.ctx.config.limits;
         !conn.out.is_empty()
             && (conn.out.len() >= limits.max_http_queue_bytes
-                || self.queued_total >= limits.queue_budget_bytes)
+                || self.budget_use() >= limits.queue_budget_bytes)
     }
 
     /// True when the input of `conn` should stay in the kernel for now.
@@ -1043,7 +1059,7 @@ impl Server {
         let limits = &self.ctx.config.limits;
         match conn.phase {
             Phase::Ws(_) => {
-                self.queued_total >= limits.queue_budget_bytes
+                self.budget_use() >= limits.queue_budget_bytes
                     || conn.out.len() > limits.max_queue_bytes
             }
             Phase::Http { .. } => self.http_waits(conn),

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use slab::Slab;
 use tungstenite::protocol::WebSocketConfig;
 
+use super::chat;
 use super::conn::{At, Conn, Phase, Ws};
 use super::limits::{AddrKey, AddrLoad};
 use super::peer::{Peer, ViaProxy};
@@ -112,6 +113,15 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry; room epochs start at `epoch_base`
+    /// ([`Rooms::new`]).
+    pub fn new(epoch_base: u64) -> Registry {
+        Registry {
+            rooms: Rooms::new(epoch_base),
+            ..Registry::default()
+        }
+    }
+
     // ------------------------------------------------------------------
     // The five mutators
 
@@ -378,11 +388,42 @@ impl Registry {
     /// next one (JSON mode's `seq`, gapless per room), anything else sees
     /// the last. `None` when the room has no members.
     pub fn room_seq(&mut self, room: &str, message: bool) -> Option<u64> {
-        let r = self.rooms.get_mut(room)?;
         if message {
-            r.seq += 1;
+            return self.rooms.next_seq(room);
         }
-        Some(r.seq)
+        self.rooms
+            .get(room)
+            .filter(|r| !r.members.is_empty())
+            .map(|r| r.seq)
+    }
+
+    /// Queues to `id` what it missed in `room` since `since` (in `epoch`):
+    /// the `resume` message, then the kept messages after `since`, within
+    /// `max_bytes`. Returns whether it recovered and how many messages
+    /// were replayed; `None` when `id` or the room is gone.
+    pub fn replay(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        since: u64,
+        epoch: Option<&str>,
+        max_bytes: usize,
+    ) -> Option<(bool, usize)> {
+        let r = self.rooms.get(room)?;
+        let conn = self.conns.get_mut(id.slot()).filter(|c| c.id == id)?;
+        let replay = r.replay(since, epoch, max_bytes);
+        let head = chat::resume_json(room, &r.epoch_text(), r.seq, replay.recovered);
+        chat::encode_text_frame(head.as_bytes(), conn.out.tail());
+        for frame in &replay.frames {
+            conn.out.push(frame);
+        }
+        Some((replay.recovered, replay.frames.len()))
+    }
+
+    /// Keeps message `seq` of `room` (its JSON-mode frame) for clients
+    /// that resume: see [`Rooms::record`].
+    pub fn record(&mut self, room: &str, seq: u64, frame: &[u8], keep: usize, cap: usize) {
+        self.rooms.record(room, seq, frame, keep, cap);
     }
 
     // ------------------------------------------------------------------

@@ -1,17 +1,34 @@
-//! Room membership: which connections are in which room, which users they
-//! belong to, and each room's message sequence.
+//! Rooms: which connections are in which room, which users they belong
+//! to, each room's message sequence, and its history (the last messages,
+//! for clients that resume: PROTOCOL §4).
 //!
 //! A room is a vector of connection ids. Each member remembers its index
 //! in that vector, so leaving is O(1) (`swap_remove`, then the moved member
 //! learns its new index from the return value).
+//!
+//! A room exists while it has members or history. A room that had neither
+//! is forgotten, and its sequence with it: when it is made again it has a
+//! new *epoch*, so a client holding an old `seq` learns that its numbers
+//! no longer mean anything (`recovered: false`).
+//!
+//! History is held as JSON-mode frames, ready to copy into a queue. It is
+//! bounded twice: `--history` messages a room, and a byte cap for all
+//! rooms together (a quarter of the queue budget), past which the oldest
+//! messages of any room go first. Each message counts its frame plus
+//! [`ENTRY_OVERHEAD`], so that many small messages in many rooms stay
+//! within the cap too, bookkeeping included.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::ConnId;
 
+/// What one history entry costs beside its frame: its slots in the room's
+/// and the global queue, and a share of a room kept for its history alone.
+pub const ENTRY_OVERHEAD: usize = 256;
+
 /// One room.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Room {
     /// Connection ids of the members.
     pub members: Vec<ConnId>,
@@ -19,6 +36,13 @@ pub struct Room {
     users: HashMap<Arc<str>, usize>,
     /// The last `seq` given to a message (JSON mode counts from 1).
     pub seq: u64,
+    /// Which life of the room `seq` counts in ([`Room::epoch_text`]).
+    pub epoch: u64,
+    /// The room's name, shared with the global history order.
+    name: Arc<str>,
+    /// The last messages: `seq` and the JSON-mode frame, oldest first, with
+    /// consecutive numbers ending at `seq` (when not empty).
+    history: VecDeque<(u64, Box<[u8]>)>,
 }
 
 impl Room {
@@ -28,6 +52,52 @@ impl Room {
         names.sort_unstable();
         names
     }
+
+    /// The epoch as clients see it: 16 lowercase hex digits.
+    pub fn epoch_text(&self) -> String {
+        format!("{:016x}", self.epoch)
+    }
+
+    /// What a client that saw everything up to `since` (in `epoch`, when it
+    /// names one) gets: whether nothing after `since` is missing, and the
+    /// frames to send, oldest first, within `max_bytes` (the newest that
+    /// fit; leaving older ones out makes it not recovered). `since` 0 means
+    /// the client has nothing, in any epoch.
+    pub fn replay(&self, since: u64, epoch: Option<&str>, max_bytes: usize) -> Replay<'_> {
+        let same_life = since == 0 || epoch == Some(self.epoch_text().as_str());
+        let from = if same_life && since <= self.seq {
+            since + 1
+        } else {
+            0
+        };
+        // Messages after `since` that history no longer holds are missed.
+        let first_held = self.history.front().map_or(self.seq + 1, |(s, _)| *s);
+        let mut recovered = from != 0 && first_held <= from;
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        for (seq, frame) in self.history.iter().rev() {
+            if *seq < from {
+                break;
+            }
+            if bytes + frame.len() > max_bytes {
+                recovered = false;
+                break;
+            }
+            bytes += frame.len();
+            frames.push(&**frame);
+        }
+        frames.reverse();
+        Replay { recovered, frames }
+    }
+}
+
+/// What [`Room::replay`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Replay<'a> {
+    /// Nothing after the client's `since` is missing from `frames`.
+    pub recovered: bool,
+    /// The frames to send, oldest first.
+    pub frames: Vec<&'a [u8]>,
 }
 
 /// What joining did.
@@ -49,26 +119,60 @@ pub struct Left {
     pub moved: Option<ConnId>,
 }
 
-/// All rooms with at least one member.
+/// All rooms with members or history.
 #[derive(Debug, Default)]
 pub struct Rooms {
     rooms: HashMap<String, Room>,
+    /// Rooms with at least one member.
+    occupied: usize,
+    /// Every history entry in the order it was made (room, epoch, seq),
+    /// for dropping the oldest first. Entries a room dropped itself
+    /// (`--history`) stay until compacted; the epoch keeps them from
+    /// naming a later life of the room.
+    order: VecDeque<(Arc<str>, u64, u64)>,
+    /// History entries held, and their cost in bytes.
+    entries: usize,
+    bytes: usize,
+    /// Epochs are this plus a count of rooms made: random per process.
+    epoch_base: u64,
+    made: u64,
 }
 
 impl Rooms {
-    /// The room called `name`, if it has members.
+    /// No rooms; epochs will start at `epoch_base` (random per process,
+    /// so that a restarted server's epochs differ).
+    pub fn new(epoch_base: u64) -> Rooms {
+        Rooms {
+            epoch_base,
+            ..Rooms::default()
+        }
+    }
+
+    /// The room called `name`, if it has members or history.
     pub fn get(&self, name: &str) -> Option<&Room> {
         self.rooms.get(name)
     }
 
-    /// The room called `name`, if it has members.
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Room> {
-        self.rooms.get_mut(name)
-    }
-
     /// Adds connection `id` of `user` to room `name`.
     pub fn join(&mut self, name: &str, id: ConnId, user: &Arc<str>) -> Joined {
-        let room = self.rooms.entry(name.to_string()).or_default();
+        let room = match self.rooms.get_mut(name) {
+            Some(room) => room,
+            None => {
+                self.made += 1;
+                let room = Room {
+                    members: Vec::new(),
+                    users: HashMap::new(),
+                    seq: 0,
+                    epoch: self.epoch_base.wrapping_add(self.made),
+                    name: Arc::from(name),
+                    history: VecDeque::new(),
+                };
+                self.rooms.entry(name.to_string()).or_insert(room)
+            }
+        };
+        if room.members.is_empty() {
+            self.occupied += 1;
+        }
         room.members.push(id);
         let count = room.users.entry(Arc::clone(user)).or_insert(0);
         *count += 1;
@@ -89,6 +193,9 @@ impl Rooms {
         debug_assert_eq!(room.members.get(index), Some(&id));
         if room.members.get(index) == Some(&id) {
             room.members.swap_remove(index);
+            if room.members.is_empty() {
+                self.occupied -= 1;
+            }
         }
         let moved = room.members.get(index).copied();
         let last_of_user = match room.users.get_mut(user) {
@@ -102,7 +209,7 @@ impl Rooms {
             }
             None => false,
         };
-        if room.members.is_empty() {
+        if room.members.is_empty() && room.history.is_empty() {
             self.rooms.remove(name);
         }
         Left {
@@ -111,9 +218,136 @@ impl Rooms {
         }
     }
 
+    /// The next `seq` of room `name`, for a chat message. `None` when the
+    /// room has no members (the message reaches nobody and is not kept).
+    pub fn next_seq(&mut self, name: &str) -> Option<u64> {
+        let room = self.rooms.get_mut(name).filter(|r| !r.members.is_empty())?;
+        room.seq += 1;
+        Some(room.seq)
+    }
+
+    /// Keeps message `seq` of room `name` (its JSON-mode `frame`): at most
+    /// `keep` a room, and all rooms' history within `cap` bytes, the
+    /// oldest dropped first (a room left with neither members nor history
+    /// is forgotten).
+    pub fn record(&mut self, name: &str, seq: u64, frame: &[u8], keep: usize, cap: usize) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if keep == 0 {
+            return;
+        }
+        debug_assert_eq!(
+            seq, room.seq,
+            "history is recorded as messages are numbered"
+        );
+        room.history.push_back((seq, frame.into()));
+        self.order
+            .push_back((Arc::clone(&room.name), room.epoch, seq));
+        self.entries += 1;
+        self.bytes += frame.len() + ENTRY_OVERHEAD;
+        while room.history.len() > keep {
+            if let Some((_, old)) = room.history.pop_front() {
+                self.entries -= 1;
+                self.bytes -= old.len() + ENTRY_OVERHEAD;
+            }
+        }
+        while self.bytes > cap {
+            self.drop_oldest();
+        }
+        // why: entries a room dropped itself stay in `order`; rebuild
+        // before they outnumber the live ones.
+        if self.order.len() > 2 * self.entries + 64 {
+            let rooms = &self.rooms;
+            self.order.retain(|(name, epoch, seq)| {
+                rooms.get(&**name).is_some_and(|r| {
+                    r.epoch == *epoch && r.history.front().is_some_and(|(first, _)| first <= seq)
+                })
+            });
+        }
+    }
+
+    /// Drops the oldest history entry of all rooms.
+    fn drop_oldest(&mut self) {
+        while let Some((name, epoch, seq)) = self.order.pop_front() {
+            let Some(room) = self.rooms.get_mut(&*name) else {
+                continue;
+            };
+            if room.epoch != epoch || room.history.front().is_none_or(|(first, _)| *first != seq) {
+                continue;
+            }
+            if let Some((_, old)) = room.history.pop_front() {
+                self.entries -= 1;
+                self.bytes -= old.len() + ENTRY_OVERHEAD;
+            }
+            if room.members.is_empty() && room.history.is_empty() {
+                self.rooms.remove(&*name);
+            }
+            return;
+        }
+    }
+
     /// Number of rooms with members.
     pub fn len(&self) -> usize {
-        self.rooms.len()
+        self.occupied
+    }
+
+    /// History entries held in all rooms, and what they cost in bytes.
+    pub fn history(&self) -> (usize, usize) {
+        (self.entries, self.bytes)
+    }
+
+    /// The invariants of rooms and history (for `Registry::check`): every
+    /// room has members or history; the occupied count, entry count and
+    /// bytes are right; a room's history has consecutive numbers ending
+    /// at its `seq`, within `keep`; all of it within `cap`; the order
+    /// names every entry.
+    #[cfg(any(test, fuzzing))]
+    pub fn check(&self, keep: usize, cap: usize) -> Result<(), String> {
+        use std::collections::HashSet;
+        let (mut occupied, mut entries, mut bytes) = (0, 0, 0);
+        let ordered: HashSet<(&str, u64, u64)> =
+            self.order.iter().map(|(n, e, s)| (&**n, *e, *s)).collect();
+        for (name, room) in &self.rooms {
+            if *room.name != **name {
+                return Err(format!("room {name:?} calls itself {:?}", room.name));
+            }
+            if room.members.is_empty() && room.history.is_empty() {
+                return Err(format!("room {name:?} is kept with nothing in it"));
+            }
+            occupied += usize::from(!room.members.is_empty());
+            if room.history.len() > keep {
+                return Err(format!(
+                    "room {name:?} keeps {} messages",
+                    room.history.len()
+                ));
+            }
+            let first = room.seq + 1 - room.history.len() as u64;
+            for (expect, (seq, frame)) in (first..).zip(&room.history) {
+                if *seq != expect {
+                    return Err(format!(
+                        "room {name:?} history has {seq} where {expect} belongs"
+                    ));
+                }
+                entries += 1;
+                bytes += frame.len() + ENTRY_OVERHEAD;
+            }
+            let named = (room.history.iter())
+                .all(|(seq, _)| ordered.contains(&(&**name, room.epoch, *seq)));
+            if !named {
+                return Err(format!("room {name:?} has history the order does not name"));
+            }
+        }
+        if (occupied, entries, bytes) != (self.occupied, self.entries, self.bytes) {
+            return Err(format!(
+                "rooms count ({}, {}, {}) but hold ({occupied}, {entries}, {bytes})",
+                self.occupied, self.entries, self.bytes
+            ));
+        }
+        if bytes > cap {
+            return Err(format!("history holds {bytes} bytes, over its cap {cap}"));
+        }
+        Ok(())
     }
 }
 

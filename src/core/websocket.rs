@@ -419,7 +419,7 @@ impl Server {
         let ceiling = self.ctx.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
         let mut over = Vec::new();
-        let total_before = self.queued_total;
+        let total_before = self.budget_use();
         let (scratch, scratch_json) = (&mut self.scratch, &mut self.scratch_json);
         let (queued_total, dirty) = (&mut self.queued_total, &mut self.dirty);
         let (metrics, backlog) = (&mut self.ctx.metrics, &self.backlog);
@@ -464,6 +464,16 @@ impl Server {
                 over.push(conn.id);
             }
         });
+        let keep = self.ctx.config.limits.history;
+        if message && keep > 0 {
+            if !json_ready {
+                self.scratch_json.clear();
+                let json = event.json(room, seq, now.as_millis());
+                chat::encode_text_frame(json.as_bytes(), &mut self.scratch_json);
+            }
+            let cap = self.history_cap();
+            self.reg.record(room, seq, &self.scratch_json, keep, cap);
+        }
         self.total_changed_from(total_before, now);
         for member in over {
             self.queued_to(member, now);

@@ -202,6 +202,22 @@ pub(super) struct Upgrade {
     pub(super) dribble: bool,
     /// A text frame right behind the head, in the same read.
     pub(super) frame_behind: bool,
+    /// Resuming: `since=` (and `epoch=`) on the upgrade.
+    pub(super) since: Since,
+}
+
+/// What a resuming upgrade says it saw last.
+#[derive(Arbitrary, Debug, Clone, Copy, Default)]
+pub(super) enum Since {
+    /// No `since`: not resuming.
+    #[default]
+    No,
+    /// `since=0`: nothing yet.
+    Zero,
+    /// `since=N` with the room's epoch as it is now.
+    Seq(u8),
+    /// `since=N` with an epoch from elsewhere.
+    OtherEpoch(u8),
 }
 
 /// Where an upgrade request carries its credential.
@@ -516,6 +532,7 @@ impl Driver {
             l.max_queue_bytes = 4096;
             l.max_http_queue_bytes = 2048;
             l.queue_budget_bytes = 24 * 1024;
+            l.history = 8;
             l.max_message_bytes = 1024;
             l.max_head_bytes = 2048;
             l.max_body_bytes = 256;
@@ -889,6 +906,16 @@ impl Driver {
         }
         if up.json {
             extra.push_str("Sec-WebSocket-Protocol: wsgate.json\r\n");
+        }
+        let room_name = if room.is_empty() { "lobby" } else { room };
+        match up.since {
+            Since::No => {}
+            Since::Zero => query.push("since=0".into()),
+            Since::Seq(n) => match self.h.server.room_epoch(room_name) {
+                Some(epoch) => query.push(format!("since={n}&epoch={epoch}")),
+                None => query.push(format!("since={n}")),
+            },
+            Since::OtherEpoch(n) => query.push(format!("since={n}&epoch=0123456789abcdef")),
         }
         let target = if query.is_empty() {
             path

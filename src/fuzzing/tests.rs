@@ -10,8 +10,8 @@ use crate::auth::jwt::{JwtConfig, Secret};
 use crate::testkit::{form_post, upgrade_request};
 
 use super::core_ops::{
-    Carrier, ChatMessage, CoreInput, Driver, HttpRequest, Op, Origin, Room, Switches, TokenKind,
-    Upgrade, User, decode,
+    Carrier, ChatMessage, CoreInput, Driver, HttpRequest, Op, Origin, Room, Since, Switches,
+    TokenKind, Upgrade, User, decode,
 };
 use super::jwt::{Expected, JWT_KEY, JWT_NOW, JWT_NOW_S, Verdict, build_token, jwt_fixture};
 use super::{core_ops, jwt, params, proxied, request_head};
@@ -153,6 +153,48 @@ fn core_seeds() -> Vec<(&'static str, CoreInput)> {
                     chat(1, M::JsonWho),
                     chat(0, M::JsonRefresh),
                     chat(1, M::JsonLongest),
+                ],
+            ),
+        ),
+        (
+            "resume",
+            input(
+                Switches {
+                    no_message_rate: true,
+                    ..off
+                },
+                vec![
+                    Op::Accept,
+                    up(0, Bearer, Alice, Lobby),
+                    chat(0, M::Hello),
+                    chat(0, M::Hello),
+                    Op::Accept,
+                    Op::Upgrade(Upgrade {
+                        conn: 1,
+                        user: Bob,
+                        json: true,
+                        since: Since::Zero,
+                        ..Upgrade::default()
+                    }),
+                    Op::Wait50ms(1),
+                    Op::HangUp { conn: 1 },
+                    chat(0, M::Hello),
+                    Op::Accept,
+                    Op::Upgrade(Upgrade {
+                        conn: 1,
+                        user: Bob,
+                        json: true,
+                        since: Since::Seq(2),
+                        ..Upgrade::default()
+                    }),
+                    Op::Accept,
+                    Op::Upgrade(Upgrade {
+                        conn: 2,
+                        user: Carol,
+                        json: true,
+                        since: Since::OtherEpoch(1),
+                        ..Upgrade::default()
+                    }),
                 ],
             ),
         ),
@@ -498,6 +540,21 @@ fn core_ops_reaches_chat() {
         "{reached:?}"
     );
     assert!(reached.closes.contains(&1001), "{reached:?}");
+}
+
+#[test]
+fn core_ops_reaches_resume() {
+    let seeds: HashMap<_, _> = core_seeds().into_iter().collect();
+    let reached = Driver::run_input(&seeds["resume"]);
+    let resumes: Vec<&String> = (reached.texts.iter())
+        .filter(|t| t.contains(r#""type":"resume""#))
+        .collect();
+    assert_eq!(resumes.len(), 3, "{reached:?}");
+    let recovered: Vec<bool> = resumes
+        .iter()
+        .map(|t| t.contains(r#""recovered":true"#))
+        .collect();
+    assert_eq!(recovered, [true, true, false], "{resumes:?}");
 }
 
 #[test]

@@ -99,9 +99,25 @@ pub struct Upgrade {
     pub mode: Mode,
     /// The room to join.
     pub room: String,
+    /// What a resuming client saw last (`since`, `epoch`), if it says.
+    pub resume: Option<Resume>,
     /// The credential.
     pub carrier: Carrier,
 }
+
+/// A JSON-mode client resuming (PROTOCOL §4): it has seen the room's
+/// messages up to `since` (0: none), numbered in `epoch`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Resume {
+    /// The last `seq` the client has.
+    pub since: u64,
+    /// The epoch that `since` counts in, as the server gave it.
+    pub epoch: Option<String>,
+}
+
+/// The longest `epoch` taken (the server's are 16 characters).
+pub const MAX_EPOCH_LEN: usize = 64;
 
 /// Why an upgrade was refused; each maps to exactly one HTTP status.
 ///
@@ -224,6 +240,8 @@ pub struct Handshake {
     pub mode: Mode,
     /// The room to join.
     pub room: String,
+    /// What a resuming client saw last.
+    pub resume: Option<Resume>,
     /// The decoded query.
     pub query: Params,
 }
@@ -235,6 +253,7 @@ impl Handshake {
             accept: self.accept,
             mode: self.mode,
             room: self.room,
+            resume: self.resume,
             carrier,
         }
     }
@@ -281,12 +300,51 @@ pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
     if !valid_room_name(&room) {
         return Err(Reject::BadRequest("invalid room name"));
     }
+    let resume = resume(&query, mode)?;
     Ok(Handshake {
         accept: accept_key(key.as_bytes()),
         mode,
         room,
+        resume,
         query,
     })
+}
+
+/// Reads `since` and `epoch` (JSON mode only; `since` decimal digits, an
+/// epoch at most [`MAX_EPOCH_LEN`] characters of `A-Za-z0-9-_.:`).
+fn resume(query: &Params, mode: Mode) -> Result<Option<Resume>, Reject> {
+    let (since, epoch) = match (query.get("since"), query.get("epoch")) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => return Err(Reject::BadRequest("epoch needs since")),
+        (Some(since), epoch) => (since, epoch),
+    };
+    if mode != Mode::Json {
+        return Err(Reject::BadRequest(
+            "since needs the wsgate.json subprotocol",
+        ));
+    }
+    let since = Some(since)
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .ok_or(Reject::BadRequest("invalid since"))?;
+    let epoch_ok = |e: &&str| {
+        !e.is_empty()
+            && e.len() <= MAX_EPOCH_LEN
+            && e.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    };
+    let epoch = match epoch {
+        Some(e) => Some(
+            Some(e)
+                .filter(epoch_ok)
+                .ok_or(Reject::BadRequest("invalid epoch"))?,
+        ),
+        None => None,
+    };
+    Ok(Some(Resume {
+        since,
+        epoch: epoch.map(str::to_string),
+    }))
 }
 
 /// Finds exactly one credential (PROTOCOL §2); a cookie only with an

@@ -378,3 +378,56 @@ fn seq_counts_per_room() {
     assert_eq!(seq_of(&mut b, "b1"), json!(1));
     assert_eq!(seq_of(&mut a, "a3"), json!(3));
 }
+
+#[test]
+fn a_json_client_that_drops_resumes_without_gap_or_duplicate() {
+    let server = TestServer::start();
+    let mut alice = server.join("alice", "resume");
+    let bearer = format!("Bearer {}", server.token("bob"));
+    let json_bob = |query: &str| {
+        server.ws(
+            &format!("/ws?room=resume{query}"),
+            &[
+                ("Authorization", bearer.as_str()),
+                ("Sec-WebSocket-Protocol", "wsgate.json"),
+            ],
+        )
+    };
+    send(&mut alice, "one");
+    let (mut bob, _) = json_bob("&since=0");
+    let resume = recv_json(&mut bob);
+    assert_eq!(
+        (resume["type"].as_str(), resume["recovered"].as_bool()),
+        (Some("resume"), Some(true))
+    );
+    let epoch = resume["epoch"].as_str().unwrap().to_string();
+    assert_eq!(recv_json(&mut bob)["text"], "one");
+    // Bob's connection drops (no close handshake); Alice goes on.
+    drop(bob);
+    for line in ["two", "three"] {
+        send(&mut alice, line);
+    }
+    // Once Alice reads her own "three", the server has numbered it.
+    while recv_text(&mut alice) != "alice: three" {}
+    let (mut bob, _) = json_bob(&format!("&since=1&epoch={epoch}"));
+    send(&mut alice, "four");
+    let resume = recv_json(&mut bob);
+    assert_eq!(
+        resume,
+        json!({"type": "resume", "room": "resume", "epoch": epoch, "seq": 3, "recovered": true})
+    );
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = recv_json(&mut bob);
+        if m["type"] == "message" {
+            got.push((
+                m["seq"].as_u64().unwrap(),
+                m["text"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let want: Vec<(u64, String)> = [(2, "two"), (3, "three"), (4, "four")]
+        .map(|(s, t)| (s, t.to_string()))
+        .to_vec();
+    assert_eq!(got, want);
+}

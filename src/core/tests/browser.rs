@@ -65,7 +65,10 @@ fn the_page_is_served_gzip_encoded_with_its_policy() {
     }
     // HEAD: the same head, no body.
     let id = h.connect();
-    h.send(id, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    h.send(
+        id,
+        b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     let head = String::from_utf8(h.peer(id).received.clone()).unwrap();
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert!(head.contains("\r\nContent-Encoding: gzip\r\n"), "{head}");

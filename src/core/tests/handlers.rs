@@ -73,6 +73,7 @@ fn upgrade_to(room: &str) -> Upgrade {
         accept: String::new(),
         mode: Mode::Text,
         room: room.to_string(),
+        resume: None,
         carrier: Carrier::Custom,
     }
 }

@@ -23,6 +23,7 @@ mod http;
 mod lifecycle;
 mod limits;
 mod proxies;
+mod resume;
 mod session;
 mod upgrade;
 
