@@ -331,6 +331,12 @@ class Forwarder:
         for s in socks:
             self.reset(s)
 
+    def retarget(self, target):
+        """New connections go to `target` ("host:port") from now on."""
+        host, port = target.rsplit(":", 1)
+        with self.lock:
+            self.target = (host, int(port))
+
     def release(self):
         with self.lock:
             self.holding = False
