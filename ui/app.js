@@ -79,6 +79,7 @@ function showRoom(name) {
   const r = roomState(name);
   ui.log.replaceChildren(r.list);
   ui.log.dataset.room = name;
+  history.replaceState(null, "", name === "lobby" ? location.pathname : `#room=${name}`);
   renderUsers();
 }
 

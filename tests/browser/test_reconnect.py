@@ -72,6 +72,7 @@ class ReconnectTests(Case):
         wait(page.d, lambda _: page.d.execute_script("return document.getElementById('log').dataset.room") == "dev"
              and page.status()[0] == "open", "the dev room")
         self.assertEqual(page.messages(), [])
+        self.assertEqual(page.d.execute_script("return location.hash"), "#room=dev")
         send("six")
         page.el("#room").clear()
         page.el("#room").send_keys("lobby\n")
