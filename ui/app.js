@@ -159,6 +159,8 @@ function onFrame(r, m, first) {
       break;
     case "who":
       r.users = new Set(m.users);
+      if (r.asked) systemLine(r, `In the room: ${[...r.users].sort().join(", ")}`);
+      r.asked = false;
       if (r === roomState(room)) renderUsers();
       break;
     case "join":
@@ -318,6 +320,8 @@ function sendJson(obj) {
     return false;
   }
   ws.send(JSON.stringify(obj));
+  // The user asked who is here: the answer gets a line of its own.
+  if (obj.type === "who") roomState(room).asked = true;
   return true;
 }
 

@@ -93,6 +93,7 @@ class ChatPageTests(Case):
             wait(page.d, lambda _: page.messages() == want, f"{want}; have {page.messages()}")
         # The Who button and keyboard use: Enter in the message box sends.
         bob.el("#who").click()
+        wait(bob.d, lambda _: "In the room: alice, bob" in bob.el("#log").text, "the answer to Who")
         bob.el("#text").send_keys("typed with Enter\n")
         alice.wait_text("typed with Enter")
         alice.wait_users(["alice", "bob"])
