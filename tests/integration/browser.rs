@@ -11,21 +11,30 @@
 //! integration browser` renews README's screenshot (otherwise it goes to
 //! a temporary file, so a test run leaves the work tree alone).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::BIN;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// `name` on `PATH` (Debian's `chromium` and `chromium-driver` put both
+/// in `/usr/bin`).
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
 
-/// What is missing for the browser tests, if anything.
-fn missing() -> Vec<String> {
+/// Chromium and chromedriver, and what is missing for the browser tests.
+fn tools() -> (Option<(PathBuf, PathBuf)>, Vec<String>) {
     let mut missing = Vec::new();
-    for bin in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(bin).is_file() {
-            missing.push(bin.to_string());
-        }
+    let chromium = on_path("chromium");
+    let driver = on_path("chromedriver");
+    if chromium.is_none() {
+        missing.push("chromium".to_string());
+    }
+    if driver.is_none() {
+        missing.push("chromedriver".to_string());
     }
     let python = Command::new("python3")
         .args(["-c", "import selenium, jwt, websockets"])
@@ -33,13 +42,13 @@ fn missing() -> Vec<String> {
     if !python.is_ok_and(|o| o.status.success()) {
         missing.push("python3 with selenium, pyjwt and websockets".to_string());
     }
-    missing
+    (chromium.zip(driver), missing)
 }
 
 #[test]
 fn chat_page_in_chromium() {
-    let missing = missing();
-    if !missing.is_empty() {
+    let (browser, missing) = tools();
+    let Some((chromium, chromedriver)) = browser.filter(|_| missing.is_empty()) else {
         // .ci/run installs them, so in CI a missing one is a failure.
         assert!(
             std::env::var_os("CI").is_none(),
@@ -47,15 +56,15 @@ fn chat_page_in_chromium() {
         );
         eprintln!("browser tests skipped; missing: {missing:?}");
         return;
-    }
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let out = Command::new("python3")
         .args(["-m", "unittest", "discover", "-v", "-s"])
         .arg(&dir)
         .current_dir(&dir)
         .env("WSGATE_BIN", BIN)
-        .env("CHROMIUM", CHROMIUM)
-        .env("CHROMEDRIVER", CHROMEDRIVER)
+        .env("CHROMIUM", chromium)
+        .env("CHROMEDRIVER", chromedriver)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .expect("python3");
