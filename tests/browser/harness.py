@@ -3,7 +3,7 @@ headless Chromium through chromedriver (a fresh profile each), small HTTP
 sites on other origins, a TCP forwarder that can cut its connections, a
 plain WebSocket client, and README.md's snippets.
 
-The server binary is $WSGATE_BIN (tests/integration/browser.rs passes
+The server binary is $WSGATE_BIN (tests/chromium.rs passes
 the one cargo built), else target/debug/wsgate. Every wait is a poll with
 a deadline (WebDriverWait, or wait_until below); nothing sleeps to assert.
 """

@@ -1,5 +1,5 @@
 """wsgate's chat page (ui/) and README.md's browser snippets, in real
-headless Chromium. Run by tests/integration/browser.rs, or by hand:
+headless Chromium. Run by tests/chromium.rs, or by hand:
 
     cargo build && python3 -m unittest discover -s tests/browser -v
 

@@ -162,7 +162,7 @@ fn malformed_login_forms_are_400() {
 fn unknown_paths_are_404_json() {
     let server = TestServer::start();
     for request in [
-        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
         "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
         "GET /healthz/extra HTTP/1.1\r\nHost: x\r\n\r\n",

@@ -13,8 +13,6 @@
 //! - `life`: heartbeats, expiry, `/refresh`, roles, message rate (§3, §7);
 //! - `limits`: slow consumers, handshake timeout, connection and rate
 //!   limits (§2, §7);
-//! - `browser`: the chat page (`ui/`) and README's browser snippets in
-//!   headless Chromium, by `tests/browser/`'s Selenium tests;
 //! - `cli`: the `wsgate` binary itself, signals included, and `websocat`;
 //! - `quickstart`: README.md's commands, run as written against the binary;
 //! - `tls` (feature `tls`): HTTPS and WSS with real clients, plain HTTP
@@ -33,7 +31,6 @@
 //! elapsed time; waiting for the server is a poll with a deadline.
 
 mod adversarial;
-mod browser;
 mod bystanders;
 mod chat;
 mod cli;

@@ -1,6 +1,8 @@
 //! The chat page (`ui/`) and README.md's browser snippets in real headless
 //! Chromium: `tests/browser/`'s Selenium tests (Python), run against the
-//! built binary. They start their own servers (port 0), browsers, sites on
+//! built binary. A test binary of its own, so that Chromium never shares
+//! the machine with the integration suite (cargo runs test binaries one
+//! after another): on two cores it would slow the others' clocks. They start their own servers (port 0), browsers, sites on
 //! other loopback origins and a forwarder that cuts connections.
 //!
 //! Needs `chromium`, `chromedriver`, Python `selenium`, `jwt` (PyJWT) and
@@ -8,13 +10,14 @@
 //! skipped with a message where they are missing, a failure in CI.
 //!
 //! `WSGATE_SCREENSHOT=$PWD/docs/screenshot.png cargo test --test
-//! integration browser` renews README's screenshot (otherwise it goes to
+//! chromium` renews README's screenshot (otherwise it goes to
 //! a temporary file, so a test run leaves the work tree alone).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::BIN;
+/// The server binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_wsgate");
 
 /// `name` on `PATH` (Debian's `chromium` and `chromium-driver` put both
 /// in `/usr/bin`).
