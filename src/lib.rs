@@ -110,6 +110,8 @@ pub mod core;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod shell;
 #[cfg(any(test, fuzzing))]
 pub mod testkit;

@@ -29,8 +29,8 @@ use wsgate::auth::password::hash_password;
 use wsgate::auth::users::Users;
 use wsgate::auth::valid_role;
 use wsgate::config::{
-    Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, SecretKey, TlsFiles, parse_duration,
-    parse_network, parse_size,
+    Config, MIN_SECRET_LEN, Origin, PerUserPolicy, Rate, RedisUrl, SecretKey, TlsFiles,
+    parse_duration, parse_network, parse_size,
 };
 use wsgate::shell::Gateway;
 
@@ -251,6 +251,37 @@ static OPTIONS: &[Opt] = &[
         default: "off",
         help: "do not serve the chat page at /",
         kind: Kind::Switch(|s| &mut s.config.no_ui),
+    },
+    Opt {
+        flag: "redis",
+        value: "URL",
+        env: "WSGATE_REDIS",
+        default: "none",
+        help: "redis://[user:password@]host:port/db: processes sharing it form one chat \
+               (needs a shared --secret-file; build with --features redis)",
+        kind: Kind::Custom(|s, v| {
+            // why: a build without the feature keeps no URL parser (the
+            // size budget); it says what to do instead.
+            if !cfg!(feature = "redis") {
+                return Err(
+                    "this wsgate was built without Redis; build with `--features redis`".into(),
+                );
+            }
+            s.config.redis = Some(RedisUrl::parse(v).ok_or_else(|| {
+                "not a Redis URL (say redis://127.0.0.1:6379/0, or \
+                 redis://:PASSWORD@host:6379/0)"
+                    .to_string()
+            })?);
+            Ok(())
+        }),
+    },
+    Opt {
+        flag: "reuse-port",
+        value: "",
+        env: "WSGATE_REUSE_PORT",
+        default: "off",
+        help: "listen with SO_REUSEPORT: processes on one host share the port",
+        kind: Kind::Switch(|s| &mut s.config.reuse_port),
     },
     Opt {
         flag: "trusted-proxy",
@@ -799,6 +830,13 @@ fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
     };
     let users = load_users(s.users.as_deref(), config.listen)?;
     let (secrets, random_secret) = load_secrets(s.secret_file.as_deref(), s.secret)?;
+    if random_secret && config.redis.is_some() {
+        return Err(
+            "with --redis every process needs the same token secret: give \
+                    --secret-file or WSGATE_SECRET"
+                .into(),
+        );
+    }
     config.secrets = secrets;
     config.validate().map_err(|e| e.to_string())?;
     Ok((config, users, random_secret))

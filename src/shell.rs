@@ -219,6 +219,34 @@ impl Passwords {
     }
 }
 
+/// What every Redis key and channel of wsgate's begins with (one chat per
+/// Redis database: give deployments that share a Redis their own `/db`).
+#[cfg(feature = "redis")]
+const REDIS_PREFIX: &str = "wsgate";
+
+/// The listening socket on `addr`; with `reuse_port`, `SO_REUSEPORT` is
+/// set before it binds, so that several processes can listen on one port
+/// and the kernel spreads new connections across them.
+fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    if !reuse_port {
+        return TcpListener::bind(addr);
+    }
+    use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, 1024)?;
+    let listener = std::net::TcpListener::from(fd);
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener))
+}
+
 /// Locks `mutex`, poisoned or not: whoever panicked holding one of these
 /// left a whole queue behind (every change is one push or one take).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -287,6 +315,9 @@ pub struct Gateway {
     waker: Arc<Waker>,
     signals: Option<Signals>,
     buf: Vec<u8>,
+    /// The link to Redis, with `--redis`.
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis::Link>,
     /// TLS on the listening port, when configured.
     #[cfg(feature = "tls")]
     tls: Option<TlsPort>,
@@ -341,7 +372,7 @@ impl Gateway {
             None => None,
         };
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)?;
+        let mut listener = listen(config.listen, config.reuse_port)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -350,6 +381,15 @@ impl Gateway {
             max_line: config.limits.max_message_bytes,
         });
         let clock = Clock::new();
+        #[cfg(feature = "redis")]
+        let redis = config.redis.clone().map(|url| {
+            let waker = Arc::clone(&waker);
+            let notify = Box::new(move || {
+                let _ = waker.wake();
+            });
+            info!("redis link to {url}");
+            crate::redis::Link::start(url, REDIS_PREFIX, config.limits.history, notify)
+        });
         let server = Server::new(config, clock.now());
         // Last, so that nothing after it can fail and leave it waiting.
         let passwords = Arc::new(Passwords::default());
@@ -370,6 +410,8 @@ impl Gateway {
             waker,
             signals: None,
             buf: vec![0; 16 * 1024],
+            #[cfg(feature = "redis")]
+            redis,
             #[cfg(feature = "tls")]
             tls,
             #[cfg(feature = "tls")]
@@ -481,6 +523,8 @@ impl Gateway {
                     WAKER => {
                         self.password_results(now);
                         self.publications(now);
+                        #[cfg(feature = "redis")]
+                        self.link_events(now);
                     }
                     SIGNALS => self.signals_pending(),
                     Token(token) => {
@@ -818,6 +862,17 @@ impl Gateway {
         }
     }
 
+    /// What the Redis link reported since the last wake.
+    #[cfg(feature = "redis")]
+    fn link_events(&mut self, now: Time) {
+        let Some(link) = &self.redis else {
+            return;
+        };
+        for event in link.take_events() {
+            self.server.handle_link(event, now);
+        }
+    }
+
     fn password_results(&mut self, now: Time) {
         let answers = std::mem::take(&mut *lock(&self.passwords.answers));
         for (job, verified) in answers {
@@ -855,6 +910,16 @@ impl Gateway {
                     self.passwords.job_ready.notify_one();
                 }
                 Action::Resume(id) => self.mark_ready(id),
+                #[cfg(feature = "redis")]
+                Action::Publish(publish) => {
+                    if let Some(link) = &self.redis {
+                        link.publish(publish);
+                    }
+                }
+                // why: without the feature the core is never clustered
+                // (`Config::validate` refuses `--redis`).
+                #[cfg(not(feature = "redis"))]
+                Action::Publish(_) => {}
             }
         }
     }

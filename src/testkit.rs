@@ -195,6 +195,9 @@ pub struct Peer {
     inbox: Vec<Message>,
 }
 
+/// The epoch [`Harness::redis_round`] numbers messages in.
+pub const REDIS_EPOCH: u64 = 0x0000_0042_0000_0001;
+
 /// The core, a virtual clock and the peers.
 pub struct Harness {
     /// The core under test.
@@ -214,6 +217,11 @@ pub struct Harness {
     /// The answer the core wrote to the last connection it refused at
     /// accept (it holds no connection for it).
     pub refusal: Option<Vec<u8>>,
+    /// Messages the core handed to Redis (`--redis`), not yet answered:
+    /// [`Harness::redis_round`] plays Redis for them.
+    pub published: Vec<crate::core::cluster::Publish>,
+    /// The rooms' sequences as the played Redis keeps them.
+    pub redis_seqs: HashMap<String, u64>,
 }
 
 impl Default for Harness {
@@ -244,6 +252,8 @@ impl Harness {
             hold_passwords: false,
             held: Vec::new(),
             refusal: None,
+            published: Vec::new(),
+            redis_seqs: HashMap::new(),
         }
     }
 
@@ -405,6 +415,38 @@ impl Harness {
         }
     }
 
+    /// Plays Redis for every message published so far: each is stored
+    /// (numbered in its room, epoch [`REDIS_EPOCH`]) and handed back to the
+    /// core as the subscription would, in order.
+    pub fn redis_round(&mut self) {
+        use crate::core::cluster::{Delivered, LinkEvent};
+        for p in std::mem::take(&mut self.published) {
+            let seq = self.redis_seqs.entry(p.room.clone()).or_insert(0);
+            *seq += 1;
+            let seq = *seq;
+            let now = self.now;
+            self.server
+                .handle_link(LinkEvent::Stored { id: p.id, seq }, now);
+            let delivered = Delivered {
+                room: p.room,
+                from: p.from,
+                text: p.text,
+                ts: p.ts,
+                seq,
+                epoch: REDIS_EPOCH,
+            };
+            self.server.handle_link(LinkEvent::Message(delivered), now);
+        }
+        self.pump();
+    }
+
+    /// Tells the core what the Redis link says, then plays the shell.
+    pub fn link(&mut self, event: crate::core::cluster::LinkEvent) {
+        let now = self.now;
+        self.server.handle_link(event, now);
+        self.pump();
+    }
+
     /// Plays the shell until the core has nothing more to say.
     pub fn pump(&mut self) {
         loop {
@@ -423,6 +465,7 @@ impl Harness {
                     Action::Resume(id) => {
                         self.deliver(id);
                     }
+                    Action::Publish(publish) => self.published.push(publish),
                 }
             }
             while let Some(id) = self.server.poll_transmit() {

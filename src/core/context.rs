@@ -53,6 +53,8 @@ pub(super) struct Context {
     /// Where this process's room epochs start: random, so that a
     /// restarted server's epochs differ from the last one's.
     pub epoch_base: u64,
+    /// With `--redis`: the link's state and the publishes in flight.
+    pub cluster: Option<super::cluster::Cluster>,
 }
 
 impl Context {
@@ -98,6 +100,7 @@ impl Context {
         seed.fill_bytes(&mut epoch_base);
         Context {
             epoch_base: u64::from_le_bytes(epoch_base),
+            cluster: (cfg!(feature = "redis") && config.redis.is_some()).then(Default::default),
             jwt,
             sessions,
             tickets: Tickets::new(limits.max_tickets, StdRng::from_rng(&mut seed)),

@@ -58,6 +58,9 @@ pub struct Gauges {
     pub history_messages: usize,
     /// What they count against the queue budget, in bytes.
     pub history_bytes: usize,
+    /// With `--redis`: whether the link is up, publishes awaiting their
+    /// answer, and publishes not stored (refused or unconfirmed).
+    pub redis: Option<(bool, usize, u64)>,
 }
 
 /// The groups a peer's close code is counted under.
@@ -242,6 +245,31 @@ impl Metrics {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some((up, pending, failed)) = g.redis {
+            for (name, kind, help, value) in [
+                (
+                    "wsgate_redis_up",
+                    "gauge",
+                    "1 while the Redis link is up.",
+                    u64::from(up),
+                ),
+                (
+                    "wsgate_redis_pending",
+                    "gauge",
+                    "Messages awaiting Redis's answer.",
+                    pending as u64,
+                ),
+                (
+                    "wsgate_redis_unsent_total",
+                    "counter",
+                    "Messages not stored: refused while Redis was unreachable, or unconfirmed.",
+                    failed,
+                ),
+            ] {
+                family(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
         family(
             &mut out,
             "wsgate_logins_total",
@@ -331,6 +359,7 @@ mod tests {
             queued_bytes: 10,
             history_messages: 0,
             history_bytes: 0,
+            redis: None,
             paused_inputs: 0,
         });
         assert!(text.contains("\nwsgate_websockets 2\n"));
@@ -364,6 +393,7 @@ mod tests {
             queued_bytes: 0,
             history_messages: 0,
             history_bytes: 0,
+            redis: None,
             paused_inputs: 0,
         };
         let text = m.render(&gauges);

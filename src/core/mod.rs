@@ -56,6 +56,7 @@
 
 mod authenticate;
 mod chat;
+pub mod cluster;
 mod conn;
 mod context;
 mod ending;
@@ -141,6 +142,9 @@ pub enum Action {
     /// Check a password off the event loop, then call
     /// [`Server::handle_password_checked`] with the job's number.
     CheckPassword(PasswordJob),
+    /// Store and fan out a chat message through Redis (`--redis`); the
+    /// answer comes back through [`Server::handle_link`].
+    Publish(cluster::Publish),
     /// Reading `id` may go on: [`Server::should_read`] said no to it
     /// before, and the queues it waited for have drained. Read it now
     /// (its readiness event may have come and gone).
@@ -284,7 +288,10 @@ impl Server {
         }
         let room = publication.room();
         let members = self.reg.rooms().get(room).map_or(0, |r| r.members.len());
-        if members > 0 {
+        if self.is_clustered() {
+            // Every node's members hear it once Redis has ordered it.
+            self.publish(None, room, publication.from(), publication.text(), now);
+        } else if members > 0 {
             let event = chat::Event::Message {
                 from: publication.from(),
                 text: publication.text(),
@@ -809,6 +816,9 @@ impl Server {
             queued_bytes: self.queued_total,
             history_messages: self.reg.rooms().history().0,
             history_bytes: self.reg.rooms().history().1,
+            redis: (self.ctx.cluster.as_ref())
+                .filter(|_| cfg!(feature = "redis"))
+                .map(|c| (c.up, c.pending(), c.failed)),
             paused_inputs: self.parked_count,
         }
     }

@@ -427,6 +427,12 @@ impl Registry {
         Some((replay.recovered, replay.frames.len()))
     }
 
+    /// Takes `seq` in `epoch` (Redis's numbering) as `room`'s newest; see
+    /// [`Rooms::adopt`]. False when the room has no members here.
+    pub fn adopt(&mut self, room: &str, seq: u64, epoch: u64) -> bool {
+        self.rooms.adopt(room, seq, epoch)
+    }
+
     /// Keeps message `seq` of `room` (its JSON-mode frame) for clients
     /// that resume: see [`Rooms::record`].
     pub fn record(&mut self, room: &str, seq: u64, frame: &[u8], keep: usize, cap: usize) {

@@ -109,7 +109,10 @@ impl Context {
             });
         }
         let routed = match (req.path.as_str(), req.method) {
-            ("/healthz", Method::Get | Method::Head) => Routed::Respond(Response::text(200, "ok")),
+            ("/healthz", Method::Get | Method::Head) => Routed::Respond(match &self.cluster {
+                Some(cluster) if !cluster.up => Response::text(503, "redis unreachable"),
+                _ => Response::text(200, "ok"),
+            }),
             ("/metrics", Method::Get | Method::Head) => Routed::Respond(
                 Response::empty(200)
                     .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -242,6 +242,30 @@ impl Rooms {
         Some(room.seq)
     }
 
+    /// Takes message `seq` of `epoch` as room `name`'s newest, numbered
+    /// elsewhere (Redis, with `--redis`). If it does not follow the room's
+    /// last one in the same epoch (a new life of the room, or messages this
+    /// node missed while its link was down), the room's history is
+    /// dropped: what it holds could no longer be replayed without a gap.
+    /// False when the room has no members here (nobody to deliver to).
+    pub fn adopt(&mut self, name: &str, seq: u64, epoch: u64) -> bool {
+        let Some(room) = self.rooms.get_mut(name).filter(|r| !r.members.is_empty()) else {
+            return false;
+        };
+        if room.epoch != epoch || seq != room.seq + 1 {
+            if !room.history.is_empty() {
+                for (_, frame) in room.history.drain(..) {
+                    self.entries -= 1;
+                    self.bytes -= frame.len() + ENTRY_OVERHEAD;
+                }
+                self.bytes -= room_cost(name);
+            }
+            room.epoch = epoch;
+        }
+        room.seq = seq;
+        true
+    }
+
     /// Keeps message `seq` of room `name` (its JSON-mode `frame`): at most
     /// `keep` a room, and all rooms' history within `cap` bytes, the
     /// oldest dropped first (a room left with neither members nor history

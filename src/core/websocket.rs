@@ -291,6 +291,9 @@ impl Server {
                     return;
                 };
                 let (room, user) = (ws.room.clone(), Arc::clone(ws.principal.user_shared()));
+                if self.is_clustered() {
+                    return self.publish(Some(id), &room, &user, &line, now);
+                }
                 let event = Event::Message {
                     from: &user,
                     text: &line,
@@ -411,10 +414,28 @@ impl Server {
     /// once per mode, copied into each queue. Members whose queue passes
     /// the cap are closed `1013` afterwards; nobody else waits for them.
     pub(super) fn broadcast(&mut self, room: &str, event: Event<'_>, now: Time) {
+        self.broadcast_stamped(room, event, None, now);
+    }
+
+    /// As [`Server::broadcast`]; a message `stamped` with its `seq` and
+    /// `ts` already (Redis ordered it; the room adopted that `seq`) keeps
+    /// them.
+    pub(super) fn broadcast_stamped(
+        &mut self,
+        room: &str,
+        event: Event<'_>,
+        stamped: Option<(u64, u64)>,
+        now: Time,
+    ) {
         let message = matches!(event, Event::Message { .. });
-        let Some(seq) = self.reg.room_seq(room, message) else {
+        let seq = match stamped {
+            Some((seq, _)) => Some(seq),
+            None => self.reg.room_seq(room, message),
+        };
+        let Some(seq) = seq else {
             return;
         };
+        let ts = stamped.map_or(now.as_millis(), |(_, ts)| ts);
         let cap = self.ctx.config.limits.max_queue_bytes;
         let ceiling = self.ctx.config.limits.queue_ceiling();
         let (mut text_ready, mut json_ready) = (false, false);
@@ -432,10 +453,7 @@ impl Server {
                 Mode::Json => {
                     if !json_ready {
                         scratch_json.clear();
-                        chat::encode_text_frame(
-                            event.json(room, seq, now.as_millis()).as_bytes(),
-                            scratch_json,
-                        );
+                        chat::encode_text_frame(event.json(room, seq, ts).as_bytes(), scratch_json);
                         json_ready = true;
                     }
                     &*scratch_json
@@ -468,7 +486,7 @@ impl Server {
         if message && keep > 0 {
             if !json_ready {
                 self.scratch_json.clear();
-                let json = event.json(room, seq, now.as_millis());
+                let json = event.json(room, seq, ts);
                 chat::encode_text_frame(json.as_bytes(), &mut self.scratch_json);
             }
             let cap = self.history_cap();

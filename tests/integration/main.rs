@@ -45,6 +45,8 @@ mod nginx;
 #[cfg(feature = "tls")]
 mod proxies;
 mod quickstart;
+#[cfg(feature = "redis")]
+mod scaleout;
 mod session;
 mod ticket;
 #[cfg(feature = "tls")]

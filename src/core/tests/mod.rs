@@ -14,6 +14,8 @@ use crate::testkit::{Harness, form_post};
 
 mod browser;
 mod chat;
+#[cfg(feature = "redis")]
+mod cluster;
 mod embedding;
 mod flow;
 mod frames;

@@ -1,0 +1,204 @@
+//! Scale-out through a real `redis-server` (feature `redis`): two wsgate
+//! nodes on one Redis are one chat — a message sent on either reaches the
+//! room's members on both, in one order, with one gapless `seq`; a message
+//! sent while Redis is unreachable is refused to its sender in words; the
+//! link's state shows in `/healthz` and `/metrics`; after Redis restarts
+//! the nodes reconnect by themselves (a new epoch, `seq` from 1).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{TestServer, recv_json, recv_text, send, wait_for};
+use wsgate::config::RedisUrl;
+
+/// A `redis-server` of the test's own on a free loopback port, killed by
+/// PID when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    /// `None` (skipped) where `redis-server` is missing, except in CI.
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have redis-server"
+            );
+            eprintln!("skipped: redis-server is missing");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis { child: None, port };
+        redis.spawn();
+        Some(redis)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn node(&self) -> TestServer {
+        let url = format!("redis://127.0.0.1:{}/0", self.port);
+        let server = TestServer::with(|c| c.redis = RedisUrl::parse(&url));
+        wait_for("the node's Redis link", Duration::from_secs(10), || {
+            healthz(&server) == 200
+        });
+        server
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn healthz(server: &TestServer) -> u16 {
+    server
+        .exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .status
+}
+
+/// A JSON-mode member of `room` on `server`.
+fn json_member(server: &TestServer, user: &str, room: &str) -> crate::common::Ws {
+    let bearer = format!("Bearer {}", server.token(user));
+    let (mut ws, _) = server.ws(
+        &format!("/ws?room={room}"),
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Sec-WebSocket-Protocol", "wsgate.json"),
+        ],
+    );
+    assert_eq!(recv_json(&mut ws)["type"], "join");
+    ws
+}
+
+/// The next `n` chat messages `ws` reads, as (seq, from, text).
+fn messages(ws: &mut crate::common::Ws, n: usize) -> Vec<(u64, String, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m: Value = recv_json(ws);
+        if m["type"] == "message" {
+            got.push((
+                m["seq"].as_u64().unwrap(),
+                m["from"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    got
+}
+
+#[test]
+fn two_nodes_are_one_chat_in_one_order() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = json_member(&a, "alice", "crowd");
+    let mut bob = json_member(&b, "bob", "crowd");
+    // Both send at once, from their own threads, on their own nodes.
+    let sender = |mut ws: crate::common::Ws, who: &'static str| {
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                send(
+                    &mut ws,
+                    &format!(r#"{{"type":"message","text":"{who} {i}"}}"#),
+                );
+            }
+            ws
+        })
+    };
+    let (ta, tb) = (sender(alice, "a"), sender(bob, "b"));
+    alice = ta.join().unwrap();
+    bob = tb.join().unwrap();
+    let seen_a = messages(&mut alice, 40);
+    let seen_b = messages(&mut bob, 40);
+    assert_eq!(seen_a, seen_b, "one order for everyone");
+    let seqs: Vec<u64> = seen_a.iter().map(|m| m.0).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<u64>>(), "gapless");
+    // Each sender's own lines keep their order.
+    for who in ["a", "b"] {
+        let mine: Vec<&str> = (seen_a.iter())
+            .filter(|m| m.2.starts_with(who))
+            .map(|m| m.2.as_str())
+            .collect();
+        let want: Vec<String> = (0..20).map(|i| format!("{who} {i}")).collect();
+        assert_eq!(mine, want);
+    }
+    // Text mode on a third node hears the same.
+    let c = redis.node();
+    let mut carol = c.join("carol", "crowd");
+    send(&mut bob, r#"{"type":"message","text":"hi carol"}"#);
+    assert_eq!(recv_text(&mut carol), "bob: hi carol");
+}
+
+#[test]
+fn without_redis_a_message_is_refused_in_words_and_the_link_comes_back() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = a.join("alice", "lobby");
+    let mut bob = json_member(&b, "bob", "lobby");
+    send(&mut alice, "before");
+    assert_eq!(recv_text(&mut alice), "alice: before");
+    let before = messages(&mut bob, 1);
+    assert_eq!(before[0].0, 1);
+
+    redis.kill();
+    wait_for(
+        "the node to see Redis gone",
+        Duration::from_secs(15),
+        || healthz(&a) == 503,
+    );
+    send(&mut alice, "into the void");
+    assert_eq!(
+        recv_text(&mut alice),
+        "System: error: not sent: the chat store (Redis) cannot be reached"
+    );
+    let m = a.exchange("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(m.text().contains("\nwsgate_redis_up 0\n"), "{}", m.text());
+    // The sockets stay open while Redis is away.
+    redis.spawn();
+    for node in [&a, &b] {
+        wait_for("the link back up", Duration::from_secs(15), || {
+            healthz(node) == 200
+        });
+    }
+    send(&mut alice, "after");
+    assert_eq!(recv_text(&mut alice), "alice: after");
+    let after = messages(&mut bob, 1);
+    // A restarted Redis (no persistence) is a new life of the room.
+    assert_eq!((after[0].0, after[0].2.as_str()), (1, "after"));
+}
