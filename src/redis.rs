@@ -444,7 +444,7 @@ impl Shared {
             role.name()
         );
         if announce {
-            info!("redis {}: link down", self.settings.addr);
+            warn!("redis {}: link down", self.settings.addr);
         }
         (self.notify)();
     }

@@ -76,7 +76,7 @@ pub enum LinkEvent {
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use log::{info, warn};
+use log::info;
 
 use super::chat::{Event, Reply};
 use super::conn::Conn;
@@ -169,18 +169,9 @@ impl Server {
             return;
         };
         match event {
-            LinkEvent::Up => {
-                if !cluster.up {
-                    info!("redis up");
-                }
-                cluster.up = true;
-            }
-            LinkEvent::Down { why } => {
-                if cluster.up {
-                    warn!("redis down why={}", quoted(&why));
-                }
-                cluster.up = false;
-            }
+            // The link logs both, with Redis's address.
+            LinkEvent::Up => cluster.up = true,
+            LinkEvent::Down { .. } => cluster.up = false,
             LinkEvent::Stored { id, .. } => {
                 cluster.pending.remove(&id);
             }
