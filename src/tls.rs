@@ -56,7 +56,7 @@ impl TlsFiles {
         }
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .map_err(|e| LoadError::new(&self.key, pem_reason(&e)))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(provider());
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| LoadError::new(&self.cert, e.to_string()))?
@@ -65,6 +65,22 @@ impl TlsFiles {
             .map_err(|e| LoadError::new(&self.key, key_reason(&e)))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// ring's provider, without signature verification: the server asks for
+/// no client certificate, so it never verifies a signature, and leaving
+/// the algorithms out keeps their code (Ed25519 and ECDSA verification,
+/// about 40 KB) out of the binary, whose deployment build must fit 2 MiB.
+/// Cipher suites, key exchange groups and the keys a server may sign with
+/// (ECDSA, RSA, Ed25519) are ring's defaults.
+fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::CryptoProvider {
+        signature_verification_algorithms: rustls::crypto::WebPkiSupportedAlgorithms {
+            all: &[],
+            mapping: &[],
+        },
+        ..rustls::crypto::ring::default_provider()
     }
 }
 
