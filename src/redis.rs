@@ -55,8 +55,12 @@
 //! |------------------|---------|------------------------------------------------|
 //! | `p:seq:ROOM`     | string  | the room's last sequence number (`INCR`)       |
 //! | `p:epoch:ROOM`   | string  | the room's epoch, 16 lowercase hex digits      |
-//! | `p:log:ROOM`     | stream  | the room's history: entry id `SEQ-0`, field `m` = payload; `MAXLEN ~ keep` |
-//! | `p:msgs`         | channel | every payload, all rooms                       |
+//! | `p:log:ROOM`     | stream  | the room's history: entry id `SEQ-0`, field `m` = payload; `MAXLEN ~ keep`; none with `keep` 0 |
+//! | `p:DB:msgs`      | channel | every payload, all rooms (channels are not per database: `DB` keeps deployments on one Redis apart) |
+//!
+//! Every key of a room expires [`KEY_TTL_SECS`] after its last message:
+//! a room quiet that long starts a new epoch, and Redis does not keep
+//! every room ever named.
 //!
 //! Because an entry's id is `SEQ-0`, `XRANGE p:log:ROOM (N +` reads
 //! exactly the messages after sequence number `N` (an exclusive start
@@ -117,6 +121,19 @@ pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// TCP connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most subscription messages (by weight) waiting for the event loop;
+/// past it the subscription lets go and reconnects (see
+/// `Shared::push_events`).
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// What each queued event weighs beside its texts.
+const EVENT_OVERHEAD: usize = 128;
+
+/// Keys of a room expire after this long without a message (seconds): a
+/// room is then a new life (a new epoch) at its next message, and Redis
+/// does not keep every room ever named.
+pub const KEY_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Backoff: the first wait is at most this, doubling...
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 
@@ -128,7 +145,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const SUB_READ_SLICE: Duration = Duration::from_millis(100);
 
 /// The publish script. `KEYS`: seq, epoch, log; `ARGV`: channel, keep,
-/// room, from, text, ts. Returns the seq. See the module doc.
+/// room, from, text, ts, the keys' time to live in seconds. Returns the
+/// seq. See the module doc.
 pub const PUBLISH_SCRIPT: &str = r#"
 local seq = redis.call('INCR', KEYS[1])
 local epoch = redis.call('GET', KEYS[2])
@@ -144,7 +162,12 @@ if (not epoch) or seq == 1 then
 end
 local s = string.format('%d', seq)
 local payload = cjson.encode({r = ARGV[3], f = ARGV[4], x = ARGV[5], t = ARGV[6], s = s, e = epoch})
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], s .. '-0', 'm', payload)
+if ARGV[2] ~= '0' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], s .. '-0', 'm', payload)
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('PUBLISH', ARGV[1], payload)
 return seq
 "#;
@@ -203,9 +226,10 @@ impl Link {
     ) -> Link {
         let settings = Arc::new(Settings {
             addr: url.to_string(),
+            // why the db: Pub/Sub channels are not per database, keys are.
+            channel: format!("{prefix}:{}:msgs", url.db),
             url,
             prefix: prefix.to_string(),
-            channel: format!("{prefix}:msgs"),
             keep: keep.to_string(),
         });
         let shared = Arc::new(Shared {
@@ -257,7 +281,9 @@ impl Link {
 
     /// Every event since the last call, in order.
     pub fn take_events(&self) -> Vec<LinkEvent> {
-        std::mem::take(&mut self.shared.lock().events)
+        let mut inner = self.shared.lock();
+        inner.event_bytes = 0;
+        std::mem::take(&mut inner.events)
     }
 }
 
@@ -326,6 +352,10 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
     events: Vec<LinkEvent>,
+    /// What the queued subscription messages weigh (their texts and
+    /// names, plus [`EVENT_OVERHEAD`] each), bounded by
+    /// [`MAX_EVENT_BYTES`].
+    event_bytes: usize,
     /// Accepted publishes not yet taken by the commands thread.
     queue: VecDeque<Publish>,
     /// Publishes queued, or written and unanswered.
@@ -462,13 +492,30 @@ impl Shared {
         (self.notify)();
     }
 
-    /// Events from the subscription.
-    fn push_events(&self, events: Vec<LinkEvent>) {
+    /// Events from the subscription. False when the event loop has
+    /// fallen so far behind that the queue is past [`MAX_EVENT_BYTES`]:
+    /// the subscription then lets go (a `Down`; the nodes' numbering
+    /// shows the gap), rather than hold more than the loop can take.
+    fn push_events(&self, events: Vec<LinkEvent>) -> bool {
         if events.is_empty() {
-            return;
+            return true;
         }
-        self.lock().events.extend(events);
+        let weight: usize = (events.iter())
+            .map(|e| match e {
+                LinkEvent::Message(d) => {
+                    d.text.len() + d.room.len() + d.from.len() + EVENT_OVERHEAD
+                }
+                _ => EVENT_OVERHEAD,
+            })
+            .sum();
+        let within = {
+            let mut inner = self.lock();
+            inner.events.extend(events);
+            inner.event_bytes += weight;
+            inner.event_bytes <= MAX_EVENT_BYTES
+        };
         (self.notify)();
+        within
     }
 
     /// Waits `wait`, or less if the link stops; true if it stops.
@@ -724,6 +771,7 @@ fn encode_evalsha(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
     let epoch_key = format!("{prefix}:epoch:{room}");
     let log_key = format!("{prefix}:log:{room}");
     let ts = p.ts.to_string();
+    let ttl = KEY_TTL_SECS.to_string();
     encode_command(
         out,
         &[
@@ -739,6 +787,7 @@ fn encode_evalsha(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
             p.from.as_bytes(),
             p.text.as_bytes(),
             ts.as_bytes(),
+            ttl.as_bytes(),
         ],
     );
 }
@@ -836,7 +885,12 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
                 }
             }
         }
-        sh.push_events(events);
+        if !sh.push_events(events) {
+            return fail(format!(
+                "over {} MiB of messages waiting for the event loop",
+                MAX_EVENT_BYTES >> 20
+            ));
+        }
         let now = Instant::now();
         match awaiting_pong {
             Some(since) if now.duration_since(since) >= REPLY_TIMEOUT => {

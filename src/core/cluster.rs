@@ -78,11 +78,13 @@ use std::sync::Arc;
 
 use log::info;
 
-use super::chat::{Event, Reply};
+use super::chat::{Event, Reply, resume_json};
 use super::conn::Conn;
 use super::logfmt::quoted;
+use super::rooms::Adopted;
 use super::time::Time;
 use super::{Action, ConnId, Server};
+use crate::http::upgrade::Mode;
 
 /// The most publishes awaiting Redis's answer at once; past it a sender
 /// is told the chat is busy (no queue grows without bound).
@@ -171,7 +173,12 @@ impl Server {
         match event {
             // The link logs both, with Redis's address.
             LinkEvent::Up => cluster.up = true,
-            LinkEvent::Down { .. } => cluster.up = false,
+            LinkEvent::Down { .. } => {
+                cluster.up = false;
+                // why: what the subscription misses meanwhile never comes;
+                // a resume must not be told that nothing is missing.
+                self.reg.drop_all_history();
+            }
             LinkEvent::Stored { id, .. } => {
                 cluster.pending.remove(&id);
             }
@@ -195,8 +202,18 @@ impl Server {
     /// Redis's `seq`, `epoch` and `ts`), into the local history, and to
     /// the observers.
     fn deliver(&mut self, m: &Delivered, now: Time) {
-        if !self.reg.adopt(&m.room, m.seq, m.epoch) {
-            return;
+        match self.reg.adopt(&m.room, m.seq, m.epoch) {
+            Adopted::NotHere => return,
+            Adopted::Follows => {}
+            // The numbering broke (Redis restarted, or this node missed
+            // messages): JSON clients hear it before the message, as a
+            // resume that did not recover, so that none skips a `seq` it
+            // thinks it has seen (PROTOCOL §4).
+            Adopted::Renumbered => {
+                let epoch = format!("{:016x}", m.epoch);
+                let text = resume_json(&m.room, &epoch, m.seq.saturating_sub(1), false);
+                self.send_to_json_members(&m.room, &text, now);
+            }
         }
         let event = Event::Message {
             from: &m.from,
@@ -205,6 +222,19 @@ impl Server {
         self.broadcast_stamped(&m.room, event, Some((m.seq, m.ts)), now);
         for observer in &mut self.ctx.observers {
             observer.message(&m.room, &m.from, &m.text, m.seq);
+        }
+    }
+
+    /// Sends `text` to each JSON-mode member of `room` here.
+    fn send_to_json_members(&mut self, room: &str, text: &str, now: Time) {
+        let mut json = Vec::new();
+        self.reg.for_each_member(room, |conn| {
+            if conn.ws().is_some_and(|ws| ws.mode == Mode::Json) {
+                json.push(conn.id);
+            }
+        });
+        for id in json {
+            self.send_to(id, text, now);
         }
     }
 

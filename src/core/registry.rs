@@ -25,7 +25,7 @@ use super::conn::{At, Conn, Phase, Ws};
 use super::limits::{AddrKey, AddrLoad};
 use super::peer::{Peer, ViaProxy};
 use super::pipe::OutQueue;
-use super::rooms::{Left, Rooms};
+use super::rooms::{Adopted, Left, Rooms};
 use super::time::{Time, Timer};
 use crate::auth::session::SessionHandle;
 use crate::auth::{Credential, Principal};
@@ -428,9 +428,14 @@ impl Registry {
     }
 
     /// Takes `seq` in `epoch` (Redis's numbering) as `room`'s newest; see
-    /// [`Rooms::adopt`]. False when the room has no members here.
-    pub fn adopt(&mut self, room: &str, seq: u64, epoch: u64) -> bool {
+    /// [`Rooms::adopt`].
+    pub fn adopt(&mut self, room: &str, seq: u64, epoch: u64) -> Adopted {
         self.rooms.adopt(room, seq, epoch)
+    }
+
+    /// Drops every room's history ([`Rooms::drop_all_history`]).
+    pub fn drop_all_history(&mut self) {
+        self.rooms.drop_all_history();
     }
 
     /// Keeps message `seq` of `room` (its JSON-mode frame) for clients

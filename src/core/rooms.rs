@@ -118,6 +118,17 @@ pub struct Joined {
     pub first_of_user: bool,
 }
 
+/// What [`Rooms::adopt`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// Nobody is in the room here.
+    NotHere,
+    /// The message follows the room's last one.
+    Follows,
+    /// It does not (another epoch, or a gap): history was dropped.
+    Renumbered,
+}
+
 /// What leaving did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Left {
@@ -244,26 +255,62 @@ impl Rooms {
 
     /// Takes message `seq` of `epoch` as room `name`'s newest, numbered
     /// elsewhere (Redis, with `--redis`). If it does not follow the room's
-    /// last one in the same epoch (a new life of the room, or messages this
-    /// node missed while its link was down), the room's history is
-    /// dropped: what it holds could no longer be replayed without a gap.
-    /// False when the room has no members here (nobody to deliver to).
-    pub fn adopt(&mut self, name: &str, seq: u64, epoch: u64) -> bool {
-        let Some(room) = self.rooms.get_mut(name).filter(|r| !r.members.is_empty()) else {
-            return false;
+    /// last one in the same epoch (a new life of the room, a Redis that
+    /// lost some, or messages this node missed while its link was down),
+    /// the room's history is dropped, since it could no longer be replayed
+    /// without a gap, and the answer says so: members must hear that the
+    /// numbering broke. A room kept for its history alone (no members
+    /// here) cannot follow Redis at all: it is forgotten.
+    pub fn adopt(&mut self, name: &str, seq: u64, epoch: u64) -> Adopted {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return Adopted::NotHere;
         };
-        if room.epoch != epoch || seq != room.seq + 1 {
-            if !room.history.is_empty() {
-                for (_, frame) in room.history.drain(..) {
-                    self.entries -= 1;
-                    self.bytes -= frame.len() + ENTRY_OVERHEAD;
-                }
-                self.bytes -= room_cost(name);
-            }
-            room.epoch = epoch;
+        if room.members.is_empty() {
+            self.drop_history(name);
+            self.rooms.remove(name);
+            return Adopted::NotHere;
         }
+        // why the second case: a room new here has numbered nothing yet; its
+        // first message from Redis, if Redis's first, misses nothing.
+        let follows = (room.epoch == epoch && room.seq.checked_add(1) == Some(seq))
+            || (room.seq == 0 && room.history.is_empty() && seq == 1);
+        room.epoch = epoch;
         room.seq = seq;
-        true
+        if follows {
+            Adopted::Follows
+        } else {
+            self.drop_history(name);
+            Adopted::Renumbered
+        }
+    }
+
+    /// Drops all kept history (the link to Redis went down: what arrives
+    /// later may not follow it). Rooms kept for their history alone are
+    /// forgotten.
+    pub fn drop_all_history(&mut self) {
+        let names: Vec<String> = (self.rooms.iter())
+            .filter(|(_, r)| !r.history.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            self.drop_history(&name);
+        }
+        self.rooms.retain(|_, r| !r.members.is_empty());
+    }
+
+    /// Drops the history of room `name` (its bytes and cost released).
+    fn drop_history(&mut self, name: &str) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if room.history.is_empty() {
+            return;
+        }
+        for (_, frame) in room.history.drain(..) {
+            self.entries -= 1;
+            self.bytes -= frame.len() + ENTRY_OVERHEAD;
+        }
+        self.bytes -= room_cost(name);
     }
 
     /// Keeps message `seq` of room `name` (its JSON-mode `frame`): at most
