@@ -300,7 +300,8 @@ impl Drop for Gateway {
 /// A bound server, ready to run.
 pub struct Gateway {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once shutting down (closed).
+    listener: Option<TcpListener>,
     server: Server,
     clock: Clock,
     /// The sockets, by their connection's slot.
@@ -399,7 +400,7 @@ impl Gateway {
             .spawn(move || desk.work(&users, &worker_waker))?;
         Ok(Gateway {
             poll,
-            listener,
+            listener: Some(listener),
             server,
             clock,
             sockets: Vec::new(),
@@ -465,7 +466,10 @@ impl Gateway {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::Error::other("no longer listening (shutting down)")),
+        }
     }
 
     /// A handle that stops [`Gateway::run`] from another thread.
@@ -564,7 +568,12 @@ impl Gateway {
             "shutting down: draining {} connections",
             self.server.connections()
         );
-        let _ = self.poll.registry().deregister(&mut self.listener);
+        // why close, not just stop accepting: with --reuse-port the kernel
+        // keeps handing a listening socket its share of new connections;
+        // closed, it hands them to the processes that stay.
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
         // Every member is about to be closed: a line now would reach nobody.
         self.inbox.close();
         self.server.handle_shutdown(now);
@@ -612,7 +621,10 @@ impl Gateway {
 
     fn accept(&mut self, now: Time) {
         loop {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((mut stream, peer)) => {
                     let id = match self.server.handle_accept(peer, now) {
                         Accept::Open(id) => id,

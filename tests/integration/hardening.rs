@@ -1271,3 +1271,63 @@ fn thousands_of_empty_fragments_are_1009_and_fifty_are_a_message() {
     drop((bob, bob_conn, writer, conn));
     assert_eq!(by.finish(), Vec::<String>::new());
 }
+
+// ----------------------------------------------------------------------
+// 9. Processes sharing a port (--reuse-port)
+
+#[test]
+fn a_draining_process_leaves_new_connections_to_the_others_on_its_port() {
+    // The first process, alone on the port: carol (who does not read) and
+    // alice join it, and alice's lines fill carol's queue, so that its
+    // drain will wait (up to 5 s) for a queue that never empties.
+    let first = TestServer::with(|c| {
+        c.reuse_port = true;
+        c.limits.slow_consumer_timeout = Duration::from_secs(60);
+    });
+    let addr = first.addr;
+    let resting = join_over(stalling_stream(addr), "carol", "bp");
+    let mut alice = first.join("alice", "bp");
+    for i in 0..8 {
+        send(&mut alice, &numbered_line(i, 60 * 1024));
+    }
+    let mut seen = 0;
+    while seen < 8 {
+        if line_number(&recv_text(&mut alice)).is_some() {
+            seen += 1;
+        }
+    }
+    // Without SO_REUSEPORT on both, the port is taken.
+    let taken = wsgate::shell::Gateway::bind(
+        {
+            let mut c = Config::with_secret(SECRET);
+            c.listen = addr;
+            c
+        },
+        Arc::new(wsgate::auth::users::Users::demo()),
+    );
+    assert_eq!(
+        taken.err().map(|e| e.kind()),
+        Some(io::ErrorKind::AddrInUse)
+    );
+    let second = TestServer::with(|c| {
+        c.reuse_port = true;
+        c.listen = addr;
+    });
+    // The first begins to drain (alice hears 1001), and stays draining:
+    // carol's queue holds it. Every new connection meanwhile is answered,
+    // by the second: the first closed its listening socket at once, where
+    // it would otherwise have taken its share of connections and never
+    // accepted them.
+    let draining = std::thread::spawn(move || drop(first));
+    assert_eq!(recv_close(&mut alice).0, 1001);
+    for _ in 0..40 {
+        let r = second.exchange("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert_eq!((r.status, r.text()), (200, "ok"));
+    }
+    assert!(
+        !draining.is_finished(),
+        "the first stopped draining early: the test proves nothing"
+    );
+    draining.join().unwrap();
+    drop(resting);
+}

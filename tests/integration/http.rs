@@ -437,33 +437,3 @@ fn every_response_has_length_and_no_store() {
     }
     assert_eq!(statuses, [200, 200, 204, 204, 400, 401, 404, 405, 413, 401]);
 }
-
-#[test]
-fn reuse_port_lets_processes_share_the_port() {
-    let first = TestServer::with(|c| c.reuse_port = true);
-    let addr = first.addr;
-    // Without SO_REUSEPORT on both, the port is taken.
-    let taken = wsgate::shell::Gateway::bind(
-        {
-            let mut c = wsgate::config::Config::with_secret(crate::common::SECRET);
-            c.listen = addr;
-            c
-        },
-        std::sync::Arc::new(wsgate::auth::users::Users::demo()),
-    );
-    assert_eq!(
-        taken.err().map(|e| e.kind()),
-        Some(std::io::ErrorKind::AddrInUse)
-    );
-    let second = TestServer::with(|c| {
-        c.reuse_port = true;
-        c.listen = addr;
-    });
-    assert_eq!(second.addr, addr);
-    // The first goes away; the port still answers (the second).
-    drop(first);
-    for _ in 0..5 {
-        let r = second.exchange("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n");
-        assert_eq!((r.status, r.text()), (200, "ok"));
-    }
-}
