@@ -573,13 +573,34 @@ enum Work {
     Publish(Vec<Publish>),
 }
 
-/// Exponential backoff with full jitter.
+/// Exponential backoff with full jitter. It starts again from the first
+/// wait only after a connection stayed up [`STABLE_AFTER`]: a Redis that
+/// accepts connections and drops them at once (`CLIENT KILL`, an output
+/// buffer limit) is not hammered.
+#[derive(Default)]
 struct Backoff {
     attempt: u32,
+    /// When the current connection became ready.
+    up_since: Option<Instant>,
 }
 
+/// How long a connection must stay up for the backoff to start over.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
 impl Backoff {
+    /// The connection is ready.
+    fn up(&mut self) {
+        self.up_since = Some(Instant::now());
+    }
+
     fn next(&mut self) -> Duration {
+        if self
+            .up_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE_AFTER)
+        {
+            self.attempt = 0;
+        }
         let cap = BACKOFF_BASE
             .saturating_mul(1 << self.attempt.min(16))
             .min(BACKOFF_MAX);
@@ -594,7 +615,7 @@ impl Backoff {
 /// again; until the link stops.
 fn connection_thread(sh: &Shared, role: Role) {
     let settings = Arc::clone(&sh.settings);
-    let mut backoff = Backoff { attempt: 0 };
+    let mut backoff = Backoff::default();
     loop {
         let failure = match Conn::connect(&settings.url) {
             Ok(mut conn) => match sh.register(role, &conn.stream) {
@@ -646,7 +667,7 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
         Err(why) => return (why, Vec::new()),
     };
     sh.ready(Role::Commands);
-    *backoff = Backoff { attempt: 0 };
+    backoff.up();
     let mut last = Instant::now();
     loop {
         let batch = match sh.next_batch(last + PING_EVERY) {
@@ -824,7 +845,7 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
         Err(why) => return fail(why),
     }
     sh.ready(Role::Subscription);
-    *backoff = Backoff { attempt: 0 };
+    backoff.up();
     let mut ping = Vec::new();
     encode_command(&mut ping, &[b"PING"]);
     let mut last_read = Instant::now();
