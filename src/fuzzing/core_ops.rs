@@ -109,6 +109,10 @@ pub(super) struct Switches {
     /// With `behind_proxy`: its connections begin with a PROXY header
     /// (`--proxy-protocol`).
     pub(super) proxy_protocol: bool,
+    /// Chat goes through Redis (`--redis`; the operations play the link).
+    /// Only where the crate is built with the `redis` feature; elsewhere
+    /// the server ignores it.
+    pub(super) redis: bool,
 }
 
 /// One operation. `conn` picks one of the connections the simulated
@@ -171,6 +175,25 @@ pub(super) enum Op {
     ProxyHeader { conn: u8, client: u8, v2: bool },
     /// `GET /healthz` with `X-Forwarded-For` naming `client` (keep-alive).
     Forwarded { conn: u8, client: u8 },
+    /// With the `redis` switch: what the link to Redis says.
+    Link(LinkOp),
+}
+
+/// The Redis link's side, played.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub(super) enum LinkOp {
+    /// Connected.
+    Up,
+    /// Lost.
+    Down,
+    /// Every message published so far is stored and handed back, in order.
+    Round,
+    /// The oldest message published is answered `Failed` (`unconfirmed`
+    /// or not).
+    Fail { unconfirmed: bool },
+    /// A message numbered elsewhere arrives for `lobby`: `seq` (1 to 8) in
+    /// the harness's epoch, or the next one (a Redis that forgot).
+    Numbered { seq: u8, new_epoch: bool },
 }
 
 /// The clients a proxy may name (`client` modulo their number): two
@@ -522,6 +545,35 @@ pub(super) struct Driver {
 }
 
 impl Driver {
+    /// Plays the Redis link (`Op::Link`).
+    fn link(&mut self, op: LinkOp) {
+        use crate::core::cluster::{Delivered, LinkEvent};
+        match op {
+            LinkOp::Up => self.h.link(LinkEvent::Up),
+            LinkOp::Down => self.h.link(LinkEvent::Down {
+                why: "played".into(),
+            }),
+            LinkOp::Round => self.h.redis_round(),
+            LinkOp::Fail { unconfirmed } => {
+                if !self.h.published.is_empty() {
+                    let id = self.h.published.remove(0).id;
+                    self.h.link(LinkEvent::Failed { id, unconfirmed });
+                }
+            }
+            LinkOp::Numbered { seq, new_epoch } => {
+                let epoch = crate::testkit::REDIS_EPOCH + u64::from(new_epoch);
+                self.h.link(LinkEvent::Message(Delivered {
+                    room: "lobby".into(),
+                    from: "bob".into(),
+                    text: "numbered elsewhere".into(),
+                    ts: 1,
+                    seq: u64::from(seq % 8) + 1,
+                    epoch,
+                }));
+            }
+        }
+    }
+
     /// Runs `input` (its first [`MAX_OPS`] operations), then
     /// [`Driver::finish`]; panics where an invariant fails.
     pub(super) fn run_input(input: &CoreInput) -> Reached {
@@ -533,6 +585,9 @@ impl Driver {
             l.max_http_queue_bytes = 2048;
             l.queue_budget_bytes = 24 * 1024;
             l.history = 8;
+            if s.redis {
+                c.redis = crate::config::RedisUrl::parse("redis://127.0.0.1:6379/0");
+            }
             l.max_message_bytes = 1024;
             l.max_head_bytes = 2048;
             l.max_body_bytes = 256;
@@ -709,6 +764,7 @@ impl Driver {
                     self.send(id, &header, 0);
                 }
             }
+            Op::Link(op) => self.link(op),
             Op::Forwarded { conn, client } => {
                 if let Some(id) = self.target(conn) {
                     let client = PROXIED_CLIENTS[usize::from(client) % PROXIED_CLIENTS.len()];

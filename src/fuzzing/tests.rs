@@ -10,8 +10,8 @@ use crate::auth::jwt::{JwtConfig, Secret};
 use crate::testkit::{form_post, upgrade_request};
 
 use super::core_ops::{
-    Carrier, ChatMessage, CoreInput, Driver, HttpRequest, Op, Origin, Room, Since, Switches,
-    TokenKind, Upgrade, User, decode,
+    Carrier, ChatMessage, CoreInput, Driver, HttpRequest, LinkOp, Op, Origin, Room, Since,
+    Switches, TokenKind, Upgrade, User, decode,
 };
 use super::jwt::{Expected, JWT_KEY, JWT_NOW, JWT_NOW_S, Verdict, build_token, jwt_fixture};
 use super::{core_ops, jwt, params, proxied, request_head};
@@ -195,6 +195,40 @@ fn core_seeds() -> Vec<(&'static str, CoreInput)> {
                         since: Since::OtherEpoch(1),
                         ..Upgrade::default()
                     }),
+                ],
+            ),
+        ),
+        (
+            "redis",
+            input(
+                Switches {
+                    redis: true,
+                    no_message_rate: true,
+                    ..off
+                },
+                vec![
+                    Op::Accept,
+                    up(0, Bearer, Alice, Lobby),
+                    chat(0, M::Hello),
+                    Op::Link(LinkOp::Up),
+                    chat(0, M::Hello),
+                    Op::Link(LinkOp::Round),
+                    Op::Accept,
+                    Op::Upgrade(Upgrade {
+                        conn: 1,
+                        user: Bob,
+                        json: true,
+                        since: Since::Zero,
+                        ..Upgrade::default()
+                    }),
+                    chat(0, M::Hello),
+                    Op::Link(LinkOp::Fail { unconfirmed: true }),
+                    Op::Link(LinkOp::Numbered {
+                        seq: 4,
+                        new_epoch: true,
+                    }),
+                    Op::Link(LinkOp::Down),
+                    chat(0, M::Hello),
                 ],
             ),
         ),
@@ -555,6 +589,32 @@ fn core_ops_reaches_resume() {
         .map(|t| t.contains(r#""recovered":true"#))
         .collect();
     assert_eq!(recovered, [true, true, false], "{resumes:?}");
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn core_ops_reaches_redis() {
+    let seeds: HashMap<_, _> = core_seeds().into_iter().collect();
+    let reached = Driver::run_input(&seeds["redis"]);
+    let texts = &reached.texts;
+    let unsent = "System: error: not sent: the chat store (Redis) cannot be reached";
+    assert_eq!(
+        texts.iter().filter(|t| *t == unsent).count(),
+        2,
+        "{reached:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("not confirmed")),
+        "{reached:?}"
+    );
+    assert!(texts.iter().any(|t| t == "alice: hello"), "{reached:?}");
+    // Bob hears that the numbering broke before message 5 of a new epoch.
+    let broke = |t: &&String| {
+        t.contains(r#""type":"resume""#)
+            && t.contains(r#""recovered":false"#)
+            && t.contains(r#""seq":4"#)
+    };
+    assert_eq!(texts.iter().filter(broke).count(), 1, "{reached:?}");
 }
 
 #[test]
