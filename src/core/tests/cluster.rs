@@ -5,14 +5,10 @@
 //! words; the link's state shows in `/healthz` and `/metrics`; a gap in
 //! Redis's numbering empties the local history.
 
-use serde_json::Value;
-
+use super::{json_messages, open_json};
 use crate::config::RedisUrl;
-use crate::core::ConnId;
 use crate::core::cluster::{Delivered, LinkEvent, MAX_PENDING};
 use crate::testkit::{Harness, REDIS_EPOCH};
-
-const JSON: &str = "Sec-WebSocket-Protocol: wsgate.json\r\n";
 
 fn clustered() -> Harness {
     let mut h = Harness::new(|c| c.redis = RedisUrl::parse("redis://127.0.0.1:6379/0"));
@@ -20,31 +16,13 @@ fn clustered() -> Harness {
     h
 }
 
-fn open_json(h: &mut Harness, user: &str, query: &str) -> ConnId {
-    let token = h.token(user, 3600);
-    let (id, r) = h.upgrade(
-        &format!("/ws?room=lobby{query}"),
-        &format!("Authorization: Bearer {token}\r\n{JSON}"),
-    );
-    assert_eq!(r.status, 101, "{}", r.body);
-    id
-}
-
-fn json_of(h: &mut Harness, id: ConnId) -> Vec<Value> {
-    let texts = h.texts(id);
-    texts
-        .iter()
-        .map(|t| serde_json::from_str(t).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_message_reaches_the_room_when_redis_gives_it_back() {
     let mut h = clustered();
     let alice = h.open("alice");
-    let bob = open_json(&mut h, "bob", "");
+    let bob = open_json(&mut h, "bob", "lobby", "");
     h.texts(alice);
-    json_of(&mut h, bob);
+    json_messages(&mut h, bob);
     h.say(alice, "hello");
     // Nothing yet: Redis decides the order.
     assert!(h.texts(alice).is_empty() && h.texts(bob).is_empty());
@@ -56,7 +34,7 @@ fn a_message_reaches_the_room_when_redis_gives_it_back() {
     let ts = h.published[0].ts;
     h.redis_round();
     assert_eq!(h.texts(alice), ["alice: hello"]);
-    let got = json_of(&mut h, bob);
+    let got = json_messages(&mut h, bob);
     assert_eq!(
         (got[0]["seq"].as_u64(), got[0]["ts"].as_u64()),
         (Some(1), Some(ts))
@@ -71,7 +49,7 @@ fn a_message_reaches_the_room_when_redis_gives_it_back() {
         epoch: REDIS_EPOCH,
     }));
     assert_eq!(h.texts(alice), ["carol: from node B"]);
-    assert_eq!(json_of(&mut h, bob)[0]["seq"], 2);
+    assert_eq!(json_messages(&mut h, bob)[0]["seq"], 2);
     // A room with nobody here: nothing to do.
     h.link(LinkEvent::Message(Delivered {
         room: "elsewhere".into(),
@@ -93,14 +71,14 @@ fn history_and_resume_follow_redis_numbering() {
         h.say(alice, line);
     }
     h.redis_round();
-    let bob = open_json(&mut h, "bob", "&since=1");
-    let got = json_of(&mut h, bob);
+    let bob = open_json(&mut h, "bob", "lobby", "&since=1");
+    let got = json_messages(&mut h, bob);
     // A client that had nothing from this epoch gets all that is kept.
     assert_eq!(got[0]["epoch"], format!("{REDIS_EPOCH:016x}"));
     assert_eq!(got[0]["recovered"], false);
     let q = format!("&since=1&epoch={REDIS_EPOCH:016x}");
-    let carol = open_json(&mut h, "carol", &q);
-    let got = json_of(&mut h, carol);
+    let carol = open_json(&mut h, "carol", "lobby", &q);
+    let got = json_messages(&mut h, carol);
     assert_eq!(got[0]["recovered"], true);
     let seqs: Vec<u64> = got[1..3]
         .iter()
@@ -117,8 +95,8 @@ fn history_and_resume_follow_redis_numbering() {
         seq: 9,
         epoch: REDIS_EPOCH,
     }));
-    let dave = open_json(&mut h, "dave", &q);
-    let got = json_of(&mut h, dave);
+    let dave = open_json(&mut h, "dave", "lobby", &q);
+    let got = json_messages(&mut h, dave);
     assert_eq!(
         (got[0]["recovered"].as_bool(), got[0]["seq"].as_u64()),
         (Some(false), Some(9))
@@ -126,7 +104,7 @@ fn history_and_resume_follow_redis_numbering() {
     let texts: Vec<&str> = got.iter().filter_map(|m| m["text"].as_str()).collect();
     assert_eq!(texts, ["after a gap"]);
     // Those already connected heard of the gap before the message.
-    let got = json_of(&mut h, carol);
+    let got = json_messages(&mut h, carol);
     assert_eq!(got[0]["type"], "resume");
     assert_eq!(
         (got[0]["recovered"].as_bool(), got[0]["seq"].as_u64()),
@@ -143,13 +121,13 @@ fn a_redis_that_forgot_the_room_is_said_to_live_clients() {
     // hear of it first, or it drops every new message.
     let mut h = clustered();
     let alice = h.open("alice");
-    let bob = open_json(&mut h, "bob", "");
+    let bob = open_json(&mut h, "bob", "lobby", "");
     for line in ["one", "two"] {
         h.say(alice, line);
     }
     h.redis_round();
     h.texts(alice);
-    let got = json_of(&mut h, bob);
+    let got = json_messages(&mut h, bob);
     assert_eq!(got.iter().filter(|m| m["type"] == "message").count(), 2);
     h.link(LinkEvent::Message(Delivered {
         room: "lobby".into(),
@@ -159,7 +137,7 @@ fn a_redis_that_forgot_the_room_is_said_to_live_clients() {
         seq: 1,
         epoch: REDIS_EPOCH + 1,
     }));
-    let got = json_of(&mut h, bob);
+    let got = json_messages(&mut h, bob);
     assert_eq!(got[0]["type"], "resume");
     assert_eq!(got[0]["epoch"], format!("{:016x}", REDIS_EPOCH + 1));
     assert_eq!(
@@ -183,16 +161,16 @@ fn a_link_that_went_down_leaves_no_history_to_trust() {
     let alice = h.open("alice");
     h.say(alice, "kept");
     h.redis_round();
-    let bob = open_json(&mut h, "bob", "&since=0");
-    let got = json_of(&mut h, bob);
+    let bob = open_json(&mut h, "bob", "lobby", "&since=0");
+    let got = json_messages(&mut h, bob);
     assert_eq!(
         (got[0]["recovered"].as_bool(), got[1]["text"].as_str()),
         (Some(true), Some("kept"))
     );
     h.link(LinkEvent::Down { why: "gone".into() });
     h.link(LinkEvent::Up);
-    let carol = open_json(&mut h, "carol", "&since=0");
-    let got = json_of(&mut h, carol);
+    let carol = open_json(&mut h, "carol", "lobby", "&since=0");
+    let got = json_messages(&mut h, carol);
     assert_eq!(
         (got[0]["recovered"].as_bool(), got[0]["seq"].as_u64()),
         (Some(false), Some(1))
@@ -205,9 +183,9 @@ fn a_link_that_went_down_leaves_no_history_to_trust() {
 fn a_message_that_cannot_be_stored_is_refused_to_its_sender() {
     let mut h = clustered();
     let alice = h.open("alice");
-    let bob = open_json(&mut h, "bob", "");
+    let bob = open_json(&mut h, "bob", "lobby", "");
     h.texts(alice);
-    json_of(&mut h, bob);
+    json_messages(&mut h, bob);
     h.link(LinkEvent::Down {
         why: "connection refused".into(),
     });
@@ -221,7 +199,7 @@ fn a_message_that_cannot_be_stored_is_refused_to_its_sender() {
         bob,
         tungstenite::Message::text(r#"{"type":"message","text":"x"}"#),
     );
-    let got = json_of(&mut h, bob);
+    let got = json_messages(&mut h, bob);
     assert_eq!(
         (got[0]["type"].as_str(), got[0]["code"].as_str()),
         (Some("error"), Some("unavailable"))

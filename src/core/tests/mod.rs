@@ -49,3 +49,24 @@ fn login(h: &mut Harness, user: &str, password: &str) -> String {
 fn json_body(body: &str) -> Value {
     serde_json::from_str(body).expect("a JSON body")
 }
+
+/// Opens a JSON-mode WebSocket for `user` in `room`, `query` added to the
+/// target (`&since=…`).
+fn open_json(h: &mut Harness, user: &str, room: &str, query: &str) -> crate::core::ConnId {
+    let token = h.token(user, 3600);
+    let (id, r) = h.upgrade(
+        &format!("/ws?room={room}{query}"),
+        &format!("Authorization: Bearer {token}\r\nSec-WebSocket-Protocol: wsgate.json\r\n"),
+    );
+    assert_eq!(r.status, 101, "{}", r.body);
+    id
+}
+
+/// The JSON messages the client of `id` can read now.
+fn json_messages(h: &mut Harness, id: crate::core::ConnId) -> Vec<Value> {
+    let texts = h.texts(id);
+    texts
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect()
+}

@@ -8,30 +8,11 @@
 
 use serde_json::Value;
 
-use super::json_body;
+use super::{json_body, json_messages, open_json};
 use crate::core::ConnId;
 use crate::testkit::Harness;
 
 const JSON: &str = "Sec-WebSocket-Protocol: wsgate.json\r\n";
-
-/// A JSON-mode WebSocket for `user` in `room`, with `query` added.
-fn open_json(h: &mut Harness, user: &str, room: &str, query: &str) -> ConnId {
-    let token = h.token(user, 3600);
-    let (id, r) = h.upgrade(
-        &format!("/ws?room={room}{query}"),
-        &format!("Authorization: Bearer {token}\r\n{JSON}"),
-    );
-    assert_eq!(r.status, 101, "{}", r.body);
-    id
-}
-
-fn json_messages(h: &mut Harness, id: ConnId) -> Vec<Value> {
-    let texts = h.texts(id);
-    texts
-        .iter()
-        .map(|t| serde_json::from_str(t).unwrap())
-        .collect()
-}
 
 /// The `text` of each chat message among `messages`.
 fn lines(messages: &[Value]) -> Vec<String> {
