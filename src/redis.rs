@@ -617,8 +617,14 @@ fn connection_thread(sh: &Shared, role: Role) {
     let settings = Arc::clone(&sh.settings);
     let mut backoff = Backoff::default();
     loop {
-        let failure = match Conn::connect(&settings.url) {
-            Ok(mut conn) => match sh.register(role, &conn.stream) {
+        // why register before AUTH and SELECT: a link dropped while Redis
+        // stalls must not wait for their replies (Drop shuts registered
+        // sockets).
+        let failure = match Conn::open(&settings.url) {
+            Ok(mut conn) => match sh
+                .register(role, &conn.stream)
+                .and_then(|()| conn.handshake(&settings.url))
+            {
                 Ok(()) => match role {
                     Role::Commands => run_commands(sh, &settings, &mut conn, &mut backoff),
                     Role::Subscription => run_subscription(sh, &settings, &mut conn, &mut backoff),
@@ -950,7 +956,16 @@ struct Conn {
 impl Conn {
     /// TCP connect (each address in turn, [`CONNECT_TIMEOUT`] each), then
     /// `AUTH` and `SELECT` as the URL says.
+    /// [`Conn::open`], then [`Conn::handshake`].
+    #[cfg(test)]
     fn connect(url: &RedisUrl) -> Result<Conn, String> {
+        let mut conn = Conn::open(url)?;
+        conn.handshake(url)?;
+        Ok(conn)
+    }
+
+    /// A TCP connection to `url`'s host (its addresses in turn).
+    fn open(url: &RedisUrl) -> Result<Conn, String> {
         let addrs = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
@@ -969,15 +984,19 @@ impl Conn {
         let io = |e: io::Error| format!("socket: {e}");
         stream.set_nodelay(true).map_err(io)?;
         stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(io)?;
-        let mut conn = Conn {
+        Ok(Conn {
             stream,
             buf: Vec::new(),
             start: 0,
-        };
+        })
+    }
+
+    /// `AUTH` when the URL has a password, `SELECT` when its db is not 0.
+    fn handshake(&mut self, url: &RedisUrl) -> Result<(), String> {
         if let Some(password) = &url.password {
             let reply = match &url.user {
-                Some(user) => conn.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
-                None => conn.call(&[b"AUTH", password.as_bytes()])?,
+                Some(user) => self.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => self.call(&[b"AUTH", password.as_bytes()])?,
             };
             match reply {
                 OwnedFrame::SimpleString(_) => {}
@@ -987,13 +1006,13 @@ impl Conn {
         }
         if url.db != 0 {
             let db = url.db.to_string();
-            match conn.call(&[b"SELECT", db.as_bytes()])? {
+            match self.call(&[b"SELECT", db.as_bytes()])? {
                 OwnedFrame::SimpleString(_) => {}
                 OwnedFrame::Error(e) => return Err(format!("SELECT refused: {e}")),
                 _ => return Err("unexpected SELECT reply".into()),
             }
         }
-        Ok(conn)
+        Ok(())
     }
 
     /// Sends one command and reads its reply.
@@ -1673,6 +1692,29 @@ mod tests {
         drop(a);
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         redis.signal("-CONT");
+    }
+
+    #[test]
+    fn drop_is_prompt_while_redis_stalls_its_auth_reply() {
+        // Found by review: the sockets were registered for Drop only after
+        // AUTH and SELECT, so a link dropped while a stalled Redis held
+        // those replies waited for them (10 s each).
+        let pw = "stalled-auth-pw";
+        let Some(redis) = Redis::start(&["--requirepass", pw]) else {
+            return;
+        };
+        let mut url = redis.url();
+        url.password = Some(pw.into());
+        url.db = 2;
+        redis.signal("-STOP");
+        // The kernel still accepts the connection; AUTH gets no answer.
+        let a = Node::start(url, "s", 10);
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        drop(a);
+        let took = t.elapsed();
+        redis.signal("-CONT");
+        assert!(took < Duration::from_secs(2), "drop took {took:?}");
     }
 
     #[test]
