@@ -1,5 +1,31 @@
-# Shell functions scripts/bench.sh and scripts/bench-tls.sh share;
+# Shell functions scripts/bench.sh, bench-tls.sh and bench-redis.sh share;
 # sourced, not run.
+
+# A random 32-byte token secret in hex (the servers' WSGATE_SECRET).
+random_secret() {
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+# Builds the release wsgate and the load generator, with cargo features
+# "$@" (none for the default build).
+build_wsgate() {
+    local features=()
+    if [ "$#" -gt 0 ]; then
+        features=(--features "$*")
+    fi
+    cargo build --release "${features[@]}" --manifest-path "$ROOT/Cargo.toml" \
+        --bin wsgate --example loadgen
+}
+
+# RT_PRIO: the prefix that runs a process at real-time priority when RT=1
+# and the machine allows it (chrt -f 10), else nothing.
+realtime_prio() {
+    if [ "$RT" = 1 ] && chrt -f 10 true 2>/dev/null; then
+        RT_PRIO=(chrt -f 10)
+    else
+        RT_PRIO=()
+    fi
+}
 
 free_port() {
     local p

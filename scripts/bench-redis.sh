@@ -81,15 +81,14 @@ REDIS_CLI=${REDIS_CLI:-redis-cli}
 BUILD=${BUILD:-1}
 SYSCALLS=${SYSCALLS:-0}
 WORKLOADS=${*:-broadcast latency}
-export WSGATE_SECRET=${WSGATE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export WSGATE_SECRET=${WSGATE_SECRET:-$(random_secret)}
 
 OUT=$TARGET/bench-results/redis-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
 if [ "$BUILD" = 1 ]; then
     echo "== building (release, --features redis)"
-    cargo build --release --features redis --manifest-path "$ROOT/Cargo.toml" \
-        --bin wsgate --example loadgen
+    build_wsgate redis
 fi
 WSGATE=$TARGET/release/wsgate
 LOADGEN=$TARGET/release/examples/loadgen
@@ -113,11 +112,7 @@ else
     SERVER_CPU=()
     GEN_CPU=()
 fi
-if [ "$RT" = 1 ] && chrt -f 10 true 2>/dev/null; then
-    RT_PRIO=(chrt -f 10)
-else
-    RT_PRIO=()
-fi
+realtime_prio
 
 # why: per-address upgrade, connection and per-connection message limits
 # exist to stop abuse; a benchmark from one address would trip them (the

@@ -69,15 +69,14 @@ QUIET_MAX=${QUIET_MAX:-25}
 NGINX=${NGINX:-/usr/sbin/nginx}
 BUILD=${BUILD:-1}
 WORKLOADS=${*:-handshake broadcast}
-export WSGATE_SECRET=${WSGATE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export WSGATE_SECRET=${WSGATE_SECRET:-$(random_secret)}
 
 OUT=$TARGET/bench-results/tls-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
 if [ "$BUILD" = 1 ]; then
     echo "== building (release, --features tls)"
-    cargo build --release --features tls --manifest-path "$ROOT/Cargo.toml" \
-        --bin wsgate --example loadgen
+    build_wsgate tls
 fi
 WSGATE=$TARGET/release/wsgate
 LOADGEN=$TARGET/release/examples/loadgen

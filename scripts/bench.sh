@@ -72,13 +72,13 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_MAX=${QUIET_MAX:-25}
 SERVERS=${SERVERS:-wsgate peer peer-small peer-send}
 WORKLOADS=${*:-handshake broadcast latency idle burst burst-big}
-export WSGATE_SECRET=${WSGATE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export WSGATE_SECRET=${WSGATE_SECRET:-$(random_secret)}
 
 OUT=$TARGET/bench-results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
 echo "== building (release)"
-cargo build --release --manifest-path "$ROOT/Cargo.toml" --bin wsgate --example loadgen
+build_wsgate
 CARGO_TARGET_DIR=$PEER_TARGET cargo build --release --manifest-path "$ROOT/peer/Cargo.toml"
 WSGATE=$TARGET/release/wsgate
 LOADGEN=$TARGET/release/examples/loadgen
@@ -94,11 +94,7 @@ pinning() {
         GEN_CPU=()
     fi
 }
-if [ "$RT" = 1 ] && chrt -f 10 true 2>/dev/null; then
-    RT_PRIO=(chrt -f 10)
-else
-    RT_PRIO=()
-fi
+realtime_prio
 
 {
     echo "date:    $(date -u +%FT%TZ)"
