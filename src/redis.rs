@@ -102,7 +102,7 @@ use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use serde::Deserialize;
 
 use crate::config::RedisUrl;
-use crate::core::cluster::{Delivered, LinkEvent, Publish};
+use crate::core::cluster::{Answer, Delivered, LinkEvent, Publish, Query};
 
 /// The most publishes queued or written and not yet answered; past it,
 /// [`Link::publish`] answers `Failed { unconfirmed: false }` at once.
@@ -277,6 +277,17 @@ impl Link {
         } else {
             self.shared.cv.notify_all();
         }
+    }
+
+    /// Queues a question about sessions or tickets; never blocks the
+    /// caller. (Interim: answered `Unavailable` at once; the link's side
+    /// comes next.)
+    pub fn ask(&self, q: Query) {
+        self.shared.lock().events.push(LinkEvent::Answer {
+            id: q.id,
+            answer: Answer::Unavailable,
+        });
+        (self.shared.notify)();
     }
 
     /// Every event since the last call, in order.

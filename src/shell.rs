@@ -930,8 +930,14 @@ impl Gateway {
                 }
                 // why: without the feature the core is never clustered
                 // (`Config::validate` refuses `--redis`).
+                #[cfg(feature = "redis")]
+                Action::Query(query) => {
+                    if let Some(link) = &self.redis {
+                        link.ask(query);
+                    }
+                }
                 #[cfg(not(feature = "redis"))]
-                Action::Publish(_) => {}
+                Action::Publish(_) | Action::Query(_) => {}
             }
         }
     }

@@ -220,6 +220,8 @@ pub struct Harness {
     /// Messages the core handed to Redis (`--redis`), not yet answered:
     /// [`Harness::redis_round`] plays Redis for them.
     pub published: Vec<crate::core::cluster::Publish>,
+    /// Queries the core asked of Redis, in order (the test answers them).
+    pub queries: Vec<crate::core::cluster::Query>,
     /// The rooms' sequences as the played Redis keeps them.
     pub redis_seqs: HashMap<String, u64>,
 }
@@ -253,6 +255,7 @@ impl Harness {
             held: Vec::new(),
             refusal: None,
             published: Vec::new(),
+            queries: Vec::new(),
             redis_seqs: HashMap::new(),
         }
     }
@@ -466,6 +469,7 @@ impl Harness {
                         self.deliver(id);
                     }
                     Action::Publish(publish) => self.published.push(publish),
+                    Action::Query(query) => self.queries.push(query),
                 }
             }
             while let Some(id) = self.server.poll_transmit() {

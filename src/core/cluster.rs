@@ -40,6 +40,149 @@ pub struct Delivered {
     pub epoch: u64,
 }
 
+/// A session as Redis holds it (cluster mode): sessions are shared, so a
+/// login on one node works on every node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// Whose session.
+    pub user: String,
+    /// The user's role.
+    pub role: String,
+    /// When it was created (milliseconds since the UNIX epoch): its
+    /// absolute limit runs from here.
+    pub created_ms: u64,
+}
+
+/// The limits every session question carries, so that Redis applies the
+/// same ones whichever node asks (milliseconds; `now_ms` is the asking
+/// node's clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionClock {
+    /// The asking node's time.
+    pub now_ms: u64,
+    /// A session's absolute lifetime (`--session-ttl`).
+    pub ttl_ms: u64,
+    /// A session's idle limit (`--session-idle`).
+    pub idle_ms: u64,
+}
+
+/// The SHA-256 digest of a session id or ticket: Redis never holds the
+/// secret itself.
+pub type Digest = [u8; 32];
+
+/// A question for Redis about sessions and tickets (cluster mode); the
+/// answer comes back as [`LinkEvent::Answer`] with the same `id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Query {
+    /// Names the answer (never the same as a [`Publish::id`]).
+    pub id: u64,
+    /// What to do.
+    pub ask: Ask,
+}
+
+/// What a [`Query`] asks. Every session key expires in Redis at its idle
+/// or absolute limit, whichever is first; a lookup that finds a session
+/// refreshes its idle limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// Store a new session. The user's sessions past `max_per_user` (the
+    /// oldest first) end, as by [`Ask::EndSessions`] but announced as
+    /// [`Ended::Evicted`]. Answer: [`Answer::Done`].
+    CreateSession {
+        /// The new session id's digest.
+        digest: Digest,
+        /// Whose.
+        record: SessionRecord,
+        /// The limits.
+        clock: SessionClock,
+        /// `--max-sessions-per-user`.
+        max_per_user: usize,
+    },
+    /// Find a session, and refresh its idle limit. Answer:
+    /// [`Answer::Session`] (`None`: unknown or expired).
+    LookupSession {
+        /// The session id's digest.
+        digest: Digest,
+        /// The limits.
+        clock: SessionClock,
+    },
+    /// End sessions (a logout): delete them, and announce
+    /// [`LinkEvent::SessionsEnded`] with [`Ended::LoggedOut`] to every
+    /// node. Answer: [`Answer::Done`].
+    EndSessions {
+        /// The sessions' digests (unknown ones are skipped).
+        digests: Vec<Digest>,
+    },
+    /// Sessions with open WebSockets on this node: refresh their idle
+    /// limit (a live socket keeps its session from idling out). Answer:
+    /// [`Answer::Missing`], those of them Redis no longer has.
+    TouchSessions {
+        /// The sessions' digests.
+        digests: Vec<Digest>,
+        /// The limits.
+        clock: SessionClock,
+    },
+    /// Store a single-use ticket for [`TICKET_TTL_MS`]. With `session`,
+    /// only if that session is live (refreshing its idle limit). Answer:
+    /// [`Answer::Done`], or [`Answer::Session`]`(None)` when the session
+    /// is gone (no ticket stored).
+    IssueTicket {
+        /// The ticket's digest.
+        digest: Digest,
+        /// What the core needs to admit its bearer (opaque to the link).
+        payload: String,
+        /// The session it was issued from, if any.
+        session: Option<Digest>,
+        /// The session limits.
+        clock: SessionClock,
+    },
+    /// Take a ticket (deleting it: it works once, across all nodes). If it
+    /// was issued from a session, only while that session is live
+    /// (refreshing its idle limit). Answer: [`Answer::Ticket`].
+    RedeemTicket {
+        /// The ticket's digest.
+        digest: Digest,
+        /// The session limits.
+        clock: SessionClock,
+    },
+}
+
+/// A ticket's lifetime in Redis (PROTOCOL §1: 30 s).
+pub const TICKET_TTL_MS: u64 = 30_000;
+
+/// Redis's answer to a [`Query`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Answer {
+    /// Done.
+    Done,
+    /// The session, or `None` (unknown, expired).
+    Session(Option<SessionRecord>),
+    /// Of the sessions asked about, those Redis does not have.
+    Missing(Vec<Digest>),
+    /// The ticket's payload, or `None` (unknown, expired, used, or its
+    /// session ended).
+    Ticket(Option<String>),
+    /// Not answered: the link is down, too much is in flight, or Redis
+    /// failed or refused (the query may or may not have run).
+    Unavailable,
+}
+
+/// Why sessions ended ([`LinkEvent::SessionsEnded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// A logout ([`Ask::EndSessions`]).
+    LoggedOut,
+    /// The user's newer logins pushed them past the per-user limit
+    /// ([`Ask::CreateSession`]).
+    Evicted,
+}
+
 /// What the link tells the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,6 +214,21 @@ pub enum LinkEvent {
     },
     /// A message from the subscription.
     Message(Delivered),
+    /// The answer to [`Query`] `id`.
+    Answer {
+        /// The query.
+        id: u64,
+        /// Its answer.
+        answer: Answer,
+    },
+    /// Sessions ended on some node (this one included), from the
+    /// subscription: their WebSockets on every node close.
+    SessionsEnded {
+        /// The sessions' digests.
+        digests: Vec<Digest>,
+        /// Why.
+        why: Ended,
+    },
 }
 
 use std::collections::HashMap;
@@ -195,6 +353,7 @@ impl Server {
                 }
             }
             LinkEvent::Message(message) => self.deliver(&message, now),
+            LinkEvent::Answer { .. } | LinkEvent::SessionsEnded { .. } => {}
         }
     }
 

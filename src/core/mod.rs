@@ -145,6 +145,9 @@ pub enum Action {
     /// Store and fan out a chat message through Redis (`--redis`); the
     /// answer comes back through [`Server::handle_link`].
     Publish(cluster::Publish),
+    /// Ask Redis about sessions or tickets (`--redis`); the answer comes
+    /// back through [`Server::handle_link`].
+    Query(cluster::Query),
     /// Reading `id` may go on: [`Server::should_read`] said no to it
     /// before, and the queues it waited for have drained. Read it now
     /// (its readiness event may have come and gone).
