@@ -28,7 +28,7 @@ use crate::auth::jwt::{JwtConfig, Secret};
 use crate::auth::users::Users;
 use crate::config::{Config, SecretKey};
 use crate::core::pipe::Pipe;
-use crate::core::{Accept, Action, ConnId, Server, Time};
+use crate::core::{Accept, Action, ConnId, Server, Time, cluster};
 use crate::http::proxied::MAX_PROXY_HEADER;
 
 /// The most bytes handed to the core in one `handle_bytes`, like the real
@@ -195,6 +195,138 @@ pub struct Peer {
     inbox: Vec<Message>,
 }
 
+/// Redis's session store as the link's scripts keep it (`--redis`): the
+/// tests and the fuzzer play it for one node or several.
+#[derive(Default)]
+pub struct StoreModel {
+    /// Session → (record, idle deadline in ms).
+    pub sessions: HashMap<cluster::Digest, (cluster::SessionRecord, u64)>,
+    /// Each user's sessions, oldest first.
+    pub by_user: HashMap<String, Vec<cluster::Digest>>,
+    /// Ticket → (payload, session, deadline in ms).
+    pub tickets: HashMap<cluster::Digest, (String, Option<cluster::Digest>, u64)>,
+    /// End announcements not yet delivered to the nodes.
+    pub ended: Vec<cluster::LinkEvent>,
+}
+
+impl StoreModel {
+    /// The session, if live at `clock.now_ms` (its idle clock restarted).
+    fn live(
+        &mut self,
+        digest: &cluster::Digest,
+        clock: cluster::SessionClock,
+    ) -> Option<cluster::SessionRecord> {
+        let (record, idle_until) = self.sessions.get_mut(digest)?;
+        let absolute = record.created_ms + clock.ttl_ms;
+        if clock.now_ms >= absolute || clock.now_ms >= *idle_until {
+            self.sessions.remove(digest);
+            return None;
+        }
+        *idle_until = clock.now_ms + clock.idle_ms;
+        Some(record.clone())
+    }
+
+    /// Redis's answer to `ask` (announcements of ended sessions wait in
+    /// [`StoreModel::ended`]).
+    pub fn answer(&mut self, ask: cluster::Ask) -> cluster::Answer {
+        match ask {
+            cluster::Ask::CreateSession {
+                digest,
+                record,
+                clock,
+                max_per_user,
+            } => {
+                let mine = self.by_user.entry(record.user.clone()).or_default();
+                mine.retain(|d| self.sessions.contains_key(d));
+                mine.push(digest);
+                let cut = mine.len().saturating_sub(max_per_user);
+                let evicted: Vec<cluster::Digest> = mine.drain(..cut).collect();
+                for d in &evicted {
+                    self.sessions.remove(d);
+                }
+                if !evicted.is_empty() {
+                    self.ended.push(cluster::LinkEvent::SessionsEnded {
+                        digests: evicted,
+                        why: cluster::Ended::Evicted,
+                    });
+                }
+                self.sessions
+                    .insert(digest, (record, clock.now_ms + clock.idle_ms));
+                cluster::Answer::Done
+            }
+            cluster::Ask::LookupSession { digest, clock } => {
+                cluster::Answer::Session(self.live(&digest, clock))
+            }
+            cluster::Ask::EndSessions { digests } => {
+                let ended: Vec<cluster::Digest> = (digests.into_iter())
+                    .filter(|d| self.sessions.remove(d).is_some())
+                    .collect();
+                if !ended.is_empty() {
+                    self.ended.push(cluster::LinkEvent::SessionsEnded {
+                        digests: ended,
+                        why: cluster::Ended::LoggedOut,
+                    });
+                }
+                cluster::Answer::Done
+            }
+            cluster::Ask::TouchSessions { digests, clock } => cluster::Answer::Missing(
+                (digests.into_iter())
+                    .filter(|d| self.live(d, clock).is_none())
+                    .collect(),
+            ),
+            cluster::Ask::IssueTicket {
+                digest,
+                payload,
+                session,
+                clock,
+            } => {
+                if let Some(s) = session {
+                    if self.live(&s, clock).is_none() {
+                        return cluster::Answer::Session(None);
+                    }
+                }
+                self.tickets.insert(
+                    digest,
+                    (payload, session, clock.now_ms + cluster::TICKET_TTL_MS),
+                );
+                cluster::Answer::Done
+            }
+            cluster::Ask::RedeemTicket { digest, clock } => {
+                let Some((payload, session, until)) = self.tickets.remove(&digest) else {
+                    return cluster::Answer::Ticket(None);
+                };
+                let session_ok = session.is_none_or(|s| self.live(&s, clock).is_some());
+                cluster::Answer::Ticket((clock.now_ms < until && session_ok).then_some(payload))
+            }
+        }
+    }
+
+    /// cluster::Answers every query the nodes asked (and any they ask meanwhile),
+    /// then announces ended sessions to every node, as the subscription
+    /// does.
+    pub fn serve(&mut self, nodes: &mut [&mut Harness]) {
+        loop {
+            let mut any = false;
+            for h in nodes.iter_mut() {
+                for q in std::mem::take(&mut h.queries) {
+                    any = true;
+                    let answer = self.answer(q.ask);
+                    h.link(cluster::LinkEvent::Answer { id: q.id, answer });
+                }
+            }
+            for event in std::mem::take(&mut self.ended) {
+                any = true;
+                for h in nodes.iter_mut() {
+                    h.link(event.clone());
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+}
+
 /// The epoch [`Harness::redis_round`] numbers messages in.
 pub const REDIS_EPOCH: u64 = 0x0000_0042_0000_0001;
 
@@ -224,6 +356,9 @@ pub struct Harness {
     pub queries: Vec<crate::core::cluster::Query>,
     /// The rooms' sequences as the played Redis keeps them.
     pub redis_seqs: HashMap<String, u64>,
+    /// The session store as the played Redis keeps it
+    /// ([`Harness::store_round`]).
+    pub store: StoreModel,
 }
 
 impl Default for Harness {
@@ -257,6 +392,7 @@ impl Harness {
             published: Vec::new(),
             queries: Vec::new(),
             redis_seqs: HashMap::new(),
+            store: StoreModel::default(),
         }
     }
 
@@ -441,6 +577,25 @@ impl Harness {
             self.server.handle_link(LinkEvent::Message(delivered), now);
         }
         self.pump();
+    }
+
+    /// Plays Redis's session store ([`Harness::store`]) for every query
+    /// asked so far (and any asked meanwhile).
+    pub fn store_round(&mut self) {
+        let mut store = std::mem::take(&mut self.store);
+        store.serve(&mut [self]);
+        self.store = store;
+    }
+
+    /// Answers every query asked so far `Unavailable`, as the link does
+    /// when it goes down.
+    pub fn fail_queries(&mut self) {
+        for q in std::mem::take(&mut self.queries) {
+            self.link(cluster::LinkEvent::Answer {
+                id: q.id,
+                answer: cluster::Answer::Unavailable,
+            });
+        }
     }
 
     /// Tells the core what the Redis link says, then plays the shell.

@@ -143,6 +143,69 @@ impl SessionStore {
         (id, handle, evicted)
     }
 
+    /// A fresh session id and its digest, for a session another store
+    /// keeps (Redis, with `--redis`): nothing is stored here.
+    pub fn new_id(&mut self) -> (String, IdDigest) {
+        new_secret_id(&mut self.rng)
+    }
+
+    /// Holds here a session that Redis holds (with `--redis`), so that
+    /// WebSockets can be tied to it: its handle, the one it already has
+    /// here if any. Such a copy is not counted against the per-user limit
+    /// (Redis keeps that) and, like any session, idles out here when no
+    /// WebSocket uses it; only its absolute limit can end it while one
+    /// does.
+    pub fn adopt(
+        &mut self,
+        digest: IdDigest,
+        user: &str,
+        role: &str,
+        created: u64,
+        now: u64,
+    ) -> SessionHandle {
+        if let Some(&handle) = self.by_digest.get(&digest) {
+            if let Some(s) = self.sessions.get_mut(&handle) {
+                s.last_seen = now;
+            }
+            return handle;
+        }
+        let handle = self.next;
+        self.next += 1;
+        self.by_user
+            .entry(user.into())
+            .or_default()
+            .push_back(handle);
+        self.by_digest.insert(digest, handle);
+        self.sessions.insert(
+            handle,
+            Session {
+                digest,
+                user: user.to_string(),
+                role: role.to_string(),
+                created,
+                last_seen: now,
+                live: 0,
+            },
+        );
+        handle
+    }
+
+    /// The handle of the session with this digest, if held here.
+    pub fn handle_of_digest(&self, digest: &IdDigest) -> Option<SessionHandle> {
+        self.by_digest.get(digest).copied()
+    }
+
+    /// The digests of the sessions that WebSockets here use, in handle
+    /// order.
+    pub fn in_use(&self) -> Vec<IdDigest> {
+        let mut live: Vec<(SessionHandle, IdDigest)> = (self.sessions.iter())
+            .filter(|(_, s)| s.live > 0)
+            .map(|(&h, s)| (h, s.digest))
+            .collect();
+        live.sort_unstable();
+        live.into_iter().map(|(_, d)| d).collect()
+    }
+
     /// Finds the session of a cookie value, refreshing its idle clock.
     pub fn lookup(&mut self, id: &[u8], now: u64) -> Result<Principal, SessionError> {
         let handle = *self

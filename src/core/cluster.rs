@@ -237,6 +237,7 @@ use std::sync::Arc;
 use log::info;
 
 use super::chat::{Event, Reply, resume_json};
+use super::cluster_sessions::Waiter;
 use super::conn::Conn;
 use super::logfmt::quoted;
 use super::rooms::Adopted;
@@ -259,9 +260,29 @@ pub struct Cluster {
     pending: HashMap<u64, Option<ConnId>>,
     /// Publishes Redis did not confirm, for `/metrics`.
     pub failed: u64,
+    /// Queries awaiting their answer, and who waits for each.
+    queries: HashMap<u64, Waiter>,
 }
 
 impl Cluster {
+    /// A new query's id, awaited by `waiter`.
+    pub(super) fn waiting_for(&mut self, waiter: Waiter) -> u64 {
+        self.next_id += 1;
+        self.queries.insert(self.next_id, waiter);
+        self.next_id
+    }
+
+    /// True when connection `conn` waits for query `id`.
+    #[cfg(any(test, fuzzing))]
+    pub(super) fn awaits(&self, id: u64, conn: ConnId) -> bool {
+        self.queries.get(&id) == Some(&Waiter::Conn(conn))
+    }
+
+    /// Who waited for query `id` (no longer).
+    pub(super) fn answered(&mut self, id: u64) -> Option<Waiter> {
+        self.queries.remove(&id)
+    }
+
     /// Publishes awaiting Redis's answer.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -277,9 +298,7 @@ const BUSY: &str = "not sent: too many messages are waiting for the chat store";
 impl Server {
     /// True when chat goes through Redis (`--redis`).
     pub fn is_clustered(&self) -> bool {
-        // why cfg!: without the feature nothing can set it, and the
-        // compiler then drops the cluster paths from the binary.
-        cfg!(feature = "redis") && self.ctx.cluster.is_some()
+        self.ctx.clustered()
     }
 
     /// Hands a chat line to Redis (cluster mode): it reaches the room,
@@ -325,12 +344,20 @@ impl Server {
 
     /// The Redis link reports `event`.
     pub fn handle_link(&mut self, event: LinkEvent, now: Time) {
+        // why: a constant without the feature; what follows compiles away.
+        if !self.is_clustered() {
+            return;
+        }
         let Some(cluster) = self.ctx.cluster.as_mut() else {
             return;
         };
         match event {
             // The link logs both, with Redis's address.
-            LinkEvent::Up => cluster.up = true,
+            LinkEvent::Up => {
+                cluster.up = true;
+                // A session may have ended while the link was down.
+                self.touch_sessions(now);
+            }
             LinkEvent::Down { .. } => {
                 cluster.up = false;
                 // why: what the subscription misses meanwhile never comes;
@@ -353,7 +380,10 @@ impl Server {
                 }
             }
             LinkEvent::Message(message) => self.deliver(&message, now),
-            LinkEvent::Answer { .. } | LinkEvent::SessionsEnded { .. } => {}
+            LinkEvent::Answer { id, answer } => self.store_answered(id, answer, now),
+            LinkEvent::SessionsEnded { digests, why } => {
+                self.handle_sessions_ended(&digests, why, now);
+            }
         }
     }
 

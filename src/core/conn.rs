@@ -4,6 +4,9 @@
 //!  accept ─► Http ──(POST /token, /login, password upgrade)──► AwaitPassword
 //!             │  ▲                                                  │
 //!             │  └───────────── answer sent, keep-alive ────────────┤
+//!             │  ▲                                                  │
+//!             │  └── (--redis: login, logout, ticket, cookie or ────┤
+//!             │       ticket upgrade) ◄──► AwaitStore ──────────────┤
 //!             │                                                     │
 //!             └──(valid upgrade + credential)──► Ws ◄───────────────┘
 //!                                                 │
@@ -17,11 +20,13 @@
 //! [`super::registry::Registry::open`] calls, so that an open WebSocket is
 //! always listed in its room and under its user.
 
+use std::fmt;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 
+use super::cluster::Digest;
 use super::fragments::FragmentMeter;
 use super::limits::Bucket;
 use super::peer::{Peer, ViaProxy};
@@ -91,6 +96,82 @@ pub struct PasswordCheck {
     pub rest: Vec<u8>,
 }
 
+/// What a connection awaits from the session store in Redis (with
+/// `--redis`), and so what to do with the answer.
+pub enum StoreStep {
+    /// `POST /login`: the session is being stored; then the cookie.
+    Login {
+        /// The cookie value (a secret: never logged).
+        cookie: String,
+        /// Whose session.
+        user: String,
+        /// Who may read the answer across origins.
+        cors: Cors,
+    },
+    /// `POST /logout`: the sessions are being ended on every node.
+    Logout {
+        /// Who may read the answer across origins.
+        cors: Cors,
+    },
+    /// `POST /ws-ticket` with a cookie: its session is being looked up;
+    /// then a ticket is issued.
+    TicketSession {
+        /// The session id's digest.
+        digest: Digest,
+        /// Who may read the answer across origins.
+        cors: Cors,
+    },
+    /// `POST /ws-ticket`: the ticket is being stored; then it is sent.
+    Ticket {
+        /// The ticket (a secret: never logged).
+        ticket: String,
+        /// Whose.
+        user: String,
+        /// Who may read the answer across origins.
+        cors: Cors,
+    },
+    /// An upgrade with a cookie or a ticket: its session is being looked
+    /// up, or its ticket taken.
+    Upgrade(Box<Upgrade>),
+}
+
+impl StoreStep {
+    /// Who may read the answer across origins.
+    pub fn cors(&self) -> Cors {
+        match self {
+            StoreStep::Login { cors, .. }
+            | StoreStep::Logout { cors }
+            | StoreStep::TicketSession { cors, .. }
+            | StoreStep::Ticket { cors, .. } => *cors,
+            StoreStep::Upgrade(_) => Cors::default(),
+        }
+    }
+
+    /// The request's target, for a refusal's log line.
+    pub fn target(&self) -> String {
+        match self {
+            StoreStep::Login { .. } => "/login".into(),
+            StoreStep::Logout { .. } => "/logout".into(),
+            StoreStep::TicketSession { .. } | StoreStep::Ticket { .. } => "/ws-ticket".into(),
+            StoreStep::Upgrade(upgrade) => format!("/ws?room={}", upgrade.room),
+        }
+    }
+}
+
+impl fmt::Debug for StoreStep {
+    // why by hand: a cookie or ticket value never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            StoreStep::Login { .. } => "Login",
+            StoreStep::Logout { .. } => "Logout",
+            StoreStep::TicketSession { .. } => "TicketSession",
+            StoreStep::Ticket { .. } => "Ticket",
+            StoreStep::Upgrade(_) => "Upgrade",
+        };
+        write!(f, "StoreStep::{name}([redacted])")
+    }
+}
+
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub enum Phase {
@@ -107,6 +188,18 @@ pub enum Phase {
         job: u64,
         /// What the answer is for.
         purpose: Purpose,
+        /// Whether the connection stays open after the answer.
+        then: Then,
+        /// Bytes that arrived after the request.
+        rest: Vec<u8>,
+    },
+    /// A question to the session store in Redis is under way (with
+    /// `--redis`); input is held.
+    AwaitStore {
+        /// The query's id.
+        query: u64,
+        /// What the answer is for.
+        step: StoreStep,
         /// Whether the connection stays open after the answer.
         then: Then,
         /// Bytes that arrived after the request.
@@ -130,6 +223,7 @@ impl Phase {
         match self {
             Phase::Http { .. } => "http",
             Phase::AwaitPassword { .. } => "await-password",
+            Phase::AwaitStore { .. } => "await-store",
             Phase::Ws(_) => "ws",
             Phase::Closing => "closing",
             Phase::Lingering => "lingering",

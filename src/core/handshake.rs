@@ -14,13 +14,15 @@ use log::info;
 
 use super::authenticate::Verdict;
 use super::chat::Event;
-use super::conn::{At, PasswordCheck, Purpose, Ws};
+use super::cluster::Ask;
+use super::conn::{At, PasswordCheck, Purpose, StoreStep, Ws};
 use super::context::Context;
 use super::ending::Ending;
 use super::limits::Bucket;
 use super::logfmt::quoted;
 use super::time::Time;
 use super::{ConnId, RETRY_AFTER_SECS, Server};
+use crate::auth::secret_id::digest_of;
 use crate::auth::{Credential, Principal, valid_role, valid_user_name};
 use crate::config::PerUserPolicy;
 use crate::http::response::{Part, Then};
@@ -40,6 +42,9 @@ pub(super) enum Authenticated {
         password: String,
         upgrade: Upgrade,
     },
+    /// The credential is a session cookie or a ticket, and Redis holds
+    /// them (`--redis`): ask it first.
+    Ask(Ask, Upgrade),
     /// Refuse; the credential's kind and the failed check when known.
     Refuse(Reject, Detail),
 }
@@ -105,6 +110,23 @@ impl Context {
             }
         };
         let kind = carrier.kind();
+        if self.clustered() {
+            let clock = self.session_clock(now);
+            let ask = match &carrier {
+                Carrier::Cookie(sid) => Some(Ask::LookupSession {
+                    digest: digest_of(sid),
+                    clock,
+                }),
+                Carrier::Ticket(t) => Some(Ask::RedeemTicket {
+                    digest: digest_of(t.as_bytes()),
+                    clock,
+                }),
+                _ => None,
+            };
+            if let Some(ask) = ask {
+                return Authenticated::Ask(ask, handshake.with(carrier));
+            }
+        }
         let mut why = None;
         let principal = match &carrier {
             Carrier::Bearer(t) | Carrier::Path(t) | Carrier::Query(t) => self
@@ -147,7 +169,7 @@ impl Context {
     }
 
     /// True while the credential behind `principal` still holds.
-    fn credential_live(&self, principal: &Principal, now: Time) -> bool {
+    pub(super) fn credential_live(&self, principal: &Principal, now: Time) -> bool {
         match *principal.credential() {
             Credential::Token { exp_ms } => {
                 now < Time::from_millis(exp_ms) + self.config.token_leeway
@@ -237,6 +259,12 @@ impl Server {
                     rest,
                 };
                 if let Some(response) = self.start_password_check(id, check, now) {
+                    self.respond(id, &response, Then::Close, Part::Whole, now);
+                }
+            }
+            Authenticated::Ask(ask, upgrade) => {
+                let step = StoreStep::Upgrade(Box::new(upgrade));
+                if let Some(response) = self.start_query(id, ask, step, Then::Close, rest, now) {
                     self.respond(id, &response, Then::Close, Part::Whole, now);
                 }
             }

@@ -73,6 +73,14 @@ impl Server {
                     ));
                 }
             }
+            if let Phase::AwaitStore { query, .. } = conn.phase {
+                if !(self.ctx.cluster.as_ref()).is_some_and(|c| c.awaits(query, conn.id)) {
+                    return Err(format!(
+                        "connection {:?} waits for an unlisted query",
+                        conn.id
+                    ));
+                }
+            }
             if let Some(ws) = conn.ws() {
                 let n = self.reg.of_user(ws.principal.user()).len();
                 if n > max_per_user {

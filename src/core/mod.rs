@@ -57,6 +57,7 @@
 mod authenticate;
 mod chat;
 pub mod cluster;
+mod cluster_sessions;
 mod conn;
 mod context;
 mod ending;
@@ -129,6 +130,18 @@ const PIPELINE_LIMIT: usize = 64 * 1024;
 /// How long a password check may take on the helper thread before the
 /// request is answered `503`.
 const PASSWORD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often expired sessions, tickets and rate buckets are swept: every
+/// minute; with `--redis` often enough that a session WebSockets here use
+/// is touched in Redis at least three times within its idle limit.
+fn sweep_interval(ctx: &Context) -> Duration {
+    let idle = ctx.config.session_idle;
+    if ctx.clustered() {
+        SWEEP_INTERVAL.min((idle / 3).max(Duration::from_secs(1)))
+    } else {
+        SWEEP_INTERVAL
+    }
+}
 
 /// Something only the shell can do.
 #[derive(Debug, PartialEq, Eq)]
@@ -241,6 +254,7 @@ impl Server {
     /// bytes: `main` validates both before it gets here.
     pub fn new(config: Config, now: Time) -> Server {
         let ctx = Context::new(config);
+        let next_sweep = now + sweep_interval(&ctx);
         Server {
             reg: Registry::new(ctx.epoch_base),
             ctx,
@@ -254,7 +268,7 @@ impl Server {
             parked_count: 0,
             held: HashMap::new(),
             pressure_since: None,
-            next_sweep: now + SWEEP_INTERVAL,
+            next_sweep,
             scratch: Vec::new(),
             scratch_json: Vec::new(),
         }
@@ -496,10 +510,10 @@ impl Server {
                 buf.extend_from_slice(data);
                 self.process_http(id, now);
             }
-            Phase::AwaitPassword { rest, .. } => {
+            Phase::AwaitPassword { rest, .. } | Phase::AwaitStore { rest, .. } => {
                 if rest.len() + data.len() > max_head + max_body {
                     info!(
-                        "closed peer={} reason=\"input while a password is checked\"",
+                        "closed peer={} reason=\"input while an answer is awaited\"",
                         conn.peer
                     );
                     self.drop_conn(id, now);
@@ -560,7 +574,9 @@ impl Server {
         };
         conn.eof = true;
         match &mut conn.phase {
-            Phase::AwaitPassword { then, .. } => *then = Then::Close,
+            Phase::AwaitPassword { then, .. } | Phase::AwaitStore { then, .. } => {
+                *then = Then::Close;
+            }
             Phase::Closing => {}
             Phase::Http { .. } if !conn.out.is_empty() => self.begin_closing(id, now),
             Phase::Http { .. } | Phase::Lingering => self.drop_conn(id, now),
@@ -622,7 +638,9 @@ impl Server {
             self.on_budget_deadline(now);
         }
         if now >= self.next_sweep {
-            self.next_sweep = now + SWEEP_INTERVAL;
+            self.next_sweep = now + sweep_interval(&self.ctx);
+            // A session in use here must not idle out in Redis.
+            self.touch_sessions(now);
             for handle in self.ctx.sessions.sweep(now.as_millis()) {
                 self.close_session_sockets(handle, ending::Ending::SessionExpired, now);
             }
@@ -707,7 +725,10 @@ impl Server {
             match self.reg[id].phase {
                 Phase::Ws(_) => self.close_ws(id, ending::Ending::ShuttingDown, now),
                 Phase::Http { .. } => self.begin_closing(id, now),
-                Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => {}
+                Phase::AwaitPassword { .. }
+                | Phase::AwaitStore { .. }
+                | Phase::Closing
+                | Phase::Lingering => {}
             }
         }
     }
@@ -904,6 +925,7 @@ impl Server {
             | Timer::Expiry
             | Timer::ExpiryWarning
             | Timer::Ping => self.on_ws_timer(id, timer, now),
+            Timer::StoreQuery => self.store_timed_out(id, now),
             Timer::PasswordCheck => {
                 // The helper thread should answer in well under a second;
                 // if it does not (gone, or swamped), don't hold the peer.
@@ -1076,7 +1098,10 @@ impl Server {
                     || conn.out.len() > limits.max_queue_bytes
             }
             Phase::Http { .. } => self.http_waits(conn),
-            Phase::AwaitPassword { .. } | Phase::Closing | Phase::Lingering => false,
+            Phase::AwaitPassword { .. }
+            | Phase::AwaitStore { .. }
+            | Phase::Closing
+            | Phase::Lingering => false,
         }
     }
 

@@ -561,6 +561,7 @@ impl Registry {
             let fits = match conn.phase {
                 Phase::Http { .. } => conn.timer == Timer::Handshake,
                 Phase::AwaitPassword { .. } => conn.timer == Timer::PasswordCheck,
+                Phase::AwaitStore { .. } => conn.timer == Timer::StoreQuery,
                 Phase::Closing | Phase::Lingering => conn.timer == Timer::Close,
                 Phase::Ws(_) => conn.timer.is_websocket(),
             };

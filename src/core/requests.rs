@@ -11,14 +11,15 @@ use crate::http::proxied;
 use log::info;
 use serde_json::json;
 
-use super::conn::{Cors, PasswordCheck, Phase, Purpose};
+use super::cluster::Ask;
+use super::conn::{Cors, PasswordCheck, Phase, Purpose, StoreStep};
 use super::context::Context;
 use super::ending::Ending;
 use super::logfmt::quoted;
 use super::metrics::Gauges;
-use super::tickets::TicketRefusal;
 use super::time::{Time, Timer};
 use super::{Action, ConnId, PasswordJob, RETRY_AFTER_SECS, Server};
+use crate::auth::secret_id::digest_of;
 use crate::auth::session::SessionHandle;
 use crate::auth::users::VerifiedUser;
 use crate::http::params::{Params, cookie_values};
@@ -45,15 +46,18 @@ pub(super) enum Routed {
         password: String,
         purpose: Purpose,
     },
+    /// Ask the session store in Redis (`--redis`); the answer comes after
+    /// (its response carries its own CORS, by the step).
+    Ask(Ask, StoreStep),
 }
 
 impl Routed {
     /// The same, its answer (if it has one now) changed by `f`.
-    fn map_response(self, f: impl FnOnce(Response) -> Response) -> Routed {
+    pub(super) fn map_response(self, f: impl FnOnce(Response) -> Response) -> Routed {
         match self {
             Routed::Respond(r) => Routed::Respond(f(r)),
             Routed::EndSessions(r, ended, ending) => Routed::EndSessions(f(r), ended, ending),
-            check @ Routed::CheckPassword { .. } => check,
+            waits @ (Routed::CheckPassword { .. } | Routed::Ask(..)) => waits,
         }
     }
 }
@@ -141,8 +145,8 @@ impl Context {
                     }
                 }
             }
-            ("/ws-ticket", Method::Post) => Routed::Respond(self.ws_ticket(req, peer, now)),
-            ("/logout", Method::Post) => self.logout(req, peer),
+            ("/ws-ticket", Method::Post) => self.ws_ticket(req, peer, cors, now),
+            ("/logout", Method::Post) => self.logout(req, peer, cors),
             ("/token" | "/login" | "/logout" | "/ws-ticket", _) => Routed::Respond(allow("POST")),
             _ => Routed::Respond(Response::detail(404, "not found")),
         };
@@ -272,6 +276,9 @@ impl Context {
             Some(user) if matches!(purpose, Purpose::Token(_)) => {
                 Routed::Respond(self.issue_token(user, peer, now))
             }
+            Some(user) if self.clustered() => {
+                self.login_shared(user.name(), user.role(), purpose.cors(), now)
+            }
             Some(user) => self.login(user, peer, now),
         };
         routed.map_response(|r| self.with_cors(purpose.cors(), r))
@@ -304,14 +311,24 @@ impl Context {
 
     /// The `Set-Cookie` value that sets (or, empty with `max_age` 0,
     /// clears) the session cookie.
-    fn cookie(&self, value: &str, max_age: u64) -> String {
+    pub(super) fn cookie(&self, value: &str, max_age: u64) -> String {
         let (name, secure) = (self.config.cookie_name(), !self.config.insecure_cookie);
         session_cookie(name, value, secure, max_age)
     }
 
-    /// `POST /logout`: end the session; its sockets close `4403`.
-    fn logout(&mut self, req: &Request, peer: Peer) -> Routed {
+    /// `POST /logout`: end the session; its sockets close `4403` (with
+    /// `--redis`, on every node, and the answer waits for Redis).
+    fn logout(&mut self, req: &Request, peer: Peer, cors: Cors) -> Routed {
         let name = self.config.cookie_name();
+        if self.clustered() {
+            let digests: Vec<_> = cookie_values(req.header_values("cookie"), name)
+                .into_iter()
+                .map(digest_of)
+                .collect();
+            if !digests.is_empty() {
+                return Routed::Ask(Ask::EndSessions { digests }, StoreStep::Logout { cors });
+            }
+        }
         let mut ended = Vec::new();
         for cookie in cookie_values(req.header_values("cookie"), name) {
             if let Some(handle) = self.sessions.handle_of(cookie) {
@@ -326,21 +343,24 @@ impl Context {
 
     /// `POST /ws-ticket`: a single-use ticket for the session (with an
     /// allowed `Origin`) or the bearer token's user.
-    fn ws_ticket(&mut self, req: &Request, peer: Peer, now: Time) -> Response {
+    fn ws_ticket(&mut self, req: &Request, peer: Peer, cors: Cors, now: Time) -> Routed {
         let unauthorized = |reason: &'static str| {
-            Response::detail(401, reason)
-                .header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+            Routed::Respond(
+                Response::detail(401, reason)
+                    .header("WWW-Authenticate", "Bearer error=\"invalid_token\""),
+            )
         };
+        let more = || Routed::Respond(Response::detail(400, "more than one credential"));
         let mut authz = req.header_values("authorization");
-        let principal = match (authz.next(), authz.next()) {
-            (Some(_), Some(_)) => return Response::detail(400, "more than one credential"),
+        let (principal, session) = match (authz.next(), authz.next()) {
+            (Some(_), Some(_)) => return more(),
             (Some(value), None) => {
                 let token = match upgrade::bearer_token(value) {
                     Ok(token) => token,
                     Err(rej) => return unauthorized(rej.reason()),
                 };
                 match self.jwt.verify(token, now.as_millis()) {
-                    Ok(claims) => claims.into_principal(),
+                    Ok(claims) => (claims.into_principal(), None),
                     Err(e) => return unauthorized(e.public_reason()),
                 }
             }
@@ -349,38 +369,27 @@ impl Context {
                 let [sid] = cookies.as_slice() else {
                     return match cookies.len() {
                         0 => unauthorized("missing credentials"),
-                        _ => Response::detail(400, "more than one credential"),
+                        _ => more(),
                     };
                 };
                 // A cookie is ambient: a foreign page must not get a ticket
                 // (login CSRF; the ticket itself it could not read anyway).
                 if self.foreign_origin(req) {
-                    return self.refused_cross_site(req, peer);
+                    return Routed::Respond(self.refused_cross_site(req, peer));
+                }
+                if self.clustered() {
+                    let digest = digest_of(sid);
+                    let clock = self.session_clock(now);
+                    let ask = Ask::LookupSession { digest, clock };
+                    return Routed::Ask(ask, StoreStep::TicketSession { digest, cors });
                 }
                 match self.sessions.lookup(sid, now.as_millis()) {
-                    Ok(p) => p,
+                    Ok(p) => (p, None),
                     Err(_) => return unauthorized("unknown or expired session"),
                 }
             }
         };
-        let user = principal.user().to_string();
-        match self.tickets.issue(principal, now) {
-            Ok(ticket) => {
-                info!("ticket issued user={} peer={peer}", quoted(&user));
-                Response::json(
-                    200,
-                    &json!({ "ticket": ticket, "expires_in": super::tickets::TICKET_TTL.as_secs() }),
-                )
-            }
-            Err(TicketRefusal::Full) => {
-                Reject::Unavailable("too many tickets outstanding", RETRY_AFTER_SECS).response()
-            }
-            Err(TicketRefusal::TooManyForUser) => {
-                let secs = super::tickets::TICKET_TTL.as_secs();
-                Response::detail(429, "too many tickets for this user")
-                    .header("Retry-After", secs.to_string())
-            }
-        }
+        self.issue_ticket(principal, session, cors, peer, now)
     }
 }
 
@@ -537,6 +546,13 @@ impl Server {
                     self.close_session_sockets(handle, ending, now);
                 }
                 response
+            }
+            Routed::Ask(ask, step) => {
+                match self.start_query(id, ask, step, then, Vec::new(), now) {
+                    Some(response) => response,
+                    // The store was asked; the rest waits for its answer.
+                    None => return false,
+                }
             }
             Routed::CheckPassword {
                 user,

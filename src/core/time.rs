@@ -69,6 +69,9 @@ pub enum Timer {
     Handshake,
     /// Waiting for a password check: answer `503` if the helper has not.
     PasswordCheck,
+    /// Waiting for the session store in Redis (`--redis`): answer `503`
+    /// if the link has not (it answers every query; this is a safety net).
+    StoreQuery,
     /// Closing: the queue had this long to drain and the peer to end its
     /// stream; then the socket is dropped.
     Close,

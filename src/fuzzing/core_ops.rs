@@ -186,7 +186,8 @@ pub(super) enum LinkOp {
     Up,
     /// Lost.
     Down,
-    /// Every message published so far is stored and handed back, in order.
+    /// Every message published so far is stored and handed back, in
+    /// order, and every question to the session store answered.
     Round,
     /// The oldest message published is answered `Failed` (`unconfirmed`
     /// or not).
@@ -550,10 +551,17 @@ impl Driver {
         use crate::core::cluster::{Delivered, LinkEvent};
         match op {
             LinkOp::Up => self.h.link(LinkEvent::Up),
-            LinkOp::Down => self.h.link(LinkEvent::Down {
-                why: "played".into(),
-            }),
-            LinkOp::Round => self.h.redis_round(),
+            LinkOp::Down => {
+                self.h.link(LinkEvent::Down {
+                    why: "played".into(),
+                });
+                // The link answers what it had not sent.
+                self.h.fail_queries();
+            }
+            LinkOp::Round => {
+                self.h.redis_round();
+                self.h.store_round();
+            }
             LinkOp::Fail { unconfirmed } => {
                 if !self.h.published.is_empty() {
                     let id = self.h.published.remove(0).id;
@@ -1273,6 +1281,9 @@ impl Driver {
                 self.h.stall(id, false);
             }
         }
+        self.observe();
+        // The link answers every query.
+        self.h.store_round();
         self.observe();
         let close = self.h.server.config().limits.close_timeout.as_millis() as u64;
         self.h.advance(2 * close + 1000);

@@ -16,6 +16,8 @@ mod browser;
 mod chat;
 #[cfg(feature = "redis")]
 mod cluster;
+#[cfg(feature = "redis")]
+mod cluster_sessions;
 mod embedding;
 mod flow;
 mod frames;
