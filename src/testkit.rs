@@ -205,8 +205,14 @@ pub struct StoreModel {
     pub by_user: HashMap<String, Vec<cluster::Digest>>,
     /// Ticket → (payload, session, deadline in ms).
     pub tickets: HashMap<cluster::Digest, (String, Option<cluster::Digest>, u64)>,
-    /// End announcements not yet delivered to the nodes.
+    /// Announcements (ended sessions, joins and leaves) not yet delivered
+    /// to the nodes.
     pub ended: Vec<cluster::LinkEvent>,
+    /// WebSockets counted: `(life, room, user)` → how many.
+    pub counts: HashMap<(u64, String, String), u32>,
+    /// Each node's current life, by its place among the nodes served.
+    pub lives: HashMap<usize, u64>,
+    next_life: u64,
 }
 
 impl StoreModel {
@@ -226,10 +232,113 @@ impl StoreModel {
         Some(record.clone())
     }
 
-    /// Redis's answer to `ask` (announcements of ended sessions wait in
+    /// The WebSockets of `user` counted, in `room` (or all rooms).
+    fn total(&self, room: Option<&str>, user: &str) -> u32 {
+        (self.counts.iter())
+            .filter(|((_, r, u), _)| u == user && room.is_none_or(|room| room == r))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Counts `n` more (or fewer) of `user` in `room` for `life`,
+    /// announcing a first join or a last leave.
+    fn count(&mut self, life: u64, room: &str, user: &str, n: i64) {
+        let before = self.total(Some(room), user);
+        let key = (life, room.to_string(), user.to_string());
+        let now = i64::from(self.counts.get(&key).copied().unwrap_or(0)) + n;
+        match u32::try_from(now) {
+            Ok(0) | Err(_) => self.counts.remove(&key),
+            Ok(now) => self.counts.insert(key, now),
+        };
+        let after = self.total(Some(room), user);
+        if (before == 0) != (after == 0) {
+            self.ended.push(cluster::LinkEvent::Presence {
+                room: room.to_string(),
+                user: user.to_string(),
+                joined: after > 0,
+            });
+        }
+    }
+
+    /// The node `node` died (or its old life was let go): its counts go,
+    /// and the leaves are announced.
+    pub fn kill(&mut self, node: usize) {
+        if let Some(life) = self.lives.remove(&node) {
+            self.drop_life(life);
+        }
+    }
+
+    fn drop_life(&mut self, life: u64) {
+        let mut mine: Vec<(String, String, u32)> = (self.counts.iter())
+            .filter(|((l, ..), _)| *l == life)
+            .map(|((_, r, u), n)| (r.clone(), u.clone(), *n))
+            .collect();
+        mine.sort();
+        for (room, user, n) in mine {
+            self.count(life, &room, &user, -i64::from(n));
+        }
+    }
+
+    /// `node`'s current life (a new one if it has none).
+    fn life(&mut self, node: usize) -> u64 {
+        if let Some(&life) = self.lives.get(&node) {
+            return life;
+        }
+        self.next_life += 1;
+        self.lives.insert(node, self.next_life);
+        self.next_life
+    }
+
+    /// Redis's answer to `ask` from node `node` (announcements wait in
     /// [`StoreModel::ended`]).
-    pub fn answer(&mut self, ask: cluster::Ask) -> cluster::Answer {
+    pub fn answer(&mut self, node: usize, ask: cluster::Ask) -> cluster::Answer {
         match ask {
+            cluster::Ask::Join {
+                room,
+                user,
+                max_per_user,
+                may_evict,
+            } => {
+                let held = self.total(None, &user) as usize;
+                if held >= max_per_user && !may_evict {
+                    return cluster::Answer::Full;
+                }
+                let life = self.life(node);
+                self.count(life, &room, &user, 1);
+                cluster::Answer::Joined {
+                    evict: held >= max_per_user,
+                }
+            }
+            cluster::Ask::Leave { room, user } => {
+                let life = self.life(node);
+                if self
+                    .counts
+                    .contains_key(&(life, room.clone(), user.clone()))
+                {
+                    self.count(life, &room, &user, -1);
+                }
+                cluster::Answer::Done
+            }
+            cluster::Ask::Who { room } => {
+                let mut users: Vec<String> = (self.counts.keys())
+                    .filter(|(_, r, _)| *r == room)
+                    .map(|(_, _, u)| u.clone())
+                    .collect();
+                users.sort();
+                users.dedup();
+                cluster::Answer::Users(users)
+            }
+            cluster::Ask::Register { entries, first } => {
+                let old = first.then(|| self.lives.remove(&node)).flatten();
+                let life = self.life(node);
+                for (room, user, n) in entries {
+                    self.count(life, &room, &user, i64::from(n));
+                }
+                if let Some(old) = old {
+                    self.drop_life(old);
+                }
+                cluster::Answer::Done
+            }
             cluster::Ask::CreateSession {
                 digest,
                 record,
@@ -307,10 +416,10 @@ impl StoreModel {
     pub fn serve(&mut self, nodes: &mut [&mut Harness]) {
         loop {
             let mut any = false;
-            for h in nodes.iter_mut() {
+            for (node, h) in nodes.iter_mut().enumerate() {
                 for q in std::mem::take(&mut h.queries) {
                     any = true;
-                    let answer = self.answer(q.ask);
+                    let answer = self.answer(node, q.ask);
                     h.link(cluster::LinkEvent::Answer { id: q.id, answer });
                 }
             }
@@ -359,6 +468,10 @@ pub struct Harness {
     /// The session store as the played Redis keeps it
     /// ([`Harness::store_round`]).
     pub store: StoreModel,
+    /// Queries are answered by [`Harness::store`] as soon as they are
+    /// asked (a node alone, with `--redis`).
+    pub auto_store: bool,
+    serving: bool,
 }
 
 impl Default for Harness {
@@ -393,6 +506,8 @@ impl Harness {
             queries: Vec::new(),
             redis_seqs: HashMap::new(),
             store: StoreModel::default(),
+            auto_store: false,
+            serving: false,
         }
     }
 
@@ -583,7 +698,9 @@ impl Harness {
     /// asked so far (and any asked meanwhile).
     pub fn store_round(&mut self) {
         let mut store = std::mem::take(&mut self.store);
+        self.serving = true;
         store.serve(&mut [self]);
+        self.serving = false;
         self.store = store;
     }
 
@@ -653,8 +770,11 @@ impl Harness {
                 }
             }
             if !progressed {
-                return;
+                break;
             }
+        }
+        if self.auto_store && !self.serving && !self.queries.is_empty() {
+            self.store_round();
         }
     }
 

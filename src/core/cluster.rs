@@ -140,6 +140,53 @@ pub enum Ask {
         /// The session limits.
         clock: SessionClock,
     },
+    /// A WebSocket of `user` opens in `room` on this node: count it
+    /// against the user's connections on every node (at most
+    /// `max_per_user`, dead nodes' included until they are removed), and
+    /// when it is the user's first in the room on any node, announce
+    /// [`LinkEvent::Presence`] `joined`. At the limit, nothing is counted
+    /// and the answer is [`Answer::Full`], unless `may_evict` (the user
+    /// has a connection on this node that the core will close to make
+    /// room, `--per-user-policy evict-oldest`): then it is counted all the
+    /// same. Answer: [`Answer::Joined`] or [`Answer::Full`].
+    Join {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+        /// `--max-conns-per-user`.
+        max_per_user: usize,
+        /// Count it even at the limit.
+        may_evict: bool,
+    },
+    /// A WebSocket counted by [`Ask::Join`] closed: uncount it, and when
+    /// it was the user's last in the room on any node, announce
+    /// [`LinkEvent::Presence`] not `joined`. Answer: [`Answer::Done`].
+    Leave {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+    },
+    /// Who is in `room`, on every node. Answer: [`Answer::Users`].
+    Who {
+        /// The room.
+        room: String,
+    },
+    /// Everything this node counts, after the link came back (it may have
+    /// been removed as dead meanwhile, and joins and leaves sent while it
+    /// was down were refused). With `first`, the link starts a new life
+    /// of this node in Redis (a new incarnation; the old one is removed
+    /// like a dead node's, within [`NODE_TIMEOUT_MS`]); a long list comes
+    /// in several parts, the rest without `first`. Users already present
+    /// through the old incarnation or another node are not announced
+    /// again. Answer: [`Answer::Done`].
+    Register {
+        /// `(room, user, connections)`.
+        entries: Vec<(String, String, u32)>,
+        /// The first part.
+        first: bool,
+    },
     /// Take a ticket (deleting it: it works once, across all nodes). If it
     /// was issued from a session, only while that session is live
     /// (refreshing its idle limit). Answer: [`Answer::Ticket`].
@@ -150,6 +197,14 @@ pub enum Ask {
         clock: SessionClock,
     },
 }
+
+/// A node that has not told Redis it is alive for this long is dead: its
+/// users are removed (and their leaves announced) by the next live node's
+/// heartbeat, which every node sends every [`HEARTBEAT_MS`].
+pub const NODE_TIMEOUT_MS: u64 = 10_000;
+
+/// How often each node's link tells Redis that it is alive.
+pub const HEARTBEAT_MS: u64 = 2_000;
 
 /// A ticket's lifetime in Redis (PROTOCOL §1: 30 s).
 pub const TICKET_TTL_MS: u64 = 30_000;
@@ -167,6 +222,16 @@ pub enum Answer {
     /// The ticket's payload, or `None` (unknown, expired, used, or its
     /// session ended).
     Ticket(Option<String>),
+    /// The WebSocket was counted ([`Ask::Join`]); with `evict`, over the
+    /// limit, because the core closes one of the user's here.
+    Joined {
+        /// Close the user's oldest WebSocket on this node.
+        evict: bool,
+    },
+    /// The user holds `--max-conns-per-user` WebSockets on all nodes.
+    Full,
+    /// The users in a room ([`Ask::Who`]), sorted.
+    Users(Vec<String>),
     /// Not answered: the link is down, too much is in flight, or Redis
     /// failed or refused (the query may or may not have run).
     Unavailable,
@@ -221,6 +286,17 @@ pub enum LinkEvent {
         /// Its answer.
         answer: Answer,
     },
+    /// A user's first WebSocket in a room on any node opened (`joined`),
+    /// or the last one closed (or its node was found dead), from the
+    /// subscription: in one order with the room's messages.
+    Presence {
+        /// The room.
+        room: String,
+        /// The user.
+        user: String,
+        /// Joined, or left.
+        joined: bool,
+    },
     /// Sessions ended on some node (this one included), from the
     /// subscription: their WebSockets on every node close.
     SessionsEnded {
@@ -262,6 +338,9 @@ pub struct Cluster {
     pub failed: u64,
     /// Queries awaiting their answer, and who waits for each.
     queries: HashMap<u64, Waiter>,
+    /// A count in Redis may be wrong: count everything again
+    /// ([`Server::recount`]) at the next sweep.
+    pub recount: bool,
 }
 
 impl Cluster {
@@ -275,7 +354,10 @@ impl Cluster {
     /// True when connection `conn` waits for query `id`.
     #[cfg(any(test, fuzzing))]
     pub(super) fn awaits(&self, id: u64, conn: ConnId) -> bool {
-        self.queries.get(&id) == Some(&Waiter::Conn(conn))
+        match self.queries.get(&id) {
+            Some(Waiter::Conn(c) | Waiter::Join(c, ..)) => *c == conn,
+            _ => false,
+        }
     }
 
     /// Who waited for query `id` (no longer).
@@ -355,6 +437,9 @@ impl Server {
             // The link logs both, with Redis's address.
             LinkEvent::Up => {
                 cluster.up = true;
+                // Joins and leaves were not counted while it was down, and
+                // this node may have been found dead meanwhile.
+                self.recount();
                 // A session may have ended while the link was down.
                 self.touch_sessions(now);
             }
@@ -381,6 +466,9 @@ impl Server {
             }
             LinkEvent::Message(message) => self.deliver(&message, now),
             LinkEvent::Answer { id, answer } => self.store_answered(id, answer, now),
+            LinkEvent::Presence { room, user, joined } => {
+                self.presence(&room, &user, joined, now);
+            }
             LinkEvent::SessionsEnded { digests, why } => {
                 self.handle_sessions_ended(&digests, why, now);
             }

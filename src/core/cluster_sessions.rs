@@ -15,6 +15,7 @@
 //!
 //! [`LinkEvent::SessionsEnded`]: super::cluster::LinkEvent::SessionsEnded
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::info;
@@ -45,12 +46,21 @@ pub const STORE_UNREACHABLE: Reject =
     Reject::Unavailable("session store unreachable", RETRY_AFTER_SECS);
 
 /// Who waits for a query's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Waiter {
     /// A connection, in [`Phase::AwaitStore`].
     Conn(ConnId),
+    /// A connection, in [`Phase::AwaitStore`], whose WebSocket is being
+    /// counted in `room` for `user` ([`Ask::Join`]): if it is gone when
+    /// the count comes, it is uncounted.
+    Join(ConnId, String, Arc<str>),
     /// The periodic touch of the sessions in use here.
     Touch,
+    /// `/who` from a WebSocket.
+    Who(ConnId),
+    /// A count that nobody waits for ([`Ask::Leave`], [`Ask::Register`]):
+    /// only a failure matters.
+    Count,
 }
 
 /// What a ticket holds in Redis: enough to admit its bearer on any node.
@@ -266,7 +276,14 @@ impl Server {
                 .log_refusal(peer, STORE_UNREACHABLE, &target, Detail::default());
             return Some(self.ctx.with_cors(cors, STORE_UNREACHABLE.response()));
         };
-        let query = cluster.waiting_for(Waiter::Conn(id));
+        let waiter = match &step {
+            StoreStep::Join(join) => {
+                let (principal, upgrade) = &**join;
+                Waiter::Join(id, upgrade.room.clone(), principal.user_shared().clone())
+            }
+            _ => Waiter::Conn(id),
+        };
+        let query = cluster.waiting_for(waiter);
         let conn = &mut self.reg[id];
         let mut held = rest;
         if let Phase::Http { buf, .. } = &mut conn.phase {
@@ -289,22 +306,37 @@ impl Server {
         let Some(waiter) = self.ctx.cluster.as_mut().and_then(|c| c.answered(query)) else {
             return;
         };
-        let id = match waiter {
+        let (id, join) = match waiter {
             Waiter::Touch => {
                 if let Answer::Missing(gone) = answer {
                     self.sessions_ended(&gone, Ending::SessionExpired, now);
                 }
                 return;
             }
-            Waiter::Conn(id) => id,
+            Waiter::Who(id) => return self.who_answered(id, answer, now),
+            Waiter::Count => {
+                if answer == Answer::Unavailable {
+                    self.count_failed();
+                }
+                return;
+            }
+            Waiter::Conn(id) => (id, None),
+            Waiter::Join(id, room, user) => (id, Some((room, user))),
         };
+        if answer == Answer::Unavailable && join.is_some() {
+            // It may have been counted all the same.
+            self.count_failed();
+        }
         // The connection may have timed out waiting, or be gone.
-        let Some(conn) = self.reg.get_mut(id) else {
-            return;
-        };
-        if !matches!(conn.phase, Phase::AwaitStore { query: q, .. } if q == query) {
+        let waits = (self.reg.get(id))
+            .is_some_and(|c| matches!(c.phase, Phase::AwaitStore { query: q, .. } if q == query));
+        if !waits {
+            if let (Some((room, user)), Answer::Joined { .. }) = (join, &answer) {
+                self.uncount(&room, &user);
+            }
             return;
         }
+        let conn = &mut self.reg[id];
         let Phase::AwaitStore {
             step, then, rest, ..
         } = std::mem::replace(&mut conn.phase, Phase::Closing)
@@ -327,6 +359,7 @@ impl Server {
             (StoreStep::Upgrade(upgrade), answer) => {
                 return self.upgrade_answered(id, *upgrade, answer, &rest, now);
             }
+            (StoreStep::Join(join), answer) => return self.joined(id, *join, answer, &rest, now),
             (_, Answer::Unavailable) => refuse(&mut self.ctx, STORE_UNREACHABLE, None),
             (StoreStep::Login { cookie, user, .. }, Answer::Done) => {
                 info!("login user={} peer={peer}", quoted(&user));

@@ -133,6 +133,9 @@ pub enum StoreStep {
     /// An upgrade with a cookie or a ticket: its session is being looked
     /// up, or its ticket taken.
     Upgrade(Box<Upgrade>),
+    /// An authenticated upgrade: the WebSocket is being counted across
+    /// nodes (the per-user limit).
+    Join(Box<(Principal, Upgrade)>),
 }
 
 impl StoreStep {
@@ -143,7 +146,7 @@ impl StoreStep {
             | StoreStep::Logout { cors }
             | StoreStep::TicketSession { cors, .. }
             | StoreStep::Ticket { cors, .. } => *cors,
-            StoreStep::Upgrade(_) => Cors::default(),
+            StoreStep::Upgrade(_) | StoreStep::Join(_) => Cors::default(),
         }
     }
 
@@ -154,6 +157,7 @@ impl StoreStep {
             StoreStep::Logout { .. } => "/logout".into(),
             StoreStep::TicketSession { .. } | StoreStep::Ticket { .. } => "/ws-ticket".into(),
             StoreStep::Upgrade(upgrade) => format!("/ws?room={}", upgrade.room),
+            StoreStep::Join(join) => format!("/ws?room={}", join.1.room),
         }
     }
 }
@@ -167,6 +171,7 @@ impl fmt::Debug for StoreStep {
             StoreStep::TicketSession { .. } => "TicketSession",
             StoreStep::Ticket { .. } => "Ticket",
             StoreStep::Upgrade(_) => "Upgrade",
+            StoreStep::Join(_) => "Join",
         };
         write!(f, "StoreStep::{name}([redacted])")
     }

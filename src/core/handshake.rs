@@ -313,9 +313,33 @@ impl Server {
         rest: &[u8],
         now: Time,
     ) {
+        if self.is_clustered() {
+            // why: the per-user limit counts every node's WebSockets.
+            if principal
+                .rooms()
+                .is_some_and(|rooms| !rooms.contains(&upgrade.room))
+            {
+                let kind = upgrade.carrier.kind();
+                let target = format!("/ws?room={}", upgrade.room);
+                let rej = Reject::Forbidden("room not allowed");
+                return self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+            }
+            return self.join_cluster(id, principal, upgrade, rest, now);
+        }
+        self.admit_here(id, principal, upgrade, rest, now);
+    }
+
+    /// [`Server::admit`] by this node's count alone.
+    pub(super) fn admit_here(
+        &mut self,
+        id: ConnId,
+        principal: Principal,
+        upgrade: Upgrade,
+        rest: &[u8],
+        now: Time,
+    ) {
         let kind = upgrade.carrier.kind();
-        let user = Arc::clone(principal.user_shared());
-        let live = self.reg.of_user(&user);
+        let live = self.reg.of_user(principal.user());
         let admission = match self.ctx.admission(&principal, &upgrade, live) {
             Ok(admission) => admission,
             Err(rej) => {
@@ -326,6 +350,22 @@ impl Server {
         if let Some(oldest) = admission.evict {
             self.close_ws(oldest, Ending::Replaced, now);
         }
+        self.open_counted(id, principal, upgrade, rest, now);
+    }
+
+    /// Opens the WebSocket, its admission decided: the `101`, the room,
+    /// the clocks, and any frames that came right behind the request
+    /// head.
+    pub(super) fn open_counted(
+        &mut self,
+        id: ConnId,
+        principal: Principal,
+        upgrade: Upgrade,
+        rest: &[u8],
+        now: Time,
+    ) {
+        let kind = upgrade.carrier.kind();
+        let user = Arc::clone(principal.user_shared());
         let protocol = match upgrade.mode {
             Mode::Json => Some(upgrade::JSON_PROTOCOL),
             Mode::Text => None,
@@ -376,7 +416,8 @@ impl Server {
                 observer.joined(&room, &user);
             }
         }
-        if first && self.presence_on(&room) {
+        // why not clustered: Redis announces joins, to every node.
+        if first && !self.is_clustered() && self.presence_on(&room) {
             self.broadcast(&room, Event::Join { user: &user }, now);
         }
         if !rest.is_empty() {

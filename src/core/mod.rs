@@ -57,6 +57,7 @@
 mod authenticate;
 mod chat;
 pub mod cluster;
+mod cluster_presence;
 mod cluster_sessions;
 mod conn;
 mod context;
@@ -641,6 +642,9 @@ impl Server {
             self.next_sweep = now + sweep_interval(&self.ctx);
             // A session in use here must not idle out in Redis.
             self.touch_sessions(now);
+            if self.ctx.cluster.as_ref().is_some_and(|c| c.recount) {
+                self.recount();
+            }
             for handle in self.ctx.sessions.sweep(now.as_millis()) {
                 self.close_session_sockets(handle, ending::Ending::SessionExpired, now);
             }

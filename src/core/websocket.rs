@@ -43,6 +43,8 @@ pub(super) enum Step {
     Broadcast(String),
     /// A ping to this connection.
     Ping,
+    /// `/who`, asked of Redis (`--redis`).
+    Who,
     /// End the connection ([`Ending::SlowConsumer`] drops its unsent
     /// frames first).
     Close(Ending),
@@ -102,6 +104,7 @@ impl Context {
                     _ => Reply::Error("unknown_command", "unknown command"),
                 }
             }
+            Ok(Request::Who) if self.clustered() => return Step::Who,
             Ok(Request::Who) => {
                 let users = rooms.get(&ws.room).map(|r| r.users()).unwrap_or_default();
                 Reply::Who(users)
@@ -320,6 +323,7 @@ impl Server {
                 self.queued_to(id, now);
             }
             Step::Close(ending) => self.close_ws(id, ending, now),
+            Step::Who => self.ask_who(id, now),
         }
     }
 
@@ -567,6 +571,10 @@ impl Server {
             for observer in &mut self.ctx.observers {
                 observer.left(&left.room, &left.user);
             }
+        }
+        if self.is_clustered() {
+            // Redis announces leaves, to every node.
+            return self.uncount(&left.room, &left.user);
         }
         if left.last_of_user && !self.ctx.shutting_down && self.presence_on(&left.room) {
             self.broadcast(&left.room, Event::Leave { user: &left.user }, now);

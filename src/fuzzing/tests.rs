@@ -221,6 +221,8 @@ fn core_seeds() -> Vec<(&'static str, CoreInput)> {
                         since: Since::Zero,
                         ..Upgrade::default()
                     }),
+                    // Redis counts bob's WebSocket (the per-user limit).
+                    Op::Link(LinkOp::Round),
                     chat(0, M::Hello),
                     Op::Link(LinkOp::Fail { unconfirmed: true }),
                     Op::Link(LinkOp::Numbered {
@@ -272,6 +274,35 @@ fn core_seeds() -> Vec<(&'static str, CoreInput)> {
                         ..Upgrade::default()
                     }),
                     http(0, R::Logout),
+                ],
+            ),
+        ),
+        (
+            "redis-sessions",
+            input(
+                Switches {
+                    redis: true,
+                    no_upgrade_rate: true,
+                    ..off
+                },
+                vec![
+                    Op::Link(LinkOp::Up),
+                    Op::Accept,
+                    http(0, R::LoginAlice),
+                    Op::Passwords { checks: 3 },
+                    Op::Link(LinkOp::Round),
+                    http(0, R::TicketCookie),
+                    Op::Link(LinkOp::Round),
+                    Op::Accept,
+                    up(1, Ticket, Alice, Lobby),
+                    Op::Link(LinkOp::Round),
+                    Op::Accept,
+                    up(2, Cookie, Alice, Lobby),
+                    Op::Link(LinkOp::Round),
+                    chat(1, M::Who),
+                    Op::Link(LinkOp::Round),
+                    http(0, R::Logout),
+                    Op::Link(LinkOp::Round),
                 ],
             ),
         ),
@@ -615,6 +646,21 @@ fn core_ops_reaches_redis() {
             && t.contains(r#""seq":4"#)
     };
     assert_eq!(texts.iter().filter(broke).count(), 1, "{reached:?}");
+}
+
+#[test]
+#[cfg(feature = "redis")]
+fn core_ops_reaches_redis_sessions_and_presence() {
+    let seeds: HashMap<_, _> = core_seeds().into_iter().collect();
+    let reached = Driver::run_input(&seeds["redis-sessions"]);
+    // Both WebSockets (ticket, cookie) opened, `/who` was answered by
+    // Redis, and the logout closed them.
+    assert_eq!(reached.websockets, 2, "{reached:?}");
+    assert!(
+        reached.texts.iter().any(|t| t == "System: users: alice"),
+        "{reached:?}"
+    );
+    assert!(reached.closes.contains(&4403), "{reached:?}");
 }
 
 #[test]

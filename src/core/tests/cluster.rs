@@ -12,6 +12,7 @@ use crate::testkit::{Harness, REDIS_EPOCH};
 
 fn clustered() -> Harness {
     let mut h = Harness::new(|c| c.redis = RedisUrl::parse("redis://127.0.0.1:6379/0"));
+    h.auto_store = true;
     h.link(LinkEvent::Up);
     h
 }
@@ -240,6 +241,7 @@ fn messages_awaiting_redis_are_bounded() {
         c.redis = RedisUrl::parse("redis://127.0.0.1:6379/0");
         c.limits.message_rate = None;
     });
+    h.auto_store = true;
     h.link(LinkEvent::Up);
     let alice = h.open("alice");
     h.texts(alice);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::json_body;
 use crate::config::RedisUrl;
 use crate::core::ConnId;
-use crate::core::cluster::{Answer, LinkEvent};
+use crate::core::cluster::{Answer, Ask, LinkEvent};
 use crate::testkit::{Harness, HttpResponse, StoreModel as Store, form_post, upgrade_request};
 
 const ORIGIN: &str = "Origin: http://127.0.0.1:8080\r\n";
@@ -26,6 +26,11 @@ fn node(seed: u64) -> Harness {
         c.session_idle = Duration::from_secs(30 * 60);
     });
     h.link(LinkEvent::Up);
+    // What it counts (nothing yet), under a new life in Redis.
+    assert!(matches!(
+        h.queries.pop().map(|q| q.ask),
+        Some(Ask::Register { first: true, ref entries }) if entries.is_empty()
+    ));
     h
 }
 
@@ -235,7 +240,7 @@ fn a_store_that_never_answers_gets_503_after_the_timeout() {
     assert_eq!(r.status, 503);
     assert_eq!(json_body(&r.body)["detail"], "session store timed out");
     // The late answer finds nobody waiting.
-    let answer = store.answer(q.ask);
+    let answer = store.answer(0, q.ask);
     a.link(LinkEvent::Answer { id: q.id, answer });
     assert!(a.response(id).is_none());
     a.server.check_consistency().unwrap();

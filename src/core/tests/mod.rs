@@ -17,6 +17,8 @@ mod chat;
 #[cfg(feature = "redis")]
 mod cluster;
 #[cfg(feature = "redis")]
+mod cluster_presence;
+#[cfg(feature = "redis")]
 mod cluster_sessions;
 mod embedding;
 mod flow;

@@ -1,0 +1,230 @@
+//! Presence and per-user limits across nodes (with `--redis`).
+//!
+//! Redis counts every WebSocket of every node: a WebSocket is counted
+//! ([`Ask::Join`]) before it opens, which is where the per-user limit is
+//! checked across nodes, and uncounted when it closes ([`Ask::Leave`]).
+//! A user's first WebSocket in a room on any node, and their last, are
+//! announced on the subscription ([`LinkEvent::Presence`]), in one order
+//! with the room's messages, and every node tells its members: a node
+//! does not announce joins and leaves itself. `/who` asks Redis
+//! ([`Ask::Who`]).
+//!
+//! When the link comes back, a node counts everything again under a new
+//! life ([`Ask::Register`]): joins and leaves refused while it was down
+//! are then right, and its old life is removed like a dead node's. So is
+//! a node that stops telling Redis it is alive (killed, cut off): its
+//! users are removed within [`NODE_TIMEOUT_MS`] plus a heartbeat.
+//!
+//! [`LinkEvent::Presence`]: super::cluster::LinkEvent::Presence
+//! [`NODE_TIMEOUT_MS`]: super::cluster::NODE_TIMEOUT_MS
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::chat::{Event, Reply};
+use super::cluster::{Answer, Ask, Query};
+use super::cluster_sessions::Waiter;
+use super::conn::{Conn, StoreStep};
+use super::ending::Ending;
+use super::requests::Detail;
+use super::time::Time;
+use super::{Action, ConnId, RETRY_AFTER_SECS, Server};
+use crate::auth::Principal;
+use crate::config::PerUserPolicy;
+use crate::http::response::{Part, Then};
+use crate::http::upgrade::{Reject, Upgrade};
+
+/// How many `(room, user, count)` entries one [`Ask::Register`] carries.
+const REGISTER_CHUNK: usize = 1000;
+
+/// The refusal when the user holds `--max-conns-per-user` on all nodes.
+const FULL: Reject = Reject::TooMany("too many connections for this user", RETRY_AFTER_SECS);
+
+impl Server {
+    /// With `--redis`, the last step before a WebSocket opens: count it
+    /// in Redis, across nodes, then open it ([`Server::open_counted`]).
+    /// While the link is down the limit is this node's alone (the count
+    /// starts over when it comes back): a client need not wait for Redis
+    /// to connect.
+    pub(super) fn join_cluster(
+        &mut self,
+        id: ConnId,
+        principal: Principal,
+        upgrade: Upgrade,
+        rest: &[u8],
+        now: Time,
+    ) {
+        let user = Arc::clone(principal.user_shared());
+        if !self.ctx.cluster.as_ref().is_some_and(|c| c.up) {
+            return self.admit_here(id, principal, upgrade, rest, now);
+        }
+        let may_evict = self.ctx.config.per_user_policy == PerUserPolicy::EvictOldest
+            && !self.reg.of_user(&user).is_empty();
+        let ask = Ask::Join {
+            room: upgrade.room.clone(),
+            user: user.to_string(),
+            max_per_user: self.ctx.config.limits.max_conns_per_user,
+            may_evict,
+        };
+        let step = StoreStep::Join(Box::new((principal, upgrade)));
+        if let Some(response) = self.start_query(id, ask, step, Then::Close, rest.to_vec(), now) {
+            self.respond(id, &response, Then::Close, Part::Whole, now);
+        }
+    }
+
+    /// Redis answered the count of a WebSocket about to open.
+    pub(super) fn joined(
+        &mut self,
+        id: ConnId,
+        (principal, upgrade): (Principal, Upgrade),
+        answer: Answer,
+        rest: &[u8],
+        now: Time,
+    ) {
+        let kind = upgrade.carrier.kind();
+        let refusal = match answer {
+            Answer::Joined { evict } => {
+                if self.ctx.shutting_down {
+                    self.uncount(&upgrade.room, principal.user());
+                    Some(Reject::Unavailable(
+                        "server shutting down",
+                        RETRY_AFTER_SECS,
+                    ))
+                } else {
+                    let oldest = self.reg.of_user(principal.user()).first().copied();
+                    if let Some(oldest) = oldest.filter(|_| evict) {
+                        self.close_ws(oldest, Ending::Replaced, now);
+                    }
+                    return self.open_counted(id, principal, upgrade, rest, now);
+                }
+            }
+            Answer::Full => Some(FULL),
+            _ => Some(super::cluster_sessions::STORE_UNREACHABLE),
+        };
+        if let Some(rej) = refusal {
+            let target = format!("/ws?room={}", upgrade.room);
+            self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+        }
+    }
+
+    /// A WebSocket counted in Redis closed here: uncount it (if the link
+    /// is down, the count starts over when it comes back).
+    pub(super) fn uncount(&mut self, room: &str, user: &str) {
+        if !self.is_clustered() {
+            return;
+        }
+        let Some(cluster) = self.ctx.cluster.as_mut().filter(|c| c.up) else {
+            return;
+        };
+        let id = cluster.waiting_for(Waiter::Count);
+        self.actions.push_back(Action::Query(Query {
+            id,
+            ask: Ask::Leave {
+                room: room.to_string(),
+                user: user.to_string(),
+            },
+        }));
+    }
+
+    /// `/who` with `--redis`: Redis knows the room on every node; the
+    /// answer goes to `id` when it comes.
+    pub(super) fn ask_who(&mut self, id: ConnId, now: Time) {
+        let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
+            return;
+        };
+        let (room, mode) = (ws.room.clone(), ws.mode);
+        match self.ctx.cluster.as_mut().filter(|c| c.up) {
+            Some(cluster) => {
+                let query = cluster.waiting_for(Waiter::Who(id));
+                self.actions.push_back(Action::Query(Query {
+                    id: query,
+                    ask: Ask::Who { room },
+                }));
+            }
+            None => {
+                let detail = "the chat store (Redis) cannot be reached";
+                let text = Reply::Error("unavailable", detail).render(mode);
+                self.send_to(id, &text, now);
+            }
+        }
+    }
+
+    /// Redis answered `/who` for `id`.
+    pub(super) fn who_answered(&mut self, id: ConnId, answer: Answer, now: Time) {
+        let Some(mode) = self.reg.get(id).and_then(Conn::ws).map(|ws| ws.mode) else {
+            return;
+        };
+        let text = match answer {
+            Answer::Users(users) => {
+                let users: Vec<&str> = users.iter().map(String::as_str).collect();
+                Reply::Who(users).render(mode)
+            }
+            _ => {
+                let detail = "the chat store (Redis) cannot be reached";
+                Reply::Error("unavailable", detail).render(mode)
+            }
+        };
+        self.send_to(id, &text, now);
+    }
+
+    /// A count was refused or went unanswered: Redis may count wrong
+    /// until this node counts everything again.
+    pub(super) fn count_failed(&mut self) {
+        if let Some(cluster) = self.ctx.cluster.as_mut() {
+            cluster.recount = true;
+        }
+    }
+
+    /// Counts everything here again, under a new life of this node in
+    /// Redis ([`Ask::Register`]): when the link came back, or after a
+    /// count went wrong.
+    pub(super) fn recount(&mut self) {
+        if !self.is_clustered() {
+            return;
+        }
+        let mut counts: BTreeMap<(String, String), u32> = BTreeMap::new();
+        for conn in self.reg.iter() {
+            if let Some(ws) = conn.ws() {
+                let key = (ws.room.clone(), ws.principal.user().to_string());
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+        let Some(cluster) = self.ctx.cluster.as_mut().filter(|c| c.up) else {
+            return;
+        };
+        cluster.recount = false;
+        let entries: Vec<(String, String, u32)> =
+            counts.into_iter().map(|((r, u), n)| (r, u, n)).collect();
+        let mut parts: Vec<Ask> = (entries.chunks(REGISTER_CHUNK).enumerate())
+            .map(|(i, part)| Ask::Register {
+                entries: part.to_vec(),
+                first: i == 0,
+            })
+            .collect();
+        if parts.is_empty() {
+            // The first part starts the new life, even with nothing here.
+            parts.push(Ask::Register {
+                entries: Vec::new(),
+                first: true,
+            });
+        }
+        for ask in parts {
+            let id = cluster.waiting_for(Waiter::Count);
+            self.actions.push_back(Action::Query(Query { id, ask }));
+        }
+    }
+
+    /// Redis announced that `user` joined or left `room` (on any node):
+    /// the room's members here hear it.
+    pub(super) fn presence(&mut self, room: &str, user: &str, joined: bool, now: Time) {
+        if !self.presence_on(room) {
+            return;
+        }
+        let event = if joined {
+            Event::Join { user }
+        } else {
+            Event::Leave { user }
+        };
+        self.broadcast(room, event, now);
+    }
+}
