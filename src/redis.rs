@@ -1463,7 +1463,9 @@ mod tests {
         // Something else on the channel is skipped.
         let mut c = redis.client(&redis.url());
         for junk in [&b"not json"[..], br#"{"r":"x"}"#, b"\xff\xfe"] {
-            c.call(&[b"PUBLISH", b"u:msgs", junk]).unwrap();
+            // why the db: the channel is `PREFIX:DB:msgs`.
+            let listeners = c.call(&[b"PUBLISH", b"u:0:msgs", junk]).unwrap();
+            assert_eq!(listeners, OwnedFrame::Integer(1), "the link hears it");
         }
         a.publish(99, "after", "junk");
         a.wait(5, "the next message", |e| n_messages(e) == n + 1);
