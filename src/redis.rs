@@ -15,9 +15,10 @@
 //!   restarted or its script cache flushed) loads the script again and
 //!   retries that publish once. Idle, it sends `PING` every second;
 //! - the **subscription** thread holds the other: `SUBSCRIBE
-//!   {prefix}:msgs`, and every message there becomes a
-//!   [`LinkEvent::Message`]. Idle, it sends `PING` every second too (RESP2
-//!   subscribe mode answers `["pong", ""]`).
+//!   {prefix}:{db}:msgs`, and every message there becomes a
+//!   [`LinkEvent::Message`], every end event a
+//!   [`LinkEvent::SessionsEnded`]. Idle, it sends `PING` every second too
+//!   (RESP2 subscribe mode answers `["pong", ""]`).
 //!
 //! A reply not read within [`REPLY_TIMEOUT`] (10 s) marks the connection
 //! dead: a Redis that stalls a few seconds (`SIGSTOP`, a slow `fork`) only
@@ -47,7 +48,7 @@
 //! so either may come first. Every event is queued for [`Link::take_events`] and then
 //! `notify` is called, so that the shell wakes its poll.
 //!
-//! # Keys, channel, payload
+//! # Keys, channel, payloads
 //!
 //! With `prefix` `p` (every key and the channel carry it):
 //!
@@ -56,7 +57,7 @@
 //! | `p:seq:ROOM`     | string  | the room's last sequence number (`INCR`)       |
 //! | `p:epoch:ROOM`   | string  | the room's epoch, 16 lowercase hex digits      |
 //! | `p:log:ROOM`     | stream  | the room's history: entry id `SEQ-0`, field `m` = payload; `MAXLEN ~ keep`; none with `keep` 0 |
-//! | `p:DB:msgs`      | channel | every payload, all rooms (channels are not per database: `DB` keeps deployments on one Redis apart) |
+//! | `p:DB:msgs`      | channel | every payload, all rooms, and end events (channels are not per database: `DB` keeps deployments on one Redis apart) |
 //!
 //! Every key of a room expires [`KEY_TTL_SECS`] after its last message:
 //! a room quiet that long starts a new epoch, and Redis does not keep
@@ -66,11 +67,15 @@
 //! exactly the messages after sequence number `N` (an exclusive start
 //! `(N` means `N-1` onwards; with ids `N-1` this would repeat `N`).
 //!
-//! The payload is the compact JSON object `cjson.encode` makes of
+//! A message's payload is the compact JSON object `cjson.encode` makes of
 //! `{"r": room, "f": from, "x": text, "t": ts, "s": seq, "e": epoch}`, every
 //! value a string (`t` and `s` in decimal, `e` in hex, so that no Lua
 //! double ever rounds them). `cjson` writes `/` as `\/`; `serde_json` reads
-//! it back as it was.
+//! it back as it was. An event's payload has its kind in `k`: sessions
+//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`
+//! (in any key order; `HEX` is a session id's digest in 64 lowercase hex
+//! digits). A payload with a `k` this version does not know (a newer
+//! node's) is skipped, and logged once a connection.
 //!
 //! # Sequence and epoch
 //!
@@ -102,7 +107,7 @@ use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use serde::Deserialize;
 
 use crate::config::RedisUrl;
-use crate::core::cluster::{Answer, Delivered, LinkEvent, Publish, Query};
+use crate::core::cluster::{Answer, Delivered, Digest, Ended, LinkEvent, Publish, Query};
 
 /// The most publishes queued or written and not yet answered; past it,
 /// [`Link::publish`] answers `Failed { unconfirmed: false }` at once.
@@ -172,33 +177,79 @@ redis.call('PUBLISH', ARGV[1], payload)
 return seq
 "#;
 
-/// The payload as the script writes it (see the module doc).
+/// A payload on the channel as the scripts write it (see the module
+/// doc): a message has no `k`, an event has its kind in `k`. One pass
+/// reads either (messages are the busy path).
 #[derive(Deserialize)]
 struct Wire {
-    r: String,
-    f: String,
-    x: String,
-    t: String,
-    s: String,
-    e: String,
+    k: Option<String>,
+    // A message.
+    r: Option<String>,
+    f: Option<String>,
+    x: Option<String>,
+    t: Option<String>,
+    s: Option<String>,
+    e: Option<String>,
+    // An end event.
+    w: Option<String>,
+    d: Option<Vec<String>>,
 }
 
-impl Wire {
-    fn into_delivered(self) -> Option<Delivered> {
-        Some(Delivered {
-            room: self.r,
-            from: self.f,
-            text: self.x,
-            ts: self.t.parse().ok()?,
-            seq: self.s.parse().ok()?,
-            epoch: u64::from_str_radix(&self.e, 16).ok()?,
-        })
+/// What a payload on the channel says.
+#[derive(Debug, PartialEq, Eq)]
+enum Payload {
+    Message(Delivered),
+    Ended {
+        digests: Vec<Digest>,
+        why: Ended,
+    },
+    /// An event this version does not know (a newer node's): skipped.
+    Unknown(String),
+}
+
+/// Reads a payload from the subscription; `None` if it does not parse.
+fn parse_payload(bytes: &[u8]) -> Option<Payload> {
+    let w: Wire = serde_json::from_slice(bytes).ok()?;
+    match w.k.as_deref() {
+        None => Some(Payload::Message(Delivered {
+            room: w.r?,
+            from: w.f?,
+            text: w.x?,
+            ts: w.t?.parse().ok()?,
+            seq: w.s?.parse().ok()?,
+            epoch: u64::from_str_radix(&w.e?, 16).ok()?,
+        })),
+        Some("end") => {
+            let why = match w.w?.as_str() {
+                "logout" => Ended::LoggedOut,
+                "evicted" => Ended::Evicted,
+                other => return Some(Payload::Unknown(format!("end/{other}"))),
+            };
+            let digests = w.d?.iter().map(|h| unhex(h)).collect::<Option<_>>()?;
+            Some(Payload::Ended { digests, why })
+        }
+        Some(kind) => Some(Payload::Unknown(kind.to_string())),
     }
 }
 
-/// Reads a payload from the subscription.
-fn parse_payload(bytes: &[u8]) -> Option<Delivered> {
-    serde_json::from_slice::<Wire>(bytes).ok()?.into_delivered()
+/// The digest `s` spells; `None` unless 64 lowercase hex digits.
+fn unhex(s: &str) -> Option<Digest> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut digest = [0; 32];
+    for (d, pair) in digest.iter_mut().zip(s.chunks_exact(2)) {
+        *d = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(digest)
 }
 
 /// The link to Redis: two helper threads (commands, subscription). See the
@@ -515,6 +566,9 @@ impl Shared {
             .map(|e| match e {
                 LinkEvent::Message(d) => {
                     d.text.len() + d.room.len() + d.from.len() + EVENT_OVERHEAD
+                }
+                LinkEvent::SessionsEnded { digests, .. } => {
+                    digests.len() * size_of::<Digest>() + EVENT_OVERHEAD
                 }
                 _ => EVENT_OVERHEAD,
             })
@@ -871,6 +925,8 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
     let mut outstanding = 0u32;
     // Asked to prove alive: ready again once every ping sent is answered.
     let mut verifying = false;
+    // An event of an unknown kind was logged (once a connection).
+    let mut told_unknown = false;
     loop {
         if sh.stopping() {
             return fail("stopping".into());
@@ -889,15 +945,9 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
                 Ok(Some(frame)) => match frame {
                     OwnedFrame::Array(parts) if is_bulk(parts.first(), b"message") => {
                         match parts.get(2) {
-                            Some(OwnedFrame::BulkString(payload)) => match parse_payload(payload) {
-                                Some(d) => events.push(LinkEvent::Message(d)),
-                                None => warn!(
-                                    "redis {}: skipped a message on {} that does not parse ({} bytes)",
-                                    st.addr,
-                                    st.channel,
-                                    payload.len()
-                                ),
-                            },
+                            Some(OwnedFrame::BulkString(payload)) => {
+                                events.extend(payload_event(st, payload, &mut told_unknown));
+                            }
                             _ => warn!("redis {}: skipped a malformed message frame", st.addr),
                         }
                     }
@@ -947,6 +997,33 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
             Ok(true) => last_read = Instant::now(),
             Ok(false) => {}
             Err(why) => return fail(why),
+        }
+    }
+}
+
+/// The event a payload on the channel makes, if any.
+fn payload_event(st: &Settings, payload: &[u8], told_unknown: &mut bool) -> Option<LinkEvent> {
+    match parse_payload(payload) {
+        Some(Payload::Message(d)) => Some(LinkEvent::Message(d)),
+        Some(Payload::Ended { digests, why }) => Some(LinkEvent::SessionsEnded { digests, why }),
+        Some(Payload::Unknown(kind)) => {
+            if !std::mem::replace(told_unknown, true) {
+                let kind: String = kind.chars().take(32).collect();
+                info!(
+                    "redis {}: skipping events of kind {kind:?} on {} (a newer node's?)",
+                    st.addr, st.channel
+                );
+            }
+            None
+        }
+        None => {
+            warn!(
+                "redis {}: skipped a message on {} that does not parse ({} bytes)",
+                st.addr,
+                st.channel,
+                payload.len()
+            );
+            None
         }
     }
 }
@@ -1390,7 +1467,9 @@ mod tests {
             panic!()
         };
         assert_eq!(bulk(&fields[0]), b"m");
-        let d = parse_payload(bulk(&fields[1])).unwrap();
+        let Some(Payload::Message(d)) = parse_payload(bulk(&fields[1])) else {
+            panic!("not a message")
+        };
         let sixth = a
             .messages()
             .into_iter()
@@ -1482,6 +1561,39 @@ mod tests {
             assert_eq!(m.ts, u64::MAX - i as u64);
             assert_eq!(m.seq, i as u64 + 1);
         }
+    }
+
+    #[test]
+    fn end_events_come_from_the_channel() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "y");
+        let mut c = redis.client(&redis.url());
+        let end = format!(r#"{{"k":"end","w":"evicted","d":["{}"]}}"#, "c3".repeat(32));
+        for payload in [
+            r#"{"k":"later","x":"what a newer node says"}"#,
+            r#"{"k":"end","w":"logout","d":["not hex"]}"#,
+            r#"{"k":"later"}"#,
+            &end,
+        ] {
+            let listeners = c.call(&[b"PUBLISH", b"y:0:msgs", payload.as_bytes()]);
+            assert_eq!(listeners.unwrap(), OwnedFrame::Integer(1));
+        }
+        a.publish(1, "r", "after");
+        a.wait(5, "the message", |e| n_messages(e) == 1 && n_stored(e) == 1);
+        // In the channel's order; the others skipped.
+        let heard: Vec<&LinkEvent> = (a.seen.iter())
+            .filter(|e| matches!(e, LinkEvent::Message(_) | LinkEvent::SessionsEnded { .. }))
+            .collect();
+        let ended = LinkEvent::SessionsEnded {
+            digests: vec![[0xc3; 32]],
+            why: Ended::Evicted,
+        };
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert_eq!(heard[0], &ended);
+        assert!(matches!(heard[1], LinkEvent::Message(m) if m.text == "after"));
+        assert_eq!(a.count(is_down), 0);
     }
 
     #[test]
@@ -1760,11 +1872,50 @@ mod tests {
     #[test]
     fn payload_parsing() {
         let ok = br#"{"r":"a\/b","f":"x","x":"\u00e9\"","t":"5","s":"7","e":"0000000a0000000b"}"#;
-        let d = parse_payload(ok).unwrap();
+        let Some(Payload::Message(d)) = parse_payload(ok) else {
+            panic!("not a message")
+        };
         assert_eq!(d.room, "a/b");
         assert_eq!(d.text, "é\"");
         assert_eq!((d.ts, d.seq, d.epoch), (5, 7, 0x0000_000a_0000_000b));
         assert!(parse_payload(b"{}").is_none());
+        // End events.
+        let end = format!(r#"{{"w":"logout","k":"end","d":["{}"]}}"#, "a7".repeat(32));
+        assert_eq!(
+            parse_payload(end.as_bytes()),
+            Some(Payload::Ended {
+                digests: vec![[0xa7; 32]],
+                why: Ended::LoggedOut
+            })
+        );
+        let end = format!(
+            r#"{{"k":"end","w":"evicted","d":["{0}","{0}"]}}"#,
+            "0f".repeat(32)
+        );
+        assert_eq!(
+            parse_payload(end.as_bytes()),
+            Some(Payload::Ended {
+                digests: vec![[0x0f; 32]; 2],
+                why: Ended::Evicted
+            })
+        );
+        for bad in [
+            r#"{"k":"end","w":"logout"}"#,
+            r#"{"k":"end","d":[]}"#,
+            r#"{"k":"end","w":"logout","d":["abc"]}"#,
+            r#"{"k":"end","w":"logout","d":"x"}"#,
+        ] {
+            assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
+        }
+        // Kinds from the future are skipped, not errors.
+        assert_eq!(
+            parse_payload(br#"{"k":"new","r":"a"}"#),
+            Some(Payload::Unknown("new".into()))
+        );
+        assert_eq!(
+            parse_payload(br#"{"k":"end","w":"banned","d":[]}"#),
+            Some(Payload::Unknown("end/banned".into()))
+        );
         assert!(parse_payload(br#"{"r":"a","f":"x","x":"","t":"x","s":"7","e":"1"}"#).is_none());
         let mut out = Vec::new();
         encode_command(&mut out, &[b"PING", b""]);
