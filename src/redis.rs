@@ -1,23 +1,33 @@
 //! The Redis link for scale-out (cargo feature `redis`): several wsgate
 //! processes form one chat by storing and fanning out every chat message
-//! through one Redis, which decides one order for all of them.
+//! through one Redis, which decides one order for all of them; and they
+//! share sessions and tickets there, so that a login on one node works on
+//! every node.
 //!
 //! # Threads
 //!
 //! A [`Link`] owns two helper threads with blocking `std::net` sockets (the
 //! mio loop never blocks on Redis):
 //!
-//! - the **commands** thread holds one connection: `SCRIPT LOAD` of the
-//!   publish script after every (re)connect, then `EVALSHA` for each
-//!   [`Publish`]. It takes every queued publish at once (at most
-//!   [`MAX_BATCH_BYTES`] of them), writes them in one go (pipelining),
-//!   then reads that many replies, in order. A `NOSCRIPT` reply (Redis
-//!   restarted or its script cache flushed) loads the script again and
-//!   retries that publish once. Idle, it sends `PING` every second;
+//! - the **commands** thread holds one connection: `SCRIPT LOAD` of every
+//!   script ([`PUBLISH_SCRIPT`] and the session and ticket scripts, see
+//!   below) after every (re)connect, then `EVALSHA`s for each [`Publish`]
+//!   and each [`Query`], in the order [`Link::publish`] and [`Link::ask`]
+//!   took them. It takes every queued one at once (at most
+//!   [`MAX_BATCH_BYTES`] of them, at least one), writes them in one go
+//!   (pipelining), then reads their replies, in order. Each is one
+//!   command, but [`Ask::TouchSessions`] and [`Ask::EndSessions`] take one
+//!   per [`MAX_DIGESTS_PER_COMMAND`] digests (none for an empty list: a
+//!   script blocks Redis while it runs) and their replies make one answer.
+//!   A `NOSCRIPT` reply (Redis restarted or its script cache flushed)
+//!   loads every script again and retries that publish or query once
+//!   (whole: touching or ending sessions twice does no harm). Idle, it
+//!   sends `PING` every second;
 //! - the **subscription** thread holds the other: `SUBSCRIBE
-//!   {prefix}:msgs`, and every message there becomes a
-//!   [`LinkEvent::Message`]. Idle, it sends `PING` every second too (RESP2
-//!   subscribe mode answers `["pong", ""]`).
+//!   {prefix}:{db}:msgs`, and every message there becomes a
+//!   [`LinkEvent::Message`], every end event a
+//!   [`LinkEvent::SessionsEnded`]. Idle, it sends `PING` every second too
+//!   (RESP2 subscribe mode answers `["pong", ""]`).
 //!
 //! A reply not read within [`REPLY_TIMEOUT`] (10 s) marks the connection
 //! dead: a Redis that stalls a few seconds (`SIGSTOP`, a slow `fork`) only
@@ -31,32 +41,49 @@
 //! After a Down the connection that did not fail counts as ready again only
 //! once a `PING` sent after the Down is answered: an idle connection to a
 //! Redis that was restarted does not know yet that it is dead.
-//! Publishes are taken only while up: otherwise, and past
-//! [`MAX_IN_FLIGHT`] publishes queued or unanswered, [`Link::publish`]
-//! answers `Failed { unconfirmed: false }` at once. On Down, publishes
-//! still queued are answered the same way; publishes already written and
-//! not answered when the commands connection fails are `Failed {
-//! unconfirmed: true }` (Redis may have run them: their message may still
-//! be delivered). A Down of the subscription alone leaves the commands
-//! connection running, so publishes written before it may still be
-//! answered `Stored` after the `Down`. A publish that had to be retried
-//! after `NOSCRIPT` is answered after the ones behind it. A script error
-//! (Redis out of memory, say) is `Failed { unconfirmed: false }` and
-//! logged. A node's own message ([`LinkEvent::Message`]) and the answer
-//! to its publish ([`LinkEvent::Stored`]) come on different connections,
-//! so either may come first. Every event is queued for [`Link::take_events`] and then
-//! `notify` is called, so that the shell wakes its poll.
 //!
-//! # Keys, channel, payload
+//! Publishes and queries are taken only while up, and [`MAX_IN_FLIGHT`]
+//! of them (together) queued or unanswered at most: otherwise a publish is
+//! answered `Failed { unconfirmed: false }` at once, a query
+//! `Answer { answer: Unavailable }`. On Down, those still queued are
+//! answered the same way; those already written and not answered when the
+//! commands connection fails are `Failed { unconfirmed: true }` (Redis may
+//! have run them: their message may still be delivered) and `Unavailable`
+//! (which says the same: it may or may not have run). So every query is
+//! answered exactly once. A Down of the subscription alone leaves the
+//! commands connection running, so what was written before it may still
+//! be answered after the `Down`. What had to be retried after `NOSCRIPT`
+//! is answered after the ones behind it. A script error (Redis out of
+//! memory, say) answers a publish `Failed { unconfirmed: false }` and a
+//! query `Unavailable`; a reply of the wrong shape `Failed { unconfirmed:
+//! true }` and `Unavailable`; both are logged (Redis's error text, never
+//! a payload).
 //!
-//! With `prefix` `p` (every key and the channel carry it):
+//! Answers come on the commands connection, the subscription's events on
+//! the other, so neither waits for the other: a node's own message
+//! ([`LinkEvent::Message`]) may come before or after the answer to its
+//! publish ([`LinkEvent::Stored`]), and the [`LinkEvent::SessionsEnded`]
+//! that an [`Ask::EndSessions`] (or the evictions of an
+//! [`Ask::CreateSession`]) announces before or after its
+//! [`LinkEvent::Answer`]; a node whose subscription is down then misses
+//! it. The subscription's events come in Redis's order. Every event is
+//! queued for [`Link::take_events`] and then `notify` is called, so that
+//! the shell wakes its poll.
+//!
+//! # Keys, channel, payloads
+//!
+//! With `prefix` `p` (every key and the channel carry it; `HEX` is a
+//! [`Digest`] as 64 lowercase hex digits):
 //!
 //! | key / channel    | type    | what                                           |
 //! |------------------|---------|------------------------------------------------|
 //! | `p:seq:ROOM`     | string  | the room's last sequence number (`INCR`)       |
 //! | `p:epoch:ROOM`   | string  | the room's epoch, 16 lowercase hex digits      |
 //! | `p:log:ROOM`     | stream  | the room's history: entry id `SEQ-0`, field `m` = payload; `MAXLEN ~ keep`; none with `keep` 0 |
-//! | `p:DB:msgs`      | channel | every payload, all rooms (channels are not per database: `DB` keeps deployments on one Redis apart) |
+//! | `p:sess:HEX`     | hash    | a session: `u` user, `r` role, `c` created (ms since the epoch, decimal) |
+//! | `p:usess:USER`   | sorted set | the user's sessions' `HEX`, scored by created |
+//! | `p:tkt:HEX`      | hash    | a ticket: `p` payload, `s` its session's `HEX` or empty |
+//! | `p:DB:msgs`      | channel | every payload, all rooms, and end events (channels are not per database: `DB` keeps deployments on one Redis apart) |
 //!
 //! Every key of a room expires [`KEY_TTL_SECS`] after its last message:
 //! a room quiet that long starts a new epoch, and Redis does not keep
@@ -66,11 +93,20 @@
 //! exactly the messages after sequence number `N` (an exclusive start
 //! `(N` means `N-1` onwards; with ids `N-1` this would repeat `N`).
 //!
-//! The payload is the compact JSON object `cjson.encode` makes of
+//! A message's payload is the compact JSON object `cjson.encode` makes of
 //! `{"r": room, "f": from, "x": text, "t": ts, "s": seq, "e": epoch}`, every
 //! value a string (`t` and `s` in decimal, `e` in hex, so that no Lua
 //! double ever rounds them). `cjson` writes `/` as `\/`; `serde_json` reads
-//! it back as it was.
+//! it back as it was. An event's payload has its kind in `k`: sessions
+//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`
+//! (in any key order). A payload with a `k` this version does not know
+//! (a newer node's) is skipped, and logged once a connection.
+//!
+//! The scripts are for one Redis, not Redis Cluster (its keys would not
+//! share a slot): keys that a script only learns as it runs (the user's
+//! sessions from a session's `u`, a session from a ticket's `s`, evicted
+//! sessions) are built in Lua from the prefix in `ARGV`; the others are
+//! passed in `KEYS`.
 //!
 //! # Sequence and epoch
 //!
@@ -85,6 +121,41 @@
 //! room's stream is deleted (its ids would be above the new seqs, and its
 //! entries belong to the old epoch). So a new epoch always starts at seq
 //! 1, and within an epoch seqs are gapless.
+//!
+//! # Sessions and tickets
+//!
+//! Each [`Ask`] is one script (one per chunk of digests), atomic in Redis.
+//! The limits come with every query ([`SessionClock`]: the asking node's
+//! `now_ms`, `ttl_ms`, `idle_ms`; 0 is no limit), so that whichever node
+//! asks applies them alike. A session may live `left` = the lesser of
+//! `idle_ms` and `c + ttl_ms - now_ms` (either alone when the other is 0;
+//! no expiry when both are), and its key's `PEXPIRE` is always that: Redis
+//! drops it at its idle or absolute limit, whichever is first. A lookup,
+//! a touch, issuing a ticket from it or redeeming one finds a session
+//! live only if `left > 0`, and then sets its expiry to `left` again
+//! (refreshing its idle limit); a session found with `left <= 0` (the
+//! asking node's clock is ahead) is deleted and counts as missing.
+//!
+//! - [`CREATE_SESSION_SCRIPT`]: writes `p:sess:HEX` (nothing if it would
+//!   be over at once); in `p:usess:USER` forgets the sessions whose key is
+//!   gone, then ends (deletes) the oldest until fewer than `max_per_user`
+//!   (at least 1) remain, then adds the new one, so that the new one is
+//!   never the one evicted, even among sessions created in the same
+//!   millisecond. The set expires with its newest session's absolute limit
+//!   (never shortened; no expiry when `ttl_ms` is 0). The evicted, if any,
+//!   are published as one end event `"evicted"`. Answer `Done`.
+//! - [`LOOKUP_SESSION_SCRIPT`]: `Session(Some(record))` or `Session(None)`.
+//! - [`TOUCH_SESSIONS_SCRIPT`]: refreshes each; `Missing` lists those not
+//!   live, in the order asked.
+//! - [`END_SESSIONS_SCRIPT`]: deletes each and takes it out of its user's
+//!   set; those that existed are published as one end event `"logout"`
+//!   per command (none if none existed). Answer `Done`.
+//! - [`ISSUE_TICKET_SCRIPT`]: with a session, only if it is live (else
+//!   `Session(None)`, nothing stored); writes `p:tkt:HEX` expiring in
+//!   [`TICKET_TTL_MS`]. Answer `Done`.
+//! - [`REDEEM_TICKET_SCRIPT`]: reads and deletes the ticket in one go, so
+//!   that it works once across all nodes; `Ticket(None)` if there was
+//!   none or its session is no longer live, else `Ticket(Some(payload))`.
 
 use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
@@ -102,14 +173,18 @@ use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use serde::Deserialize;
 
 use crate::config::RedisUrl;
-use crate::core::cluster::{Answer, Delivered, LinkEvent, Publish, Query};
+use crate::core::cluster::{
+    Answer, Ask, Delivered, Digest, Ended, LinkEvent, Publish, Query, SessionClock, SessionRecord,
+    TICKET_TTL_MS,
+};
 
-/// The most publishes queued or written and not yet answered; past it,
-/// [`Link::publish`] answers `Failed { unconfirmed: false }` at once.
+/// The most publishes and queries (together) queued or written and not
+/// yet answered; past it, [`Link::publish`] answers `Failed { unconfirmed:
+/// false }` at once, and [`Link::ask`] `Unavailable`.
 pub const MAX_IN_FLIGHT: usize = 4096;
 
 /// At most this many bytes of commands are written before their replies
-/// are read (one publish is always taken, however large).
+/// are read (one publish or query is always taken, however large).
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 
 /// A reply (or pong) not read within this marks the connection dead.
@@ -172,33 +247,294 @@ redis.call('PUBLISH', ARGV[1], payload)
 return seq
 "#;
 
-/// The payload as the script writes it (see the module doc).
-#[derive(Deserialize)]
-struct Wire {
-    r: String,
-    f: String,
-    x: String,
-    t: String,
-    s: String,
-    e: String,
+/// The most session digests in one command: [`Ask::TouchSessions`] and
+/// [`Ask::EndSessions`] with more take one `EVALSHA` per this many (a
+/// script blocks Redis while it runs), and their answers are merged.
+pub const MAX_DIGESTS_PER_COMMAND: usize = 1000;
+
+/// Lua that the session and ticket scripts begin with: `ARGV[1..3]` are
+/// the [`SessionClock`] (`now_ms`, `ttl_ms`, `idle_ms`; 0 is no limit).
+/// `left(created)` is how long a session may live from now (ms; `false`:
+/// over, `nil`: no limit), the lesser of its idle limit and what remains
+/// of its absolute one; `keep(key, created)` deletes a session that is
+/// over, else sets its expiry to `left`, and says whether it lives;
+/// `live(key)` is `keep` with the session's own `c`. Expiries are capped
+/// at 10^15 ms and written as integers (Lua would write `1e+15`).
+macro_rules! session_script {
+    ($body:literal) => {
+        concat!(
+            r#"
+local now, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local function ms(n)
+  return string.format('%d', math.min(n, 1e15))
+end
+local function left(created)
+  local n = nil
+  if ttl > 0 then
+    n = created + ttl - now
+    if n <= 0 then return false end
+  end
+  if idle > 0 and (n == nil or idle < n) then n = idle end
+  return n
+end
+local function keep(key, created)
+  if created == nil then return false end
+  local n = left(created)
+  if n == false then
+    redis.call('DEL', key)
+    return false
+  elseif n == nil then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIRE', key, ms(n))
+  end
+  return true
+end
+local function live(key)
+  return keep(key, tonumber(redis.call('HGET', key, 'c')))
+end
+"#,
+            $body
+        )
+    };
 }
 
-impl Wire {
-    fn into_delivered(self) -> Option<Delivered> {
-        Some(Delivered {
-            room: self.r,
-            from: self.f,
-            text: self.x,
-            ts: self.t.parse().ok()?,
-            seq: self.s.parse().ok()?,
-            epoch: u64::from_str_radix(&self.e, 16).ok()?,
-        })
+/// [`Ask::CreateSession`]. `KEYS`: the session, the user's sessions;
+/// `ARGV`: the clock, prefix, channel, digest, user, role, created,
+/// `max_per_user`. Returns how many sessions it evicted. See the module
+/// doc.
+pub const CREATE_SESSION_SCRIPT: &str = session_script!(
+    r#"
+local sess, mine = KEYS[1], KEYS[2]
+local prefix, channel, hex, created = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[9])
+local max = math.max(tonumber(ARGV[10]), 1)
+if left(created) == false then return 0 end
+redis.call('HSET', sess, 'u', ARGV[7], 'r', ARGV[8], 'c', ARGV[9])
+keep(sess, created)
+redis.call('ZREM', mine, hex)
+for _, other in ipairs(redis.call('ZRANGE', mine, 0, -1)) do
+  if redis.call('EXISTS', prefix .. ':sess:' .. other) == 0 then
+    redis.call('ZREM', mine, other)
+  end
+end
+local evicted = {}
+while redis.call('ZCARD', mine) >= max do
+  local oldest = redis.call('ZPOPMIN', mine)[1]
+  redis.call('DEL', prefix .. ':sess:' .. oldest)
+  evicted[#evicted + 1] = oldest
+end
+redis.call('ZADD', mine, ARGV[9], hex)
+if ttl > 0 then
+  local until_end = created + ttl - now
+  if redis.call('PTTL', mine) < until_end then
+    redis.call('PEXPIRE', mine, ms(until_end))
+  end
+else
+  redis.call('PERSIST', mine)
+end
+if #evicted > 0 then
+  redis.call('PUBLISH', channel, cjson.encode({k = 'end', w = 'evicted', d = evicted}))
+end
+return #evicted
+"#
+);
+
+/// [`Ask::LookupSession`]. `KEYS`: the session; `ARGV`: the clock.
+/// Returns `[user, role, created]`, or nil.
+pub const LOOKUP_SESSION_SCRIPT: &str = session_script!(
+    r#"
+local f = redis.call('HMGET', KEYS[1], 'u', 'r', 'c')
+if f[1] and f[2] and keep(KEYS[1], tonumber(f[3])) then return f end
+return false
+"#
+);
+
+/// [`Ask::TouchSessions`]. `KEYS`: the sessions; `ARGV`: the clock.
+/// Returns the (1-based) indexes in `KEYS` of those that are gone.
+pub const TOUCH_SESSIONS_SCRIPT: &str = session_script!(
+    r#"
+local missing = {}
+for i, key in ipairs(KEYS) do
+  if not live(key) then missing[#missing + 1] = i end
+end
+return missing
+"#
+);
+
+/// [`Ask::EndSessions`]. `KEYS`: the sessions (each ends with its digest);
+/// `ARGV`: prefix, channel. Returns how many existed.
+pub const END_SESSIONS_SCRIPT: &str = r#"
+local ended = {}
+for _, key in ipairs(KEYS) do
+  local user = redis.call('HGET', key, 'u')
+  if user then
+    local hex = string.sub(key, -64)
+    redis.call('DEL', key)
+    redis.call('ZREM', ARGV[1] .. ':usess:' .. user, hex)
+    ended[#ended + 1] = hex
+  end
+end
+if #ended > 0 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode({k = 'end', w = 'logout', d = ended}))
+end
+return #ended
+"#;
+
+/// [`Ask::IssueTicket`]. `KEYS`: the ticket, and the session if it has
+/// one; `ARGV`: the clock, payload, the session's digest or `""`, the
+/// ticket's time to live (ms). Returns 1, or 0 when the session is gone
+/// (nothing stored).
+pub const ISSUE_TICKET_SCRIPT: &str = session_script!(
+    r#"
+if KEYS[2] and not live(KEYS[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'p', ARGV[4], 's', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 1
+"#
+);
+
+/// [`Ask::RedeemTicket`]. `KEYS`: the ticket; `ARGV`: the clock, prefix.
+/// Deletes the ticket; returns its payload, or nil when there was none or
+/// its session is gone.
+pub const REDEEM_TICKET_SCRIPT: &str = session_script!(
+    r#"
+local t = redis.call('HMGET', KEYS[1], 'p', 's')
+if not t[1] then return false end
+redis.call('DEL', KEYS[1])
+if t[2] and t[2] ~= '' and not live(ARGV[4] .. ':sess:' .. t[2]) then return false end
+return t[1]
+"#
+);
+
+/// Every script, loaded on every (re)connect of the commands connection.
+#[derive(Clone, Copy, Debug)]
+enum Script {
+    Publish,
+    CreateSession,
+    LookupSession,
+    TouchSessions,
+    EndSessions,
+    IssueTicket,
+    RedeemTicket,
+}
+
+impl Script {
+    const ALL: [Script; 7] = [
+        Script::Publish,
+        Script::CreateSession,
+        Script::LookupSession,
+        Script::TouchSessions,
+        Script::EndSessions,
+        Script::IssueTicket,
+        Script::RedeemTicket,
+    ];
+
+    fn source(self) -> &'static str {
+        match self {
+            Script::Publish => PUBLISH_SCRIPT,
+            Script::CreateSession => CREATE_SESSION_SCRIPT,
+            Script::LookupSession => LOOKUP_SESSION_SCRIPT,
+            Script::TouchSessions => TOUCH_SESSIONS_SCRIPT,
+            Script::EndSessions => END_SESSIONS_SCRIPT,
+            Script::IssueTicket => ISSUE_TICKET_SCRIPT,
+            Script::RedeemTicket => REDEEM_TICKET_SCRIPT,
+        }
     }
 }
 
-/// Reads a payload from the subscription.
-fn parse_payload(bytes: &[u8]) -> Option<Delivered> {
-    serde_json::from_slice::<Wire>(bytes).ok()?.into_delivered()
+/// The scripts' SHA1s as Redis gave them, by [`Script`].
+struct Shas([String; Script::ALL.len()]);
+
+impl Shas {
+    fn of(&self, script: Script) -> &str {
+        &self.0[script as usize]
+    }
+}
+
+/// A payload on the channel as the scripts write it (see the module
+/// doc): a message has no `k`, an event has its kind in `k`. One pass
+/// reads either (messages are the busy path).
+#[derive(Deserialize)]
+struct Wire {
+    k: Option<String>,
+    // A message.
+    r: Option<String>,
+    f: Option<String>,
+    x: Option<String>,
+    t: Option<String>,
+    s: Option<String>,
+    e: Option<String>,
+    // An end event.
+    w: Option<String>,
+    d: Option<Vec<String>>,
+}
+
+/// What a payload on the channel says.
+#[derive(Debug, PartialEq, Eq)]
+enum Payload {
+    Message(Delivered),
+    Ended {
+        digests: Vec<Digest>,
+        why: Ended,
+    },
+    /// An event this version does not know (a newer node's): skipped.
+    Unknown(String),
+}
+
+/// Reads a payload from the subscription; `None` if it does not parse.
+fn parse_payload(bytes: &[u8]) -> Option<Payload> {
+    let w: Wire = serde_json::from_slice(bytes).ok()?;
+    match w.k.as_deref() {
+        None => Some(Payload::Message(Delivered {
+            room: w.r?,
+            from: w.f?,
+            text: w.x?,
+            ts: w.t?.parse().ok()?,
+            seq: w.s?.parse().ok()?,
+            epoch: u64::from_str_radix(&w.e?, 16).ok()?,
+        })),
+        Some("end") => {
+            let why = match w.w?.as_str() {
+                "logout" => Ended::LoggedOut,
+                "evicted" => Ended::Evicted,
+                other => return Some(Payload::Unknown(format!("end/{other}"))),
+            };
+            let digests = w.d?.iter().map(|h| unhex(h)).collect::<Option<_>>()?;
+            Some(Payload::Ended { digests, why })
+        }
+        Some(kind) => Some(Payload::Unknown(kind.to_string())),
+    }
+}
+
+/// A digest as keys and payloads spell it: 64 lowercase hex digits.
+fn hex(digest: &Digest) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// The digest `s` spells ([`hex`]); `None` unless 64 lowercase hex digits.
+fn unhex(s: &str) -> Option<Digest> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let s = s.as_bytes();
+    if s.len() != 64 {
+        return None;
+    }
+    let mut digest = [0; 32];
+    for (d, pair) in digest.iter_mut().zip(s.chunks_exact(2)) {
+        *d = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(digest)
 }
 
 /// The link to Redis: two helper threads (commands, subscription). See the
@@ -213,7 +549,8 @@ impl Link {
     /// stream's `MAXLEN ~ keep`: at least `keep` entries remain), `prefix`
     /// namespaces every key and the channel (e.g. `"wsgate"`). `notify` is
     /// called after events were queued (on the link threads, and on the
-    /// caller's for a publish refused at once): the shell wakes its poll.
+    /// caller's for a publish or query refused at once): the shell wakes
+    /// its poll.
     ///
     /// # Panics
     ///
@@ -255,20 +592,32 @@ impl Link {
     }
 
     /// Queues a publish; never blocks the caller (beyond a short lock).
-    /// While the link is not up, or with [`MAX_IN_FLIGHT`] publishes
-    /// unanswered, `Failed { unconfirmed: false }` is queued at once.
+    /// While the link is not up, or with [`MAX_IN_FLIGHT`] publishes and
+    /// queries unanswered, `Failed { unconfirmed: false }` is queued at
+    /// once.
     pub fn publish(&self, p: Publish) {
+        self.submit(Job::Publish(p));
+    }
+
+    /// Queues a question about sessions or tickets, behind the publishes
+    /// and queries before it; never blocks the caller (beyond a short
+    /// lock). While the link is not up, or with [`MAX_IN_FLIGHT`]
+    /// publishes and queries unanswered, `Answer { answer: Unavailable }`
+    /// is queued at once. Every query is answered exactly once.
+    pub fn ask(&self, q: Query) {
+        self.submit(Job::Query(q));
+    }
+
+    /// Queues `job` for the commands thread, or refuses it at once.
+    fn submit(&self, job: Job) {
         let refused = {
             let mut inner = self.shared.lock();
             if inner.up == Some(true) && inner.in_flight < MAX_IN_FLIGHT {
                 inner.in_flight += 1;
-                inner.queue.push_back(p);
+                inner.queue.push_back(job);
                 false
             } else {
-                inner.events.push(LinkEvent::Failed {
-                    id: p.id,
-                    unconfirmed: false,
-                });
+                inner.events.push(job.id().unanswered(false));
                 true
             }
         };
@@ -277,17 +626,6 @@ impl Link {
         } else {
             self.shared.cv.notify_all();
         }
-    }
-
-    /// Queues a question about sessions or tickets; never blocks the
-    /// caller. (Interim: answered `Unavailable` at once; the link's side
-    /// comes next.)
-    pub fn ask(&self, q: Query) {
-        self.shared.lock().events.push(LinkEvent::Answer {
-            id: q.id,
-            answer: Answer::Unavailable,
-        });
-        (self.shared.notify)();
     }
 
     /// Every event since the last call, in order.
@@ -349,12 +687,17 @@ impl Settings {
             _ => why.to_string(),
         }
     }
+
+    /// The key `PREFIX:kind:name`.
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}:{kind}:{name}", self.prefix)
+    }
 }
 
 /// State shared by the [`Link`] and its threads.
 struct Shared {
     inner: Mutex<Inner>,
-    /// Signals new publishes and `stop`.
+    /// Signals new jobs and `stop`.
     cv: Condvar,
     notify: Box<dyn Fn() + Send + Sync>,
     settings: Arc<Settings>,
@@ -367,9 +710,10 @@ struct Inner {
     /// names, plus [`EVENT_OVERHEAD`] each), bounded by
     /// [`MAX_EVENT_BYTES`].
     event_bytes: usize,
-    /// Accepted publishes not yet taken by the commands thread.
-    queue: VecDeque<Publish>,
-    /// Publishes queued, or written and unanswered.
+    /// Accepted publishes and queries not yet taken by the commands
+    /// thread, in order.
+    queue: VecDeque<Job>,
+    /// Publishes and queries queued, or written and unanswered.
     in_flight: usize,
     /// Which connections are ready (by [`Role`]).
     ready: [bool; 2],
@@ -438,9 +782,9 @@ impl Shared {
         }
     }
 
-    /// `role` failed: the publishes in `unconfirmed` were written and not
-    /// answered; Down (once), and every queued publish fails.
-    fn down(&self, role: Role, why: &str, unconfirmed: &[u64]) {
+    /// `role` failed: the jobs in `unconfirmed` were written and not
+    /// answered; Down (once), and every queued job fails.
+    fn down(&self, role: Role, why: &str, unconfirmed: &[JobId]) {
         let why = self.settings.redact(why);
         let announce = {
             let mut inner = self.lock();
@@ -455,12 +799,7 @@ impl Shared {
                 inner.ready[other] = false;
                 inner.verify[other] = true;
             }
-            for &id in unconfirmed {
-                inner.events.push(LinkEvent::Failed {
-                    id,
-                    unconfirmed: true,
-                });
-            }
+            (inner.events).extend(unconfirmed.iter().map(|id| id.unanswered(true)));
             inner.in_flight -= unconfirmed.len();
             let announce = inner.up != Some(false);
             if announce {
@@ -469,14 +808,9 @@ impl Shared {
             }
             // Nothing is queued while down; fail what was queued when it
             // went down.
-            let queued: Vec<Publish> = inner.queue.drain(..).collect();
+            let queued: Vec<JobId> = inner.queue.drain(..).map(|job| job.id()).collect();
             inner.in_flight -= queued.len();
-            for p in queued {
-                inner.events.push(LinkEvent::Failed {
-                    id: p.id,
-                    unconfirmed: false,
-                });
-            }
+            (inner.events).extend(queued.iter().map(|id| id.unanswered(false)));
             announce
         };
         info!(
@@ -490,7 +824,7 @@ impl Shared {
         (self.notify)();
     }
 
-    /// Answers for publishes the commands thread had taken.
+    /// Answers for jobs the commands thread had taken (one each).
     fn answered(&self, events: Vec<LinkEvent>) {
         if events.is_empty() {
             return;
@@ -516,6 +850,9 @@ impl Shared {
                 LinkEvent::Message(d) => {
                     d.text.len() + d.room.len() + d.from.len() + EVENT_OVERHEAD
                 }
+                LinkEvent::SessionsEnded { digests, .. } => {
+                    digests.len() * size_of::<Digest>() + EVENT_OVERHEAD
+                }
                 _ => EVENT_OVERHEAD,
             })
             .sum();
@@ -539,7 +876,7 @@ impl Shared {
         inner.stop
     }
 
-    /// The commands thread's next work: publishes (at most
+    /// The commands thread's next work: publishes and queries (at most
     /// [`MAX_BATCH_BYTES`] of them, at least one), or nothing by `until`
     /// (time to ping), or stop.
     fn next_batch(&self, until: Instant) -> Work {
@@ -555,15 +892,15 @@ impl Shared {
             if !inner.queue.is_empty() {
                 let mut batch = Vec::new();
                 let mut bytes = 0;
-                while let Some(p) = inner.queue.front() {
-                    let size = p.text.len() + p.room.len() + p.from.len() + 256;
+                while let Some(job) = inner.queue.front() {
+                    let size = job.weight();
                     if !batch.is_empty() && bytes + size > MAX_BATCH_BYTES {
                         break;
                     }
                     bytes += size;
                     batch.extend(inner.queue.pop_front());
                 }
-                return Work::Publish(batch);
+                return Work::Jobs(batch);
             }
             let now = Instant::now();
             if now >= until {
@@ -581,7 +918,71 @@ impl Shared {
 enum Work {
     Stop,
     Idle,
-    Publish(Vec<Publish>),
+    Jobs(Vec<Job>),
+}
+
+/// What the commands connection does for the core, in the order given.
+#[derive(Clone, Debug)]
+enum Job {
+    Publish(Publish),
+    Query(Query),
+}
+
+/// Which job an answer is for.
+#[derive(Clone, Copy, Debug)]
+enum JobId {
+    Publish(u64),
+    Query(u64),
+}
+
+impl JobId {
+    /// The answer of a job Redis did not answer: `written` when it may
+    /// have run it.
+    fn unanswered(self, written: bool) -> LinkEvent {
+        match self {
+            JobId::Publish(id) => LinkEvent::Failed {
+                id,
+                unconfirmed: written,
+            },
+            JobId::Query(id) => LinkEvent::Answer {
+                id,
+                answer: Answer::Unavailable,
+            },
+        }
+    }
+}
+
+impl Job {
+    fn id(&self) -> JobId {
+        match self {
+            Job::Publish(p) => JobId::Publish(p.id),
+            Job::Query(q) => JobId::Query(q.id),
+        }
+    }
+
+    /// About what its commands weigh, for [`MAX_BATCH_BYTES`].
+    fn weight(&self) -> usize {
+        const COMMAND: usize = 256;
+        // A session key and more.
+        const DIGEST: usize = 128;
+        COMMAND
+            + match self {
+                Job::Publish(p) => p.text.len() + p.room.len() + p.from.len(),
+                Job::Query(q) => match &q.ask {
+                    Ask::CreateSession { record, .. } => 2 * record.user.len() + record.role.len(),
+                    Ask::EndSessions { digests } | Ask::TouchSessions { digests, .. } => {
+                        digests.len() * DIGEST
+                    }
+                    Ask::IssueTicket { payload, .. } => payload.len(),
+                    Ask::LookupSession { .. } | Ask::RedeemTicket { .. } => 0,
+                    // Interim: presence is not sent yet (answered Unavailable).
+                    Ask::Join { .. }
+                    | Ask::Leave { .. }
+                    | Ask::Who { .. }
+                    | Ask::Register { .. } => 0,
+                },
+            }
+    }
 }
 
 /// Exponential backoff with full jitter. It starts again from the first
@@ -662,25 +1063,35 @@ fn connection_thread(sh: &Shared, role: Role) {
     }
 }
 
-/// Why a connection ended, and the publishes written on it and never
+/// Why a connection ended, and the jobs written on it and never
 /// answered.
-type Failure = (String, Vec<u64>);
+type Failure = (String, Vec<JobId>);
 
-/// Loads the script; its SHA1.
-fn load_script(conn: &mut Conn) -> Result<String, String> {
-    match conn.call(&[b"SCRIPT", b"LOAD", PUBLISH_SCRIPT.as_bytes()])? {
-        OwnedFrame::BulkString(sha) => {
-            String::from_utf8(sha).map_err(|_| "bad SCRIPT LOAD reply".into())
-        }
-        OwnedFrame::Error(e) => Err(format!("SCRIPT LOAD refused: {e}")),
-        _ => Err("unexpected SCRIPT LOAD reply".into()),
+/// Loads every script (pipelined); their SHA1s.
+fn load_scripts(conn: &mut Conn) -> Result<Shas, String> {
+    let mut out = Vec::new();
+    for script in Script::ALL {
+        encode_command(&mut out, &[b"SCRIPT", b"LOAD", script.source().as_bytes()]);
     }
+    conn.send(&out)?;
+    let mut shas = Script::ALL.map(|_| String::new());
+    for sha in &mut shas {
+        *sha = match conn.next_frame(Instant::now() + REPLY_TIMEOUT)? {
+            OwnedFrame::BulkString(b) => {
+                String::from_utf8(b).map_err(|_| "bad SCRIPT LOAD reply")?
+            }
+            OwnedFrame::Error(e) => return Err(format!("SCRIPT LOAD refused: {e}")),
+            _ => return Err("unexpected SCRIPT LOAD reply".into()),
+        };
+    }
+    Ok(Shas(shas))
 }
 
-/// The commands connection, ready: publishes and pings until it fails.
+/// The commands connection, ready: publishes, queries and pings until it
+/// fails.
 fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backoff) -> Failure {
-    let mut sha = match load_script(conn) {
-        Ok(sha) => sha,
+    let mut shas = match load_scripts(conn) {
+        Ok(shas) => shas,
         Err(why) => return (why, Vec::new()),
     };
     sh.ready(Role::Commands);
@@ -703,25 +1114,28 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
                 last = Instant::now();
                 continue;
             }
-            Work::Publish(batch) => batch,
+            Work::Jobs(batch) => batch,
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut retry = Vec::new();
-        if let Err(failure) = pipeline(conn, st, &sha, &batch, &mut events, &mut retry) {
+        if let Err(failure) = pipeline(conn, st, &shas, &batch, &mut events, &mut retry) {
             return give_up(sh, events, &retry, failure);
         }
         if !retry.is_empty() {
-            // Redis lost the script: load it again, retry those once.
-            match load_script(conn) {
-                Ok(new) => sha = new,
+            // Redis lost the scripts: load them again, retry those once.
+            match load_scripts(conn) {
+                Ok(new) => shas = new,
                 Err(why) => return give_up(sh, events, &retry, (why, Vec::new())),
             }
             let mut again = Vec::new();
-            if let Err(failure) = pipeline(conn, st, &sha, &retry, &mut events, &mut again) {
+            if let Err(failure) = pipeline(conn, st, &shas, &retry, &mut events, &mut again) {
                 return give_up(sh, events, &again, failure);
             }
             if !again.is_empty() {
-                warn!("redis {}: NOSCRIPT again after loading the script", st.addr);
+                warn!(
+                    "redis {}: NOSCRIPT again after loading the scripts",
+                    st.addr
+                );
             }
             refuse(&mut events, &again);
         }
@@ -730,95 +1144,99 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
     }
 }
 
-/// The commands connection failed: the answers read stand, the publishes
+/// The commands connection failed: the answers read stand, the jobs
 /// Redis refused with `NOSCRIPT` were certainly not run.
-fn give_up(
-    sh: &Shared,
-    mut events: Vec<LinkEvent>,
-    noscript: &[Publish],
-    failure: Failure,
-) -> Failure {
+fn give_up(sh: &Shared, mut events: Vec<LinkEvent>, noscript: &[Job], failure: Failure) -> Failure {
     refuse(&mut events, noscript);
     sh.answered(events);
     failure
 }
 
-/// `Failed { unconfirmed: false }` for each of `refused`.
-fn refuse(events: &mut Vec<LinkEvent>, refused: &[Publish]) {
-    events.extend(refused.iter().map(|p| LinkEvent::Failed {
-        id: p.id,
-        unconfirmed: false,
-    }));
+/// The answer of each of `refused`, which Redis did not run.
+fn refuse(events: &mut Vec<LinkEvent>, refused: &[Job]) {
+    events.extend(refused.iter().map(|job| job.id().unanswered(false)));
 }
 
-/// Writes `batch` as `EVALSHA`s in one go and reads the replies in order:
-/// answers go to `events`, publishes refused with `NOSCRIPT` to `retry`.
-/// On failure, the publishes not answered are the failure's unconfirmed
-/// ones.
+/// Writes `batch`'s commands in one go and reads the replies in order:
+/// answers go to `events`, jobs refused with `NOSCRIPT` (any of their
+/// commands) to `retry`. On failure, the jobs not answered are the
+/// failure's unconfirmed ones.
 fn pipeline(
     conn: &mut Conn,
     st: &Settings,
-    sha: &str,
-    batch: &[Publish],
+    shas: &Shas,
+    batch: &[Job],
     events: &mut Vec<LinkEvent>,
-    retry: &mut Vec<Publish>,
+    retry: &mut Vec<Job>,
 ) -> Result<(), Failure> {
     let mut out = Vec::new();
-    for p in batch {
-        encode_evalsha(&mut out, st, sha, p);
-    }
-    let unanswered = |from: usize| batch[from..].iter().map(|p| p.id).collect::<Vec<_>>();
+    let counts: Vec<usize> = (batch.iter())
+        .map(|job| encode_job(&mut out, st, shas, job))
+        .collect();
+    let unanswered = |from: usize| batch[from..].iter().map(Job::id).collect::<Vec<_>>();
     if let Err(why) = conn.send(&out) {
         return Err((why, unanswered(0)));
     }
-    for (i, p) in batch.iter().enumerate() {
-        let frame = match conn.next_frame(Instant::now() + REPLY_TIMEOUT) {
-            Ok(frame) => frame,
-            Err(why) => return Err((why, unanswered(i))),
-        };
-        match frame {
-            OwnedFrame::Integer(seq) if seq > 0 => events.push(LinkEvent::Stored {
-                id: p.id,
-                seq: seq.unsigned_abs(),
-            }),
-            OwnedFrame::Error(e) if e.starts_with("NOSCRIPT") => retry.push(p.clone()),
-            OwnedFrame::Error(e) => {
-                warn!("redis {}: a publish failed: {e}", st.addr);
-                events.push(LinkEvent::Failed {
-                    id: p.id,
-                    unconfirmed: false,
-                });
-            }
-            _ => {
-                warn!("redis {}: unexpected reply to a publish", st.addr);
-                events.push(LinkEvent::Failed {
-                    id: p.id,
-                    unconfirmed: true,
-                });
+    for (i, (job, &count)) in batch.iter().zip(&counts).enumerate() {
+        let mut replies = Vec::with_capacity(count);
+        for _ in 0..count {
+            match conn.next_frame(Instant::now() + REPLY_TIMEOUT) {
+                Ok(frame) => replies.push(frame),
+                Err(why) => return Err((why, unanswered(i))),
             }
         }
+        if replies.iter().any(is_noscript) {
+            retry.push(job.clone());
+            continue;
+        }
+        events.push(match job {
+            Job::Publish(p) => publish_answer(st, p, replies.pop()),
+            Job::Query(q) => LinkEvent::Answer {
+                id: q.id,
+                answer: query_answer(&q.ask, replies).unwrap_or_else(|why| {
+                    warn!(
+                        "redis {}: a {} query failed: {why}",
+                        st.addr,
+                        ask_name(&q.ask)
+                    );
+                    Answer::Unavailable
+                }),
+            },
+        });
     }
     Ok(())
 }
 
+fn is_noscript(frame: &OwnedFrame) -> bool {
+    matches!(frame, OwnedFrame::Error(e) if e.starts_with("NOSCRIPT"))
+}
+
+/// Appends `job`'s `EVALSHA`s to `out`; how many.
+fn encode_job(out: &mut Vec<u8>, st: &Settings, shas: &Shas, job: &Job) -> usize {
+    match job {
+        Job::Publish(p) => {
+            encode_publish(out, st, shas.of(Script::Publish), p);
+            1
+        }
+        Job::Query(q) => encode_query(out, st, shas, &q.ask),
+    }
+}
+
 /// Appends `EVALSHA sha 3 KEYS... ARGV...` for `p`.
-fn encode_evalsha(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
-    let prefix = &st.prefix;
+fn encode_publish(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
     let room = &p.room;
-    let seq_key = format!("{prefix}:seq:{room}");
-    let epoch_key = format!("{prefix}:epoch:{room}");
-    let log_key = format!("{prefix}:log:{room}");
+    let keys = [
+        st.key("seq", room),
+        st.key("epoch", room),
+        st.key("log", room),
+    ];
     let ts = p.ts.to_string();
     let ttl = KEY_TTL_SECS.to_string();
-    encode_command(
+    encode_evalsha(
         out,
+        sha,
+        &keys,
         &[
-            b"EVALSHA",
-            sha.as_bytes(),
-            b"3",
-            seq_key.as_bytes(),
-            epoch_key.as_bytes(),
-            log_key.as_bytes(),
             st.channel.as_bytes(),
             st.keep.as_bytes(),
             room.as_bytes(),
@@ -828,6 +1246,256 @@ fn encode_evalsha(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
             ttl.as_bytes(),
         ],
     );
+}
+
+/// Appends the `EVALSHA`s for `ask` to `out` (see the scripts); how many:
+/// one, or for the digest lists one per [`MAX_DIGESTS_PER_COMMAND`] (none
+/// for an empty list).
+fn encode_query(out: &mut Vec<u8>, st: &Settings, shas: &Shas, ask: &Ask) -> usize {
+    let sess = |d: &Digest| st.key("sess", &hex(d));
+    let prefix = st.prefix.as_bytes();
+    let channel = st.channel.as_bytes();
+    match ask {
+        // Interim: presence is not sent yet (answered Unavailable).
+        Ask::Join { .. } | Ask::Leave { .. } | Ask::Who { .. } | Ask::Register { .. } => 0,
+        Ask::CreateSession {
+            digest,
+            record,
+            clock,
+            max_per_user,
+        } => {
+            let [now, ttl, idle] = clock_args(clock);
+            let created = record.created_ms.to_string();
+            let max = max_per_user.to_string();
+            encode_evalsha(
+                out,
+                shas.of(Script::CreateSession),
+                &[sess(digest), st.key("usess", &record.user)],
+                &[
+                    now.as_bytes(),
+                    ttl.as_bytes(),
+                    idle.as_bytes(),
+                    prefix,
+                    channel,
+                    hex(digest).as_bytes(),
+                    record.user.as_bytes(),
+                    record.role.as_bytes(),
+                    created.as_bytes(),
+                    max.as_bytes(),
+                ],
+            );
+            1
+        }
+        Ask::LookupSession { digest, clock } => {
+            let clock = clock_args(clock);
+            let sha = shas.of(Script::LookupSession);
+            encode_evalsha(
+                out,
+                sha,
+                &[sess(digest)],
+                &clock.each_ref().map(|a| a.as_bytes()),
+            );
+            1
+        }
+        Ask::TouchSessions { digests, clock } => {
+            let clock = clock_args(clock);
+            let argv = clock.each_ref().map(|a| a.as_bytes());
+            for chunk in digests.chunks(MAX_DIGESTS_PER_COMMAND) {
+                let keys: Vec<String> = chunk.iter().map(sess).collect();
+                encode_evalsha(out, shas.of(Script::TouchSessions), &keys, &argv);
+            }
+            digests.len().div_ceil(MAX_DIGESTS_PER_COMMAND)
+        }
+        Ask::EndSessions { digests } => {
+            for chunk in digests.chunks(MAX_DIGESTS_PER_COMMAND) {
+                let keys: Vec<String> = chunk.iter().map(sess).collect();
+                encode_evalsha(out, shas.of(Script::EndSessions), &keys, &[prefix, channel]);
+            }
+            digests.len().div_ceil(MAX_DIGESTS_PER_COMMAND)
+        }
+        Ask::IssueTicket {
+            digest,
+            payload,
+            session,
+            clock,
+        } => {
+            let [now, ttl, idle] = clock_args(clock);
+            let mut keys = vec![st.key("tkt", &hex(digest))];
+            keys.extend(session.as_ref().map(sess));
+            let session = session.as_ref().map(hex).unwrap_or_default();
+            let lifetime = TICKET_TTL_MS.to_string();
+            encode_evalsha(
+                out,
+                shas.of(Script::IssueTicket),
+                &keys,
+                &[
+                    now.as_bytes(),
+                    ttl.as_bytes(),
+                    idle.as_bytes(),
+                    payload.as_bytes(),
+                    session.as_bytes(),
+                    lifetime.as_bytes(),
+                ],
+            );
+            1
+        }
+        Ask::RedeemTicket { digest, clock } => {
+            let [now, ttl, idle] = clock_args(clock);
+            encode_evalsha(
+                out,
+                shas.of(Script::RedeemTicket),
+                &[st.key("tkt", &hex(digest))],
+                &[now.as_bytes(), ttl.as_bytes(), idle.as_bytes(), prefix],
+            );
+            1
+        }
+    }
+}
+
+/// The session scripts' first `ARGV`s.
+fn clock_args(clock: &SessionClock) -> [String; 3] {
+    [clock.now_ms, clock.ttl_ms, clock.idle_ms].map(|n| n.to_string())
+}
+
+/// Appends `EVALSHA sha N KEYS... ARGV...` to `out`.
+fn encode_evalsha(out: &mut Vec<u8>, sha: &str, keys: &[String], argv: &[&[u8]]) {
+    let n = keys.len().to_string();
+    let mut args: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + argv.len());
+    args.extend([b"EVALSHA".as_slice(), sha.as_bytes(), n.as_bytes()]);
+    args.extend(keys.iter().map(String::as_bytes));
+    args.extend_from_slice(argv);
+    encode_command(out, &args);
+}
+
+/// Redis's reply to publish `p`.
+fn publish_answer(st: &Settings, p: &Publish, reply: Option<OwnedFrame>) -> LinkEvent {
+    match reply {
+        Some(OwnedFrame::Integer(seq)) if seq > 0 => LinkEvent::Stored {
+            id: p.id,
+            seq: seq.unsigned_abs(),
+        },
+        Some(OwnedFrame::Error(e)) => {
+            warn!("redis {}: a publish failed: {e}", st.addr);
+            LinkEvent::Failed {
+                id: p.id,
+                unconfirmed: false,
+            }
+        }
+        _ => {
+            warn!("redis {}: unexpected reply to a publish", st.addr);
+            LinkEvent::Failed {
+                id: p.id,
+                unconfirmed: true,
+            }
+        }
+    }
+}
+
+/// The answer Redis's `replies` (one per command [`encode_query`] wrote)
+/// make to `ask`; `Err`, for the log, on an error or an unexpected reply
+/// (never with a payload).
+fn query_answer(ask: &Ask, mut replies: Vec<OwnedFrame>) -> Result<Answer, String> {
+    let error = replies.iter().find_map(|f| match f {
+        OwnedFrame::Error(e) => Some(e),
+        _ => None,
+    });
+    if let Some(e) = error {
+        return Err(e.to_string());
+    }
+    let unexpected = || "unexpected reply".to_string();
+    let mut one = || match replies.len() {
+        1 => replies.pop().ok_or_else(unexpected),
+        _ => Err(unexpected()),
+    };
+    match ask {
+        Ask::Join { .. } | Ask::Leave { .. } | Ask::Who { .. } | Ask::Register { .. } => {
+            Err("presence is not sent yet".into())
+        }
+        Ask::CreateSession { .. } => match one()? {
+            OwnedFrame::Integer(_) => Ok(Answer::Done),
+            _ => Err(unexpected()),
+        },
+        Ask::LookupSession { .. } => match one()? {
+            OwnedFrame::Null => Ok(Answer::Session(None)),
+            OwnedFrame::Array(fields) => match <[OwnedFrame; 3]>::try_from(fields) {
+                Ok(
+                    [
+                        OwnedFrame::BulkString(user),
+                        OwnedFrame::BulkString(role),
+                        OwnedFrame::BulkString(created),
+                    ],
+                ) => Ok(Answer::Session(Some(SessionRecord {
+                    user: String::from_utf8(user).map_err(|_| unexpected())?,
+                    role: String::from_utf8(role).map_err(|_| unexpected())?,
+                    created_ms: (std::str::from_utf8(&created).ok())
+                        .and_then(|c| c.parse().ok())
+                        .ok_or_else(unexpected)?,
+                }))),
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        },
+        Ask::TouchSessions { digests, .. } => {
+            let chunks = digests.chunks(MAX_DIGESTS_PER_COMMAND);
+            if chunks.len() != replies.len() {
+                return Err(unexpected());
+            }
+            let mut missing = Vec::new();
+            for (chunk, reply) in chunks.zip(replies) {
+                let OwnedFrame::Array(indexes) = reply else {
+                    return Err(unexpected());
+                };
+                for index in indexes {
+                    // 1-based (Lua's).
+                    let found = match index {
+                        OwnedFrame::Integer(i) => (usize::try_from(i).ok())
+                            .and_then(|i| i.checked_sub(1))
+                            .and_then(|i| chunk.get(i)),
+                        _ => None,
+                    };
+                    missing.push(*found.ok_or_else(unexpected)?);
+                }
+            }
+            Ok(Answer::Missing(missing))
+        }
+        Ask::EndSessions { digests } => {
+            let ok = replies.len() == digests.len().div_ceil(MAX_DIGESTS_PER_COMMAND)
+                && (replies.iter()).all(|r| matches!(r, OwnedFrame::Integer(_)));
+            if ok {
+                Ok(Answer::Done)
+            } else {
+                Err(unexpected())
+            }
+        }
+        Ask::IssueTicket { .. } => match one()? {
+            OwnedFrame::Integer(1) => Ok(Answer::Done),
+            OwnedFrame::Integer(0) => Ok(Answer::Session(None)),
+            _ => Err(unexpected()),
+        },
+        Ask::RedeemTicket { .. } => match one()? {
+            OwnedFrame::Null => Ok(Answer::Ticket(None)),
+            OwnedFrame::BulkString(payload) => String::from_utf8(payload)
+                .map(|p| Answer::Ticket(Some(p)))
+                .map_err(|_| unexpected()),
+            _ => Err(unexpected()),
+        },
+    }
+}
+
+/// What `ask` does, for the log.
+fn ask_name(ask: &Ask) -> &'static str {
+    match ask {
+        Ask::CreateSession { .. } => "create-session",
+        Ask::LookupSession { .. } => "lookup-session",
+        Ask::EndSessions { .. } => "end-sessions",
+        Ask::TouchSessions { .. } => "touch-sessions",
+        Ask::IssueTicket { .. } => "issue-ticket",
+        Ask::RedeemTicket { .. } => "redeem-ticket",
+        Ask::Join { .. } => "join",
+        Ask::Leave { .. } => "leave",
+        Ask::Who { .. } => "who",
+        Ask::Register { .. } => "register",
+    }
 }
 
 /// Appends a RESP2 command (an array of bulk strings) to `out`.
@@ -871,6 +1539,8 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
     let mut outstanding = 0u32;
     // Asked to prove alive: ready again once every ping sent is answered.
     let mut verifying = false;
+    // An event of an unknown kind was logged (once a connection).
+    let mut told_unknown = false;
     loop {
         if sh.stopping() {
             return fail("stopping".into());
@@ -889,15 +1559,9 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
                 Ok(Some(frame)) => match frame {
                     OwnedFrame::Array(parts) if is_bulk(parts.first(), b"message") => {
                         match parts.get(2) {
-                            Some(OwnedFrame::BulkString(payload)) => match parse_payload(payload) {
-                                Some(d) => events.push(LinkEvent::Message(d)),
-                                None => warn!(
-                                    "redis {}: skipped a message on {} that does not parse ({} bytes)",
-                                    st.addr,
-                                    st.channel,
-                                    payload.len()
-                                ),
-                            },
+                            Some(OwnedFrame::BulkString(payload)) => {
+                                events.extend(payload_event(st, payload, &mut told_unknown));
+                            }
                             _ => warn!("redis {}: skipped a malformed message frame", st.addr),
                         }
                     }
@@ -947,6 +1611,33 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
             Ok(true) => last_read = Instant::now(),
             Ok(false) => {}
             Err(why) => return fail(why),
+        }
+    }
+}
+
+/// The event a payload on the channel makes, if any.
+fn payload_event(st: &Settings, payload: &[u8], told_unknown: &mut bool) -> Option<LinkEvent> {
+    match parse_payload(payload) {
+        Some(Payload::Message(d)) => Some(LinkEvent::Message(d)),
+        Some(Payload::Ended { digests, why }) => Some(LinkEvent::SessionsEnded { digests, why }),
+        Some(Payload::Unknown(kind)) => {
+            if !std::mem::replace(told_unknown, true) {
+                let kind: String = kind.chars().take(32).collect();
+                info!(
+                    "redis {}: skipping events of kind {kind:?} on {} (a newer node's?)",
+                    st.addr, st.channel
+                );
+            }
+            None
+        }
+        None => {
+            warn!(
+                "redis {}: skipped a message on {} that does not parse ({} bytes)",
+                st.addr,
+                st.channel,
+                payload.len()
+            );
+            None
         }
     }
 }
@@ -1221,6 +1912,8 @@ mod tests {
         link: Link,
         seen: Vec<LinkEvent>,
         notified: Arc<AtomicUsize>,
+        /// The last query id used.
+        last_query: u64,
     }
 
     impl Node {
@@ -1239,6 +1932,7 @@ mod tests {
                 link,
                 seen: Vec::new(),
                 notified,
+                last_query: 0,
             }
         }
 
@@ -1300,6 +1994,141 @@ mod tests {
 
         fn count(&self, f: impl Fn(&LinkEvent) -> bool) -> usize {
             self.seen.iter().filter(|e| f(e)).count()
+        }
+
+        /// Asks, and waits (at most 5 s) for the one answer.
+        fn ask(&mut self, ask: Ask) -> Answer {
+            self.last_query += 1;
+            let id = self.last_query;
+            self.link.ask(Query { id, ask });
+            let is_it =
+                move |e: &LinkEvent| matches!(e, LinkEvent::Answer { id: i, .. } if *i == id);
+            self.wait(5, "an answer", |e| e.iter().any(is_it));
+            let answers: Vec<Answer> = (self.seen.iter())
+                .filter_map(|e| match e {
+                    LinkEvent::Answer { id: i, answer } if *i == id => Some(answer.clone()),
+                    _ => None,
+                })
+                .collect();
+            let [answer] = <[Answer; 1]>::try_from(answers).expect("one answer");
+            answer
+        }
+
+        fn create(&mut self, d: Digest, user: &str, clock: SessionClock, max: usize) -> Answer {
+            self.ask(Ask::CreateSession {
+                digest: d,
+                record: record(user, clock.now_ms),
+                clock,
+                max_per_user: max,
+            })
+        }
+
+        fn lookup(&mut self, d: Digest, clock: SessionClock) -> Option<SessionRecord> {
+            match self.ask(Ask::LookupSession { digest: d, clock }) {
+                Answer::Session(found) => found,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn touch(&mut self, digests: &[Digest], clock: SessionClock) -> Vec<Digest> {
+            let digests = digests.to_vec();
+            match self.ask(Ask::TouchSessions { digests, clock }) {
+                Answer::Missing(missing) => missing,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn end(&mut self, digests: &[Digest]) {
+            let digests = digests.to_vec();
+            assert_eq!(self.ask(Ask::EndSessions { digests }), Answer::Done);
+        }
+
+        fn issue(&mut self, t: Digest, payload: &str, session: Option<Digest>) -> Answer {
+            self.ask(Ask::IssueTicket {
+                digest: t,
+                payload: payload.into(),
+                session,
+                clock: clock(3_600_000, 600_000),
+            })
+        }
+
+        fn redeem(&mut self, t: Digest, clock: SessionClock) -> Option<String> {
+            match self.ask(Ask::RedeemTicket { digest: t, clock }) {
+                Answer::Ticket(payload) => payload,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        /// Every `SessionsEnded` seen.
+        fn ended(&self) -> Vec<(Vec<Digest>, Ended)> {
+            (self.seen.iter())
+                .filter_map(|e| match e {
+                    LinkEvent::SessionsEnded { digests, why } => Some((digests.clone(), *why)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Waits for the `n`th `SessionsEnded`.
+        fn wait_ended(&mut self, n: usize) {
+            self.wait(5, "SessionsEnded", |e| {
+                (e.iter())
+                    .filter(|e| matches!(e, LinkEvent::SessionsEnded { .. }))
+                    .count()
+                    >= n
+            });
+        }
+    }
+
+    fn now_ms() -> u64 {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        u64::try_from(since.as_millis()).unwrap()
+    }
+
+    /// Limits as a node asks with them, now.
+    fn clock(ttl_ms: u64, idle_ms: u64) -> SessionClock {
+        SessionClock {
+            now_ms: now_ms(),
+            ttl_ms,
+            idle_ms,
+        }
+    }
+
+    /// A digest told apart by `n`.
+    fn digest(n: u16) -> Digest {
+        let mut d = [0x5a; 32];
+        d[..2].copy_from_slice(&n.to_be_bytes());
+        d
+    }
+
+    fn record(user: &str, created_ms: u64) -> SessionRecord {
+        SessionRecord {
+            user: user.into(),
+            role: "member".into(),
+            created_ms,
+        }
+    }
+
+    fn sess_key(prefix: &str, d: &Digest) -> Vec<u8> {
+        format!("{prefix}:sess:{}", hex(d)).into_bytes()
+    }
+
+    fn int(frame: OwnedFrame) -> i64 {
+        match frame {
+            OwnedFrame::Integer(i) => i,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    /// The members of sorted set `key`, as digests.
+    fn members(c: &mut Conn, key: &str) -> Vec<Digest> {
+        match c.call(&[b"ZRANGE", key.as_bytes(), b"0", b"-1"]).unwrap() {
+            OwnedFrame::Array(ms) => (ms.iter())
+                .map(|m| unhex(std::str::from_utf8(bulk(m)).unwrap()).unwrap())
+                .collect(),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -1390,7 +2219,9 @@ mod tests {
             panic!()
         };
         assert_eq!(bulk(&fields[0]), b"m");
-        let d = parse_payload(bulk(&fields[1])).unwrap();
+        let Some(Payload::Message(d)) = parse_payload(bulk(&fields[1])) else {
+            panic!("not a message")
+        };
         let sixth = a
             .messages()
             .into_iter()
@@ -1463,7 +2294,9 @@ mod tests {
         // Something else on the channel is skipped.
         let mut c = redis.client(&redis.url());
         for junk in [&b"not json"[..], br#"{"r":"x"}"#, b"\xff\xfe"] {
-            c.call(&[b"PUBLISH", b"u:msgs", junk]).unwrap();
+            // why the db: the channel is `PREFIX:DB:msgs`.
+            let listeners = c.call(&[b"PUBLISH", b"u:0:msgs", junk]).unwrap();
+            assert_eq!(listeners, OwnedFrame::Integer(1), "the link hears it");
         }
         a.publish(99, "after", "junk");
         a.wait(5, "the next message", |e| n_messages(e) == n + 1);
@@ -1480,6 +2313,39 @@ mod tests {
             assert_eq!(m.ts, u64::MAX - i as u64);
             assert_eq!(m.seq, i as u64 + 1);
         }
+    }
+
+    #[test]
+    fn end_events_come_from_the_channel() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "y");
+        let mut c = redis.client(&redis.url());
+        let end = format!(r#"{{"k":"end","w":"evicted","d":["{}"]}}"#, "c3".repeat(32));
+        for payload in [
+            r#"{"k":"later","x":"what a newer node says"}"#,
+            r#"{"k":"end","w":"logout","d":["not hex"]}"#,
+            r#"{"k":"later"}"#,
+            &end,
+        ] {
+            let listeners = c.call(&[b"PUBLISH", b"y:0:msgs", payload.as_bytes()]);
+            assert_eq!(listeners.unwrap(), OwnedFrame::Integer(1));
+        }
+        a.publish(1, "r", "after");
+        a.wait(5, "the message", |e| n_messages(e) == 1 && n_stored(e) == 1);
+        // In the channel's order; the others skipped.
+        let heard: Vec<&LinkEvent> = (a.seen.iter())
+            .filter(|e| matches!(e, LinkEvent::Message(_) | LinkEvent::SessionsEnded { .. }))
+            .collect();
+        let ended = LinkEvent::SessionsEnded {
+            digests: vec![[0xc3; 32]],
+            why: Ended::Evicted,
+        };
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        assert_eq!(heard[0], &ended);
+        assert!(matches!(heard[1], LinkEvent::Message(m) if m.text == "after"));
+        assert_eq!(a.count(is_down), 0);
     }
 
     #[test]
@@ -1671,7 +2537,16 @@ mod tests {
         for i in 0..total {
             a.publish(i, "r", "m");
         }
+        // A query counts with them.
+        let digests = Vec::new();
+        let ask = Ask::EndSessions { digests };
+        a.link.ask(Query { id: 7, ask });
         let now = a.link.take_events();
+        let unavailable = LinkEvent::Answer {
+            id: 7,
+            answer: Answer::Unavailable,
+        };
+        assert_eq!(now.last(), Some(&unavailable));
         let refused: Vec<u64> = now
             .iter()
             .filter_map(|e| match e {
@@ -1756,13 +2631,447 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_shared_between_nodes() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "t");
+        let mut b = Node::up(redis.url(), "t");
+        let c = clock(3_600_000, 600_000);
+        let rec = SessionRecord {
+            user: "zoë \"z\" /x".into(),
+            role: "admin".into(),
+            created_ms: c.now_ms,
+        };
+        let create = Ask::CreateSession {
+            digest: digest(1),
+            record: rec.clone(),
+            clock: c,
+            max_per_user: 4,
+        };
+        assert_eq!(a.ask(create), Answer::Done);
+        let c = clock(3_600_000, 600_000);
+        assert_eq!(b.lookup(digest(1), c), Some(rec.clone()));
+        assert_eq!(a.lookup(digest(1), c), Some(rec.clone()));
+        assert_eq!(b.lookup(digest(2), c), None);
+        // In Redis: the hash, and the user's sessions; both expire.
+        let mut r = redis.client(&redis.url());
+        let key = sess_key("t", &digest(1));
+        assert_eq!(key.len(), "t:sess:".len() + 64);
+        let user = r.call(&[b"HGET", &key, b"u"]).unwrap();
+        assert_eq!(bulk(&user), rec.user.as_bytes());
+        let created = r.call(&[b"HGET", &key, b"c"]).unwrap();
+        assert_eq!(bulk(&created), rec.created_ms.to_string().as_bytes());
+        let idle = int(r.call(&[b"PTTL", &key]).unwrap());
+        assert!((1..=600_000).contains(&idle), "{idle}");
+        let mine = format!("t:usess:{}", rec.user);
+        assert_eq!(members(&mut r, &mine), [digest(1)]);
+        let until_end = int(r.call(&[b"PTTL", mine.as_bytes()]).unwrap());
+        assert!((600_001..=3_600_000).contains(&until_end), "{until_end}");
+        // No limits: no expiry.
+        assert_eq!(a.create(digest(3), "bob", clock(0, 0), 4), Answer::Done);
+        assert_eq!(b.lookup(digest(3), clock(0, 0)).unwrap().user, "bob");
+        let key = sess_key("t", &digest(3));
+        assert_eq!(int(r.call(&[b"PTTL", &key]).unwrap()), -1);
+        assert_eq!(int(r.call(&[b"PTTL", b"t:usess:bob"]).unwrap()), -1);
+        assert_eq!(a.count(is_down) + b.count(is_down), 0);
+    }
+
+    #[test]
+    fn sessions_expire_idle_and_absolute() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "x");
+        let mut r = redis.client(&redis.url());
+        // Idle 300 ms: kept alive by lookups 600 ms long, then gone.
+        let idle = || clock(3_600_000, 300);
+        assert_eq!(a.create(digest(1), "ann", idle(), 4), Answer::Done);
+        for _ in 0..4 {
+            thread::sleep(Duration::from_millis(150));
+            assert!(a.lookup(digest(1), idle()).is_some());
+        }
+        thread::sleep(Duration::from_millis(450));
+        assert_eq!(a.lookup(digest(1), idle()), None);
+        // Absolute 500 ms: a lookup does not extend it.
+        let absolute = || clock(500, 60_000);
+        assert_eq!(a.create(digest(2), "ann", absolute(), 4), Answer::Done);
+        let key = sess_key("x", &digest(2));
+        assert!(int(r.call(&[b"PTTL", &key]).unwrap()) <= 500);
+        thread::sleep(Duration::from_millis(300));
+        assert!(a.lookup(digest(2), absolute()).is_some());
+        let left = int(r.call(&[b"PTTL", &key]).unwrap());
+        assert!((1..=250).contains(&left), "{left}");
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(a.lookup(digest(2), absolute()), None);
+        // Found past its absolute limit (by the asking node's clock):
+        // deleted, and missing.
+        let c = clock(60_000, 60_000);
+        assert_eq!(a.create(digest(3), "ann", c, 4), Answer::Done);
+        let key = sess_key("x", &digest(3));
+        let late = SessionClock {
+            now_ms: c.now_ms + 60_000,
+            ..c
+        };
+        assert_eq!(a.lookup(digest(3), late), None);
+        assert_eq!(int(r.call(&[b"EXISTS", &key]).unwrap()), 0);
+        // Created already past it: nothing stored.
+        let over = SessionClock {
+            now_ms: c.now_ms + 60_000,
+            ..c
+        };
+        let create = Ask::CreateSession {
+            digest: digest(4),
+            record: record("ann", c.now_ms),
+            clock: over,
+            max_per_user: 4,
+        };
+        assert_eq!(a.ask(create), Answer::Done);
+        let key = sess_key("x", &digest(4));
+        assert_eq!(int(r.call(&[b"EXISTS", &key]).unwrap()), 0);
+        // Idle only: the absolute remainder does not apply.
+        assert_eq!(a.create(digest(5), "ann", clock(0, 700), 4), Answer::Done);
+        let key = sess_key("x", &digest(5));
+        let left = int(r.call(&[b"PTTL", &key]).unwrap());
+        assert!((300..=700).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn evictions_past_max_per_user_are_announced() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "v");
+        let mut b = Node::up(redis.url(), "v");
+        let mut r = redis.client(&redis.url());
+        let at = |ms: u64| SessionClock {
+            now_ms: ms,
+            ttl_ms: 3_600_000,
+            idle_ms: 600_000,
+        };
+        let t = now_ms();
+        assert_eq!(a.create(digest(1), "eve", at(t), 2), Answer::Done);
+        assert_eq!(a.create(digest(2), "eve", at(t + 1), 2), Answer::Done);
+        assert_eq!(b.create(digest(3), "eve", at(t + 2), 2), Answer::Done);
+        for node in [&mut a, &mut b] {
+            node.wait_ended(1);
+            assert_eq!(node.ended(), [(vec![digest(1)], Ended::Evicted)]);
+        }
+        assert_eq!(b.lookup(digest(1), at(t + 3)), None);
+        assert!(b.lookup(digest(2), at(t + 3)).is_some());
+        assert!(a.lookup(digest(3), at(t + 3)).is_some());
+        assert_eq!(members(&mut r, "v:usess:eve"), [digest(2), digest(3)]);
+        // A session gone by itself only leaves its name: dropped, no
+        // eviction needed.
+        r.call(&[b"DEL", &sess_key("v", &digest(2))]).unwrap();
+        assert_eq!(a.create(digest(4), "eve", at(t + 4), 2), Answer::Done);
+        assert_eq!(members(&mut r, "v:usess:eve"), [digest(3), digest(4)]);
+        assert_eq!(a.create(digest(5), "eve", at(t + 5), 2), Answer::Done);
+        a.wait_ended(2);
+        // (Nothing came for digest(4): the events come in Redis's order.)
+        assert_eq!(
+            a.ended(),
+            [
+                (vec![digest(1)], Ended::Evicted),
+                (vec![digest(3)], Ended::Evicted)
+            ]
+        );
+        // The newest is never evicted, even in the same millisecond as
+        // the others and first by name.
+        assert_eq!(a.create(digest(6), "eve", at(t + 5), 2), Answer::Done);
+        assert_eq!(a.create(digest(0), "eve", at(t + 5), 2), Answer::Done);
+        a.wait_ended(4);
+        assert!(a.lookup(digest(0), at(t + 6)).is_some());
+        assert_eq!(members(&mut r, "v:usess:eve").len(), 2);
+        // Another user's sessions are not counted.
+        assert_eq!(a.create(digest(7), "eva", at(t + 7), 2), Answer::Done);
+        assert_eq!(members(&mut r, "v:usess:eva"), [digest(7)]);
+        // Several at once, when the limit went down.
+        assert_eq!(a.create(digest(8), "eve", at(t + 8), 1), Answer::Done);
+        a.wait_ended(5);
+        let (last, why) = a.ended().pop().unwrap();
+        assert_eq!((last.len(), why), (2, Ended::Evicted));
+        assert!(!last.contains(&digest(8)));
+        assert_eq!(members(&mut r, "v:usess:eve"), [digest(8)]);
+        b.wait_ended(5);
+        assert_eq!(a.ended(), b.ended());
+    }
+
+    #[test]
+    fn end_sessions_is_announced() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "o");
+        let mut b = Node::up(redis.url(), "o");
+        let mut r = redis.client(&redis.url());
+        let c = || clock(3_600_000, 600_000);
+        assert_eq!(a.create(digest(1), "lou", c(), 8), Answer::Done);
+        assert_eq!(a.create(digest(2), "lou", c(), 8), Answer::Done);
+        a.end(&[digest(1), digest(9)]);
+        for node in [&mut a, &mut b] {
+            node.wait_ended(1);
+            assert_eq!(node.ended(), [(vec![digest(1)], Ended::LoggedOut)]);
+        }
+        assert_eq!(b.lookup(digest(1), c()), None);
+        assert!(b.lookup(digest(2), c()).is_some());
+        assert_eq!(members(&mut r, "o:usess:lou"), [digest(2)]);
+        // Nothing existed: nothing announced (the message after it comes
+        // after it).
+        a.end(&[digest(9)]);
+        a.end(&[]);
+        a.publish(1, "r", "after");
+        a.wait(5, "the message", |e| n_messages(e) == 1);
+        assert_eq!(a.ended().len(), 1);
+        // More than one command's worth: one event per command.
+        let many: Vec<Digest> = (100..100 + MAX_DIGESTS_PER_COMMAND as u16 + 1)
+            .map(digest)
+            .collect();
+        for &d in &many {
+            assert_eq!(a.create(d, "lou", c(), 10_000), Answer::Done);
+        }
+        a.end(&many);
+        a.wait_ended(3);
+        let ended: Vec<Digest> = a.ended()[1..]
+            .iter()
+            .flat_map(|(d, why)| {
+                assert_eq!(*why, Ended::LoggedOut);
+                d.clone()
+            })
+            .collect();
+        assert_eq!(ended, many);
+        assert_eq!(members(&mut r, "o:usess:lou"), [digest(2)]);
+    }
+
+    #[test]
+    fn touch_keeps_sessions_alive_and_reports_missing() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "h");
+        let mut b = Node::up(redis.url(), "h");
+        let idle = || clock(3_600_000, 300);
+        assert_eq!(a.create(digest(1), "tom", idle(), 4), Answer::Done);
+        assert_eq!(a.create(digest(2), "tom", idle(), 4), Answer::Done);
+        for _ in 0..4 {
+            thread::sleep(Duration::from_millis(150));
+            assert_eq!(a.touch(&[digest(1), digest(3)], idle()), [digest(3)]);
+        }
+        assert!(b.lookup(digest(1), idle()).is_some());
+        assert_eq!(b.lookup(digest(2), idle()), None);
+        assert_eq!(a.touch(&[], idle()), Vec::<Digest>::new());
+        // Over several commands, merged in order.
+        let mut many: Vec<Digest> = (1000..3500).map(digest).collect();
+        many[1500] = digest(1);
+        let mut want = many.clone();
+        want.remove(1500);
+        assert_eq!(a.touch(&many, idle()), want);
+        // Past the absolute limit.
+        let late = SessionClock {
+            now_ms: now_ms() + 3_600_000,
+            ..idle()
+        };
+        assert_eq!(b.touch(&[digest(1)], late), [digest(1)]);
+        assert_eq!(a.lookup(digest(1), idle()), None);
+    }
+
+    #[test]
+    fn tickets_work_once_across_nodes() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "k");
+        let mut b = Node::up(redis.url(), "k");
+        let mut r = redis.client(&redis.url());
+        let c = || clock(3_600_000, 600_000);
+        assert_eq!(a.create(digest(1), "ida", c(), 4), Answer::Done);
+        let payload = r#"{"user":"ida","role":"x/y é"}"#;
+        assert_eq!(a.issue(digest(50), payload, Some(digest(1))), Answer::Done);
+        let key = format!("k:tkt:{}", hex(&digest(50)));
+        let left = int(r.call(&[b"PTTL", key.as_bytes()]).unwrap());
+        assert!((1..=30_000).contains(&left), "{left}");
+        assert_eq!(b.redeem(digest(50), c()).as_deref(), Some(payload));
+        assert_eq!(b.redeem(digest(50), c()), None);
+        assert_eq!(a.redeem(digest(50), c()), None);
+        // Without a session.
+        assert_eq!(b.issue(digest(51), "p", None), Answer::Done);
+        assert_eq!(a.redeem(digest(51), c()).as_deref(), Some("p"));
+        assert_eq!(a.redeem(digest(51), c()), None);
+        assert_eq!(a.redeem(digest(52), c()), None);
+    }
+
+    #[test]
+    fn tickets_need_a_live_session() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "q");
+        let mut b = Node::up(redis.url(), "q");
+        let mut r = redis.client(&redis.url());
+        let c = || clock(3_600_000, 600_000);
+        // An unknown session: no ticket.
+        assert_eq!(
+            a.issue(digest(60), "p", Some(digest(9))),
+            Answer::Session(None)
+        );
+        let key = format!("q:tkt:{}", hex(&digest(60)));
+        assert_eq!(int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()), 0);
+        // Its session ended after: used up, refused.
+        assert_eq!(a.create(digest(1), "max", c(), 4), Answer::Done);
+        assert_eq!(a.issue(digest(61), "p", Some(digest(1))), Answer::Done);
+        b.end(&[digest(1)]);
+        assert_eq!(a.redeem(digest(61), c()), None);
+        let key = format!("q:tkt:{}", hex(&digest(61)));
+        assert_eq!(int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()), 0);
+        // Issuing and redeeming refresh the session's idle limit.
+        let idle = || clock(3_600_000, 400);
+        assert_eq!(a.create(digest(2), "max", idle(), 4), Answer::Done);
+        thread::sleep(Duration::from_millis(250));
+        let issue = Ask::IssueTicket {
+            digest: digest(62),
+            payload: "p".into(),
+            session: Some(digest(2)),
+            clock: idle(),
+        };
+        assert_eq!(a.ask(issue), Answer::Done);
+        thread::sleep(Duration::from_millis(250));
+        assert_eq!(b.redeem(digest(62), idle()).as_deref(), Some("p"));
+        thread::sleep(Duration::from_millis(250));
+        assert!(a.lookup(digest(2), idle()).is_some());
+        // Its session past its absolute limit, by the redeeming node.
+        assert_eq!(a.issue(digest(63), "p", Some(digest(2))), Answer::Done);
+        let late = SessionClock {
+            now_ms: now_ms() + 3_600_000,
+            ..idle()
+        };
+        assert_eq!(b.redeem(digest(63), late), None);
+    }
+
+    #[test]
+    fn queries_while_down_are_unavailable() {
+        let Some(mut redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "d");
+        let c = || clock(3_600_000, 600_000);
+        assert_eq!(a.create(digest(1), "dan", c(), 4), Answer::Done);
+        // Written, then Redis dies before it answers.
+        redis.signal("-STOP");
+        let lookup = |id| Query {
+            id,
+            ask: Ask::LookupSession {
+                digest: digest(1),
+                clock: c(),
+            },
+        };
+        a.link.ask(lookup(100));
+        thread::sleep(Duration::from_millis(100));
+        redis.kill();
+        let unavailable = |id| LinkEvent::Answer {
+            id,
+            answer: Answer::Unavailable,
+        };
+        a.wait(5, "Down and the answer", |e| {
+            e.iter().any(is_down) && e.contains(&unavailable(100))
+        });
+        // While down: at once.
+        a.link.ask(lookup(101));
+        assert_eq!(a.link.take_events(), [unavailable(101)]);
+        a.collect();
+        let answers = a.count(|e| matches!(e, LinkEvent::Answer { id: 100, .. }));
+        assert_eq!(answers, 1);
+    }
+
+    #[test]
+    fn script_flush_is_recovered_for_queries() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "f");
+        let mut r = redis.client(&redis.url());
+        let c = || clock(3_600_000, 600_000);
+        assert_eq!(a.create(digest(1), "fay", c(), 4), Answer::Done);
+        let flush = |r: &mut Conn| {
+            let ok = r.call(&[b"SCRIPT", b"FLUSH"]).unwrap();
+            assert!(matches!(ok, OwnedFrame::SimpleString(_)));
+        };
+        flush(&mut r);
+        assert_eq!(a.lookup(digest(1), c()).unwrap().user, "fay");
+        flush(&mut r);
+        let mut many: Vec<Digest> = (1000..2500).map(digest).collect();
+        many.push(digest(1));
+        assert_eq!(a.touch(&many, c()), many[..1500]);
+        // A publish and a query in one batch.
+        flush(&mut r);
+        a.publish(1, "r", "m");
+        assert_eq!(a.create(digest(2), "fay", c(), 4), Answer::Done);
+        a.wait(5, "stored", |e| n_stored(e) == 1);
+        assert!(a.lookup(digest(2), c()).is_some());
+        assert_eq!(a.count(is_down), 0);
+        assert_eq!(a.count(|e| *e == LinkEvent::Up), 1);
+    }
+
+    #[test]
+    fn digests_in_hex() {
+        let d: Digest = std::array::from_fn(|i| u8::try_from(i * 8 + 1).unwrap());
+        let h = hex(&d);
+        assert_eq!(&h[..8], "01091119");
+        assert_eq!(&h[56..], "e1e9f1f9");
+        assert_eq!(unhex(&h), Some(d));
+        assert_eq!(unhex(&"ab".repeat(32)), Some([0xab; 32]));
+        assert_eq!(unhex(&"AB".repeat(32)), None);
+        assert_eq!(unhex(&"ab".repeat(31)), None);
+        assert_eq!(unhex(&format!("+{}", "a".repeat(63))), None);
+        assert_eq!(unhex(&"gg".repeat(32)), None);
+    }
+
+    #[test]
     fn payload_parsing() {
         let ok = br#"{"r":"a\/b","f":"x","x":"\u00e9\"","t":"5","s":"7","e":"0000000a0000000b"}"#;
-        let d = parse_payload(ok).unwrap();
+        let Some(Payload::Message(d)) = parse_payload(ok) else {
+            panic!("not a message")
+        };
         assert_eq!(d.room, "a/b");
         assert_eq!(d.text, "é\"");
         assert_eq!((d.ts, d.seq, d.epoch), (5, 7, 0x0000_000a_0000_000b));
         assert!(parse_payload(b"{}").is_none());
+        // End events.
+        let end = format!(r#"{{"w":"logout","k":"end","d":["{}"]}}"#, "a7".repeat(32));
+        assert_eq!(
+            parse_payload(end.as_bytes()),
+            Some(Payload::Ended {
+                digests: vec![[0xa7; 32]],
+                why: Ended::LoggedOut
+            })
+        );
+        let end = format!(
+            r#"{{"k":"end","w":"evicted","d":["{0}","{0}"]}}"#,
+            "0f".repeat(32)
+        );
+        assert_eq!(
+            parse_payload(end.as_bytes()),
+            Some(Payload::Ended {
+                digests: vec![[0x0f; 32]; 2],
+                why: Ended::Evicted
+            })
+        );
+        for bad in [
+            r#"{"k":"end","w":"logout"}"#,
+            r#"{"k":"end","d":[]}"#,
+            r#"{"k":"end","w":"logout","d":["abc"]}"#,
+            r#"{"k":"end","w":"logout","d":"x"}"#,
+        ] {
+            assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
+        }
+        // Kinds from the future are skipped, not errors.
+        assert_eq!(
+            parse_payload(br#"{"k":"new","r":"a"}"#),
+            Some(Payload::Unknown("new".into()))
+        );
+        assert_eq!(
+            parse_payload(br#"{"k":"end","w":"banned","d":[]}"#),
+            Some(Payload::Unknown("end/banned".into()))
+        );
         assert!(parse_payload(br#"{"r":"a","f":"x","x":"","t":"x","s":"7","e":"1"}"#).is_none());
         let mut out = Vec::new();
         encode_command(&mut out, &[b"PING", b""]);

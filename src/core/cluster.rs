@@ -252,8 +252,8 @@ pub enum Ended {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LinkEvent {
-    /// Both connections are ready (script loaded, subscribed): publishes
-    /// work.
+    /// Both connections are ready (scripts loaded, subscribed):
+    /// publishes and queries work.
     Up,
     /// A connection was lost or stalled; the link reconnects with backoff
     /// by itself.
