@@ -307,7 +307,7 @@ pub enum LinkEvent {
     },
 }
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use log::info;
@@ -338,6 +338,11 @@ pub struct Cluster {
     pub failed: u64,
     /// Queries awaiting their answer, and who waits for each.
     queries: HashMap<u64, Waiter>,
+    /// Joins awaiting Redis's count here, by `(room, user)`.
+    pub joining: HashMap<(String, String), usize>,
+    /// Joins Redis announced while one of `joining` awaited its count:
+    /// the joiner, not yet a member then, is told when it opens.
+    pub early_joins: HashSet<(String, String)>,
     /// A count in Redis may be wrong: count everything again
     /// ([`Server::recount`]) at the next sweep.
     pub recount: bool,
@@ -346,6 +351,11 @@ pub struct Cluster {
 impl Cluster {
     /// A new query's id, awaited by `waiter`.
     pub(super) fn waiting_for(&mut self, waiter: Waiter) -> u64 {
+        if let Waiter::Join(_, room, user) = &waiter {
+            *(self.joining)
+                .entry((room.clone(), user.to_string()))
+                .or_default() += 1;
+        }
         self.next_id += 1;
         self.queries.insert(self.next_id, waiter);
         self.next_id
@@ -362,7 +372,17 @@ impl Cluster {
 
     /// Who waited for query `id` (no longer).
     pub(super) fn answered(&mut self, id: u64) -> Option<Waiter> {
-        self.queries.remove(&id)
+        let waiter = self.queries.remove(&id)?;
+        if let Waiter::Join(_, room, user) = &waiter {
+            let key = (room.clone(), user.to_string());
+            if let Some(n) = self.joining.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    self.joining.remove(&key);
+                }
+            }
+        }
+        Some(waiter)
     }
 
     /// Publishes awaiting Redis's answer.

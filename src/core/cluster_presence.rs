@@ -32,7 +32,7 @@ use super::{Action, ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::Principal;
 use crate::config::PerUserPolicy;
 use crate::http::response::{Part, Then};
-use crate::http::upgrade::{Reject, Upgrade};
+use crate::http::upgrade::{Mode, Reject, Upgrade};
 
 /// How many `(room, user, count)` entries one [`Ask::Register`] carries.
 const REGISTER_CHUNK: usize = 1000;
@@ -82,6 +82,9 @@ impl Server {
         now: Time,
     ) {
         let kind = upgrade.carrier.kind();
+        let heard = self.ctx.cluster.as_mut().is_some_and(|c| {
+            (c.early_joins).remove(&(upgrade.room.clone(), principal.user().to_string()))
+        });
         let refusal = match answer {
             Answer::Joined { evict } => {
                 if self.ctx.shutting_down {
@@ -95,7 +98,14 @@ impl Server {
                     if let Some(oldest) = oldest.filter(|_| evict) {
                         self.close_ws(oldest, Ending::Replaced, now);
                     }
-                    return self.open_counted(id, principal, upgrade, rest, now);
+                    let (room, user) = (upgrade.room.clone(), Arc::clone(principal.user_shared()));
+                    self.open_counted(id, principal, upgrade, rest, now);
+                    // why: Redis's announcement of this join came before
+                    // its answer, when the joiner was not a member yet.
+                    if heard && self.is_websocket(id) && self.presence_on(&room) {
+                        self.send_event_to(id, &room, Event::Join { user: &user }, now);
+                    }
+                    return;
                 }
             }
             Answer::Full => Some(FULL),
@@ -217,6 +227,12 @@ impl Server {
     /// Redis announced that `user` joined or left `room` (on any node):
     /// the room's members here hear it.
     pub(super) fn presence(&mut self, room: &str, user: &str, joined: bool, now: Time) {
+        if let Some(cluster) = self.ctx.cluster.as_mut() {
+            let key = (room.to_string(), user.to_string());
+            if joined && cluster.joining.contains_key(&key) {
+                cluster.early_joins.insert(key);
+            }
+        }
         if !self.presence_on(room) {
             return;
         }
@@ -226,5 +242,20 @@ impl Server {
             Event::Leave { user }
         };
         self.broadcast(room, event, now);
+    }
+
+    /// Sends `event` in `room` to `id` alone (in its mode).
+    fn send_event_to(&mut self, id: ConnId, room: &str, event: Event<'_>, now: Time) {
+        let Some(mode) = self.reg.get(id).and_then(Conn::ws).map(|ws| ws.mode) else {
+            return;
+        };
+        let text = match mode {
+            Mode::Text => event.text(),
+            Mode::Json => {
+                let seq = self.reg.rooms().get(room).map_or(0, |r| r.seq);
+                event.json(room, seq, now.as_millis())
+            }
+        };
+        self.send_to(id, &text, now);
     }
 }

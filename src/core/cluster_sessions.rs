@@ -331,8 +331,15 @@ impl Server {
         let waits = (self.reg.get(id))
             .is_some_and(|c| matches!(c.phase, Phase::AwaitStore { query: q, .. } if q == query));
         if !waits {
-            if let (Some((room, user)), Answer::Joined { .. }) = (join, &answer) {
-                self.uncount(&room, &user);
+            if let Some((room, user)) = join {
+                if let Some(cluster) = self.ctx.cluster.as_mut() {
+                    cluster
+                        .early_joins
+                        .remove(&(room.clone(), user.to_string()));
+                }
+                if let Answer::Joined { .. } = answer {
+                    self.uncount(&room, &user);
+                }
             }
             return;
         }

@@ -215,3 +215,39 @@ fn a_count_that_comes_after_its_connection_left_is_undone() {
     assert!(store.counts.is_empty(), "{:?}", store.counts);
     a.server.check_consistency().unwrap();
 }
+
+#[test]
+fn a_joiner_hears_its_own_join_whichever_comes_first() {
+    for announcement_first in [false, true] {
+        let (mut a, mut store) = (node(1, |_| {}), Store::default());
+        store.serve(&mut [&mut a]);
+        let token = a.token("alice", 3600);
+        let id = a.connect();
+        let extra =
+            format!("Authorization: Bearer {token}\r\nSec-WebSocket-Protocol: wsgate.json\r\n");
+        a.send(id, upgrade_request("/ws", &extra).as_bytes());
+        let q = a.queries.pop().unwrap();
+        let answer = LinkEvent::Answer {
+            id: q.id,
+            answer: store.answer(0, q.ask),
+        };
+        let announced = std::mem::take(&mut store.ended);
+        assert_eq!(announced.len(), 1);
+        // The answer and the announcement come on different connections.
+        if announcement_first {
+            a.link(announced[0].clone());
+            a.link(answer);
+        } else {
+            a.link(answer);
+            a.link(announced[0].clone());
+        }
+        assert_eq!(a.response(id).unwrap().status, 101);
+        a.make_client(id);
+        assert_eq!(
+            presence(&mut a, id),
+            [pair("join", "alice")],
+            "{announcement_first}"
+        );
+        a.server.check_consistency().unwrap();
+    }
+}
