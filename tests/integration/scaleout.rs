@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{TestServer, recv_json, recv_text, send, wait_for};
+use crate::common::{TestServer, form_request, recv_close, recv_json, recv_text, send, wait_for};
 use wsgate::config::RedisUrl;
 
 /// A `redis-server` of the test's own on a free loopback port, killed by
@@ -201,4 +201,58 @@ fn without_redis_a_message_is_refused_in_words_and_the_link_comes_back() {
     let after = messages(&mut bob, 1);
     // A restarted Redis (no persistence) is a new life of the room.
     assert_eq!((after[0].0, after[0].2.as_str()), (1, "after"));
+}
+
+/// Opens a text-mode WebSocket on `server` with the session cookie `sid`.
+fn cookie_member(server: &TestServer, sid: &str, room: &str) -> crate::common::Ws {
+    let cookie = format!("__Host-wsgate={sid}");
+    let origin = server.origin();
+    let (ws, _) = server.ws(
+        &format!("/ws?room={room}"),
+        &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+    );
+    ws
+}
+
+/// `POST /ws-ticket` on `server` with the session cookie `sid`.
+fn ticket(server: &TestServer, sid: &str) -> crate::common::HttpResponse {
+    server.exchange(&format!(
+        "POST /ws-ticket HTTP/1.1\r\nHost: test\r\nCookie: __Host-wsgate={sid}\r\n\
+         Origin: {}\r\nConnection: close\r\n\r\n",
+        server.origin()
+    ))
+}
+
+#[test]
+fn a_login_ticket_and_logout_span_the_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (redis.node(), redis.node());
+    // A login on A opens a WebSocket on B.
+    let sid = a.login("alice", "wonderland");
+    let mut on_b = cookie_member(&b, &sid, "lobby");
+    assert_eq!(recv_text(&mut on_b), "System: alice joined the chat");
+    let mut on_a = cookie_member(&a, &sid, "lobby");
+    // A ticket asked of B opens a WebSocket on A, once: not again on A,
+    // nor on B.
+    let r = ticket(&b, &sid);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = r.json()["ticket"].as_str().unwrap().to_string();
+    let target = format!("/ws?room=lobby&ticket={t}");
+    let (mut by_ticket, _) = a.ws(&target, &[]);
+    for node in [&a, &b] {
+        let refused = crate::common::WsRequest::new(node, &target).refused(node, 401, &t);
+        assert_eq!(refused.detail(), "unknown or expired ticket");
+    }
+    // A logout on A closes the session's WebSockets on both nodes with
+    // 4403, the ticket's one included, and the cookie is dead on B.
+    let r = a.exchange(&form_request(
+        "/logout",
+        "",
+        &format!("Cookie: __Host-wsgate={sid}\r\nOrigin: {}\r\n", a.origin()),
+    ));
+    assert_eq!(r.status, 204, "{}", r.text());
+    for ws in [&mut on_b, &mut on_a, &mut by_ticket] {
+        assert_eq!(recv_close(ws).0, 4403);
+    }
+    assert_eq!(ticket(&b, &sid).status, 401);
 }
