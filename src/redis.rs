@@ -979,7 +979,8 @@ impl Job {
                     Ask::Join { .. }
                     | Ask::Leave { .. }
                     | Ask::Who { .. }
-                    | Ask::Register { .. } => 0,
+                    | Ask::Register { .. }
+                    | Ask::Replay { .. } => 0,
                 },
             }
     }
@@ -1257,7 +1258,11 @@ fn encode_query(out: &mut Vec<u8>, st: &Settings, shas: &Shas, ask: &Ask) -> usi
     let channel = st.channel.as_bytes();
     match ask {
         // Interim: presence is not sent yet (answered Unavailable).
-        Ask::Join { .. } | Ask::Leave { .. } | Ask::Who { .. } | Ask::Register { .. } => 0,
+        Ask::Join { .. }
+        | Ask::Leave { .. }
+        | Ask::Who { .. }
+        | Ask::Register { .. }
+        | Ask::Replay { .. } => 0,
         Ask::CreateSession {
             digest,
             record,
@@ -1408,9 +1413,11 @@ fn query_answer(ask: &Ask, mut replies: Vec<OwnedFrame>) -> Result<Answer, Strin
         _ => Err(unexpected()),
     };
     match ask {
-        Ask::Join { .. } | Ask::Leave { .. } | Ask::Who { .. } | Ask::Register { .. } => {
-            Err("presence is not sent yet".into())
-        }
+        Ask::Join { .. }
+        | Ask::Leave { .. }
+        | Ask::Who { .. }
+        | Ask::Register { .. }
+        | Ask::Replay { .. } => Err("presence is not sent yet".into()),
         Ask::CreateSession { .. } => match one()? {
             OwnedFrame::Integer(_) => Ok(Answer::Done),
             _ => Err(unexpected()),
@@ -1495,6 +1502,7 @@ fn ask_name(ask: &Ask) -> &'static str {
         Ask::Leave { .. } => "leave",
         Ask::Who { .. } => "who",
         Ask::Register { .. } => "register",
+        Ask::Replay { .. } => "replay",
     }
 }
 

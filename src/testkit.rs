@@ -213,6 +213,9 @@ pub struct StoreModel {
     /// Each node's current life, by its place among the nodes served.
     pub lives: HashMap<usize, u64>,
     next_life: u64,
+    /// Each room's stream (every message, epoch [`REDIS_EPOCH`]), for
+    /// [`StoreModel::publish_round`] and resumes.
+    pub streams: HashMap<String, Vec<cluster::Delivered>>,
 }
 
 impl StoreModel {
@@ -328,6 +331,21 @@ impl StoreModel {
                 users.dedup();
                 cluster::Answer::Users(users)
             }
+            cluster::Ask::Replay { room, since, epoch } => {
+                let Some(stream) = self.streams.get(&room) else {
+                    return cluster::Answer::Stream {
+                        epoch: 0,
+                        last: 0,
+                        entries: Vec::new(),
+                    };
+                };
+                let from = if epoch == Some(REDIS_EPOCH) { since } else { 0 };
+                cluster::Answer::Stream {
+                    epoch: REDIS_EPOCH,
+                    last: stream.len() as u64,
+                    entries: stream.iter().filter(|m| m.seq > from).cloned().collect(),
+                }
+            }
             cluster::Ask::Register { entries, first } => {
                 let old = first.then(|| self.lives.remove(&node)).flatten();
                 let life = self.life(node);
@@ -410,9 +428,34 @@ impl StoreModel {
         }
     }
 
-    /// cluster::Answers every query the nodes asked (and any they ask meanwhile),
-    /// then announces ended sessions to every node, as the subscription
-    /// does.
+    /// Plays Redis for every message the nodes published: each is
+    /// numbered in its room (epoch [`REDIS_EPOCH`]), kept in the room's
+    /// stream, confirmed to its node and handed to every node, in order.
+    pub fn publish_round(&mut self, nodes: &mut [&mut Harness]) {
+        for at in 0..nodes.len() {
+            for p in std::mem::take(&mut nodes[at].published) {
+                let stream = self.streams.entry(p.room.clone()).or_default();
+                let delivered = cluster::Delivered {
+                    room: p.room,
+                    from: p.from,
+                    text: p.text,
+                    ts: p.ts,
+                    seq: stream.len() as u64 + 1,
+                    epoch: REDIS_EPOCH,
+                };
+                stream.push(delivered.clone());
+                let seq = delivered.seq;
+                nodes[at].link(cluster::LinkEvent::Stored { id: p.id, seq });
+                for h in nodes.iter_mut() {
+                    h.link(cluster::LinkEvent::Message(delivered.clone()));
+                }
+            }
+        }
+    }
+
+    /// Answers every query the nodes asked (and any they ask meanwhile),
+    /// then announces ended sessions, joins and leaves to every node, as
+    /// the subscription does.
     pub fn serve(&mut self, nodes: &mut [&mut Harness]) {
         loop {
             let mut any = false;
@@ -689,6 +732,9 @@ impl Harness {
                 seq,
                 epoch: REDIS_EPOCH,
             };
+            // Kept in the played stream too (resumes on another node).
+            let stream = self.store.streams.entry(delivered.room.clone());
+            stream.or_default().push(delivered.clone());
             self.server.handle_link(LinkEvent::Message(delivered), now);
         }
         self.pump();

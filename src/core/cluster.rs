@@ -173,6 +173,18 @@ pub enum Ask {
         /// The room.
         room: String,
     },
+    /// The messages of `room` after `since` that Redis's stream holds (for
+    /// a client resuming on a node that did not keep them). With `epoch`
+    /// not Redis's epoch of the room (the client counted in another life),
+    /// every message the stream holds. Answer: [`Answer::Stream`].
+    Replay {
+        /// The room.
+        room: String,
+        /// The client's last `seq`.
+        since: u64,
+        /// The epoch the client's `since` counts in, if it said.
+        epoch: Option<u64>,
+    },
     /// Everything this node counts, after the link came back (it may have
     /// been removed as dead meanwhile, and joins and leaves sent while it
     /// was down were refused). With `first`, the link starts a new life
@@ -232,6 +244,17 @@ pub enum Answer {
     Full,
     /// The users in a room ([`Ask::Who`]), sorted.
     Users(Vec<String>),
+    /// What Redis's stream of a room holds ([`Ask::Replay`]): its epoch
+    /// and newest `seq` (both 0 when Redis has no such room), and the
+    /// messages asked for, oldest first.
+    Stream {
+        /// The room's epoch.
+        epoch: u64,
+        /// The room's newest `seq`.
+        last: u64,
+        /// The messages.
+        entries: Vec<Delivered>,
+    },
     /// Not answered: the link is down, too much is in flight, or Redis
     /// failed or refused (the query may or may not have run).
     Unavailable,
@@ -351,7 +374,7 @@ pub struct Cluster {
 impl Cluster {
     /// A new query's id, awaited by `waiter`.
     pub(super) fn waiting_for(&mut self, waiter: Waiter) -> u64 {
-        if let Waiter::Join(_, room, user) = &waiter {
+        if let Waiter::Join(_, room, user) | Waiter::Counted(_, room, user) = &waiter {
             *(self.joining)
                 .entry((room.clone(), user.to_string()))
                 .or_default() += 1;
@@ -365,7 +388,7 @@ impl Cluster {
     #[cfg(any(test, fuzzing))]
     pub(super) fn awaits(&self, id: u64, conn: ConnId) -> bool {
         match self.queries.get(&id) {
-            Some(Waiter::Conn(c) | Waiter::Join(c, ..)) => *c == conn,
+            Some(Waiter::Conn(c) | Waiter::Join(c, ..) | Waiter::Counted(c, ..)) => *c == conn,
             _ => false,
         }
     }
@@ -373,7 +396,7 @@ impl Cluster {
     /// Who waited for query `id` (no longer).
     pub(super) fn answered(&mut self, id: u64) -> Option<Waiter> {
         let waiter = self.queries.remove(&id)?;
-        if let Waiter::Join(_, room, user) = &waiter {
+        if let Waiter::Join(_, room, user) | Waiter::Counted(_, room, user) = &waiter {
             let key = (room.clone(), user.to_string());
             if let Some(n) = self.joining.get_mut(&key) {
                 *n -= 1;
@@ -500,7 +523,7 @@ impl Server {
     /// the observers.
     fn deliver(&mut self, m: &Delivered, now: Time) {
         match self.reg.adopt(&m.room, m.seq, m.epoch) {
-            Adopted::NotHere => return,
+            Adopted::NotHere | Adopted::Stale => return,
             Adopted::Follows => {}
             // The numbering broke (Redis restarted, or this node missed
             // messages): JSON clients hear it before the message, as a

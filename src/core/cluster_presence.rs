@@ -21,10 +21,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::chat::encode_text_frame;
 use super::chat::{Event, Reply};
 use super::cluster::{Answer, Ask, Query};
 use super::cluster_sessions::Waiter;
-use super::conn::{Conn, StoreStep};
+use super::conn::{Conn, Counted, StoreStep};
 use super::ending::Ending;
 use super::requests::Detail;
 use super::time::Time;
@@ -82,38 +83,137 @@ impl Server {
         now: Time,
     ) {
         let kind = upgrade.carrier.kind();
-        let heard = self.ctx.cluster.as_mut().is_some_and(|c| {
-            (c.early_joins).remove(&(upgrade.room.clone(), principal.user().to_string()))
-        });
-        let refusal = match answer {
-            Answer::Joined { evict } => {
-                if self.ctx.shutting_down {
-                    self.uncount(&upgrade.room, principal.user());
-                    Some(Reject::Unavailable(
-                        "server shutting down",
-                        RETRY_AFTER_SECS,
-                    ))
-                } else {
-                    let oldest = self.reg.of_user(principal.user()).first().copied();
-                    if let Some(oldest) = oldest.filter(|_| evict) {
-                        self.close_ws(oldest, Ending::Replaced, now);
-                    }
-                    let (room, user) = (upgrade.room.clone(), Arc::clone(principal.user_shared()));
-                    self.open_counted(id, principal, upgrade, rest, now);
-                    // why: Redis's announcement of this join came before
-                    // its answer, when the joiner was not a member yet.
-                    if heard && self.is_websocket(id) && self.presence_on(&room) {
-                        self.send_event_to(id, &room, Event::Join { user: &user }, now);
-                    }
-                    return;
-                }
+        let heard = self.heard_join(&upgrade.room, principal.user());
+        let rej = match answer {
+            Answer::Joined { .. } if self.ctx.shutting_down => {
+                self.uncount(&upgrade.room, principal.user());
+                Reject::Unavailable("server shutting down", RETRY_AFTER_SECS)
             }
-            Answer::Full => Some(FULL),
-            _ => Some(super::cluster_sessions::STORE_UNREACHABLE),
+            Answer::Joined { evict } => {
+                let counted = Counted {
+                    principal,
+                    upgrade,
+                    evict,
+                    heard,
+                };
+                let Some(ask) = self.stream_ask(&counted.upgrade) else {
+                    return self.open_joined(id, counted, rest, now);
+                };
+                // The resume needs what this node did not keep.
+                let (room, user) = (
+                    counted.upgrade.room.clone(),
+                    counted.principal.user_shared().clone(),
+                );
+                let step = StoreStep::Stream(Box::new(counted));
+                if let Some(response) =
+                    self.start_query(id, ask, step, Then::Close, rest.to_vec(), now)
+                {
+                    self.uncount(&room, &user);
+                    self.respond(id, &response, Then::Close, Part::Whole, now);
+                }
+                return;
+            }
+            Answer::Full => FULL,
+            _ => super::cluster_sessions::STORE_UNREACHABLE,
         };
-        if let Some(rej) = refusal {
-            let target = format!("/ws?room={}", upgrade.room);
-            self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+        let target = format!("/ws?room={}", upgrade.room);
+        self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+    }
+
+    /// Whether Redis announced `user`'s join in `room` while it awaited
+    /// Redis (the flag is taken).
+    fn heard_join(&mut self, room: &str, user: &str) -> bool {
+        self.ctx
+            .cluster
+            .as_mut()
+            .is_some_and(|c| (c.early_joins).remove(&(room.to_string(), user.to_string())))
+    }
+
+    /// What to ask Redis's stream for a resuming upgrade, unless this node
+    /// can serve the resume itself (a room with members here, whose
+    /// history holds everything after the client's `since`).
+    fn stream_ask(&self, upgrade: &Upgrade) -> Option<Ask> {
+        let resume = upgrade.resume.as_ref()?;
+        if self.ctx.config.limits.history == 0 {
+            return None;
+        }
+        let epoch = resume.epoch.as_deref();
+        let here = (self.reg.rooms().get(&upgrade.room))
+            .filter(|r| !r.members.is_empty())
+            .is_some_and(|r| r.replay(resume.since, epoch, usize::MAX).recovered);
+        (!here).then(|| Ask::Replay {
+            room: upgrade.room.clone(),
+            since: resume.since,
+            epoch: epoch.and_then(|e| u64::from_str_radix(e, 16).ok()),
+        })
+    }
+
+    /// Redis's stream came for a resuming WebSocket: what joins up with
+    /// this node's history is kept (so that the resume, served from it,
+    /// misses nothing Redis holds), then it opens. Without the stream it
+    /// opens all the same: the resume then says what is missing.
+    pub(super) fn streamed(
+        &mut self,
+        id: ConnId,
+        mut counted: Counted,
+        answer: Answer,
+        rest: &[u8],
+        now: Time,
+    ) {
+        counted.heard |= self.heard_join(&counted.upgrade.room, counted.principal.user());
+        if self.ctx.shutting_down {
+            self.uncount(&counted.upgrade.room, counted.principal.user());
+            let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
+            let target = format!("/ws?room={}", counted.upgrade.room);
+            return self.refuse(id, rej, &target, Detail::default(), now);
+        }
+        if let Answer::Stream {
+            epoch,
+            last,
+            entries,
+        } = answer
+        {
+            let room = &counted.upgrade.room;
+            let frames: Vec<(u64, Box<[u8]>)> = (entries.iter())
+                .filter(|m| m.room == *room && m.epoch == epoch)
+                .map(|m| {
+                    let event = Event::Message {
+                        from: &m.from,
+                        text: &m.text,
+                    };
+                    let mut frame = Vec::new();
+                    encode_text_frame(event.json(room, m.seq, m.ts).as_bytes(), &mut frame);
+                    (m.seq, frame.into_boxed_slice())
+                })
+                .collect();
+            let (keep, cap) = (self.ctx.config.limits.history, self.history_cap());
+            let before = self.budget_use();
+            self.reg.backfill(room, epoch, last, frames, keep, cap);
+            self.total_changed_from(before, now);
+        }
+        self.open_joined(id, counted, rest, now);
+    }
+
+    /// Opens a WebSocket Redis counted: the user's oldest here closes
+    /// first if it must make room, and the joiner hears its own join if
+    /// Redis announced it before.
+    fn open_joined(&mut self, id: ConnId, counted: Counted, rest: &[u8], now: Time) {
+        let Counted {
+            principal,
+            upgrade,
+            evict,
+            heard,
+        } = counted;
+        let oldest = self.reg.of_user(principal.user()).first().copied();
+        if let Some(oldest) = oldest.filter(|_| evict) {
+            self.close_ws(oldest, Ending::Replaced, now);
+        }
+        let (room, user) = (upgrade.room.clone(), Arc::clone(principal.user_shared()));
+        self.open_counted(id, principal, upgrade, rest, now);
+        // why: Redis's announcement of this join came before its answer,
+        // when the joiner was not a member yet.
+        if heard && self.is_websocket(id) && self.presence_on(&room) {
+            self.send_event_to(id, &room, Event::Join { user: &user }, now);
         }
     }
 
@@ -139,6 +239,9 @@ impl Server {
     /// `/who` with `--redis`: Redis knows the room on every node; the
     /// answer goes to `id` when it comes.
     pub(super) fn ask_who(&mut self, id: ConnId, now: Time) {
+        if !self.is_clustered() {
+            return;
+        }
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };

@@ -54,6 +54,9 @@ pub enum Waiter {
     /// counted in `room` for `user` ([`Ask::Join`]): if it is gone when
     /// the count comes, it is uncounted.
     Join(ConnId, String, Arc<str>),
+    /// As `Join`, for a WebSocket Redis counted already (reading the
+    /// stream for its resume): if it is gone, it is uncounted.
+    Counted(ConnId, String, Arc<str>),
     /// The periodic touch of the sessions in use here.
     Touch,
     /// `/who` from a WebSocket.
@@ -281,6 +284,11 @@ impl Server {
                 let (principal, upgrade) = &**join;
                 Waiter::Join(id, upgrade.room.clone(), principal.user_shared().clone())
             }
+            StoreStep::Stream(counted) => Waiter::Counted(
+                id,
+                counted.upgrade.room.clone(),
+                counted.principal.user_shared().clone(),
+            ),
             _ => Waiter::Conn(id),
         };
         let query = cluster.waiting_for(waiter);
@@ -321,9 +329,10 @@ impl Server {
                 return;
             }
             Waiter::Conn(id) => (id, None),
-            Waiter::Join(id, room, user) => (id, Some((room, user))),
+            Waiter::Join(id, room, user) => (id, Some((room, user, false))),
+            Waiter::Counted(id, room, user) => (id, Some((room, user, true))),
         };
-        if answer == Answer::Unavailable && join.is_some() {
+        if answer == Answer::Unavailable && join.as_ref().is_some_and(|j| !j.2) {
             // It may have been counted all the same.
             self.count_failed();
         }
@@ -331,13 +340,13 @@ impl Server {
         let waits = (self.reg.get(id))
             .is_some_and(|c| matches!(c.phase, Phase::AwaitStore { query: q, .. } if q == query));
         if !waits {
-            if let Some((room, user)) = join {
+            if let Some((room, user, counted)) = join {
                 if let Some(cluster) = self.ctx.cluster.as_mut() {
                     cluster
                         .early_joins
                         .remove(&(room.clone(), user.to_string()));
                 }
-                if let Answer::Joined { .. } = answer {
+                if counted || matches!(answer, Answer::Joined { .. }) {
                     self.uncount(&room, &user);
                 }
             }
@@ -367,6 +376,9 @@ impl Server {
                 return self.upgrade_answered(id, *upgrade, answer, &rest, now);
             }
             (StoreStep::Join(join), answer) => return self.joined(id, *join, answer, &rest, now),
+            (StoreStep::Stream(counted), answer) => {
+                return self.streamed(id, *counted, answer, &rest, now);
+            }
             (_, Answer::Unavailable) => refuse(&mut self.ctx, STORE_UNREACHABLE, None),
             (StoreStep::Login { cookie, user, .. }, Answer::Done) => {
                 info!("login user={} peer={peer}", quoted(&user));

@@ -136,6 +136,22 @@ pub enum StoreStep {
     /// An authenticated upgrade: the WebSocket is being counted across
     /// nodes (the per-user limit).
     Join(Box<(Principal, Upgrade)>),
+    /// A counted upgrade that resumes: Redis's stream of its room is being
+    /// read, for what this node did not keep.
+    Stream(Box<Counted>),
+}
+
+/// A WebSocket counted in Redis, about to open (with `--redis`).
+#[derive(Debug)]
+pub struct Counted {
+    /// Who.
+    pub principal: Principal,
+    /// The upgrade.
+    pub upgrade: Upgrade,
+    /// Close the user's oldest WebSocket here to make room.
+    pub evict: bool,
+    /// Redis announced this join before the WebSocket opened: tell it.
+    pub heard: bool,
 }
 
 impl StoreStep {
@@ -146,7 +162,7 @@ impl StoreStep {
             | StoreStep::Logout { cors }
             | StoreStep::TicketSession { cors, .. }
             | StoreStep::Ticket { cors, .. } => *cors,
-            StoreStep::Upgrade(_) | StoreStep::Join(_) => Cors::default(),
+            StoreStep::Upgrade(_) | StoreStep::Join(_) | StoreStep::Stream(_) => Cors::default(),
         }
     }
 
@@ -158,6 +174,7 @@ impl StoreStep {
             StoreStep::TicketSession { .. } | StoreStep::Ticket { .. } => "/ws-ticket".into(),
             StoreStep::Upgrade(upgrade) => format!("/ws?room={}", upgrade.room),
             StoreStep::Join(join) => format!("/ws?room={}", join.1.room),
+            StoreStep::Stream(counted) => format!("/ws?room={}", counted.upgrade.room),
         }
     }
 }
@@ -172,6 +189,7 @@ impl fmt::Debug for StoreStep {
             StoreStep::Ticket { .. } => "Ticket",
             StoreStep::Upgrade(_) => "Upgrade",
             StoreStep::Join(_) => "Join",
+            StoreStep::Stream(_) => "Stream",
         };
         write!(f, "StoreStep::{name}([redacted])")
     }

@@ -433,6 +433,20 @@ impl Registry {
         self.rooms.adopt(room, seq, epoch)
     }
 
+    /// Takes messages of `room` from Redis's stream; see
+    /// [`Rooms::backfill`].
+    pub fn backfill(
+        &mut self,
+        room: &str,
+        epoch: u64,
+        last: u64,
+        frames: Vec<(u64, Box<[u8]>)>,
+        keep: usize,
+        cap: usize,
+    ) {
+        self.rooms.backfill(room, epoch, last, frames, keep, cap);
+    }
+
     /// Drops every room's history ([`Rooms::drop_all_history`]).
     pub fn drop_all_history(&mut self) {
         self.rooms.drop_all_history();

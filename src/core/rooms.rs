@@ -127,6 +127,8 @@ pub enum Adopted {
     Follows,
     /// It does not (another epoch, or a gap): history was dropped.
     Renumbered,
+    /// The room has it already (from Redis's stream): not delivered again.
+    Stale,
 }
 
 /// What leaving did.
@@ -270,6 +272,11 @@ impl Rooms {
             self.rooms.remove(name);
             return Adopted::NotHere;
         }
+        // why: a room filled from Redis's stream (`backfill`) was given
+        // what the subscription may still bring.
+        if room.epoch == epoch && seq <= room.seq {
+            return Adopted::Stale;
+        }
         // why the second case: a room new here has numbered nothing yet; its
         // first message from Redis, if Redis's first, misses nothing.
         let follows = (room.epoch == epoch && room.seq.checked_add(1) == Some(seq))
@@ -281,6 +288,95 @@ impl Rooms {
         } else {
             self.drop_history(name);
             Adopted::Renumbered
+        }
+    }
+
+    /// Takes messages of room `name` from Redis's stream (with `--redis`,
+    /// for a client that resumes here after missing what this node did not
+    /// keep): `entries` are `(seq, JSON frame)`, oldest first, numbered in
+    /// `epoch`, Redis's newest being `last`. Only what joins up with the
+    /// room's own history is taken, so history stays one run of
+    /// consecutive numbers ending at the room's `seq`:
+    ///
+    /// - a room here with members, in `epoch`: the entries just older than
+    ///   its history (those newer come on the subscription);
+    /// - no room with members here: the room starts at `last` of
+    ///   `epoch`, with the entries as its history (a message numbered up to
+    ///   `last` that the subscription brings later is then
+    ///   [`Adopted::Stale`]);
+    /// - a room here with members in another epoch, or that has numbered
+    ///   nothing yet: nothing (its members may still be owed messages up
+    ///   to `last` by the subscription).
+    ///
+    /// Within `keep` per room and `cap` in all, as [`Rooms::record`].
+    pub fn backfill(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        last: u64,
+        entries: Vec<(u64, Box<[u8]>)>,
+        keep: usize,
+        cap: usize,
+    ) {
+        if keep == 0 {
+            return;
+        }
+        let fresh = self.rooms.get(name).is_none_or(|r| r.members.is_empty());
+        if fresh {
+            self.drop_history(name);
+            if self.rooms.get(name).is_some_and(|r| r.members.is_empty()) {
+                self.rooms.remove(name);
+            }
+            let room = self.rooms.entry(name.to_string()).or_insert_with(|| Room {
+                members: Vec::new(),
+                users: HashMap::new(),
+                seq: 0,
+                epoch,
+                name: Arc::from(name),
+                history: VecDeque::new(),
+            });
+            room.epoch = epoch;
+            room.seq = last;
+        }
+        let Some(room) = self.rooms.get_mut(name).filter(|r| r.epoch == epoch) else {
+            return;
+        };
+        // The run must end right before the room's oldest kept message.
+        let end = room
+            .history
+            .front()
+            .map_or(room.seq, |(first, _)| first - 1);
+        let room_left = keep.saturating_sub(room.history.len());
+        let mut run: Vec<(u64, Box<[u8]>)> = Vec::new();
+        for (seq, frame) in entries.into_iter().rev() {
+            let expect = run.last().map_or(end, |(s, _)| s - 1);
+            if seq > expect {
+                continue;
+            }
+            if seq < expect || run.len() == room_left || seq == 0 {
+                break;
+            }
+            run.push((seq, frame));
+        }
+        if run.is_empty() {
+            if room.members.is_empty() && room.history.is_empty() {
+                self.rooms.remove(name);
+            }
+            return;
+        }
+        if room.history.is_empty() {
+            self.bytes += room_cost(name);
+        }
+        // Newest first: each goes in front of the one before.
+        for (seq, frame) in run {
+            self.entries += 1;
+            self.bytes += frame.len() + ENTRY_OVERHEAD;
+            self.order
+                .push_front((Arc::clone(&room.name), room.epoch, seq));
+            room.history.push_front((seq, frame));
+        }
+        while self.bytes > cap {
+            self.drop_oldest();
         }
     }
 

@@ -170,6 +170,8 @@ fn a_link_that_went_down_leaves_no_history_to_trust() {
     );
     h.link(LinkEvent::Down { why: "gone".into() });
     h.link(LinkEvent::Up);
+    // Redis's stream lost it too (say it was flushed): nothing to trust.
+    let kept = h.store.streams.remove("lobby");
     let carol = open_json(&mut h, "carol", "lobby", "&since=0");
     let got = json_messages(&mut h, carol);
     assert_eq!(
@@ -177,6 +179,16 @@ fn a_link_that_went_down_leaves_no_history_to_trust() {
         (Some(false), Some(1))
     );
     assert!(got.iter().all(|m| m["type"] != "message"), "{got:?}");
+    // Redis's stream still has it: the resume is served from there.
+    h.store
+        .streams
+        .extend(kept.map(|stream| ("lobby".to_string(), stream)));
+    let dave = open_json(&mut h, "dave", "lobby", "&since=0");
+    let got = json_messages(&mut h, dave);
+    assert_eq!(
+        (got[0]["recovered"].as_bool(), got[1]["text"].as_str()),
+        (Some(true), Some("kept"))
+    );
     h.server.check_consistency().unwrap();
 }
 

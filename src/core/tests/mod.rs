@@ -19,6 +19,8 @@ mod cluster;
 #[cfg(feature = "redis")]
 mod cluster_presence;
 #[cfg(feature = "redis")]
+mod cluster_resume;
+#[cfg(feature = "redis")]
 mod cluster_sessions;
 mod embedding;
 mod flow;
