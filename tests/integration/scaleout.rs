@@ -197,7 +197,13 @@ fn without_redis_a_message_is_refused_in_words_and_the_link_comes_back() {
         });
     }
     send(&mut alice, "after");
-    assert_eq!(recv_text(&mut alice), "alice: after");
+    // The restarted Redis had forgotten who was here: the nodes counted
+    // their users again, and their joins were announced anew.
+    let mut line = recv_text(&mut alice);
+    while line.starts_with("System: ") && line.ends_with(" joined the chat") {
+        line = recv_text(&mut alice);
+    }
+    assert_eq!(line, "alice: after");
     let after = messages(&mut bob, 1);
     // A restarted Redis (no persistence) is a new life of the room.
     assert_eq!((after[0].0, after[0].2.as_str()), (1, "after"));
@@ -255,4 +261,241 @@ fn a_login_ticket_and_logout_span_the_nodes() {
         assert_eq!(recv_close(ws).0, 4403);
     }
     assert_eq!(ticket(&b, &sid).status, 401);
+}
+
+/// A node as a process of its own (so that it can be killed), on
+/// `127.0.0.1:0`, with the test secret and no rate limits; killed by PID
+/// when dropped.
+struct Process {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Process {
+    fn start(redis: &Redis) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+            .env_clear()
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--upgrade-rate", "0", "--message-rate", "0"])
+            .args(["--redis", &format!("redis://127.0.0.1:{}/0", redis.port)])
+            .env(
+                "WSGATE_SECRET",
+                std::str::from_utf8(crate::common::SECRET).unwrap(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wsgate");
+        let lines = crate::common::lines_of(child.stderr.take().unwrap());
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a \"listening on\" line");
+            if let Some((_, addr)) = line.split_once("listening on ") {
+                break addr.trim().parse().expect("an address");
+            }
+        };
+        // why drain: a full pipe would block the node's logging.
+        std::thread::spawn(move || for _ in lines {});
+        let node = Process { child, addr };
+        wait_for("the process's Redis link", Duration::from_secs(10), || {
+            let mut conn = crate::common::HttpConn::new(crate::common::connect_to(node.addr));
+            conn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            conn.response().status == 200
+        });
+        node
+    }
+
+    /// SIGKILL: no goodbye to Redis.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The next `join` or `leave` `ws` reads (other messages skipped), as
+/// (type, user), within `within`.
+fn presence(ws: &mut crate::common::Ws, within: Duration) -> (String, String) {
+    let deadline = Instant::now() + within;
+    loop {
+        assert!(Instant::now() < deadline, "no join or leave in {within:?}");
+        let m: Value = match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => serde_json::from_str(t.as_str()).unwrap(),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => panic!("reading: {e}"),
+        };
+        if m["type"] == "join" || m["type"] == "leave" {
+            return (
+                m["type"].as_str().unwrap().to_string(),
+                m["user"].as_str().unwrap().to_string(),
+            );
+        }
+    }
+}
+
+/// `who` on `ws`: the users, sorted.
+fn who(ws: &mut crate::common::Ws) -> Vec<String> {
+    send(ws, r#"{"type":"who"}"#);
+    loop {
+        let m = recv_json(ws);
+        if m["type"] == "who" {
+            return serde_json::from_value(m["users"].clone()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn presence_spans_the_nodes_and_a_killed_nodes_users_leave_within_12_s() {
+    let Some(redis) = Redis::start() else { return };
+    let a = redis.node();
+    let mut doomed = Process::start(&redis);
+    let mut alice = json_member(&a, "alice", "crowd");
+    let bearer = format!("Bearer {}", a.token("bob"));
+    let (mut bob, _) = crate::common::ws_at(
+        doomed.addr,
+        "/ws?room=crowd",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Sec-WebSocket-Protocol", "wsgate.json"),
+        ],
+    );
+    // Bob's join is announced on A; bob hears his own once.
+    assert_eq!(
+        presence(&mut alice, Duration::from_secs(5)),
+        ("join".into(), "bob".into())
+    );
+    assert_eq!(
+        presence(&mut bob, Duration::from_secs(5)),
+        ("join".into(), "bob".into())
+    );
+    assert_eq!(who(&mut alice), ["alice", "bob"]);
+    assert_eq!(who(&mut bob), ["alice", "bob"]);
+    // The per-user limit counts both nodes (16 by default): A refuses
+    // bob's 17th WebSocket, his others being on the process.
+    let mut more = Vec::new();
+    for _ in 0..15 {
+        let (ws, _) = crate::common::ws_at(
+            doomed.addr,
+            "/ws?room=other",
+            &[("Authorization", bearer.as_str())],
+        );
+        more.push(ws);
+    }
+    let refused = crate::common::WsRequest::new(&a, "/ws?room=crowd")
+        .header("Authorization", &bearer)
+        .refused(&a, 429, "");
+    assert_eq!(refused.detail(), "too many connections for this user");
+    // The process dies without a word: bob leaves within 12 s.
+    let killed = Instant::now();
+    doomed.kill();
+    assert_eq!(
+        presence(&mut alice, Duration::from_secs(20)),
+        ("leave".into(), "bob".into())
+    );
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(14), "bob left after {took:?}");
+    assert_eq!(who(&mut alice), ["alice"]);
+    // And his WebSockets no longer count.
+    let (_, r) = a.ws("/ws?room=crowd", &[("Authorization", bearer.as_str())]);
+    assert_eq!(r.status(), 101);
+    drop(more);
+}
+
+#[test]
+fn a_client_resumes_on_another_node_from_redis_stream() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = json_member(&a, "alice", "lobby");
+    for i in 1..=5 {
+        send(
+            &mut alice,
+            &format!(r#"{{"type":"message","text":"m{i}"}}"#),
+        );
+    }
+    let seen = messages(&mut alice, 5);
+    let epoch = {
+        let bearer = format!("Bearer {}", a.token("probe"));
+        let (mut probe, _) = a.ws(
+            "/ws?room=lobby&since=5",
+            &[
+                ("Authorization", bearer.as_str()),
+                ("Sec-WebSocket-Protocol", "wsgate.json"),
+            ],
+        );
+        recv_json(&mut probe)["epoch"].as_str().unwrap().to_string()
+    };
+    assert_eq!(seen[1].0, 2);
+    // Carol had seen 2 (on A) and comes back on B, which nobody in the
+    // room has used: B reads the rest from Redis.
+    let bearer = format!("Bearer {}", b.token("carol"));
+    let (mut carol, _) = b.ws(
+        &format!("/ws?room=lobby&since=2&epoch={epoch}"),
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Sec-WebSocket-Protocol", "wsgate.json"),
+        ],
+    );
+    let head = recv_json(&mut carol);
+    assert_eq!(
+        (
+            head["type"].as_str(),
+            head["seq"].as_u64(),
+            head["recovered"].as_bool()
+        ),
+        (Some("resume"), Some(5), Some(true)),
+        "{head}"
+    );
+    let got: Vec<(u64, String)> = messages(&mut carol, 3)
+        .into_iter()
+        .map(|m| (m.0, m.2))
+        .collect();
+    assert_eq!(got, [(3, "m3".into()), (4, "m4".into()), (5, "m5".into())]);
+    // And the live stream follows, with no gap.
+    send(&mut alice, r#"{"type":"message","text":"m6"}"#);
+    assert_eq!(messages(&mut carol, 1)[0].0, 6);
+}
+
+#[test]
+fn a_redis_stalled_for_5_s_loses_nothing() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (redis.node(), redis.node());
+    let mut alice = json_member(&a, "alice", "lobby");
+    let mut bob = json_member(&b, "bob", "lobby");
+    let pid = redis.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    send(
+        &mut alice,
+        r#"{"type":"message","text":"during the stall"}"#,
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    signal("-CONT");
+    // Late, not lost: both nodes deliver it, and the sockets stayed.
+    for ws in [&mut alice, &mut bob] {
+        let got = messages(ws, 1);
+        assert_eq!((got[0].0, got[0].2.as_str()), (1, "during the stall"));
+    }
+    assert_eq!(healthz(&a), 200);
 }
