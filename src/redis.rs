@@ -26,7 +26,8 @@
 //! - the **subscription** thread holds the other: `SUBSCRIBE
 //!   {prefix}:{db}:msgs`, and every message there becomes a
 //!   [`LinkEvent::Message`], every end event a
-//!   [`LinkEvent::SessionsEnded`]. Idle, it sends `PING` every second too
+//!   [`LinkEvent::SessionsEnded`], every join or leave a
+//!   [`LinkEvent::Presence`]. Idle, it sends `PING` every second too
 //!   (RESP2 subscribe mode answers `["pong", ""]`).
 //!
 //! A reply not read within [`REPLY_TIMEOUT`] (10 s) marks the connection
@@ -98,9 +99,12 @@
 //! value a string (`t` and `s` in decimal, `e` in hex, so that no Lua
 //! double ever rounds them). `cjson` writes `/` as `\/`; `serde_json` reads
 //! it back as it was. An event's payload has its kind in `k`: sessions
-//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`
-//! (in any key order). A payload with a `k` this version does not know
-//! (a newer node's) is skipped, and logged once a connection.
+//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`,
+//! joins `{"k": "join", "r": ROOM, "u": USER}` and leaves `{"k": "leave",
+//! "r": ROOM, "u": USER}` (in any key order). A payload with a `k` this
+//! version does not know (a newer node's) is skipped, and logged once a
+//! connection. Joins and leaves weigh their room and user toward
+//! [`MAX_EVENT_BYTES`], as messages do.
 //!
 //! The scripts are for one Redis, not Redis Cluster (its keys would not
 //! share a slot): keys that a script only learns as it runs (the user's
@@ -467,6 +471,8 @@ struct Wire {
     // An end event.
     w: Option<String>,
     d: Option<Vec<String>>,
+    // A join or leave (and `r`).
+    u: Option<String>,
 }
 
 /// What a payload on the channel says.
@@ -476,6 +482,11 @@ enum Payload {
     Ended {
         digests: Vec<Digest>,
         why: Ended,
+    },
+    Presence {
+        room: String,
+        user: String,
+        joined: bool,
     },
     /// An event this version does not know (a newer node's): skipped.
     Unknown(String),
@@ -502,6 +513,11 @@ fn parse_payload(bytes: &[u8]) -> Option<Payload> {
             let digests = w.d?.iter().map(|h| unhex(h)).collect::<Option<_>>()?;
             Some(Payload::Ended { digests, why })
         }
+        Some(kind @ ("join" | "leave")) => Some(Payload::Presence {
+            room: w.r?,
+            user: w.u?,
+            joined: kind == "join",
+        }),
         Some(kind) => Some(Payload::Unknown(kind.to_string())),
     }
 }
@@ -853,6 +869,7 @@ impl Shared {
                 LinkEvent::SessionsEnded { digests, .. } => {
                     digests.len() * size_of::<Digest>() + EVENT_OVERHEAD
                 }
+                LinkEvent::Presence { room, user, .. } => room.len() + user.len() + EVENT_OVERHEAD,
                 _ => EVENT_OVERHEAD,
             })
             .sum();
@@ -1620,6 +1637,9 @@ fn payload_event(st: &Settings, payload: &[u8], told_unknown: &mut bool) -> Opti
     match parse_payload(payload) {
         Some(Payload::Message(d)) => Some(LinkEvent::Message(d)),
         Some(Payload::Ended { digests, why }) => Some(LinkEvent::SessionsEnded { digests, why }),
+        Some(Payload::Presence { room, user, joined }) => {
+            Some(LinkEvent::Presence { room, user, joined })
+        }
         Some(Payload::Unknown(kind)) => {
             if !std::mem::replace(told_unknown, true) {
                 let kind: String = kind.chars().take(32).collect();
@@ -3061,6 +3081,26 @@ mod tests {
             r#"{"k":"end","w":"logout","d":["abc"]}"#,
             r#"{"k":"end","w":"logout","d":"x"}"#,
         ] {
+            assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
+        }
+        // Joins and leaves.
+        assert_eq!(
+            parse_payload(br#"{"u":"a\/b","k":"join","r":"r \u00e9"}"#),
+            Some(Payload::Presence {
+                room: "r é".into(),
+                user: "a/b".into(),
+                joined: true
+            })
+        );
+        assert_eq!(
+            parse_payload(br#"{"k":"leave","r":"r","u":""}"#),
+            Some(Payload::Presence {
+                room: "r".into(),
+                user: String::new(),
+                joined: false
+            })
+        );
+        for bad in [r#"{"k":"join","r":"r"}"#, r#"{"k":"leave","u":"x"}"#] {
             assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
         }
         // Kinds from the future are skipped, not errors.
