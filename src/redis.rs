@@ -72,11 +72,16 @@
 //! publish ([`LinkEvent::Stored`]), the [`LinkEvent::SessionsEnded`]
 //! that an [`Ask::EndSessions`] (or the evictions of an
 //! [`Ask::CreateSession`]) announces before or after its
-//! [`LinkEvent::Answer`], and likewise the [`LinkEvent::Presence`] that an
-//! [`Ask::Join`], [`Ask::Leave`] or [`Ask::Register`] announces; a node
-//! whose subscription is down then misses it. The subscription's events
-//! come in Redis's order: a room's joins and leaves in one order with its
-//! messages, on every node. Every event is queued for
+//! [`LinkEvent::Answer`]; a node whose subscription is down then misses
+//! it. The subscription's events come in Redis's order: a room's joins and
+//! leaves in one order with its messages, on every node. But a join or
+//! leave ([`LinkEvent::Presence`]) that this node's own [`Ask::Join`],
+//! [`Ask::Leave`] or [`Ask::Register`] announced comes after that query's
+//! answer: the subscription holds it back (and its events after it, to
+//! keep their order) until the answer is queued, for [`MAX_HOLD`] (2 s)
+//! at most; a `Down` lets go of what it holds first. (A batch's answers
+//! are queued once all of its replies are read.) So a WebSocket that the
+//! answer opens hears its own join. Every event is queued for
 //! [`Link::take_events`] and then `notify` is called, so that the shell
 //! wakes its poll.
 //!
@@ -120,8 +125,11 @@
 //! double ever rounds them). `cjson` writes `/` as `\/`; `serde_json` reads
 //! it back as it was. An event's payload has its kind in `k`: sessions
 //! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`,
-//! joins `{"k": "join", "r": ROOM, "u": USER}` and leaves `{"k": "leave",
-//! "r": ROOM, "u": USER}` (in any key order). A payload with a `k` this
+//! joins `{"k": "join", "r": ROOM, "u": USER, "o": "TAG:ID"}` and leaves
+//! `{"k": "leave", ...}` the same (in any key order): `o` names the link
+//! (16 random hex digits, its own for every [`Link`]) and the query whose
+//! answer its own subscription waits for; none when a heartbeat or a
+//! farewell removed a life. A payload with a `k` this
 //! version does not know (a newer node's) is skipped, and logged once a
 //! connection. Joins and leaves weigh their room and user toward
 //! [`MAX_EVENT_BYTES`], as messages do.
@@ -253,8 +261,8 @@
 //! before the drop and run by Redis after the farewell finds its life
 //! gone and counts nothing.
 
-use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -534,8 +542,9 @@ return t[1]
 );
 
 /// Lua that the presence scripts begin with. `KEYS[1]` is `p:lives`;
-/// `ARGV[1..5]`: prefix, channel, this node's life, [`NODE_TIMEOUT_MS`],
-/// [`PRESENCE_TTL_SECS`]. `beat(l)` sets life `l`'s deadline (Redis's
+/// `ARGV[1..6]`: prefix, channel, this node's life, [`NODE_TIMEOUT_MS`],
+/// [`PRESENCE_TTL_SECS`], the origin of what it announces (`TAG:ID`, the
+/// link's tag and the query's id, or empty: see [`Shared::push_events`]). `beat(l)` sets life `l`'s deadline (Redis's
 /// `TIME` plus the timeout); `alive(l)`: whether `l` is in `p:lives` and
 /// not being removed (a life being removed has deadline 0, so that it
 /// cannot come back half removed);
@@ -554,7 +563,7 @@ macro_rules! presence_script {
             r#"
 local lives = KEYS[1]
 local prefix, channel, life = ARGV[1], ARGV[2], ARGV[3]
-local timeout, ttl = tonumber(ARGV[4]), ARGV[5]
+local timeout, ttl, origin = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local function key(kind, name)
   return prefix .. ':' .. kind .. ':' .. name
 end
@@ -583,13 +592,18 @@ local function bump(hash, field, n)
   end
   return v
 end
+local function announce(kind, room, user)
+  local event = {k = kind, r = room, u = user}
+  if origin ~= '' then event.o = origin end
+  redis.call('PUBLISH', channel, cjson.encode(event))
+end
 local function total(ucnt, room, user, n)
   local after = bump(ucnt, user, n)
   local before = after - n
   if before <= 0 and after > 0 then
-    redis.call('PUBLISH', channel, cjson.encode({k = 'join', r = room, u = user}))
+    announce('join', room, user)
   elseif before > 0 and after <= 0 then
-    redis.call('PUBLISH', channel, cjson.encode({k = 'leave', r = room, u = user}))
+    announce('leave', room, user)
   end
 end
 local function count(l, k, room, user, n)
@@ -651,11 +665,11 @@ end
 pub const JOIN_SCRIPT: &str = presence_script!(
     r#"
 local k = {pres = KEYS[2], ucnt = KEYS[3], uconn = KEYS[4], life = KEYS[5], users = KEYS[6]}
-local room, user, max = ARGV[6], ARGV[7], tonumber(ARGV[8])
+local room, user, max = ARGV[7], ARGV[8], tonumber(ARGV[9])
 if not alive(life) then return -1 end
 local held = 0
 for _, n in ipairs(redis.call('HVALS', k.uconn)) do held = held + tonumber(n) end
-if held >= max and ARGV[9] ~= '1' then return 0 end
+if held >= max and ARGV[10] ~= '1' then return 0 end
 count(life, k, room, user, 1)
 if held >= max then return 2 end
 return 1
@@ -668,7 +682,7 @@ return 1
 pub const LEAVE_SCRIPT: &str = presence_script!(
     r#"
 local k = {pres = KEYS[2], ucnt = KEYS[3], uconn = KEYS[4], life = KEYS[5], users = KEYS[6]}
-local room, user = ARGV[6], ARGV[7]
+local room, user = ARGV[7], ARGV[8]
 local mine = tonumber(redis.call('HGET', k.pres, life .. '|' .. user))
 if mine == nil or mine <= 0 then return 0 end
 count(life, k, room, user, -1)
@@ -682,12 +696,12 @@ return 1
 /// or -1 when not first and this node's life is gone (nothing counted).
 pub const REGISTER_SCRIPT: &str = presence_script!(
     r#"
-if ARGV[6] == '1' then
+if ARGV[7] == '1' then
   beat(life)
 elseif not alive(life) then
   return -1
 end
-for i = 7, #ARGV - 2, 3 do
+for i = 8, #ARGV - 2, 3 do
   local room, user, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   if n and n > 0 then count(life, keys_of(life, room, user), room, user, n) end
 end
@@ -704,18 +718,18 @@ return 1
 /// whole, or -1 when this life is gone (nothing done).
 pub const HEARTBEAT_SCRIPT: &str = presence_script!(
     r#"
-if ARGV[6] ~= '1' and not alive(life) then return -1 end
+if ARGV[7] ~= '1' and not alive(life) then return -1 end
 beat(life)
 local now = string.format('%d', now_ms())
-local dead = redis.call('ZRANGEBYSCORE', lives, '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[7]))
-local budget, removed = tonumber(ARGV[8]), 0
+local dead = redis.call('ZRANGEBYSCORE', lives, '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[8]))
+local budget, removed = tonumber(ARGV[9]), 0
 for _, l in ipairs(dead) do
   local gone
   budget, gone = remove(l, budget)
   if gone then removed = removed + 1 end
   if budget <= 0 then break end
 end
-if ARGV[9] == '1' then
+if ARGV[10] == '1' then
   local rooms, users = key('life', life), key('lifeusers', life)
   for _, room in ipairs(redis.call('HKEYS', rooms)) do
     redis.call('EXPIRE', key('pres', room), ttl)
@@ -738,8 +752,8 @@ return removed
 /// any node: their deadline is 0).
 pub const FAREWELL_SCRIPT: &str = presence_script!(
     r#"
-local budget, removed = tonumber(ARGV[6]), 0
-for i = 7, #ARGV do
+local budget, removed = tonumber(ARGV[7]), 0
+for i = 8, #ARGV do
   local gone
   budget, gone = remove(ARGV[i], budget)
   if gone then removed = removed + 1 end
@@ -824,6 +838,7 @@ struct Wire {
     d: Option<Vec<String>>,
     // A join or leave (and `r`).
     u: Option<String>,
+    o: Option<String>,
 }
 
 /// What a payload on the channel says.
@@ -838,6 +853,9 @@ enum Payload {
         room: String,
         user: String,
         joined: bool,
+        /// The query that announced it, as `TAG:ID` (see
+        /// [`Shared::push_events`]).
+        origin: Option<String>,
     },
     /// An event this version does not know (a newer node's): skipped.
     Unknown(String),
@@ -868,6 +886,7 @@ fn parse_payload(bytes: &[u8]) -> Option<Payload> {
             room: w.r?,
             user: w.u?,
             joined: kind == "join",
+            origin: w.o,
         }),
         Some(kind) => Some(Payload::Unknown(kind.to_string())),
     }
@@ -951,6 +970,7 @@ impl Link {
             prefix: prefix.to_string(),
             keep: keep.to_string(),
             timing,
+            tag: new_life(),
         });
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
@@ -1001,6 +1021,13 @@ impl Link {
             let mut inner = self.shared.lock();
             if inner.up == Some(true) && inner.in_flight < MAX_IN_FLIGHT {
                 inner.in_flight += 1;
+                if let Job::Query(Query {
+                    id,
+                    ask: Ask::Join { .. } | Ask::Leave { .. } | Ask::Register { .. },
+                }) = &job
+                {
+                    inner.unanswered.insert(*id);
+                }
                 inner.queue.push_back(job);
                 false
             } else {
@@ -1060,7 +1087,7 @@ fn farewell(st: &Settings, lives: &[String]) -> Result<(), String> {
     let deadline = Instant::now() + FAREWELL_WITHIN;
     let mut conn = Conn::open(&st.url, FAREWELL_WITHIN)?;
     conn.handshake(&st.url, Some(deadline))?;
-    let mut args = presence_args(st, lives.last().map_or("", String::as_str));
+    let mut args = presence_args(st, lives.last().map_or("", String::as_str), None);
     args.push(REAP_BUDGET.to_string());
     // The current one first.
     args.extend(lives.iter().rev().cloned());
@@ -1104,6 +1131,9 @@ struct Settings {
     channel: String,
     keep: String,
     timing: Timing,
+    /// This link's name in the origin of what its queries announce (16
+    /// random hex digits).
+    tag: String,
 }
 
 /// How often the link tells Redis that this node is alive, and how long
@@ -1143,14 +1173,16 @@ impl Settings {
 }
 
 /// The `ARGV` every presence script begins with (see
-/// `presence_script!`), for `life`.
-fn presence_args(st: &Settings, life: &str) -> Vec<String> {
+/// `presence_script!`), for `life`; what it announces comes from query
+/// `id` (`None`: from no query).
+fn presence_args(st: &Settings, life: &str, id: Option<u64>) -> Vec<String> {
     vec![
         st.prefix.clone(),
         st.channel.clone(),
         life.to_string(),
         st.timing.timeout_ms.to_string(),
         PRESENCE_TTL_SECS.to_string(),
+        id.map_or(String::new(), |id| format!("{}:{id}", st.tag)),
     ]
 }
 
@@ -1171,6 +1203,34 @@ struct Shared {
     cv: Condvar,
     notify: Box<dyn Fn() + Send + Sync>,
     settings: Arc<Settings>,
+}
+
+/// How long the subscription holds back events for an answer at most
+/// (see the module doc, "Events"): a batch's answers are queued once all
+/// of its replies are read, which takes about as long as Redis takes to
+/// run it.
+pub const MAX_HOLD: Duration = Duration::from_secs(2);
+
+impl Inner {
+    /// Queues the held events up to the first that waits for a query not
+    /// answered yet; with `all`, every one.
+    fn release(&mut self, all: bool) {
+        let mut released = false;
+        while let Some((_, awaits)) = self.held.front() {
+            if !all && awaits.is_some_and(|id| self.unanswered.contains(&id)) {
+                if released {
+                    // Another query is waited for now.
+                    self.held_since = Some(Instant::now());
+                }
+                return;
+            }
+            if let Some((event, _)) = self.held.pop_front() {
+                self.events.push(event);
+                released = true;
+            }
+        }
+        self.held_since = None;
+    }
 }
 
 #[derive(Default)]
@@ -1198,6 +1258,14 @@ struct Inner {
     /// This link's last lives, the current one last (at most
     /// [`LIVES_KEPT`]): its drop removes them.
     lives: Vec<String>,
+    /// Presence queries (joins, leaves, registers) taken and not yet
+    /// answered.
+    unanswered: HashSet<u64>,
+    /// Subscription events held back (see [`Shared::push_events`]), each
+    /// with the query it waits for, in order; and since when the first
+    /// waits.
+    held: VecDeque<(LinkEvent, Option<u64>)>,
+    held_since: Option<Instant>,
 }
 
 impl Shared {
@@ -1286,14 +1354,23 @@ impl Shared {
             }
             (inner.events).extend(unconfirmed.iter().map(|id| id.unanswered(true)));
             inner.in_flight -= unconfirmed.len();
+            // Nothing is queued while down; fail what was queued when it
+            // went down (after the Down: it was never written).
+            let queued: Vec<JobId> = inner.queue.drain(..).map(|job| job.id()).collect();
+            for id in unconfirmed.iter().chain(&queued) {
+                if let JobId::Query(id) = id {
+                    inner.unanswered.remove(id);
+                }
+            }
+            // What the subscription heard before this goes out before the
+            // Down, held or not (the queries it waits for are answered now,
+            // or are on a connection that is just as suspect).
+            inner.release(true);
             let announce = inner.up != Some(false);
             if announce {
                 inner.up = Some(false);
                 inner.events.push(LinkEvent::Down { why: why.clone() });
             }
-            // Nothing is queued while down; fail what was queued when it
-            // went down.
-            let queued: Vec<JobId> = inner.queue.drain(..).map(|job| job.id()).collect();
             inner.in_flight -= queued.len();
             (inner.events).extend(queued.iter().map(|id| id.unanswered(false)));
             announce
@@ -1317,21 +1394,34 @@ impl Shared {
         {
             let mut inner = self.lock();
             inner.in_flight -= events.len();
+            for event in &events {
+                if let LinkEvent::Answer { id, .. } = event {
+                    inner.unanswered.remove(id);
+                }
+            }
             inner.events.extend(events);
+            inner.release(false);
         }
         (self.notify)();
     }
 
-    /// Events from the subscription. False when the event loop has
-    /// fallen so far behind that the queue is past [`MAX_EVENT_BYTES`]:
-    /// the subscription then lets go (a `Down`; the nodes' numbering
-    /// shows the gap), rather than hold more than the loop can take.
-    fn push_events(&self, events: Vec<LinkEvent>) -> bool {
+    /// Events from the subscription, each with the id of this link's
+    /// query that announced it, if any. Such an event waits until that
+    /// query's answer is queued, and every event after it with it: so a
+    /// node hears its own join or leave after the answer to the query that
+    /// made it (they come on two connections), however Redis interleaved
+    /// them, and the subscription's events keep their order. Held for
+    /// [`MAX_HOLD`] at most (`release_held`). False when the event loop
+    /// has fallen so far behind that the queue is past
+    /// [`MAX_EVENT_BYTES`]: the subscription then lets go (a `Down`; the
+    /// nodes' numbering shows the gap), rather than hold more than the
+    /// loop can take.
+    fn push_events(&self, events: Vec<(LinkEvent, Option<u64>)>) -> bool {
         if events.is_empty() {
             return true;
         }
         let weight: usize = (events.iter())
-            .map(|e| match e {
+            .map(|(e, _)| match e {
                 LinkEvent::Message(d) => {
                     d.text.len() + d.room.len() + d.from.len() + EVENT_OVERHEAD
                 }
@@ -1344,12 +1434,35 @@ impl Shared {
             .sum();
         let within = {
             let mut inner = self.lock();
-            inner.events.extend(events);
+            for (event, awaits) in events {
+                let wait = awaits.is_some_and(|id| inner.unanswered.contains(&id));
+                if wait || !inner.held.is_empty() {
+                    inner.held_since.get_or_insert_with(Instant::now);
+                    inner.held.push_back((event, awaits));
+                } else {
+                    inner.events.push(event);
+                }
+            }
             inner.event_bytes += weight;
             inner.event_bytes <= MAX_EVENT_BYTES
         };
         (self.notify)();
         within
+    }
+
+    /// Lets go of the held events whose query was answered, or (with
+    /// `after`) of every one held that long.
+    fn release_held(&self, after: Option<Duration>) {
+        let released = {
+            let mut inner = self.lock();
+            let stale = (inner.held_since).is_some_and(|t| after.is_some_and(|a| t.elapsed() >= a));
+            let before = inner.events.len();
+            inner.release(stale);
+            inner.events.len() > before
+        };
+        if released {
+            (self.notify)();
+        }
     }
 
     /// Waits `wait`, or less if the link stops; true if it stops.
@@ -1686,7 +1799,7 @@ fn heartbeat(
     new: bool,
     refresh: bool,
 ) -> Result<bool, String> {
-    let mut argv = presence_args(st, life);
+    let mut argv = presence_args(st, life, None);
     argv.extend([
         u8::from(new).to_string(),
         REAP_PER_BEAT.to_string(),
@@ -1809,7 +1922,7 @@ fn encode_job(
             encode_publish(out, st, shas.of(Script::Publish), p);
             1
         }
-        Job::Query(q) => encode_query(out, st, shas, &q.ask, life),
+        Job::Query(q) => encode_query(out, st, shas, q, life),
     }
 }
 
@@ -1849,7 +1962,7 @@ fn encode_query(
     out: &mut Vec<u8>,
     st: &Settings,
     shas: &Shas,
-    ask: &Ask,
+    &Query { id, ref ask }: &Query,
     life: &mut String,
 ) -> usize {
     let sess = |d: &Digest| st.key("sess", &hex(d));
@@ -1862,7 +1975,7 @@ fn encode_query(
             max_per_user,
             may_evict,
         } => {
-            let mut argv = presence_args(st, life);
+            let mut argv = presence_args(st, life, Some(id));
             argv.extend([
                 room.clone(),
                 user.clone(),
@@ -1874,7 +1987,7 @@ fn encode_query(
             1
         }
         Ask::Leave { room, user } => {
-            let mut argv = presence_args(st, life);
+            let mut argv = presence_args(st, life, Some(id));
             argv.extend([room.clone(), user.clone()]);
             let keys = presence_keys(st, life, room, user);
             encode_presence(out, shas.of(Script::Leave), &keys, &argv);
@@ -1896,7 +2009,7 @@ fn encode_query(
                 if chunk.is_none() && n > 0 {
                     return n;
                 }
-                let mut argv = presence_args(st, life);
+                let mut argv = presence_args(st, life, Some(id));
                 argv.push(if *first && n == 0 { "1" } else { "0" }.to_string());
                 for (room, user, count) in chunk.unwrap_or_default() {
                     argv.extend([room.clone(), user.clone(), count.to_string()]);
@@ -2295,6 +2408,7 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
                 MAX_EVENT_BYTES >> 20
             ));
         }
+        sh.release_held(Some(MAX_HOLD));
         let now = Instant::now();
         match awaiting_pong {
             Some(since) if now.duration_since(since) >= REPLY_TIMEOUT => {
@@ -2318,12 +2432,30 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
 }
 
 /// The event a payload on the channel makes, if any.
-fn payload_event(st: &Settings, payload: &[u8], told_unknown: &mut bool) -> Option<LinkEvent> {
+///
+/// With it, the id of this link's query that announced it, if it is a
+/// join or leave.
+fn payload_event(
+    st: &Settings,
+    payload: &[u8],
+    told_unknown: &mut bool,
+) -> Option<(LinkEvent, Option<u64>)> {
     match parse_payload(payload) {
-        Some(Payload::Message(d)) => Some(LinkEvent::Message(d)),
-        Some(Payload::Ended { digests, why }) => Some(LinkEvent::SessionsEnded { digests, why }),
-        Some(Payload::Presence { room, user, joined }) => {
-            Some(LinkEvent::Presence { room, user, joined })
+        Some(Payload::Message(d)) => Some((LinkEvent::Message(d), None)),
+        Some(Payload::Ended { digests, why }) => {
+            Some((LinkEvent::SessionsEnded { digests, why }, None))
+        }
+        Some(Payload::Presence {
+            room,
+            user,
+            joined,
+            origin,
+        }) => {
+            let mine = (origin.as_deref())
+                .and_then(|o| o.strip_prefix(st.tag.as_str()))
+                .and_then(|o| o.strip_prefix(':'))
+                .and_then(|id| id.parse().ok());
+            Some((LinkEvent::Presence { room, user, joined }, mine))
         }
         Some(Payload::Unknown(kind)) => {
             if !std::mem::replace(told_unknown, true) {
@@ -4112,7 +4244,7 @@ mod tests {
         // Being removed behind its back, as another node does after a
         // stall: one room in this run (a budget of 1), the rest later.
         let mut args: Vec<&[u8]> = vec![b"EVAL", FAREWELL_SCRIPT.as_bytes(), b"1", b"z:lives"];
-        args.extend([&b"z"[..], b"z:0:msgs", b"-", b"600", b"86400", b"1"]);
+        args.extend([&b"z"[..], b"z:0:msgs", b"-", b"600", b"86400", b"", b"1"]);
         args.push(old.as_bytes());
         assert_eq!(int(r.call(&args).unwrap()), 0);
         a.wait_presence(5, 3);
@@ -4201,6 +4333,55 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_own_announcement_comes_after_its_answer() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "w");
+        // Many at once: one batch, whose answers are read after all of
+        // its commands ran, while the subscription hears them at once.
+        let n = 300u64;
+        for id in 1..=n {
+            let ask = Ask::Join {
+                room: format!("r{id}"),
+                user: "ann".into(),
+                max_per_user: 1000,
+                may_evict: false,
+            };
+            a.link.ask(Query { id, ask });
+        }
+        for id in n + 1..=2 * n {
+            let ask = Ask::Leave {
+                room: format!("r{}", id - n),
+                user: "ann".into(),
+            };
+            a.link.ask(Query { id, ask });
+        }
+        a.wait(10, "every answer and announcement", |e| {
+            n_presence(e) == 2 * n as usize
+                && e.iter()
+                    .filter(|e| matches!(e, LinkEvent::Answer { .. }))
+                    .count()
+                    == 2 * n as usize
+        });
+        let mut answered = std::collections::HashSet::new();
+        for e in &a.seen {
+            match e {
+                LinkEvent::Answer { id, answer } => {
+                    assert_ne!(*answer, Answer::Unavailable);
+                    answered.insert(*id);
+                }
+                LinkEvent::Presence { room, joined, .. } => {
+                    let k: u64 = room[1..].parse().unwrap();
+                    let id = if *joined { k } else { k + n };
+                    assert!(answered.contains(&id), "{e:?} before its answer");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
     fn a_busy_publisher_does_not_starve_the_heartbeat() {
         let Some(redis) = Redis::start(&[]) else {
             return;
@@ -4238,6 +4419,85 @@ mod tests {
         e.iter()
             .filter(|e| matches!(e, LinkEvent::Failed { .. }))
             .count()
+    }
+
+    #[test]
+    fn held_events_wait_for_their_answer() {
+        let sh = Shared {
+            inner: Mutex::new(Inner::default()),
+            cv: Condvar::new(),
+            notify: Box::new(|| {}),
+            settings: Arc::new(Settings {
+                url: RedisUrl {
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                    db: 0,
+                    user: None,
+                    password: None,
+                },
+                addr: "test".into(),
+                prefix: "p".into(),
+                channel: "p:0:msgs".into(),
+                keep: "1".into(),
+                timing: Timing::CONTRACT,
+                tag: "t".into(),
+            }),
+        };
+        let join = |user: &str| LinkEvent::Presence {
+            room: "r".into(),
+            user: user.into(),
+            joined: true,
+        };
+        let answer = |id| LinkEvent::Answer {
+            id,
+            answer: Answer::Done,
+        };
+        {
+            let mut inner = sh.lock();
+            inner.unanswered.extend([1, 2, 3]);
+            inner.in_flight = 3;
+        }
+        let up = LinkEvent::Up;
+        let heard = vec![
+            (join("another node's"), None),
+            (join("answered already"), Some(9)),
+            (join("a"), Some(1)),
+            (up.clone(), None),
+            (join("b"), Some(2)),
+            (join("c"), Some(3)),
+        ];
+        assert!(sh.push_events(heard));
+        let events = |sh: &Shared| std::mem::take(&mut sh.lock().events);
+        assert_eq!(
+            events(&sh),
+            [join("another node's"), join("answered already")]
+        );
+        // Answered out of order: what waits for 1 still waits.
+        sh.answered(vec![answer(2)]);
+        assert_eq!(events(&sh), [answer(2)]);
+        sh.release_held(Some(MAX_HOLD));
+        assert_eq!(events(&sh), []);
+        sh.answered(vec![answer(1)]);
+        assert_eq!(events(&sh), [answer(1), join("a"), up, join("b")]);
+        // Held too long: let go.
+        sh.release_held(Some(Duration::ZERO));
+        assert_eq!(events(&sh), [join("c")]);
+        assert!(sh.lock().held_since.is_none());
+        // A Down lets go of everything, after the answers it gives.
+        sh.lock().unanswered.insert(4);
+        assert!(sh.push_events(vec![(join("d"), Some(4))]));
+        sh.down(Role::Commands, "gone", &[JobId::Query(4)]);
+        let after = events(&sh);
+        assert_eq!(after[..2], [answer_unavailable(4), join("d")]);
+        assert!(matches!(after[2], LinkEvent::Down { .. }));
+        assert!(sh.lock().unanswered.contains(&3), "answered separately");
+    }
+
+    fn answer_unavailable(id: u64) -> LinkEvent {
+        LinkEvent::Answer {
+            id,
+            answer: Answer::Unavailable,
+        }
     }
 
     #[test]
@@ -4298,15 +4558,17 @@ mod tests {
             Some(Payload::Presence {
                 room: "r é".into(),
                 user: "a/b".into(),
-                joined: true
+                joined: true,
+                origin: None
             })
         );
         assert_eq!(
-            parse_payload(br#"{"k":"leave","r":"r","u":""}"#),
+            parse_payload(br#"{"k":"leave","r":"r","u":"","o":"0123456789abcdef:42"}"#),
             Some(Payload::Presence {
                 room: "r".into(),
                 user: String::new(),
-                joined: false
+                joined: false,
+                origin: Some("0123456789abcdef:42".into())
             })
         );
         for bad in [r#"{"k":"join","r":"r"}"#, r#"{"k":"leave","u":"x"}"#] {
