@@ -1,8 +1,9 @@
 //! The Redis link for scale-out (cargo feature `redis`): several wsgate
 //! processes form one chat by storing and fanning out every chat message
-//! through one Redis, which decides one order for all of them; and they
-//! share sessions and tickets there, so that a login on one node works on
-//! every node.
+//! through one Redis, which decides one order for all of them; they share
+//! sessions and tickets there, so that a login on one node works on every
+//! node; and they count every WebSocket there (presence, and the per-user
+//! limit across nodes).
 //!
 //! # Threads
 //!
@@ -10,23 +11,29 @@
 //! mio loop never blocks on Redis):
 //!
 //! - the **commands** thread holds one connection: `SCRIPT LOAD` of every
-//!   script ([`PUBLISH_SCRIPT`] and the session and ticket scripts, see
-//!   below) after every (re)connect, then `EVALSHA`s for each [`Publish`]
-//!   and each [`Query`], in the order [`Link::publish`] and [`Link::ask`]
-//!   took them. It takes every queued one at once (at most
-//!   [`MAX_BATCH_BYTES`] of them, at least one), writes them in one go
-//!   (pipelining), then reads their replies, in order. Each is one
+//!   script ([`PUBLISH_SCRIPT`], the session and ticket scripts and the
+//!   presence scripts, see below) after every (re)connect, then a first
+//!   heartbeat (under a new life, see "Presence"), then `EVALSHA`s for
+//!   each [`Publish`] and each [`Query`], in the order [`Link::publish`]
+//!   and [`Link::ask`] took them. It takes every queued one at once (at
+//!   most [`MAX_BATCH_BYTES`] of them, at least one), writes them in one
+//!   go (pipelining), then reads their replies, in order. Each is one
 //!   command, but [`Ask::TouchSessions`] and [`Ask::EndSessions`] take one
 //!   per [`MAX_DIGESTS_PER_COMMAND`] digests (none for an empty list: a
-//!   script blocks Redis while it runs) and their replies make one answer.
-//!   A `NOSCRIPT` reply (Redis restarted or its script cache flushed)
-//!   loads every script again and retries that publish or query once
-//!   (whole: touching or ending sessions twice does no harm). Idle, it
-//!   sends `PING` every second;
+//!   script blocks Redis while it runs), [`Ask::Register`] one per
+//!   [`MAX_ENTRIES_PER_COMMAND`] entries (at least one), and their replies
+//!   make one answer. A `NOSCRIPT` reply (Redis restarted or its script
+//!   cache flushed) loads every script again and retries that publish or
+//!   query once (whole: touching or ending sessions twice does no harm;
+//!   a [`Ask::Register`] with `first` renews the life again). Every
+//!   [`HEARTBEAT_MS`] it runs the heartbeat, between two batches (so that
+//!   a busy publisher cannot hold it off for more than one batch); idle,
+//!   it also sends `PING` every second;
 //! - the **subscription** thread holds the other: `SUBSCRIBE
 //!   {prefix}:{db}:msgs`, and every message there becomes a
 //!   [`LinkEvent::Message`], every end event a
-//!   [`LinkEvent::SessionsEnded`]. Idle, it sends `PING` every second too
+//!   [`LinkEvent::SessionsEnded`], every join or leave a
+//!   [`LinkEvent::Presence`]. Idle, it sends `PING` every second too
 //!   (RESP2 subscribe mode answers `["pong", ""]`).
 //!
 //! A reply not read within [`REPLY_TIMEOUT`] (10 s) marks the connection
@@ -62,13 +69,21 @@
 //! Answers come on the commands connection, the subscription's events on
 //! the other, so neither waits for the other: a node's own message
 //! ([`LinkEvent::Message`]) may come before or after the answer to its
-//! publish ([`LinkEvent::Stored`]), and the [`LinkEvent::SessionsEnded`]
+//! publish ([`LinkEvent::Stored`]), the [`LinkEvent::SessionsEnded`]
 //! that an [`Ask::EndSessions`] (or the evictions of an
 //! [`Ask::CreateSession`]) announces before or after its
 //! [`LinkEvent::Answer`]; a node whose subscription is down then misses
-//! it. The subscription's events come in Redis's order. Every event is
-//! queued for [`Link::take_events`] and then `notify` is called, so that
-//! the shell wakes its poll.
+//! it. The subscription's events come in Redis's order: a room's joins and
+//! leaves in one order with its messages, on every node. But a join or
+//! leave ([`LinkEvent::Presence`]) that this node's own [`Ask::Join`],
+//! [`Ask::Leave`] or [`Ask::Register`] announced comes after that query's
+//! answer: the subscription holds it back (and its events after it, to
+//! keep their order) until the answer is queued, for [`MAX_HOLD`] (2 s)
+//! at most; a `Down` lets go of what it holds first. (A batch's answers
+//! are queued once all of its replies are read.) So a WebSocket that the
+//! answer opens hears its own join. Every event is queued for
+//! [`Link::take_events`] and then `notify` is called, so that the shell
+//! wakes its poll.
 //!
 //! # Keys, channel, payloads
 //!
@@ -83,11 +98,22 @@
 //! | `p:sess:HEX`     | hash    | a session: `u` user, `r` role, `c` created (ms since the epoch, decimal) |
 //! | `p:usess:USER`   | sorted set | the user's sessions' `HEX`, scored by created |
 //! | `p:tkt:HEX`      | hash    | a ticket: `p` payload, `s` its session's `HEX` or empty |
-//! | `p:DB:msgs`      | channel | every payload, all rooms, and end events (channels are not per database: `DB` keeps deployments on one Redis apart) |
+//! | `p:pres:ROOM`    | hash    | field `LIFE\|USER`: that life's WebSockets of USER in ROOM |
+//! | `p:ucnt:ROOM`    | hash    | field `USER`: USER's WebSockets in ROOM, all lives (the room's users, for `/who`) |
+//! | `p:uconn:USER`   | hash    | field `LIFE`: that life's WebSockets of USER, all rooms (the per-user limit sums them) |
+//! | `p:life:LIFE`    | hash    | field `ROOM`: the life's WebSockets in ROOM, all users (the rooms to clear when it dies) |
+//! | `p:lifeusers:LIFE` | set   | the users the life counts (the `p:uconn` fields to clear) |
+//! | `p:lives`        | sorted set | every life, scored by its deadline (ms, Redis's `TIME`) |
+//! | `p:DB:msgs`      | channel | every payload, all rooms, end events, joins and leaves (channels are not per database: `DB` keeps deployments on one Redis apart) |
 //!
-//! Every key of a room expires [`KEY_TTL_SECS`] after its last message:
-//! a room quiet that long starts a new epoch, and Redis does not keep
-//! every room ever named.
+//! Every key of a room's messages expires [`KEY_TTL_SECS`] after its last
+//! message: a room quiet that long starts a new epoch, and Redis does not
+//! keep every room ever named. The presence keys expire
+//! [`PRESENCE_TTL_SECS`] (a day) after their last write, and a live node's
+//! heartbeat refreshes those of its life every [`PRESENCE_REFRESH`]: a
+//! WebSocket open for days stays counted, and if every node vanishes
+//! their counts go within a day. A count is never 0: a field that comes
+//! to 0 is deleted.
 //!
 //! Because an entry's id is `SEQ-0`, `XRANGE p:log:ROOM (N +` reads
 //! exactly the messages after sequence number `N` (an exclusive start
@@ -98,15 +124,22 @@
 //! value a string (`t` and `s` in decimal, `e` in hex, so that no Lua
 //! double ever rounds them). `cjson` writes `/` as `\/`; `serde_json` reads
 //! it back as it was. An event's payload has its kind in `k`: sessions
-//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`
-//! (in any key order). A payload with a `k` this version does not know
-//! (a newer node's) is skipped, and logged once a connection.
+//! ended are `{"k": "end", "w": "logout" or "evicted", "d": ["HEX", ...]}`,
+//! joins `{"k": "join", "r": ROOM, "u": USER, "o": "TAG:ID"}` and leaves
+//! `{"k": "leave", ...}` the same (in any key order): `o` names the link
+//! (16 random hex digits, its own for every [`Link`]) and the query whose
+//! answer its own subscription waits for; none when a heartbeat or a
+//! farewell removed a life. A payload with a `k` this
+//! version does not know (a newer node's) is skipped, and logged once a
+//! connection. Joins and leaves weigh their room and user toward
+//! [`MAX_EVENT_BYTES`], as messages do.
 //!
 //! The scripts are for one Redis, not Redis Cluster (its keys would not
 //! share a slot): keys that a script only learns as it runs (the user's
 //! sessions from a session's `u`, a session from a ticket's `s`, evicted
-//! sessions) are built in Lua from the prefix in `ARGV`; the others are
-//! passed in `KEYS`.
+//! sessions, a dead life's rooms and users, [`Ask::Register`]'s entries)
+//! are built in Lua from the prefix in `ARGV`; the others are passed in
+//! `KEYS`.
 //!
 //! # Sequence and epoch
 //!
@@ -156,9 +189,80 @@
 //! - [`REDEEM_TICKET_SCRIPT`]: reads and deletes the ticket in one go, so
 //!   that it works once across all nodes; `Ticket(None)` if there was
 //!   none or its session is no longer live, else `Ticket(Some(payload))`.
+//!
+//! # Presence
+//!
+//! Redis counts every WebSocket of every node, each under the **life** of
+//! its node that counted it: 16 random lowercase hex digits, which the
+//! link chooses anew whenever its commands connection becomes ready
+//! (every (re)connect), and whenever it runs an [`Ask::Register`] with
+//! `first` (which starts a new life: the new one counts it and everything
+//! after it, in the order taken). A life lives while its node's heartbeat
+//! keeps its deadline in `p:lives` ahead of Redis's clock.
+//!
+//! A user's WebSockets in a room, over all lives, are `p:ucnt:ROOM`'s
+//! `USER`: when it comes to be (from 0) a join is announced, when it goes
+//! back to 0 a leave, on the channel (`PUBLISH`), in the script that
+//! counts, so in one order with the room's messages. Each script runs
+//! atomically, so every node hears each transition once.
+//!
+//! - [`JOIN_SCRIPT`] ([`Ask::Join`]): `held` = the sum of
+//!   `p:uconn:USER`'s values (every live life's, and dead ones' until they
+//!   are removed). At `held >= max_per_user`, without `may_evict`:
+//!   `Full`, nothing counted. Otherwise counts one (in all five hashes and
+//!   the set) and answers `Joined { evict: held >= max_per_user }`.
+//! - [`LEAVE_SCRIPT`] ([`Ask::Leave`]): uncounts one if this life counts
+//!   one of the user in the room (`p:pres:ROOM`'s `LIFE|USER`), else does
+//!   nothing (it was counted under an older life, or never). `Done`.
+//! - [`Ask::Who`] is `HKEYS p:ucnt:ROOM`, sorted by the link: `Users`.
+//! - [`REGISTER_SCRIPT`] ([`Ask::Register`]): counts each entry's
+//!   WebSockets under the life (the new one, with `first`: added to
+//!   `p:lives`). A user already counted in the room (by the old life or
+//!   another node) is not announced again. The old life is not removed
+//!   now: its heartbeats stop, and it goes as a dead one does (below);
+//!   meanwhile the user's WebSockets count twice toward the limit.
+//!
+//! Join and register (not the first part) find out whether their life is
+//! alive (in `p:lives`, and not being removed), and count nothing when it
+//! is not: the answer is then `Unavailable`.
+//!
+//! # Heartbeats and dead nodes
+//!
+//! Every [`HEARTBEAT_MS`] the commands thread runs [`HEARTBEAT_SCRIPT`]:
+//! it sets its life's deadline to Redis's `TIME` plus [`NODE_TIMEOUT_MS`]
+//! (`ZADD p:lives`), then removes lives whose deadline passed (at most
+//! [`REAP_PER_BEAT`], the earliest first, within [`REAP_BUDGET`]): for
+//! each room in `p:life:LIFE`, each field of `p:pres:ROOM` that begins
+//! with `LIFE|` is taken off the user's `p:ucnt:ROOM` (a leave announced
+//! when that comes to 0) and deleted; then the life's field of each
+//! `p:uconn:USER` of `p:lifeusers:LIFE`; then its keys and its place in
+//! `p:lives`. A life being removed has deadline 0 from the start, so that
+//! it cannot come back half removed. A life with more than one run's
+//! budget is removed over several runs (any node's): one of 15,000
+//! entries in a few rooms goes in one, about 100 ms of Redis's time.
+//!
+//! So a node that stops (killed, cut off, stalled), and the old life of a
+//! node that reconnected or registered anew, are removed, their users
+//! announced as left unless another life counts them, within
+//! [`NODE_TIMEOUT_MS`] + [`HEARTBEAT_MS`] (12 s) of its last heartbeat:
+//! by the first heartbeat of a live node after its deadline (later only
+//! for a life past one run's budget).
+//!
+//! A heartbeat that finds its own life no longer alive (this node stalled
+//! past its deadline and was removed, or Redis lost its data) gives up
+//! the connection: a [`LinkEvent::Down`], and the [`LinkEvent::Up`] after
+//! the reconnect (under a new life) has the core count everything again.
+//!
+//! Dropping the [`Link`] (a graceful shutdown) removes this link's lives
+//! at once with [`FAREWELL_SCRIPT`], on a connection of its own, after
+//! its threads stopped, within a second. If Redis cannot be reached by
+//! then, the other nodes remove them when their deadline passes (what is
+//! past the farewell's budget, at their next heartbeat). A join written
+//! before the drop and run by Redis after the farewell finds its life
+//! gone and counts nothing.
 
-use std::collections::VecDeque;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -174,8 +278,8 @@ use serde::Deserialize;
 
 use crate::config::RedisUrl;
 use crate::core::cluster::{
-    Answer, Ask, Delivered, Digest, Ended, LinkEvent, Publish, Query, SessionClock, SessionRecord,
-    TICKET_TTL_MS,
+    Answer, Ask, Delivered, Digest, Ended, HEARTBEAT_MS, LinkEvent, NODE_TIMEOUT_MS, Publish,
+    Query, SessionClock, SessionRecord, TICKET_TTL_MS,
 };
 
 /// The most publishes and queries (together) queued or written and not
@@ -218,6 +322,37 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long the subscription thread blocks in one read (it then checks
 /// whether to ping, or to stop).
 const SUB_READ_SLICE: Duration = Duration::from_millis(100);
+
+/// Presence keys (`p:pres:ROOM`, `p:ucnt:ROOM`, `p:uconn:USER`,
+/// `p:life:LIFE`, `p:lifeusers:LIFE`, `p:lives`) expire this long after
+/// their last write (seconds), and a live node refreshes its own every
+/// [`PRESENCE_REFRESH`]: they do not outlive every node by more than this.
+pub const PRESENCE_TTL_SECS: u64 = 24 * 3600;
+
+/// How often the heartbeat also refreshes the expiry of what this node's
+/// life counts (see [`PRESENCE_TTL_SECS`]).
+pub const PRESENCE_REFRESH: Duration = Duration::from_secs(3600);
+
+/// The most dead lives one heartbeat removes (the rest wait for the next
+/// one).
+pub const REAP_PER_BEAT: usize = 16;
+
+/// How much one heartbeat, or a link's drop, may remove of dead lives (a
+/// script blocks Redis while it runs): about 100 ms of Redis's time. In
+/// its units (about 4 µs each, measured), removing an entry (a `(life,
+/// room, user)`, a leave to announce or not) costs 1, starting on one of
+/// the life's rooms 4 plus 1 per 20 entries of the room (all lives'),
+/// and a user a quarter. So a life of 15,000 entries in a few rooms goes
+/// in one run; each in a room of its own, in four. A life left unfinished
+/// is removed further by the next run (any node's).
+pub const REAP_BUDGET: usize = 25_000;
+
+/// The most [`Ask::Register`] entries in one command: more take one
+/// `EVALSHA` per this many, whose replies make one answer.
+pub const MAX_ENTRIES_PER_COMMAND: usize = 1000;
+
+/// How long [`Link`]'s drop may spend removing this node's presence.
+const FAREWELL_WITHIN: Duration = Duration::from_secs(1);
 
 /// The publish script. `KEYS`: seq, epoch, log; `ARGV`: channel, keep,
 /// room, from, text, ts, the keys' time to live in seconds. Returns the
@@ -406,6 +541,228 @@ return t[1]
 "#
 );
 
+/// Lua that the presence scripts begin with. `KEYS[1]` is `p:lives`;
+/// `ARGV[1..6]`: prefix, channel, this node's life, [`NODE_TIMEOUT_MS`],
+/// [`PRESENCE_TTL_SECS`], the origin of what it announces (`TAG:ID`, the
+/// link's tag and the query's id, or empty: see [`Shared::push_events`]). `beat(l)` sets life `l`'s deadline (Redis's
+/// `TIME` plus the timeout); `alive(l)`: whether `l` is in `p:lives` and
+/// not being removed (a life being removed has deadline 0, so that it
+/// cannot come back half removed);
+/// `bump` adds to a hash field, deleting it at 0 or less and refreshing
+/// the hash's expiry otherwise; `total` adds to a user's total in a room,
+/// announcing a join when it leaves 0 and a leave when it comes back to
+/// 0; `count(l, k, room, user, n)` counts `n` more (or fewer) WebSockets
+/// of `user` in `room` under life `l` (`k`: the keys, `keys_of`);
+/// `remove(l, budget)` removes what life `l` counts, announcing the
+/// leaves, room by room, and then `l` itself, until it has used up
+/// `budget` ([`REAP_BUDGET`]); it returns the budget left, and whether
+/// `l` is gone (if not, the next call goes on where it stopped).
+macro_rules! presence_script {
+    ($body:literal) => {
+        concat!(
+            r#"
+local lives = KEYS[1]
+local prefix, channel, life = ARGV[1], ARGV[2], ARGV[3]
+local timeout, ttl, origin = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local function key(kind, name)
+  return prefix .. ':' .. kind .. ':' .. name
+end
+local function keys_of(l, room, user)
+  return {pres = key('pres', room), ucnt = key('ucnt', room), uconn = key('uconn', user),
+    life = key('life', l), users = key('lifeusers', l)}
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function beat(l)
+  redis.call('ZADD', lives, string.format('%d', now_ms() + timeout), l)
+  redis.call('EXPIRE', lives, ttl)
+end
+local function alive(l)
+  local deadline = redis.call('ZSCORE', lives, l)
+  return deadline ~= false and tonumber(deadline) > 0
+end
+local function bump(hash, field, n)
+  local v = redis.call('HINCRBY', hash, field, n)
+  if v <= 0 then
+    redis.call('HDEL', hash, field)
+  else
+    redis.call('EXPIRE', hash, ttl)
+  end
+  return v
+end
+local function announce(kind, room, user)
+  local event = {k = kind, r = room, u = user}
+  if origin ~= '' then event.o = origin end
+  redis.call('PUBLISH', channel, cjson.encode(event))
+end
+local function total(ucnt, room, user, n)
+  local after = bump(ucnt, user, n)
+  local before = after - n
+  if before <= 0 and after > 0 then
+    announce('join', room, user)
+  elseif before > 0 and after <= 0 then
+    announce('leave', room, user)
+  end
+end
+local function count(l, k, room, user, n)
+  bump(k.pres, l .. '|' .. user, n)
+  bump(k.life, room, n)
+  if bump(k.uconn, l, n) > 0 then
+    redis.call('SADD', k.users, user)
+    redis.call('EXPIRE', k.users, ttl)
+  else
+    redis.call('SREM', k.users, user)
+  end
+  total(k.ucnt, room, user, n)
+end
+local function remove(l, budget)
+  redis.call('ZADD', lives, 0, l)
+  local mine = l .. '|'
+  local rooms, users = key('life', l), key('lifeusers', l)
+  for _, room in ipairs(redis.call('HKEYS', rooms)) do
+    if budget <= 0 then return budget, false end
+    local pres, ucnt = key('pres', room), key('ucnt', room)
+    budget = budget - 4 - redis.call('HLEN', pres) / 20
+    local cursor = '0'
+    repeat
+      local page = redis.call('HSCAN', pres, cursor, 'MATCH', mine .. '*', 'COUNT', 1000)
+      cursor = page[1]
+      local f = page[2]
+      for i = 1, #f - 1, 2 do
+        redis.call('HDEL', pres, f[i])
+        local n = tonumber(f[i + 1])
+        if n and n > 0 then total(ucnt, room, string.sub(f[i], #mine + 1), -n) end
+      end
+      budget = budget - #f / 2
+    until cursor == '0' or budget <= 0
+    if cursor == '0' then redis.call('HDEL', rooms, room) end
+  end
+  local popped
+  repeat
+    if budget <= 0 then return budget, false end
+    popped = redis.call('SPOP', users, 1000)
+    for _, user in ipairs(popped) do redis.call('HDEL', key('uconn', user), l) end
+    budget = budget - 1 - #popped / 4
+  until #popped == 0
+  redis.call('DEL', rooms)
+  redis.call('ZREM', lives, l)
+  return budget, true
+end
+"#,
+            $body
+        )
+    };
+}
+
+/// [`Ask::Join`]. `KEYS`: `p:lives`, `p:pres:ROOM`, `p:ucnt:ROOM`,
+/// `p:uconn:USER`, `p:life:LIFE`, `p:lifeusers:LIFE`; `ARGV`: as every
+/// presence script, then room, user, `max_per_user`, `may_evict` (`1` or
+/// `0`). Returns 0 (full: nothing counted), 1 (joined), 2 (joined over
+/// the limit: evict), or -1 when this node's life is gone (nothing
+/// counted). See the module doc.
+pub const JOIN_SCRIPT: &str = presence_script!(
+    r#"
+local k = {pres = KEYS[2], ucnt = KEYS[3], uconn = KEYS[4], life = KEYS[5], users = KEYS[6]}
+local room, user, max = ARGV[7], ARGV[8], tonumber(ARGV[9])
+if not alive(life) then return -1 end
+local held = 0
+for _, n in ipairs(redis.call('HVALS', k.uconn)) do held = held + tonumber(n) end
+if held >= max and ARGV[10] ~= '1' then return 0 end
+count(life, k, room, user, 1)
+if held >= max then return 2 end
+return 1
+"#
+);
+
+/// [`Ask::Leave`]. `KEYS` as [`JOIN_SCRIPT`]'s; `ARGV`: as every presence
+/// script, then room, user. Returns 1, or 0 when this life counted no such
+/// WebSocket (nothing done).
+pub const LEAVE_SCRIPT: &str = presence_script!(
+    r#"
+local k = {pres = KEYS[2], ucnt = KEYS[3], uconn = KEYS[4], life = KEYS[5], users = KEYS[6]}
+local room, user = ARGV[7], ARGV[8]
+local mine = tonumber(redis.call('HGET', k.pres, life .. '|' .. user))
+if mine == nil or mine <= 0 then return 0 end
+count(life, k, room, user, -1)
+return 1
+"#
+);
+
+/// [`Ask::Register`]. `KEYS`: `p:lives`; `ARGV`: as every presence
+/// script, then `1` for the first command of a new life (which it adds
+/// to `p:lives`) or `0`, then `room, user, n` for each entry. Returns 1,
+/// or -1 when not first and this node's life is gone (nothing counted).
+pub const REGISTER_SCRIPT: &str = presence_script!(
+    r#"
+if ARGV[7] == '1' then
+  beat(life)
+elseif not alive(life) then
+  return -1
+end
+for i = 8, #ARGV - 2, 3 do
+  local room, user, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if n and n > 0 then count(life, keys_of(life, room, user), room, user, n) end
+end
+return 1
+"#
+);
+
+/// The heartbeat. `KEYS`: `p:lives`; `ARGV`: as every presence script,
+/// then `1` for a new life (added to `p:lives`; otherwise it must be
+/// there), the most dead lives to remove, the work budget of removing
+/// them ([`REAP_BUDGET`]), `1` to refresh the expiry of what this life
+/// counts. Sets this life's deadline, removes lives whose deadline passed
+/// (the earliest first) within the budget; returns how many it removed
+/// whole, or -1 when this life is gone (nothing done).
+pub const HEARTBEAT_SCRIPT: &str = presence_script!(
+    r#"
+if ARGV[7] ~= '1' and not alive(life) then return -1 end
+beat(life)
+local now = string.format('%d', now_ms())
+local dead = redis.call('ZRANGEBYSCORE', lives, '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[8]))
+local budget, removed = tonumber(ARGV[9]), 0
+for _, l in ipairs(dead) do
+  local gone
+  budget, gone = remove(l, budget)
+  if gone then removed = removed + 1 end
+  if budget <= 0 then break end
+end
+if ARGV[10] == '1' then
+  local rooms, users = key('life', life), key('lifeusers', life)
+  for _, room in ipairs(redis.call('HKEYS', rooms)) do
+    redis.call('EXPIRE', key('pres', room), ttl)
+    redis.call('EXPIRE', key('ucnt', room), ttl)
+  end
+  for _, user in ipairs(redis.call('SMEMBERS', users)) do
+    redis.call('EXPIRE', key('uconn', user), ttl)
+  end
+  redis.call('EXPIRE', rooms, ttl)
+  redis.call('EXPIRE', users, ttl)
+end
+return removed
+"#
+);
+
+/// The farewell of a [`Link`] dropped (sent with `EVAL` on a connection of
+/// its own). `KEYS`: `p:lives`; `ARGV`: as every presence script, then
+/// the work budget ([`REAP_BUDGET`]), then the lives to remove. Returns
+/// how many it removed whole (the rest is left to the next heartbeat of
+/// any node: their deadline is 0).
+pub const FAREWELL_SCRIPT: &str = presence_script!(
+    r#"
+local budget, removed = tonumber(ARGV[7]), 0
+for i = 8, #ARGV do
+  local gone
+  budget, gone = remove(ARGV[i], budget)
+  if gone then removed = removed + 1 end
+  if budget <= 0 then break end
+end
+return removed
+"#
+);
+
 /// Every script, loaded on every (re)connect of the commands connection.
 #[derive(Clone, Copy, Debug)]
 enum Script {
@@ -416,10 +773,14 @@ enum Script {
     EndSessions,
     IssueTicket,
     RedeemTicket,
+    Join,
+    Leave,
+    Register,
+    Heartbeat,
 }
 
 impl Script {
-    const ALL: [Script; 7] = [
+    const ALL: [Script; 11] = [
         Script::Publish,
         Script::CreateSession,
         Script::LookupSession,
@@ -427,6 +788,10 @@ impl Script {
         Script::EndSessions,
         Script::IssueTicket,
         Script::RedeemTicket,
+        Script::Join,
+        Script::Leave,
+        Script::Register,
+        Script::Heartbeat,
     ];
 
     fn source(self) -> &'static str {
@@ -438,6 +803,10 @@ impl Script {
             Script::EndSessions => END_SESSIONS_SCRIPT,
             Script::IssueTicket => ISSUE_TICKET_SCRIPT,
             Script::RedeemTicket => REDEEM_TICKET_SCRIPT,
+            Script::Join => JOIN_SCRIPT,
+            Script::Leave => LEAVE_SCRIPT,
+            Script::Register => REGISTER_SCRIPT,
+            Script::Heartbeat => HEARTBEAT_SCRIPT,
         }
     }
 }
@@ -467,6 +836,9 @@ struct Wire {
     // An end event.
     w: Option<String>,
     d: Option<Vec<String>>,
+    // A join or leave (and `r`).
+    u: Option<String>,
+    o: Option<String>,
 }
 
 /// What a payload on the channel says.
@@ -476,6 +848,14 @@ enum Payload {
     Ended {
         digests: Vec<Digest>,
         why: Ended,
+    },
+    Presence {
+        room: String,
+        user: String,
+        joined: bool,
+        /// The query that announced it, as `TAG:ID` (see
+        /// [`Shared::push_events`]).
+        origin: Option<String>,
     },
     /// An event this version does not know (a newer node's): skipped.
     Unknown(String),
@@ -502,6 +882,12 @@ fn parse_payload(bytes: &[u8]) -> Option<Payload> {
             let digests = w.d?.iter().map(|h| unhex(h)).collect::<Option<_>>()?;
             Some(Payload::Ended { digests, why })
         }
+        Some(kind @ ("join" | "leave")) => Some(Payload::Presence {
+            room: w.r?,
+            user: w.u?,
+            joined: kind == "join",
+            origin: w.o,
+        }),
         Some(kind) => Some(Payload::Unknown(kind.to_string())),
     }
 }
@@ -542,6 +928,9 @@ fn unhex(s: &str) -> Option<Digest> {
 pub struct Link {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Remove this node's presence on drop (tests turn it off to play a
+    /// node that died).
+    farewell: bool,
 }
 
 impl Link {
@@ -561,6 +950,18 @@ impl Link {
         keep: usize,
         notify: Box<dyn Fn() + Send + Sync>,
     ) -> Link {
+        Link::start_timed(url, prefix, keep, notify, Timing::CONTRACT)
+    }
+
+    /// [`Link::start`] with its heartbeat and node timeout (shorter in
+    /// tests).
+    fn start_timed(
+        url: RedisUrl,
+        prefix: &str,
+        keep: usize,
+        notify: Box<dyn Fn() + Send + Sync>,
+        timing: Timing,
+    ) -> Link {
         let settings = Arc::new(Settings {
             addr: url.to_string(),
             // why the db: Pub/Sub channels are not per database, keys are.
@@ -568,6 +969,8 @@ impl Link {
             url,
             prefix: prefix.to_string(),
             keep: keep.to_string(),
+            timing,
+            tag: new_life(),
         });
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::default()),
@@ -588,7 +991,11 @@ impl Link {
                 .expect("start a Redis link thread");
             threads.push(handle);
         }
-        Link { shared, threads }
+        Link {
+            shared,
+            threads,
+            farewell: true,
+        }
     }
 
     /// Queues a publish; never blocks the caller (beyond a short lock).
@@ -614,6 +1021,13 @@ impl Link {
             let mut inner = self.shared.lock();
             if inner.up == Some(true) && inner.in_flight < MAX_IN_FLIGHT {
                 inner.in_flight += 1;
+                if let Job::Query(Query {
+                    id,
+                    ask: Ask::Join { .. } | Ask::Leave { .. } | Ask::Register { .. },
+                }) = &job
+                {
+                    inner.unanswered.insert(*id);
+                }
                 inner.queue.push_back(job);
                 false
             } else {
@@ -650,6 +1064,45 @@ impl Drop for Link {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        let lives = std::mem::take(&mut self.shared.lock().lives);
+        if !self.farewell || lives.is_empty() {
+            return;
+        }
+        let st = &self.shared.settings;
+        match farewell(st, &lives) {
+            Ok(()) => info!("redis {}: removed this node's presence", st.addr),
+            Err(why) => warn!(
+                "redis {}: could not remove this node's presence (the other nodes will within {} s): {}",
+                st.addr,
+                (NODE_TIMEOUT_MS + HEARTBEAT_MS) / 1000,
+                st.redact(&why)
+            ),
+        }
+    }
+}
+
+/// Removes `lives` (this node's, the current one last) and what they
+/// count, on a connection of its own, within [`FAREWELL_WITHIN`].
+fn farewell(st: &Settings, lives: &[String]) -> Result<(), String> {
+    let deadline = Instant::now() + FAREWELL_WITHIN;
+    let mut conn = Conn::open(&st.url, FAREWELL_WITHIN)?;
+    conn.handshake(&st.url, Some(deadline))?;
+    let mut args = presence_args(st, lives.last().map_or("", String::as_str), None);
+    args.push(REAP_BUDGET.to_string());
+    // The current one first.
+    args.extend(lives.iter().rev().cloned());
+    let lives_key = st.lives_key();
+    let mut command: Vec<&[u8]> = vec![
+        b"EVAL",
+        FAREWELL_SCRIPT.as_bytes(),
+        b"1",
+        lives_key.as_bytes(),
+    ];
+    command.extend(args.iter().map(String::as_bytes));
+    match conn.call_by(&command, deadline)? {
+        OwnedFrame::Integer(_) => Ok(()),
+        OwnedFrame::Error(e) => Err(format!("refused: {e}")),
+        _ => Err("unexpected reply".into()),
     }
 }
 
@@ -677,6 +1130,26 @@ struct Settings {
     prefix: String,
     channel: String,
     keep: String,
+    timing: Timing,
+    /// This link's name in the origin of what its queries announce (16
+    /// random hex digits).
+    tag: String,
+}
+
+/// How often the link tells Redis that this node is alive, and how long
+/// Redis then waits before it counts the node dead.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    heartbeat: Duration,
+    timeout_ms: u64,
+}
+
+impl Timing {
+    /// The contract's: [`HEARTBEAT_MS`], [`NODE_TIMEOUT_MS`].
+    const CONTRACT: Timing = Timing {
+        heartbeat: Duration::from_millis(HEARTBEAT_MS),
+        timeout_ms: NODE_TIMEOUT_MS,
+    };
 }
 
 impl Settings {
@@ -692,7 +1165,36 @@ impl Settings {
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}:{kind}:{name}", self.prefix)
     }
+
+    /// The key `PREFIX:lives`.
+    fn lives_key(&self) -> String {
+        format!("{}:lives", self.prefix)
+    }
 }
+
+/// The `ARGV` every presence script begins with (see
+/// `presence_script!`), for `life`; what it announces comes from query
+/// `id` (`None`: from no query).
+fn presence_args(st: &Settings, life: &str, id: Option<u64>) -> Vec<String> {
+    vec![
+        st.prefix.clone(),
+        st.channel.clone(),
+        life.to_string(),
+        st.timing.timeout_ms.to_string(),
+        PRESENCE_TTL_SECS.to_string(),
+        id.map_or(String::new(), |id| format!("{}:{id}", st.tag)),
+    ]
+}
+
+/// A new life: 16 random lowercase hex digits.
+fn new_life() -> String {
+    let random = getrandom::u64().unwrap_or_else(|_| RandomState::new().build_hasher().finish());
+    format!("{random:016x}")
+}
+
+/// How many of a link's lives its drop removes at most (the older ones
+/// were removed by the heartbeats long ago).
+const LIVES_KEPT: usize = 4;
 
 /// State shared by the [`Link`] and its threads.
 struct Shared {
@@ -701,6 +1203,34 @@ struct Shared {
     cv: Condvar,
     notify: Box<dyn Fn() + Send + Sync>,
     settings: Arc<Settings>,
+}
+
+/// How long the subscription holds back events for an answer at most
+/// (see the module doc, "Events"): a batch's answers are queued once all
+/// of its replies are read, which takes about as long as Redis takes to
+/// run it.
+pub const MAX_HOLD: Duration = Duration::from_secs(2);
+
+impl Inner {
+    /// Queues the held events up to the first that waits for a query not
+    /// answered yet; with `all`, every one.
+    fn release(&mut self, all: bool) {
+        let mut released = false;
+        while let Some((_, awaits)) = self.held.front() {
+            if !all && awaits.is_some_and(|id| self.unanswered.contains(&id)) {
+                if released {
+                    // Another query is waited for now.
+                    self.held_since = Some(Instant::now());
+                }
+                return;
+            }
+            if let Some((event, _)) = self.held.pop_front() {
+                self.events.push(event);
+                released = true;
+            }
+        }
+        self.held_since = None;
+    }
 }
 
 #[derive(Default)]
@@ -725,6 +1255,17 @@ struct Inner {
     stop: bool,
     /// Clones of the current sockets, to shut them on drop.
     sockets: [Option<TcpStream>; 2],
+    /// This link's last lives, the current one last (at most
+    /// [`LIVES_KEPT`]): its drop removes them.
+    lives: Vec<String>,
+    /// Presence queries (joins, leaves, registers) taken and not yet
+    /// answered.
+    unanswered: HashSet<u64>,
+    /// Subscription events held back (see [`Shared::push_events`]), each
+    /// with the query it waits for, in order; and since when the first
+    /// waits.
+    held: VecDeque<(LinkEvent, Option<u64>)>,
+    held_since: Option<Instant>,
 }
 
 impl Shared {
@@ -734,6 +1275,18 @@ impl Shared {
 
     fn stopping(&self) -> bool {
         self.lock().stop
+    }
+
+    /// The commands thread counts under `life` from now on.
+    fn note_life(&self, life: &str) {
+        let mut inner = self.lock();
+        if inner.lives.last().is_some_and(|l| l == life) {
+            return;
+        }
+        if inner.lives.len() >= LIVES_KEPT {
+            inner.lives.remove(0);
+        }
+        inner.lives.push(life.to_string());
     }
 
     /// Whether `role` was asked to prove alive (the flag is then cleared).
@@ -801,14 +1354,23 @@ impl Shared {
             }
             (inner.events).extend(unconfirmed.iter().map(|id| id.unanswered(true)));
             inner.in_flight -= unconfirmed.len();
+            // Nothing is queued while down; fail what was queued when it
+            // went down (after the Down: it was never written).
+            let queued: Vec<JobId> = inner.queue.drain(..).map(|job| job.id()).collect();
+            for id in unconfirmed.iter().chain(&queued) {
+                if let JobId::Query(id) = id {
+                    inner.unanswered.remove(id);
+                }
+            }
+            // What the subscription heard before this goes out before the
+            // Down, held or not (the queries it waits for are answered now,
+            // or are on a connection that is just as suspect).
+            inner.release(true);
             let announce = inner.up != Some(false);
             if announce {
                 inner.up = Some(false);
                 inner.events.push(LinkEvent::Down { why: why.clone() });
             }
-            // Nothing is queued while down; fail what was queued when it
-            // went down.
-            let queued: Vec<JobId> = inner.queue.drain(..).map(|job| job.id()).collect();
             inner.in_flight -= queued.len();
             (inner.events).extend(queued.iter().map(|id| id.unanswered(false)));
             announce
@@ -832,38 +1394,75 @@ impl Shared {
         {
             let mut inner = self.lock();
             inner.in_flight -= events.len();
+            for event in &events {
+                if let LinkEvent::Answer { id, .. } = event {
+                    inner.unanswered.remove(id);
+                }
+            }
             inner.events.extend(events);
+            inner.release(false);
         }
         (self.notify)();
     }
 
-    /// Events from the subscription. False when the event loop has
-    /// fallen so far behind that the queue is past [`MAX_EVENT_BYTES`]:
-    /// the subscription then lets go (a `Down`; the nodes' numbering
-    /// shows the gap), rather than hold more than the loop can take.
-    fn push_events(&self, events: Vec<LinkEvent>) -> bool {
+    /// Events from the subscription, each with the id of this link's
+    /// query that announced it, if any. Such an event waits until that
+    /// query's answer is queued, and every event after it with it: so a
+    /// node hears its own join or leave after the answer to the query that
+    /// made it (they come on two connections), however Redis interleaved
+    /// them, and the subscription's events keep their order. Held for
+    /// [`MAX_HOLD`] at most (`release_held`). False when the event loop
+    /// has fallen so far behind that the queue is past
+    /// [`MAX_EVENT_BYTES`]: the subscription then lets go (a `Down`; the
+    /// nodes' numbering shows the gap), rather than hold more than the
+    /// loop can take.
+    fn push_events(&self, events: Vec<(LinkEvent, Option<u64>)>) -> bool {
         if events.is_empty() {
             return true;
         }
         let weight: usize = (events.iter())
-            .map(|e| match e {
+            .map(|(e, _)| match e {
                 LinkEvent::Message(d) => {
                     d.text.len() + d.room.len() + d.from.len() + EVENT_OVERHEAD
                 }
                 LinkEvent::SessionsEnded { digests, .. } => {
                     digests.len() * size_of::<Digest>() + EVENT_OVERHEAD
                 }
+                LinkEvent::Presence { room, user, .. } => room.len() + user.len() + EVENT_OVERHEAD,
                 _ => EVENT_OVERHEAD,
             })
             .sum();
         let within = {
             let mut inner = self.lock();
-            inner.events.extend(events);
+            for (event, awaits) in events {
+                let wait = awaits.is_some_and(|id| inner.unanswered.contains(&id));
+                if wait || !inner.held.is_empty() {
+                    inner.held_since.get_or_insert_with(Instant::now);
+                    inner.held.push_back((event, awaits));
+                } else {
+                    inner.events.push(event);
+                }
+            }
             inner.event_bytes += weight;
             inner.event_bytes <= MAX_EVENT_BYTES
         };
         (self.notify)();
         within
+    }
+
+    /// Lets go of the held events whose query was answered, or (with
+    /// `after`) of every one held that long.
+    fn release_held(&self, after: Option<Duration>) {
+        let released = {
+            let mut inner = self.lock();
+            let stale = (inner.held_since).is_some_and(|t| after.is_some_and(|a| t.elapsed() >= a));
+            let before = inner.events.len();
+            inner.release(stale);
+            inner.events.len() > before
+        };
+        if released {
+            (self.notify)();
+        }
     }
 
     /// Waits `wait`, or less if the link stops; true if it stops.
@@ -975,12 +1574,16 @@ impl Job {
                     }
                     Ask::IssueTicket { payload, .. } => payload.len(),
                     Ask::LookupSession { .. } | Ask::RedeemTicket { .. } => 0,
-                    // Interim: presence is not sent yet (answered Unavailable).
-                    Ask::Join { .. }
-                    | Ask::Leave { .. }
-                    | Ask::Who { .. }
-                    | Ask::Register { .. }
-                    | Ask::Replay { .. } => 0,
+                    // Its keys name each twice or more.
+                    Ask::Join { room, user, .. } | Ask::Leave { room, user } => {
+                        3 * (room.len() + user.len())
+                    }
+                    Ask::Who { room } => room.len(),
+                    Ask::Register { entries, .. } => (entries.iter())
+                        .map(|(room, user, _)| room.len() + user.len() + 16)
+                        .sum(),
+                    // Interim: the stream is not read yet (answered Unavailable).
+                    Ask::Replay { .. } => 0,
                 },
             }
     }
@@ -1033,10 +1636,10 @@ fn connection_thread(sh: &Shared, role: Role) {
         // why register before AUTH and SELECT: a link dropped while Redis
         // stalls must not wait for their replies (Drop shuts registered
         // sockets).
-        let failure = match Conn::open(&settings.url) {
+        let failure = match Conn::open(&settings.url, REPLY_TIMEOUT) {
             Ok(mut conn) => match sh
                 .register(role, &conn.stream)
-                .and_then(|()| conn.handshake(&settings.url))
+                .and_then(|()| conn.handshake(&settings.url, None))
             {
                 Ok(()) => match role {
                     Role::Commands => run_commands(sh, &settings, &mut conn, &mut backoff),
@@ -1088,21 +1691,51 @@ fn load_scripts(conn: &mut Conn) -> Result<Shas, String> {
     Ok(Shas(shas))
 }
 
-/// The commands connection, ready: publishes, queries and pings until it
-/// fails.
+/// The commands connection, ready: publishes, queries, heartbeats and
+/// pings until it fails.
 fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backoff) -> Failure {
     let mut shas = match load_scripts(conn) {
         Ok(shas) => shas,
         Err(why) => return (why, Vec::new()),
     };
+    // A new life with every connection: what the last one counted goes
+    // with it (the heartbeats remove it), and the core counts everything
+    // again on Up.
+    let mut life = new_life();
+    let mut added = match heartbeat(conn, st, &mut shas, &life, true, false) {
+        Ok(added) => added,
+        Err(why) => return (why, Vec::new()),
+    };
+    sh.note_life(&life);
     sh.ready(Role::Commands);
     backoff.up();
     let mut last = Instant::now();
+    let mut next_beat = last + st.timing.heartbeat;
+    let mut next_refresh = last + PRESENCE_REFRESH;
     loop {
-        let batch = match sh.next_batch(last + PING_EVERY) {
+        // why between batches and not only when idle: a busy publisher
+        // must not starve it (a batch is bounded by MAX_BATCH_BYTES).
+        let now = Instant::now();
+        if now >= next_beat {
+            let refresh = now >= next_refresh;
+            match heartbeat(conn, st, &mut shas, &life, !added, refresh) {
+                Ok(ran) => added |= ran,
+                Err(why) => return (why, Vec::new()),
+            }
+            if refresh {
+                next_refresh = now + PRESENCE_REFRESH;
+            }
+            next_beat = now + st.timing.heartbeat;
+            last = Instant::now();
+        }
+        let batch = match sh.next_batch((last + PING_EVERY).min(next_beat)) {
             Work::Stop => return ("stopping".into(), Vec::new()),
             Work::Idle => {
                 let verify = sh.take_verify(Role::Commands);
+                if !verify && Instant::now() >= next_beat {
+                    // The heartbeat is the round trip.
+                    continue;
+                }
                 match conn.call(&[b"PING"]) {
                     Ok(OwnedFrame::SimpleString(_)) => {}
                     Ok(OwnedFrame::Error(e)) => return (format!("PING refused: {e}"), Vec::new()),
@@ -1119,7 +1752,11 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut retry = Vec::new();
-        if let Err(failure) = pipeline(conn, st, &shas, &batch, &mut events, &mut retry) {
+        let sent = pipeline(conn, st, &shas, &batch, &mut life, &mut events, &mut retry);
+        // A `first` Register made a new life (added to `p:lives` by its
+        // script).
+        sh.note_life(&life);
+        if let Err(failure) = sent {
             return give_up(sh, events, &retry, failure);
         }
         if !retry.is_empty() {
@@ -1129,7 +1766,9 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
                 Err(why) => return give_up(sh, events, &retry, (why, Vec::new())),
             }
             let mut again = Vec::new();
-            if let Err(failure) = pipeline(conn, st, &shas, &retry, &mut events, &mut again) {
+            let sent = pipeline(conn, st, &shas, &retry, &mut life, &mut events, &mut again);
+            sh.note_life(&life);
+            if let Err(failure) = sent {
                 return give_up(sh, events, &again, failure);
             }
             if !again.is_empty() {
@@ -1142,6 +1781,64 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
         }
         sh.answered(events);
         last = Instant::now();
+    }
+}
+
+/// Tells Redis that `life` lives (`new`: adds it to `p:lives`; otherwise
+/// it must be there) and removes up to [`REAP_PER_BEAT`] dead lives;
+/// with `refresh`, also refreshes the expiry of what `life` counts. After
+/// `NOSCRIPT` it loads the scripts and tries once more. Whether it ran: a
+/// script error (Redis out of memory, say) is logged, and the next beat
+/// tries again. `Err` when the connection failed, or when `life` is gone
+/// from Redis (this node was found dead, or Redis lost its data): the
+/// connection is then given up, so that the link comes back with a new
+/// life and the core counts everything again.
+fn heartbeat(
+    conn: &mut Conn,
+    st: &Settings,
+    shas: &mut Shas,
+    life: &str,
+    new: bool,
+    refresh: bool,
+) -> Result<bool, String> {
+    let mut argv = presence_args(st, life, None);
+    argv.extend([
+        u8::from(new).to_string(),
+        REAP_PER_BEAT.to_string(),
+        REAP_BUDGET.to_string(),
+        u8::from(refresh).to_string(),
+    ]);
+    let keys = [st.lives_key()];
+    let mut reloaded = false;
+    loop {
+        let mut out = Vec::new();
+        encode_presence(&mut out, shas.of(Script::Heartbeat), &keys, &argv);
+        conn.send(&out)?;
+        match conn.next_frame(Instant::now() + REPLY_TIMEOUT)? {
+            OwnedFrame::Integer(-1) => {
+                return Err(format!(
+                    "this node's presence was removed from Redis (no heartbeat for {} s, or Redis lost it): counting again",
+                    st.timing.timeout_ms / 1000
+                ));
+            }
+            OwnedFrame::Integer(0) => return Ok(true),
+            OwnedFrame::Integer(n) => {
+                info!(
+                    "redis {}: removed {n} dead node lives and what they counted",
+                    st.addr
+                );
+                return Ok(true);
+            }
+            frame if is_noscript(&frame) && !reloaded => {
+                reloaded = true;
+                *shas = load_scripts(conn)?;
+            }
+            OwnedFrame::Error(e) => {
+                warn!("redis {}: the heartbeat failed: {e}", st.addr);
+                return Ok(false);
+            }
+            _ => return Err("unexpected heartbeat reply".into()),
+        }
     }
 }
 
@@ -1161,18 +1858,19 @@ fn refuse(events: &mut Vec<LinkEvent>, refused: &[Job]) {
 /// Writes `batch`'s commands in one go and reads the replies in order:
 /// answers go to `events`, jobs refused with `NOSCRIPT` (any of their
 /// commands) to `retry`. On failure, the jobs not answered are the
-/// failure's unconfirmed ones.
+/// failure's unconfirmed ones. `life`: as for [`encode_job`].
 fn pipeline(
     conn: &mut Conn,
     st: &Settings,
     shas: &Shas,
     batch: &[Job],
+    life: &mut String,
     events: &mut Vec<LinkEvent>,
     retry: &mut Vec<Job>,
 ) -> Result<(), Failure> {
     let mut out = Vec::new();
     let counts: Vec<usize> = (batch.iter())
-        .map(|job| encode_job(&mut out, st, shas, job))
+        .map(|job| encode_job(&mut out, st, shas, job, life))
         .collect();
     let unanswered = |from: usize| batch[from..].iter().map(Job::id).collect::<Vec<_>>();
     if let Err(why) = conn.send(&out) {
@@ -1212,14 +1910,21 @@ fn is_noscript(frame: &OwnedFrame) -> bool {
     matches!(frame, OwnedFrame::Error(e) if e.starts_with("NOSCRIPT"))
 }
 
-/// Appends `job`'s `EVALSHA`s to `out`; how many.
-fn encode_job(out: &mut Vec<u8>, st: &Settings, shas: &Shas, job: &Job) -> usize {
+/// Appends `job`'s `EVALSHA`s to `out`; how many. `life` is this node's
+/// life, which an [`Ask::Register`] with `first` renews.
+fn encode_job(
+    out: &mut Vec<u8>,
+    st: &Settings,
+    shas: &Shas,
+    job: &Job,
+    life: &mut String,
+) -> usize {
     match job {
         Job::Publish(p) => {
             encode_publish(out, st, shas.of(Script::Publish), p);
             1
         }
-        Job::Query(q) => encode_query(out, st, shas, &q.ask),
+        Job::Query(q) => encode_query(out, st, shas, q, life),
     }
 }
 
@@ -1251,18 +1956,72 @@ fn encode_publish(out: &mut Vec<u8>, st: &Settings, sha: &str, p: &Publish) {
 
 /// Appends the `EVALSHA`s for `ask` to `out` (see the scripts); how many:
 /// one, or for the digest lists one per [`MAX_DIGESTS_PER_COMMAND`] (none
-/// for an empty list).
-fn encode_query(out: &mut Vec<u8>, st: &Settings, shas: &Shas, ask: &Ask) -> usize {
+/// for an empty list), for [`Ask::Register`] one per
+/// [`MAX_ENTRIES_PER_COMMAND`] entries (at least one). [`Ask::Who`] is a
+/// plain `HKEYS`. `life` is this node's life: an [`Ask::Register`] with
+/// `first` renews it before it counts.
+fn encode_query(
+    out: &mut Vec<u8>,
+    st: &Settings,
+    shas: &Shas,
+    &Query { id, ref ask }: &Query,
+    life: &mut String,
+) -> usize {
     let sess = |d: &Digest| st.key("sess", &hex(d));
     let prefix = st.prefix.as_bytes();
     let channel = st.channel.as_bytes();
     match ask {
-        // Interim: presence is not sent yet (answered Unavailable).
-        Ask::Join { .. }
-        | Ask::Leave { .. }
-        | Ask::Who { .. }
-        | Ask::Register { .. }
-        | Ask::Replay { .. } => 0,
+        // Interim: the stream is not read yet (answered Unavailable).
+        Ask::Replay { .. } => 0,
+        Ask::Join {
+            room,
+            user,
+            max_per_user,
+            may_evict,
+        } => {
+            let mut argv = presence_args(st, life, Some(id));
+            argv.extend([
+                room.clone(),
+                user.clone(),
+                max_per_user.to_string(),
+                u8::from(*may_evict).to_string(),
+            ]);
+            let keys = presence_keys(st, life, room, user);
+            encode_presence(out, shas.of(Script::Join), &keys, &argv);
+            1
+        }
+        Ask::Leave { room, user } => {
+            let mut argv = presence_args(st, life, Some(id));
+            argv.extend([room.clone(), user.clone()]);
+            let keys = presence_keys(st, life, room, user);
+            encode_presence(out, shas.of(Script::Leave), &keys, &argv);
+            1
+        }
+        Ask::Who { room } => {
+            encode_command(out, &[b"HKEYS", st.key("ucnt", room).as_bytes()]);
+            1
+        }
+        Ask::Register { entries, first } => {
+            if *first {
+                *life = new_life();
+            }
+            let keys = [st.lives_key()];
+            let mut chunks = entries.chunks(MAX_ENTRIES_PER_COMMAND);
+            let mut n = 0;
+            loop {
+                let chunk = chunks.next();
+                if chunk.is_none() && n > 0 {
+                    return n;
+                }
+                let mut argv = presence_args(st, life, Some(id));
+                argv.push(if *first && n == 0 { "1" } else { "0" }.to_string());
+                for (room, user, count) in chunk.unwrap_or_default() {
+                    argv.extend([room.clone(), user.clone(), count.to_string()]);
+                }
+                encode_presence(out, shas.of(Script::Register), &keys, &argv);
+                n += 1;
+            }
+        }
         Ask::CreateSession {
             digest,
             record,
@@ -1357,6 +2116,24 @@ fn encode_query(out: &mut Vec<u8>, st: &Settings, shas: &Shas, ask: &Ask) -> usi
     }
 }
 
+/// The keys [`JOIN_SCRIPT`] and [`LEAVE_SCRIPT`] take.
+fn presence_keys(st: &Settings, life: &str, room: &str, user: &str) -> [String; 6] {
+    [
+        st.lives_key(),
+        st.key("pres", room),
+        st.key("ucnt", room),
+        st.key("uconn", user),
+        st.key("life", life),
+        st.key("lifeusers", life),
+    ]
+}
+
+/// Appends `EVALSHA sha N KEYS... ARGV...` of a presence script.
+fn encode_presence(out: &mut Vec<u8>, sha: &str, keys: &[String], argv: &[String]) {
+    let argv: Vec<&[u8]> = argv.iter().map(String::as_bytes).collect();
+    encode_evalsha(out, sha, keys, &argv);
+}
+
 /// The session scripts' first `ARGV`s.
 fn clock_args(clock: &SessionClock) -> [String; 3] {
     [clock.now_ms, clock.ttl_ms, clock.idle_ms].map(|n| n.to_string())
@@ -1412,12 +2189,48 @@ fn query_answer(ask: &Ask, mut replies: Vec<OwnedFrame>) -> Result<Answer, Strin
         1 => replies.pop().ok_or_else(unexpected),
         _ => Err(unexpected()),
     };
+    let gone = || "this node's life is gone from Redis (found dead?)".to_string();
     match ask {
-        Ask::Join { .. }
-        | Ask::Leave { .. }
-        | Ask::Who { .. }
-        | Ask::Register { .. }
-        | Ask::Replay { .. } => Err("presence is not sent yet".into()),
+        Ask::Replay { .. } => Err("the stream is not read yet".into()),
+        Ask::Join { .. } => match one()? {
+            OwnedFrame::Integer(0) => Ok(Answer::Full),
+            OwnedFrame::Integer(1) => Ok(Answer::Joined { evict: false }),
+            OwnedFrame::Integer(2) => Ok(Answer::Joined { evict: true }),
+            OwnedFrame::Integer(-1) => Err(gone()),
+            _ => Err(unexpected()),
+        },
+        Ask::Leave { .. } => match one()? {
+            OwnedFrame::Integer(0 | 1) => Ok(Answer::Done),
+            _ => Err(unexpected()),
+        },
+        Ask::Who { .. } => match one()? {
+            OwnedFrame::Array(names) => {
+                let mut users = (names.into_iter())
+                    .map(|name| match name {
+                        OwnedFrame::BulkString(b) => String::from_utf8(b).ok(),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<String>>>()
+                    .ok_or_else(unexpected)?;
+                users.sort_unstable();
+                Ok(Answer::Users(users))
+            }
+            _ => Err(unexpected()),
+        },
+        Ask::Register { entries, .. } => {
+            let want = entries.len().div_ceil(MAX_ENTRIES_PER_COMMAND).max(1);
+            if replies.len() != want {
+                return Err(unexpected());
+            }
+            if replies.contains(&OwnedFrame::Integer(-1)) {
+                return Err(gone());
+            }
+            if (replies.iter()).all(|r| *r == OwnedFrame::Integer(1)) {
+                Ok(Answer::Done)
+            } else {
+                Err(unexpected())
+            }
+        }
         Ask::CreateSession { .. } => match one()? {
             OwnedFrame::Integer(_) => Ok(Answer::Done),
             _ => Err(unexpected()),
@@ -1601,6 +2414,7 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
                 MAX_EVENT_BYTES >> 20
             ));
         }
+        sh.release_held(Some(MAX_HOLD));
         let now = Instant::now();
         match awaiting_pong {
             Some(since) if now.duration_since(since) >= REPLY_TIMEOUT => {
@@ -1624,10 +2438,31 @@ fn run_subscription(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut B
 }
 
 /// The event a payload on the channel makes, if any.
-fn payload_event(st: &Settings, payload: &[u8], told_unknown: &mut bool) -> Option<LinkEvent> {
+///
+/// With it, the id of this link's query that announced it, if it is a
+/// join or leave.
+fn payload_event(
+    st: &Settings,
+    payload: &[u8],
+    told_unknown: &mut bool,
+) -> Option<(LinkEvent, Option<u64>)> {
     match parse_payload(payload) {
-        Some(Payload::Message(d)) => Some(LinkEvent::Message(d)),
-        Some(Payload::Ended { digests, why }) => Some(LinkEvent::SessionsEnded { digests, why }),
+        Some(Payload::Message(d)) => Some((LinkEvent::Message(d), None)),
+        Some(Payload::Ended { digests, why }) => {
+            Some((LinkEvent::SessionsEnded { digests, why }, None))
+        }
+        Some(Payload::Presence {
+            room,
+            user,
+            joined,
+            origin,
+        }) => {
+            let mine = (origin.as_deref())
+                .and_then(|o| o.strip_prefix(st.tag.as_str()))
+                .and_then(|o| o.strip_prefix(':'))
+                .and_then(|id| id.parse().ok());
+            Some((LinkEvent::Presence { room, user, joined }, mine))
+        }
         Some(Payload::Unknown(kind)) => {
             if !std::mem::replace(told_unknown, true) {
                 let kind: String = kind.chars().take(32).collect();
@@ -1669,20 +2504,27 @@ impl Conn {
     /// [`Conn::open`], then [`Conn::handshake`].
     #[cfg(test)]
     fn connect(url: &RedisUrl) -> Result<Conn, String> {
-        let mut conn = Conn::open(url)?;
-        conn.handshake(url)?;
+        let mut conn = Conn::open(url, REPLY_TIMEOUT)?;
+        conn.handshake(url, None)?;
         Ok(conn)
     }
 
-    /// A TCP connection to `url`'s host (its addresses in turn).
-    fn open(url: &RedisUrl) -> Result<Conn, String> {
+    /// A TCP connection to `url`'s host (its addresses in turn), each
+    /// attempt and each write bounded by `within` (at most
+    /// [`CONNECT_TIMEOUT`] and [`REPLY_TIMEOUT`]).
+    fn open(url: &RedisUrl, within: Duration) -> Result<Conn, String> {
+        let deadline = Instant::now() + within;
         let addrs = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
         let mut last = format!("{} has no address", url.host);
         let mut stream = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left.min(CONNECT_TIMEOUT)) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -1693,7 +2535,7 @@ impl Conn {
         let stream = stream.ok_or(last)?;
         let io = |e: io::Error| format!("socket: {e}");
         stream.set_nodelay(true).map_err(io)?;
-        stream.set_write_timeout(Some(REPLY_TIMEOUT)).map_err(io)?;
+        (stream.set_write_timeout(Some(within.min(REPLY_TIMEOUT)))).map_err(io)?;
         Ok(Conn {
             stream,
             buf: Vec::new(),
@@ -1701,12 +2543,17 @@ impl Conn {
         })
     }
 
-    /// `AUTH` when the URL has a password, `SELECT` when its db is not 0.
-    fn handshake(&mut self, url: &RedisUrl) -> Result<(), String> {
+    /// `AUTH` when the URL has a password, `SELECT` when its db is not 0,
+    /// each reply read by `deadline` ([`REPLY_TIMEOUT`] from now when
+    /// `None`).
+    fn handshake(&mut self, url: &RedisUrl, deadline: Option<Instant>) -> Result<(), String> {
+        let by = || deadline.unwrap_or_else(|| Instant::now() + REPLY_TIMEOUT);
         if let Some(password) = &url.password {
             let reply = match &url.user {
-                Some(user) => self.call(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
-                None => self.call(&[b"AUTH", password.as_bytes()])?,
+                Some(user) => {
+                    self.call_by(&[b"AUTH", user.as_bytes(), password.as_bytes()], by())?
+                }
+                None => self.call_by(&[b"AUTH", password.as_bytes()], by())?,
             };
             match reply {
                 OwnedFrame::SimpleString(_) => {}
@@ -1716,7 +2563,7 @@ impl Conn {
         }
         if url.db != 0 {
             let db = url.db.to_string();
-            match self.call(&[b"SELECT", db.as_bytes()])? {
+            match self.call_by(&[b"SELECT", db.as_bytes()], by())? {
                 OwnedFrame::SimpleString(_) => {}
                 OwnedFrame::Error(e) => return Err(format!("SELECT refused: {e}")),
                 _ => return Err("unexpected SELECT reply".into()),
@@ -1725,12 +2572,17 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends one command and reads its reply.
+    /// Sends one command and reads its reply (within [`REPLY_TIMEOUT`]).
     fn call(&mut self, args: &[&[u8]]) -> Result<OwnedFrame, String> {
+        self.call_by(args, Instant::now() + REPLY_TIMEOUT)
+    }
+
+    /// Sends one command and reads its reply by `deadline`.
+    fn call_by(&mut self, args: &[&[u8]], deadline: Instant) -> Result<OwnedFrame, String> {
         let mut out = Vec::new();
         encode_command(&mut out, args);
         self.send(&out)?;
-        self.next_frame(Instant::now() + REPLY_TIMEOUT)
+        self.next_frame(deadline)
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -1926,15 +2778,20 @@ mod tests {
 
     impl Node {
         fn start(url: RedisUrl, prefix: &str, keep: usize) -> Node {
+            Node::start_timed(url, prefix, keep, Timing::CONTRACT)
+        }
+
+        fn start_timed(url: RedisUrl, prefix: &str, keep: usize, timing: Timing) -> Node {
             let notified = Arc::new(AtomicUsize::new(0));
             let n = Arc::clone(&notified);
-            let link = Link::start(
+            let link = Link::start_timed(
                 url,
                 prefix,
                 keep,
                 Box::new(move || {
                     n.fetch_add(1, Ordering::Relaxed);
                 }),
+                timing,
             );
             Node {
                 link,
@@ -1945,9 +2802,72 @@ mod tests {
         }
 
         fn up(url: RedisUrl, prefix: &str) -> Node {
-            let mut node = Node::start(url, prefix, 1000);
+            Node::up_timed(url, prefix, Timing::CONTRACT)
+        }
+
+        fn up_timed(url: RedisUrl, prefix: &str, timing: Timing) -> Node {
+            let mut node = Node::start_timed(url, prefix, 1000, timing);
             node.wait(5, "Up", |e| e.contains(&LinkEvent::Up));
             node
+        }
+
+        fn join(&mut self, room: &str, user: &str, max: usize, may_evict: bool) -> Answer {
+            self.ask(Ask::Join {
+                room: room.into(),
+                user: user.into(),
+                max_per_user: max,
+                may_evict,
+            })
+        }
+
+        fn leave(&mut self, room: &str, user: &str) {
+            let ask = Ask::Leave {
+                room: room.into(),
+                user: user.into(),
+            };
+            assert_eq!(self.ask(ask), Answer::Done);
+        }
+
+        fn who(&mut self, room: &str) -> Vec<String> {
+            match self.ask(Ask::Who { room: room.into() }) {
+                Answer::Users(users) => users,
+                other => panic!("{other:?}"),
+            }
+        }
+
+        fn register(&mut self, entries: &[(&str, &str, u32)], first: bool) -> Answer {
+            let entries = (entries.iter())
+                .map(|(r, u, n)| (r.to_string(), u.to_string(), *n))
+                .collect();
+            self.ask(Ask::Register { entries, first })
+        }
+
+        /// This link's current life.
+        fn life(&self) -> String {
+            self.link
+                .shared
+                .lock()
+                .lives
+                .last()
+                .cloned()
+                .expect("a life")
+        }
+
+        /// Every presence event seen, as `(room, user, joined)`.
+        fn presence(&self) -> Vec<(String, String, bool)> {
+            (self.seen.iter())
+                .filter_map(|e| match e {
+                    LinkEvent::Presence { room, user, joined } => {
+                        Some((room.clone(), user.clone(), *joined))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Waits (at most `secs`) for the `n`th presence event.
+        fn wait_presence(&mut self, secs: u64, n: usize) {
+            self.wait(secs, "presence events", |e| n_presence(e) >= n);
         }
 
         fn collect(&mut self) {
@@ -2085,6 +3005,40 @@ mod tests {
                     .count()
                     >= n
             });
+        }
+    }
+
+    impl Link {
+        /// Drops the link without removing its presence, as if its node
+        /// died.
+        fn vanish(mut self) {
+            self.farewell = false;
+        }
+    }
+
+    fn n_presence(e: &[LinkEvent]) -> usize {
+        e.iter()
+            .filter(|e| matches!(e, LinkEvent::Presence { .. }))
+            .count()
+    }
+
+    /// A presence event as [`Node::presence`] lists it.
+    fn pres(room: &str, user: &str, joined: bool) -> (String, String, bool) {
+        (room.into(), user.into(), joined)
+    }
+
+    /// Heartbeats every 100 ms, dead after 600 ms.
+    const FAST: Timing = Timing {
+        heartbeat: Duration::from_millis(100),
+        timeout_ms: 600,
+    };
+
+    fn strings(frame: OwnedFrame) -> Vec<String> {
+        match frame {
+            OwnedFrame::Array(items) => (items.iter())
+                .map(|b| String::from_utf8(bulk(b).to_vec()).unwrap())
+                .collect(),
+            other => panic!("not an array: {other:?}"),
         }
     }
 
@@ -3020,6 +3974,539 @@ mod tests {
     }
 
     #[test]
+    fn presence_is_counted_across_nodes_and_announced_once() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "j");
+        let mut b = Node::up(redis.url(), "j");
+        let mut r = redis.client(&redis.url());
+        let joined = Answer::Joined { evict: false };
+        assert_eq!(a.join("r", "ann", 4, false), joined);
+        for node in [&mut a, &mut b] {
+            node.wait_presence(5, 1);
+            assert_eq!(node.presence(), [pres("r", "ann", true)]);
+        }
+        // The same user on the other node: counted, not announced.
+        assert_eq!(b.join("r", "ann", 4, false), joined);
+        assert_eq!(b.who("r"), ["ann"]);
+        b.leave("r", "ann");
+        // Not counted under B's life (any more, or ever): nothing.
+        b.leave("r", "ann");
+        b.leave("r", "zed");
+        b.leave("elsewhere", "ann");
+        assert_eq!(a.who("r"), ["ann"]);
+        // A barrier: what came before it was announced before it.
+        b.publish(1, "r", "barrier");
+        for node in [&mut a, &mut b] {
+            node.wait(5, "the barrier", |e| n_messages(e) == 1);
+            assert_eq!(node.presence(), [pres("r", "ann", true)]);
+        }
+        a.leave("r", "ann");
+        for node in [&mut a, &mut b] {
+            node.wait_presence(5, 2);
+            assert_eq!(node.presence()[1], pres("r", "ann", false));
+        }
+        assert_eq!(b.who("r"), Vec::<String>::new());
+        // Nothing is left of it in Redis.
+        for key in ["j:pres:r", "j:ucnt:r", "j:uconn:ann"] {
+            assert_eq!(
+                int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()),
+                0,
+                "{key}"
+            );
+        }
+        let life = format!("j:life:{}", a.life());
+        assert_eq!(int(r.call(&[b"EXISTS", life.as_bytes()]).unwrap()), 0);
+        // Who: everyone on every node, sorted, once each.
+        assert_eq!(a.join("r", "zoë |x", 4, false), joined);
+        assert_eq!(b.join("r", "bob", 4, false), joined);
+        assert_eq!(b.join("r", "zoë |x", 4, false), joined);
+        assert_eq!(a.join("r2", "amy", 4, false), joined);
+        for node in [&mut a, &mut b] {
+            assert_eq!(node.who("r"), ["bob", "zoë |x"]);
+            assert_eq!(node.who("r2"), ["amy"]);
+            assert_eq!(node.who("nowhere"), Vec::<String>::new());
+        }
+        // The keys, and their expiry.
+        let a_pres = format!("{}|zoë |x", a.life());
+        let n = r.call(&[b"HGET", b"j:pres:r", a_pres.as_bytes()]).unwrap();
+        assert_eq!(bulk(&n), b"1");
+        let n = r.call(&[b"HGET", "j:ucnt:r".as_bytes(), "zoë |x".as_bytes()]);
+        assert_eq!(bulk(&n.unwrap()), b"2");
+        let lives = strings(r.call(&[b"ZRANGE", b"j:lives", b"0", b"-1"]).unwrap());
+        assert_eq!(lives.len(), 2);
+        assert!(lives.contains(&a.life()) && lives.contains(&b.life()));
+        let life = a.life();
+        assert_eq!(life.len(), 16);
+        assert!(
+            life.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        for key in [
+            "j:pres:r".to_string(),
+            "j:ucnt:r".to_string(),
+            "j:uconn:zoë |x".to_string(),
+            format!("j:life:{life}"),
+            format!("j:lifeusers:{life}"),
+            "j:lives".to_string(),
+        ] {
+            let ttl = int(r.call(&[b"TTL", key.as_bytes()]).unwrap());
+            let day = i64::try_from(PRESENCE_TTL_SECS).unwrap();
+            assert!((day - 60..=day).contains(&ttl), "{key}: {ttl}");
+        }
+        // In one order with the room's messages.
+        let (before, after) = (a.presence().len(), a.messages().len());
+        a.publish(2, "o", "before");
+        let ask = Ask::Join {
+            room: "o".into(),
+            user: "cat".into(),
+            max_per_user: 4,
+            may_evict: false,
+        };
+        a.link.ask(Query { id: 99, ask });
+        a.publish(3, "o", "after");
+        b.wait(5, "both messages", |e| n_messages(e) == after + 2);
+        let heard: Vec<String> = (b.seen.iter())
+            .filter_map(|e| match e {
+                LinkEvent::Message(m) if m.room == "o" => Some(m.text.clone()),
+                LinkEvent::Presence { room, user, .. } if room == "o" => Some(user.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(heard, ["before", "cat", "after"]);
+        assert_eq!(b.presence().len(), before + 1);
+        assert_eq!(a.count(is_down) + b.count(is_down), 0);
+    }
+
+    #[test]
+    fn the_per_user_limit_counts_every_node() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "m");
+        let mut b = Node::up(redis.url(), "m");
+        let joined = Answer::Joined { evict: false };
+        assert_eq!(a.join("r1", "max", 2, false), joined);
+        assert_eq!(b.join("r2", "max", 2, false), joined);
+        assert_eq!(a.join("r3", "max", 2, false), Answer::Full);
+        assert_eq!(b.join("r1", "max", 2, false), Answer::Full);
+        // Nothing counted when full.
+        assert_eq!(a.who("r3"), Vec::<String>::new());
+        // Evicting one here: counted all the same.
+        assert_eq!(b.join("r3", "max", 2, true), Answer::Joined { evict: true });
+        assert_eq!(a.who("r3"), ["max"]);
+        b.leave("r2", "max");
+        assert_eq!(a.join("r2", "max", 2, false), Answer::Full);
+        a.leave("r1", "max");
+        assert_eq!(a.join("r2", "max", 2, false), joined);
+        // Under the limit, may_evict changes nothing.
+        assert_eq!(b.join("r9", "max", 5, true), joined);
+        // Others do not count.
+        assert_eq!(a.join("r1", "min", 1, false), joined);
+        assert_eq!(b.join("r1", "min", 1, false), Answer::Full);
+    }
+
+    #[test]
+    fn register_first_starts_a_new_life_and_the_old_one_is_removed() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "g", FAST);
+        let mut b = Node::up_timed(redis.url(), "g", FAST);
+        let mut r = redis.client(&redis.url());
+        for (room, user) in [("r", "ann"), ("r", "ann"), ("r", "bob"), ("r2", "ann")] {
+            assert_eq!(
+                a.join(room, user, 8, false),
+                Answer::Joined { evict: false }
+            );
+        }
+        b.wait_presence(5, 3);
+        let old = a.life();
+        // Counted again (bob's WebSocket closed meanwhile, cid's opened),
+        // in two parts, the first of them over two commands.
+        let mut first: Vec<(String, String, u32)> = (0..MAX_ENTRIES_PER_COMMAND)
+            .map(|i| ("big".to_string(), format!("u{i:04}"), 1))
+            .collect();
+        first.push(("r".into(), "ann".into(), 2));
+        first.push(("r".into(), "cid".into(), 1));
+        let ask = Ask::Register {
+            entries: first,
+            first: true,
+        };
+        let t = Instant::now();
+        assert_eq!(a.ask(ask), Answer::Done);
+        assert_eq!(a.register(&[("r2", "ann", 1)], false), Answer::Done);
+        let new = a.life();
+        assert_ne!(new, old);
+        // Joins announced for the new ones only; then bob leaves when the
+        // old life is removed, and no one else.
+        let joins = 3 + MAX_ENTRIES_PER_COMMAND + 1;
+        b.wait(5, "bob's leave", |e| n_presence(e) > joins);
+        let took = t.elapsed();
+        let ms = |n: u64| Duration::from_millis(n);
+        let slack = ms(1500);
+        assert!(
+            took < ms(FAST.timeout_ms) + FAST.heartbeat + slack,
+            "{took:?}"
+        );
+        thread::sleep(FAST.heartbeat * 3);
+        b.collect();
+        let heard = b.presence();
+        assert_eq!(heard.len(), joins + 1, "{:?}", &heard[3..]);
+        assert_eq!(heard[3], pres("big", "u0000", true));
+        assert_eq!(heard[joins - 1], pres("r", "cid", true));
+        assert_eq!(heard[joins], pres("r", "bob", false));
+        assert_eq!(b.who("r"), ["ann", "cid"]);
+        assert_eq!(b.who("big").len(), MAX_ENTRIES_PER_COMMAND);
+        // Nothing of the old life is left.
+        let lives = strings(r.call(&[b"ZRANGE", b"g:lives", b"0", b"-1"]).unwrap());
+        assert!(!lives.contains(&old) && lives.contains(&new), "{lives:?}");
+        for kind in ["life", "lifeusers"] {
+            let key = format!("g:{kind}:{old}");
+            assert_eq!(int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()), 0);
+        }
+        let ann = strings(r.call(&[b"HGETALL", b"g:uconn:ann"]).unwrap());
+        assert_eq!(ann, [new.clone(), "3".into()]);
+        // Leaves count under the new life.
+        a.leave("r", "ann");
+        a.leave("r", "ann");
+        b.wait_presence(5, joins + 2);
+        assert_eq!(b.presence()[joins + 1], pres("r", "ann", false));
+        assert_eq!(b.who("r2"), ["ann"]);
+        assert_eq!(a.count(is_down), 0);
+    }
+
+    #[test]
+    fn a_dead_node_is_removed_by_the_others() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "x");
+        let mut b = Node::up(redis.url(), "x");
+        let joined = Answer::Joined { evict: false };
+        assert_eq!(b.join("r", "ann", 4, false), joined);
+        assert_eq!(b.join("r", "bob", 4, false), joined);
+        assert_eq!(a.join("r", "bob", 4, false), joined);
+        a.wait_presence(5, 2);
+        let t = Instant::now();
+        b.link.vanish();
+        a.wait(15, "ann's leave", |e| n_presence(e) == 3);
+        let took = t.elapsed();
+        let ms = Duration::from_millis;
+        // B's last heartbeat was at most one heartbeat before.
+        assert!(took >= ms(NODE_TIMEOUT_MS - HEARTBEAT_MS - 500), "{took:?}");
+        assert!(
+            took <= ms(NODE_TIMEOUT_MS + HEARTBEAT_MS + 1500),
+            "{took:?}"
+        );
+        assert_eq!(a.presence()[2], pres("r", "ann", false));
+        // bob is still here, through A.
+        assert_eq!(a.who("r"), ["bob"]);
+        a.collect();
+        assert_eq!(a.presence().len(), 3);
+        let mut r = redis.client(&redis.url());
+        assert_eq!(int(r.call(&[b"ZCARD", b"x:lives"]).unwrap()), 1);
+    }
+
+    #[test]
+    fn a_dropped_link_removes_its_presence_at_once() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "q");
+        let mut b = Node::up(redis.url(), "q");
+        let joined = Answer::Joined { evict: false };
+        assert_eq!(b.join("r", "ann", 4, false), joined);
+        assert_eq!(b.join("r", "bob", 4, false), joined);
+        assert_eq!(a.join("r", "bob", 4, false), joined);
+        a.wait_presence(5, 2);
+        let t = Instant::now();
+        drop(b);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        a.wait(3, "ann's leave", |e| n_presence(e) == 3);
+        // Long before the other nodes would have found it dead.
+        let ms = Duration::from_millis;
+        assert!(t.elapsed() < ms(NODE_TIMEOUT_MS - HEARTBEAT_MS - 500));
+        assert_eq!(a.presence()[2], pres("r", "ann", false));
+        assert_eq!(a.who("r"), ["bob"]);
+        let mut r = redis.client(&redis.url());
+        let lives = strings(r.call(&[b"ZRANGE", b"q:lives", b"0", b"-1"]).unwrap());
+        assert_eq!(lives, [a.life()]);
+    }
+
+    #[test]
+    fn a_node_found_dead_comes_back_with_a_new_life() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "z", FAST);
+        let mut r = redis.client(&redis.url());
+        let joined = Answer::Joined { evict: false };
+        assert_eq!(a.join("r", "ann", 4, false), joined);
+        assert_eq!(a.join("r2", "ann", 4, false), joined);
+        a.wait_presence(5, 2);
+        let old = a.life();
+        // Being removed behind its back, as another node does after a
+        // stall: one room in this run (a budget of 1), the rest later.
+        let mut args: Vec<&[u8]> = vec![b"EVAL", FAREWELL_SCRIPT.as_bytes(), b"1", b"z:lives"];
+        args.extend([&b"z"[..], b"z:0:msgs", b"-", b"600", b"86400", b"", b"1"]);
+        args.push(old.as_bytes());
+        assert_eq!(int(r.call(&args).unwrap()), 0);
+        a.wait_presence(5, 3);
+        let score = r.call(&[b"ZSCORE", b"z:lives", old.as_bytes()]).unwrap();
+        assert_eq!(bulk(&score), b"0", "being removed");
+        // Counted under no life: refused.
+        assert_eq!(a.join("r", "bob", 4, false), Answer::Unavailable);
+        // Its heartbeat finds out (and does not bring it back): down, and
+        // up with a new life, whose first heartbeat removes the rest.
+        a.wait(5, "Down and Up", |e| {
+            e.iter()
+                .skip_while(|e| !is_down(e))
+                .any(|e| *e == LinkEvent::Up)
+        });
+        assert_ne!(a.life(), old);
+        a.wait_presence(5, 4);
+        let mut left = a.presence().split_off(2);
+        left.sort();
+        assert_eq!(left, [pres("r", "ann", false), pres("r2", "ann", false)]);
+        let lives = strings(r.call(&[b"ZRANGE", b"z:lives", b"0", b"-1"]).unwrap());
+        assert_eq!(lives, [a.life()]);
+        assert_eq!(a.who("r"), Vec::<String>::new());
+        assert_eq!(a.join("r", "bob", 4, false), joined);
+        assert_eq!(a.who("r"), ["bob"]);
+    }
+
+    #[test]
+    fn a_big_dead_life_is_removed_over_several_heartbeats() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "l", FAST);
+        let mut b = Node::up_timed(redis.url(), "l", FAST);
+        let mut r = redis.client(&redis.url());
+        // More than one run's REAP_BUDGET: 7000 rooms of one user each,
+        // and 3000 users twice in one room, ten of them also on B.
+        let mut mine: Vec<(String, String, u32)> = (0..7000)
+            .map(|i| (format!("r{i}"), format!("u{i:04}"), 1))
+            .collect();
+        mine.extend((0..3000).map(|j| ("big".to_string(), format!("u{j:04}"), 2)));
+        let theirs: Vec<(String, String, u32)> = (0..10)
+            .map(|j| ("big".to_string(), format!("u{j:04}"), 1))
+            .collect();
+        let ask = Ask::Register {
+            entries: mine,
+            first: true,
+        };
+        assert_eq!(a.ask(ask), Answer::Done);
+        let ask = Ask::Register {
+            entries: theirs,
+            first: true,
+        };
+        assert_eq!(b.ask(ask), Answer::Done);
+        b.wait_presence(5, 10_000);
+        let life = a.life();
+        a.link.vanish();
+        b.wait(10, "9990 leaves", |e| n_presence(e) == 10_000 + 9990);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while strings(r.call(&[b"ZRANGE", b"l:lives", b"0", b"-1"]).unwrap()) != [b.life()] {
+            assert!(Instant::now() < deadline, "the life is still there");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let leaves: Vec<_> = b.presence().split_off(10_000);
+        assert!(leaves.iter().all(|(_, _, joined)| !joined));
+        assert_eq!(
+            leaves.iter().filter(|(room, ..)| room == "big").count(),
+            2990
+        );
+        let kept: Vec<String> = (0..10).map(|j| format!("u{j:04}")).collect();
+        assert_eq!(b.who("big"), kept);
+        assert_eq!(b.who("r5"), Vec::<String>::new());
+        for kind in ["life", "lifeusers"] {
+            let key = format!("l:{kind}:{life}");
+            assert_eq!(int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()), 0);
+        }
+        for key in ["l:uconn:u6999", "l:uconn:u0010", "l:pres:r0"] {
+            assert_eq!(
+                int(r.call(&[b"EXISTS", key.as_bytes()]).unwrap()),
+                0,
+                "{key}"
+            );
+        }
+        let u3 = strings(r.call(&[b"HGETALL", b"l:uconn:u0003"]).unwrap());
+        assert_eq!(u3, [b.life(), "1".into()]);
+        assert_eq!(int(r.call(&[b"HLEN", b"l:pres:big"]).unwrap()), 10);
+    }
+
+    #[test]
+    fn a_nodes_own_announcement_comes_after_its_answer() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up(redis.url(), "w");
+        // Many at once: one batch, whose answers are read after all of
+        // its commands ran, while the subscription hears them at once.
+        let n = 300u64;
+        for id in 1..=n {
+            let ask = Ask::Join {
+                room: format!("r{id}"),
+                user: "ann".into(),
+                max_per_user: 1000,
+                may_evict: false,
+            };
+            a.link.ask(Query { id, ask });
+        }
+        for id in n + 1..=2 * n {
+            let ask = Ask::Leave {
+                room: format!("r{}", id - n),
+                user: "ann".into(),
+            };
+            a.link.ask(Query { id, ask });
+        }
+        a.wait(10, "every answer and announcement", |e| {
+            n_presence(e) == 2 * n as usize
+                && e.iter()
+                    .filter(|e| matches!(e, LinkEvent::Answer { .. }))
+                    .count()
+                    == 2 * n as usize
+        });
+        let mut answered = std::collections::HashSet::new();
+        for e in &a.seen {
+            match e {
+                LinkEvent::Answer { id, answer } => {
+                    assert_ne!(*answer, Answer::Unavailable);
+                    answered.insert(*id);
+                }
+                LinkEvent::Presence { room, joined, .. } => {
+                    let k: u64 = room[1..].parse().unwrap();
+                    let id = if *joined { k } else { k + n };
+                    assert!(answered.contains(&id), "{e:?} before its answer");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_busy_publisher_does_not_starve_the_heartbeat() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "b", FAST);
+        let mut b = Node::up_timed(redis.url(), "b", FAST);
+        assert_eq!(
+            a.join("r", "ann", 4, false),
+            Answer::Joined { evict: false }
+        );
+        b.wait_presence(5, 1);
+        // Keep A's queue full for several node timeouts.
+        let t = Instant::now();
+        let mut id = 0;
+        while t.elapsed() < Duration::from_millis(FAST.timeout_ms * 4) {
+            for _ in 0..500 {
+                id += 1;
+                a.publish(id, "flood", "x");
+            }
+            a.collect();
+            b.collect();
+            thread::sleep(Duration::from_millis(2));
+        }
+        a.wait(20, "the flood stored", |e| {
+            n_stored(e) + a_refused(e) == usize::try_from(id).unwrap()
+        });
+        assert!(n_stored(&a.seen) > 1000, "{}", n_stored(&a.seen));
+        thread::sleep(FAST.heartbeat * 2);
+        b.collect();
+        assert_eq!(b.presence(), [pres("r", "ann", true)]);
+        assert_eq!(a.count(is_down), 0);
+    }
+
+    fn a_refused(e: &[LinkEvent]) -> usize {
+        e.iter()
+            .filter(|e| matches!(e, LinkEvent::Failed { .. }))
+            .count()
+    }
+
+    #[test]
+    fn held_events_wait_for_their_answer() {
+        let sh = Shared {
+            inner: Mutex::new(Inner::default()),
+            cv: Condvar::new(),
+            notify: Box::new(|| {}),
+            settings: Arc::new(Settings {
+                url: RedisUrl {
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                    db: 0,
+                    user: None,
+                    password: None,
+                },
+                addr: "test".into(),
+                prefix: "p".into(),
+                channel: "p:0:msgs".into(),
+                keep: "1".into(),
+                timing: Timing::CONTRACT,
+                tag: "t".into(),
+            }),
+        };
+        let join = |user: &str| LinkEvent::Presence {
+            room: "r".into(),
+            user: user.into(),
+            joined: true,
+        };
+        let answer = |id| LinkEvent::Answer {
+            id,
+            answer: Answer::Done,
+        };
+        {
+            let mut inner = sh.lock();
+            inner.unanswered.extend([1, 2, 3]);
+            inner.in_flight = 3;
+        }
+        let up = LinkEvent::Up;
+        let heard = vec![
+            (join("another node's"), None),
+            (join("answered already"), Some(9)),
+            (join("a"), Some(1)),
+            (up.clone(), None),
+            (join("b"), Some(2)),
+            (join("c"), Some(3)),
+        ];
+        assert!(sh.push_events(heard));
+        let events = |sh: &Shared| std::mem::take(&mut sh.lock().events);
+        assert_eq!(
+            events(&sh),
+            [join("another node's"), join("answered already")]
+        );
+        // Answered out of order: what waits for 1 still waits.
+        sh.answered(vec![answer(2)]);
+        assert_eq!(events(&sh), [answer(2)]);
+        sh.release_held(Some(MAX_HOLD));
+        assert_eq!(events(&sh), []);
+        sh.answered(vec![answer(1)]);
+        assert_eq!(events(&sh), [answer(1), join("a"), up, join("b")]);
+        // Held too long: let go.
+        sh.release_held(Some(Duration::ZERO));
+        assert_eq!(events(&sh), [join("c")]);
+        assert!(sh.lock().held_since.is_none());
+        // A Down lets go of everything, after the answers it gives.
+        sh.lock().unanswered.insert(4);
+        assert!(sh.push_events(vec![(join("d"), Some(4))]));
+        sh.down(Role::Commands, "gone", &[JobId::Query(4)]);
+        let after = events(&sh);
+        assert_eq!(after[..2], [answer_unavailable(4), join("d")]);
+        assert!(matches!(after[2], LinkEvent::Down { .. }));
+        assert!(sh.lock().unanswered.contains(&3), "answered separately");
+    }
+
+    fn answer_unavailable(id: u64) -> LinkEvent {
+        LinkEvent::Answer {
+            id,
+            answer: Answer::Unavailable,
+        }
+    }
+
+    #[test]
     fn digests_in_hex() {
         let d: Digest = std::array::from_fn(|i| u8::try_from(i * 8 + 1).unwrap());
         let h = hex(&d);
@@ -3069,6 +4556,28 @@ mod tests {
             r#"{"k":"end","w":"logout","d":["abc"]}"#,
             r#"{"k":"end","w":"logout","d":"x"}"#,
         ] {
+            assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
+        }
+        // Joins and leaves.
+        assert_eq!(
+            parse_payload(br#"{"u":"a\/b","k":"join","r":"r \u00e9"}"#),
+            Some(Payload::Presence {
+                room: "r é".into(),
+                user: "a/b".into(),
+                joined: true,
+                origin: None
+            })
+        );
+        assert_eq!(
+            parse_payload(br#"{"k":"leave","r":"r","u":"","o":"0123456789abcdef:42"}"#),
+            Some(Payload::Presence {
+                room: "r".into(),
+                user: String::new(),
+                joined: false,
+                origin: Some("0123456789abcdef:42".into())
+            })
+        );
+        for bad in [r#"{"k":"join","r":"r"}"#, r#"{"k":"leave","u":"x"}"#] {
             assert_eq!(parse_payload(bad.as_bytes()), None, "{bad}");
         }
         // Kinds from the future are skipped, not errors.
