@@ -110,8 +110,12 @@ pub mod core;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod http;
+/// The Redis link (cargo feature `redis`): the `wsgate-redis` crate's
+/// `link`, whose module documentation has its threads, keys and scripts.
 #[cfg(feature = "redis")]
-pub mod redis;
+pub mod redis {
+    pub use wsgate_redis::link::*;
+}
 pub mod shell;
 #[cfg(any(test, fuzzing))]
 pub mod testkit;

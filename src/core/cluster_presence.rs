@@ -25,7 +25,7 @@ use super::chat::encode_text_frame;
 use super::chat::{Event, Reply};
 use super::cluster::{Answer, Ask, Query};
 use super::cluster_sessions::Waiter;
-use super::conn::{Conn, Counted, StoreStep};
+use super::conn::{Conn, Counted, Phase, StoreStep};
 use super::ending::Ending;
 use super::requests::Detail;
 use super::time::Time;
@@ -161,19 +161,30 @@ impl Server {
         now: Time,
     ) {
         counted.heard |= self.heard_join(&counted.upgrade.room, counted.principal.user());
+        let meanwhile = (self.ctx.cluster.as_mut())
+            .map(|c| c.stream_done(&counted.upgrade.room))
+            .unwrap_or_default();
         if self.ctx.shutting_down {
             self.uncount(&counted.upgrade.room, counted.principal.user());
             let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
             let target = format!("/ws?room={}", counted.upgrade.room);
             return self.refuse(id, rej, &target, Detail::default(), now);
         }
+        let room = counted.upgrade.room.clone();
         if let Answer::Stream {
             epoch,
-            last,
-            entries,
+            mut last,
+            mut entries,
         } = answer
         {
-            let room = &counted.upgrade.room;
+            let room = &room;
+            // What the subscription brought since the read, in order.
+            for m in meanwhile {
+                if m.epoch == epoch && m.seq == last + 1 {
+                    last = m.seq;
+                    entries.push(m);
+                }
+            }
             let frames: Vec<(u64, Box<[u8]>)> = (entries.iter())
                 .filter(|m| m.room == *room && m.epoch == epoch)
                 .map(|m| {
@@ -192,6 +203,8 @@ impl Server {
             self.total_changed_from(before, now);
         }
         self.open_joined(id, counted, rest, now);
+        // A room made for a caught-up resume that did not open after all.
+        self.reg.forget_if_empty(&room);
     }
 
     /// Opens a WebSocket Redis counted: the user's oldest here closes
@@ -205,8 +218,17 @@ impl Server {
             heard,
         } = counted;
         let oldest = self.reg.of_user(principal.user()).first().copied();
-        if let Some(oldest) = oldest.filter(|_| evict) {
-            self.close_ws(oldest, Ending::Replaced, now);
+        match oldest {
+            Some(oldest) if evict => self.close_ws(oldest, Ending::Replaced, now),
+            // Redis counted it over the limit for one to close here, and
+            // none is left here (they closed meanwhile): over the limit.
+            None if evict => {
+                self.uncount(&upgrade.room, principal.user());
+                let target = format!("/ws?room={}", upgrade.room);
+                let kind = upgrade.carrier.kind();
+                return self.refuse(id, FULL, &target, Detail::carrier(Some(kind)), now);
+            }
+            _ => {}
         }
         let (room, user) = (upgrade.room.clone(), Arc::clone(principal.user_shared()));
         self.open_counted(id, principal, upgrade, rest, now);
@@ -297,15 +319,31 @@ impl Server {
         }
         let mut counts: BTreeMap<(String, String), u32> = BTreeMap::new();
         for conn in self.reg.iter() {
-            if let Some(ws) = conn.ws() {
-                let key = (ws.room.clone(), ws.principal.user().to_string());
-                *counts.entry(key).or_default() += 1;
-            }
+            let key = match (conn.ws(), &conn.phase) {
+                (Some(ws), _) => (ws.room.clone(), ws.principal.user().to_string()),
+                // Counted, and reading its room's stream before it opens.
+                (
+                    None,
+                    Phase::AwaitStore {
+                        step: StoreStep::Stream(c),
+                        ..
+                    },
+                ) => (c.upgrade.room.clone(), c.principal.user().to_string()),
+                _ => continue,
+            };
+            *counts.entry(key).or_default() += 1;
         }
         let Some(cluster) = self.ctx.cluster.as_mut().filter(|c| c.up) else {
             return;
         };
         cluster.recount = false;
+        // Joins in flight may be counted under the old life: when one is,
+        // count again (see `store_answered`).
+        let joins: Vec<u64> = (cluster.queries_waiting())
+            .filter(|(_, w)| matches!(w, Waiter::Join(..)))
+            .map(|(id, _)| id)
+            .collect();
+        cluster.stale_joins.extend(joins);
         let entries: Vec<(String, String, u32)> =
             counts.into_iter().map(|((r, u), n)| (r, u, n)).collect();
         let mut parts: Vec<Ask> = (entries.chunks(REGISTER_CHUNK).enumerate())

@@ -311,7 +311,14 @@ impl Server {
 
     /// Redis answered query `id`.
     pub(super) fn store_answered(&mut self, query: u64, answer: Answer, now: Time) {
-        let Some(waiter) = self.ctx.cluster.as_mut().and_then(|c| c.answered(query)) else {
+        let Some(cluster) = self.ctx.cluster.as_mut() else {
+            return;
+        };
+        if cluster.stale_joins.remove(&query) && matches!(answer, Answer::Joined { .. }) {
+            // Counted under the life the recount let go: count again.
+            cluster.recount = true;
+        }
+        let Some(waiter) = cluster.answered(query) else {
             return;
         };
         let (id, join) = match waiter {
@@ -341,10 +348,15 @@ impl Server {
             .is_some_and(|c| matches!(c.phase, Phase::AwaitStore { query: q, .. } if q == query));
         if !waits {
             if let Some((room, user, counted)) = join {
+                let key = (room.clone(), user.to_string());
                 if let Some(cluster) = self.ctx.cluster.as_mut() {
-                    cluster
-                        .early_joins
-                        .remove(&(room.clone(), user.to_string()));
+                    if counted {
+                        cluster.stream_done(&room);
+                    }
+                    // A sibling that still waits keeps the flag.
+                    if !cluster.joining.contains_key(&key) {
+                        cluster.early_joins.remove(&key);
+                    }
                 }
                 if counted || matches!(answer, Answer::Joined { .. }) {
                     self.uncount(&room, &user);
@@ -379,6 +391,18 @@ impl Server {
             (StoreStep::Stream(counted), answer) => {
                 return self.streamed(id, *counted, answer, &rest, now);
             }
+            (StoreStep::Ticket { ticket, .. }, answer) if answer != Answer::Done => {
+                // Not stored: it counts against nobody's limit here.
+                let _ = self.ctx.tickets.redeem(&ticket, now);
+                match answer {
+                    Answer::Session(None) => refuse(
+                        &mut self.ctx,
+                        Reject::Unauthorized("unknown or expired session"),
+                        Some("cookie"),
+                    ),
+                    _ => refuse(&mut self.ctx, STORE_UNREACHABLE, None),
+                }
+            }
             (_, Answer::Unavailable) => refuse(&mut self.ctx, STORE_UNREACHABLE, None),
             (StoreStep::Login { cookie, user, .. }, Answer::Done) => {
                 info!("login user={} peer={peer}", quoted(&user));
@@ -387,8 +411,11 @@ impl Server {
                     Response::empty(204).header("Set-Cookie", self.ctx.cookie(&cookie, max_age)),
                 )
             }
-            (StoreStep::Logout { .. }, Answer::Done) => {
+            (StoreStep::Logout { digests, .. }, Answer::Done) => {
                 info!("logout peer={peer}");
+                // why here too: the announcement comes on the other
+                // connection, which may be down.
+                self.sessions_ended(&digests, Ending::LoggedOut, now);
                 Routed::Respond(Response::empty(204).header("Set-Cookie", self.ctx.cookie("", 0)))
             }
             (StoreStep::TicketSession { digest, .. }, Answer::Session(Some(record))) => {
@@ -473,10 +500,9 @@ impl Server {
             return;
         }
         let (peer, step) = match &self.reg[id].phase {
-            Phase::AwaitStore { query, step, .. } => {
-                if let Some(cluster) = self.ctx.cluster.as_mut() {
-                    cluster.answered(*query);
-                }
+            // why the waiter stays: the link answers every query, and a
+            // late count must find nobody waiting, to be undone.
+            Phase::AwaitStore { step, .. } => {
                 (self.reg[id].peer, Some((step.cors(), step.target())))
             }
             _ => (self.reg[id].peer, None),

@@ -110,6 +110,8 @@ pub enum StoreStep {
     },
     /// `POST /logout`: the sessions are being ended on every node.
     Logout {
+        /// The sessions' digests.
+        digests: Vec<Digest>,
         /// Who may read the answer across origins.
         cors: Cors,
     },
@@ -159,7 +161,7 @@ impl StoreStep {
     pub fn cors(&self) -> Cors {
         match self {
             StoreStep::Login { cors, .. }
-            | StoreStep::Logout { cors }
+            | StoreStep::Logout { cors, .. }
             | StoreStep::TicketSession { cors, .. }
             | StoreStep::Ticket { cors, .. } => *cors,
             StoreStep::Upgrade(_) | StoreStep::Join(_) | StoreStep::Stream(_) => Cors::default(),

@@ -447,6 +447,11 @@ impl Registry {
         self.rooms.backfill(room, epoch, last, frames, keep, cap);
     }
 
+    /// Forgets an empty room; see [`Rooms::forget_if_empty`].
+    pub fn forget_if_empty(&mut self, room: &str) {
+        self.rooms.forget_if_empty(room);
+    }
+
     /// Drops every room's history ([`Rooms::drop_all_history`]).
     pub fn drop_all_history(&mut self) {
         self.rooms.drop_all_history();

@@ -326,7 +326,11 @@ impl Context {
                 .map(digest_of)
                 .collect();
             if !digests.is_empty() {
-                return Routed::Ask(Ask::EndSessions { digests }, StoreStep::Logout { cors });
+                let step = StoreStep::Logout {
+                    digests: digests.clone(),
+                    cors,
+                };
+                return Routed::Ask(Ask::EndSessions { digests }, step);
             }
         }
         let mut ended = Vec::new();

@@ -52,6 +52,10 @@ pub struct Room {
     /// The last messages: `seq` and the JSON-mode frame, oldest first, with
     /// consecutive numbers ending at `seq` (when not empty).
     history: VecDeque<(u64, Box<[u8]>)>,
+    /// With `--redis`: `seq` is Redis's newest as far as this node knows.
+    /// False from the link going down until Redis's next message (this
+    /// node may have missed some meanwhile).
+    synced: bool,
 }
 
 impl Room {
@@ -188,6 +192,7 @@ impl Rooms {
                     epoch: self.epoch_base.wrapping_add(self.made),
                     name: Arc::from(name),
                     history: VecDeque::new(),
+                    synced: true,
                 };
                 self.rooms.entry(name.to_string()).or_insert(room)
             }
@@ -283,6 +288,7 @@ impl Rooms {
             || (room.seq == 0 && room.history.is_empty() && seq == 1);
         room.epoch = epoch;
         room.seq = seq;
+        room.synced = true;
         if follows {
             Adopted::Follows
         } else {
@@ -305,8 +311,9 @@ impl Rooms {
     ///   `last` that the subscription brings later is then
     ///   [`Adopted::Stale`]);
     /// - a room here with members in another epoch, or that has numbered
-    ///   nothing yet: nothing (its members may still be owed messages up
-    ///   to `last` by the subscription).
+    ///   nothing yet, or whose `seq` may be behind Redis's since the link
+    ///   was down (unless `last` is that `seq`): nothing (its members may
+    ///   still be owed messages up to `last`).
     ///
     /// Within `keep` per room and `cap` in all, as [`Rooms::record`].
     pub fn backfill(
@@ -334,6 +341,7 @@ impl Rooms {
                 epoch,
                 name: Arc::from(name),
                 history: VecDeque::new(),
+                synced: true,
             });
             room.epoch = epoch;
             room.seq = last;
@@ -341,11 +349,14 @@ impl Rooms {
         let Some(room) = self.rooms.get_mut(name).filter(|r| r.epoch == epoch) else {
             return;
         };
+        // why: after the link was down this node may have missed messages,
+        // unless Redis's newest is still the room's.
+        if !room.synced && room.seq != last {
+            return;
+        }
+        room.synced = true;
         // The run must end right before the room's oldest kept message.
-        let end = room
-            .history
-            .front()
-            .map_or(room.seq, |(first, _)| first - 1);
+        let end = (room.history.front()).map_or(room.seq, |(first, _)| first.saturating_sub(1));
         let room_left = keep.saturating_sub(room.history.len());
         let mut run: Vec<(u64, Box<[u8]>)> = Vec::new();
         for (seq, frame) in entries.into_iter().rev() {
@@ -359,9 +370,9 @@ impl Rooms {
             run.push((seq, frame));
         }
         if run.is_empty() {
-            if room.members.is_empty() && room.history.is_empty() {
-                self.rooms.remove(name);
-            }
+            // why not forgotten at once when empty: a room started at
+            // `last` is what a caught-up client resumes into (the caller
+            // joins it now, or calls `forget_if_empty`).
             return;
         }
         if room.history.is_empty() {
@@ -380,10 +391,25 @@ impl Rooms {
         }
     }
 
+    /// Forgets room `name` if nobody is in it and it keeps nothing (made
+    /// by [`Rooms::backfill`] for a resume that did not open).
+    pub fn forget_if_empty(&mut self, name: &str) {
+        if self
+            .rooms
+            .get(name)
+            .is_some_and(|r| r.members.is_empty() && r.history.is_empty())
+        {
+            self.rooms.remove(name);
+        }
+    }
+
     /// Drops all kept history (the link to Redis went down: what arrives
     /// later may not follow it). Rooms kept for their history alone are
     /// forgotten.
     pub fn drop_all_history(&mut self) {
+        for room in self.rooms.values_mut() {
+            room.synced = false;
+        }
         let names: Vec<String> = (self.rooms.iter())
             .filter(|(_, r)| !r.history.is_empty())
             .map(|(n, _)| n.clone())

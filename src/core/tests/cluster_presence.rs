@@ -251,3 +251,85 @@ fn a_joiner_hears_its_own_join_whichever_comes_first() {
         a.server.check_consistency().unwrap();
     }
 }
+
+/// Sends an upgrade for `user` on a new connection of `h`; Redis does not
+/// answer yet.
+fn ask_open(h: &mut Harness, user: &str) -> ConnId {
+    let token = h.token(user, 3600);
+    let extra = format!("Authorization: Bearer {token}\r\nSec-WebSocket-Protocol: wsgate.json\r\n");
+    let id = h.connect();
+    h.send(id, upgrade_request("/ws", &extra).as_bytes());
+    id
+}
+
+#[test]
+fn a_count_that_comes_after_the_timeout_is_undone() {
+    // Found by review: the timeout forgot who waited, so the late count
+    // stayed.
+    let (mut a, mut store) = (node(1, |_| {}), Store::default());
+    store.serve(&mut [&mut a]);
+    let id = ask_open(&mut a, "alice");
+    let q = a.queries.pop().unwrap();
+    a.advance(15_000);
+    assert_eq!(a.response(id).unwrap().status, 503);
+    let answer = store.answer(0, q.ask);
+    a.link(LinkEvent::Answer { id: q.id, answer });
+    store.serve(&mut [&mut a]);
+    assert!(store.counts.is_empty(), "{:?}", store.counts);
+    a.server.check_consistency().unwrap();
+}
+
+#[test]
+fn a_tab_that_left_does_not_take_its_siblings_join() {
+    // Found by review: the first tab's departure cleared the shared flag.
+    let (mut a, mut store) = (node(1, |_| {}), Store::default());
+    store.serve(&mut [&mut a]);
+    let first = ask_open(&mut a, "alice");
+    let second = ask_open(&mut a, "alice");
+    let q2 = a.queries.pop().unwrap();
+    let q1 = a.queries.pop().unwrap();
+    let (a1, a2) = (store.answer(0, q1.ask), store.answer(0, q2.ask));
+    // The announcement comes first; then the first tab hangs up.
+    for event in std::mem::take(&mut store.ended) {
+        a.link(event);
+    }
+    let now = a.now;
+    a.server.handle_closed(first, now);
+    a.link(LinkEvent::Answer {
+        id: q1.id,
+        answer: a1,
+    });
+    a.link(LinkEvent::Answer {
+        id: q2.id,
+        answer: a2,
+    });
+    store.serve(&mut [&mut a]);
+    assert_eq!(a.response(second).unwrap().status, 101);
+    a.make_client(second);
+    assert_eq!(presence(&mut a, second), [pair("join", "alice")]);
+}
+
+#[test]
+fn a_join_counted_under_the_life_a_recount_let_go_is_counted_again() {
+    // Found by review: the count went with the old life.
+    let (mut a, mut store) = (node(1, |_| {}), Store::default());
+    store.serve(&mut [&mut a]);
+    let id = ask_open(&mut a, "alice");
+    // The link comes back while the count is in flight (the subscription
+    // alone was down): the recount's new life is asked after it.
+    a.link(LinkEvent::Down { why: "test".into() });
+    a.link(LinkEvent::Up);
+    store.serve(&mut [&mut a]);
+    assert_eq!(a.response(id).unwrap().status, 101);
+    assert!(store.counts.is_empty(), "the model let the old life go");
+    // The next sweep counts again (the client answering pings meanwhile).
+    a.make_client(id);
+    for _ in 0..2 {
+        a.advance(30_000);
+        a.messages(id);
+    }
+    store.serve(&mut [&mut a]);
+    let counted: Vec<u32> = store.counts.values().copied().collect();
+    assert_eq!(counted, [1]);
+    a.server.check_consistency().unwrap();
+}

@@ -276,8 +276,8 @@ use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 use serde::Deserialize;
 
-use crate::config::RedisUrl;
-use crate::core::cluster::{
+use crate::RedisUrl;
+use crate::types::{
     Answer, Ask, Delivered, Digest, Ended, HEARTBEAT_MS, LinkEvent, NODE_TIMEOUT_MS, Publish,
     Query, SessionClock, SessionRecord, TICKET_TTL_MS,
 };
