@@ -218,9 +218,15 @@
 //! - [`REGISTER_SCRIPT`] ([`Ask::Register`]): counts each entry's
 //!   WebSockets under the life (the new one, with `first`: added to
 //!   `p:lives`). A user already counted in the room (by the old life or
-//!   another node) is not announced again. The old life is not removed
-//!   now: its heartbeats stop, and it goes as a dead one does (below);
-//!   meanwhile the user's WebSockets count twice toward the limit.
+//!   another node) is not announced again. With `first`, the last of its
+//!   commands then removes the life it replaces (as a dead one is
+//!   removed, below), so that a user's WebSockets never count twice
+//!   toward the limit for long; what is past one run's budget is left to
+//!   the next heartbeats (its deadline is 0).
+//! - [`REPLAY_SCRIPT`] ([`Ask::Replay`]): reads the room's stream after
+//!   the client's `since` (`XRANGE p:log:ROOM (SINCE +`), all of it when
+//!   the client counts in another epoch, with the room's epoch and seq:
+//!   `Stream`.
 //!
 //! Join and register (not the first part) find out whether their life is
 //! alive (in `p:lives`, and not being removed), and count nothing when it
@@ -692,8 +698,11 @@ return 1
 
 /// [`Ask::Register`]. `KEYS`: `p:lives`; `ARGV`: as every presence
 /// script, then `1` for the first command of a new life (which it adds
-/// to `p:lives`) or `0`, then `room, user, n` for each entry. Returns 1,
-/// or -1 when not first and this node's life is gone (nothing counted).
+/// to `p:lives`) or `0`, then the life this registration replaces, to
+/// remove once everything is counted (in the last command; `''`
+/// otherwise), the work budget of removing it ([`REAP_BUDGET`]), then
+/// `room, user, n` for each entry. Returns 1, or -1 when not first and
+/// this node's life is gone (nothing counted).
 pub const REGISTER_SCRIPT: &str = presence_script!(
     r#"
 if ARGV[7] == '1' then
@@ -701,13 +710,29 @@ if ARGV[7] == '1' then
 elseif not alive(life) then
   return -1
 end
-for i = 8, #ARGV - 2, 3 do
+for i = 10, #ARGV - 2, 3 do
   local room, user, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   if n and n > 0 then count(life, keys_of(life, room, user), room, user, n) end
 end
+if ARGV[8] ~= '' and ARGV[8] ~= life then remove(ARGV[8], tonumber(ARGV[9])) end
 return 1
 "#
 );
+
+/// [`Ask::Replay`]. `KEYS`: the room's seq, epoch and log; `ARGV`: the
+/// client's `since`, and its epoch (16 hex digits) or `''`. Returns
+/// `{epoch, seq, {payload...}}`: the log's entries after `since` when the
+/// client counts in the room's epoch, else all of them; `{'', '0', {}}`
+/// when Redis has no such room.
+pub const REPLAY_SCRIPT: &str = r#"
+local epoch, seq = redis.call('GET', KEYS[2]), redis.call('GET', KEYS[1])
+if not epoch or not seq then return {'', '0', {}} end
+local from = '-'
+if ARGV[2] == epoch then from = '(' .. ARGV[1] end
+local out = {}
+for i, e in ipairs(redis.call('XRANGE', KEYS[3], from, '+')) do out[i] = e[2][2] end
+return {epoch, seq, out}
+"#;
 
 /// The heartbeat. `KEYS`: `p:lives`; `ARGV`: as every presence script,
 /// then `1` for a new life (added to `p:lives`; otherwise it must be
@@ -777,10 +802,11 @@ enum Script {
     Leave,
     Register,
     Heartbeat,
+    Replay,
 }
 
 impl Script {
-    const ALL: [Script; 11] = [
+    const ALL: [Script; 12] = [
         Script::Publish,
         Script::CreateSession,
         Script::LookupSession,
@@ -792,6 +818,7 @@ impl Script {
         Script::Leave,
         Script::Register,
         Script::Heartbeat,
+        Script::Replay,
     ];
 
     fn source(self) -> &'static str {
@@ -807,6 +834,7 @@ impl Script {
             Script::Leave => LEAVE_SCRIPT,
             Script::Register => REGISTER_SCRIPT,
             Script::Heartbeat => HEARTBEAT_SCRIPT,
+            Script::Replay => REPLAY_SCRIPT,
         }
     }
 }
@@ -1582,8 +1610,7 @@ impl Job {
                     Ask::Register { entries, .. } => (entries.iter())
                         .map(|(room, user, _)| room.len() + user.len() + 16)
                         .sum(),
-                    // Interim: the stream is not read yet (answered Unavailable).
-                    Ask::Replay { .. } => 0,
+                    Ask::Replay { room, .. } => 3 * room.len(),
                 },
             }
     }
@@ -1971,8 +1998,22 @@ fn encode_query(
     let prefix = st.prefix.as_bytes();
     let channel = st.channel.as_bytes();
     match ask {
-        // Interim: the stream is not read yet (answered Unavailable).
-        Ask::Replay { .. } => 0,
+        Ask::Replay { room, since, epoch } => {
+            let keys = [
+                st.key("seq", room),
+                st.key("epoch", room),
+                st.key("log", room),
+            ];
+            let since = since.to_string();
+            let epoch = epoch.map_or(String::new(), |e| format!("{e:016x}"));
+            encode_evalsha(
+                out,
+                shas.of(Script::Replay),
+                &keys,
+                &[since.as_bytes(), epoch.as_bytes()],
+            );
+            1
+        }
         Ask::Join {
             room,
             user,
@@ -2002,10 +2043,11 @@ fn encode_query(
             1
         }
         Ask::Register { entries, first } => {
-            if *first {
-                *life = new_life();
-            }
+            // why the old life goes in the last command: a user counted in
+            // a later one must not be announced as left meanwhile.
+            let old = first.then(|| std::mem::replace(life, new_life()));
             let keys = [st.lives_key()];
+            let parts = entries.len().div_ceil(MAX_ENTRIES_PER_COMMAND).max(1);
             let mut chunks = entries.chunks(MAX_ENTRIES_PER_COMMAND);
             let mut n = 0;
             loop {
@@ -2015,6 +2057,9 @@ fn encode_query(
                 }
                 let mut argv = presence_args(st, life, Some(id));
                 argv.push(if *first && n == 0 { "1" } else { "0" }.to_string());
+                let last = n + 1 == parts;
+                argv.push(old.clone().filter(|_| last).unwrap_or_default());
+                argv.push(REAP_BUDGET.to_string());
                 for (room, user, count) in chunk.unwrap_or_default() {
                     argv.extend([room.clone(), user.clone(), count.to_string()]);
                 }
@@ -2191,7 +2236,43 @@ fn query_answer(ask: &Ask, mut replies: Vec<OwnedFrame>) -> Result<Answer, Strin
     };
     let gone = || "this node's life is gone from Redis (found dead?)".to_string();
     match ask {
-        Ask::Replay { .. } => Err("the stream is not read yet".into()),
+        Ask::Replay { room, .. } => match one()? {
+            OwnedFrame::Array(reply) => match <[OwnedFrame; 3]>::try_from(reply) {
+                Ok(
+                    [
+                        OwnedFrame::BulkString(epoch),
+                        OwnedFrame::BulkString(seq),
+                        OwnedFrame::Array(log),
+                    ],
+                ) => {
+                    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);
+                    let epoch = match text(&epoch).as_deref() {
+                        Some("") => 0,
+                        Some(e) => u64::from_str_radix(e, 16).map_err(|_| unexpected())?,
+                        None => return Err(unexpected()),
+                    };
+                    let last = text(&seq)
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(unexpected)?;
+                    let entries = (log.into_iter())
+                        .filter_map(|f| match f {
+                            OwnedFrame::BulkString(b) => match parse_payload(&b) {
+                                Some(Payload::Message(d)) if d.room == *room => Some(d),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .collect();
+                    Ok(Answer::Stream {
+                        epoch,
+                        last,
+                        entries,
+                    })
+                }
+                _ => Err(unexpected()),
+            },
+            _ => Err(unexpected()),
+        },
         Ask::Join { .. } => match one()? {
             OwnedFrame::Integer(0) => Ok(Answer::Full),
             OwnedFrame::Integer(1) => Ok(Answer::Joined { evict: false }),
@@ -2835,13 +2916,6 @@ mod tests {
             }
         }
 
-        fn register(&mut self, entries: &[(&str, &str, u32)], first: bool) -> Answer {
-            let entries = (entries.iter())
-                .map(|(r, u, n)| (r.to_string(), u.to_string(), *n))
-                .collect();
-            self.ask(Ask::Register { entries, first })
-        }
-
         /// This link's current life.
         fn life(&self) -> String {
             self.link
@@ -3217,6 +3291,44 @@ mod tests {
             panic!()
         };
         assert_eq!(last.len(), 10);
+    }
+
+    #[test]
+    fn a_rooms_stream_is_read_after_since() {
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::start(redis.url(), "rp", 100);
+        a.wait(5, "Up", |e| e.contains(&LinkEvent::Up));
+        for i in 0..5 {
+            a.publish(i, "room", &format!("m{}", i + 1));
+        }
+        a.wait(10, "5 stored", |e| n_stored(e) == 5);
+        let read =
+            |a: &mut Node, room: &str, since: u64, epoch: Option<u64>| match a.ask(Ask::Replay {
+                room: room.into(),
+                since,
+                epoch,
+            }) {
+                Answer::Stream {
+                    epoch,
+                    last,
+                    entries,
+                } => (epoch, last, entries),
+                other => panic!("{other:?}"),
+            };
+        let (epoch, last, all) = read(&mut a, "room", 0, None);
+        assert_eq!((last, all.len()), (5, 5));
+        assert_ne!(epoch, 0);
+        assert!(all.iter().all(|d| d.epoch == epoch && d.room == "room"));
+        // After 2, in the room's epoch: 3 to 5, in order.
+        let (_, _, after) = read(&mut a, "room", 2, Some(epoch));
+        let got: Vec<(u64, &str)> = after.iter().map(|d| (d.seq, d.text.as_str())).collect();
+        assert_eq!(got, [(3, "m3"), (4, "m4"), (5, "m5")]);
+        // Counting in another epoch: all of it.
+        assert_eq!(read(&mut a, "room", 4, Some(epoch + 1)).2.len(), 5);
+        // A room Redis does not have.
+        assert_eq!(read(&mut a, "nowhere", 0, None), (0, 0, vec![]));
     }
 
     #[test]
@@ -4108,7 +4220,7 @@ mod tests {
     }
 
     #[test]
-    fn register_first_starts_a_new_life_and_the_old_one_is_removed() {
+    fn register_first_starts_a_new_life_and_removes_the_old_one_at_once() {
         let Some(redis) = Redis::start(&[]) else {
             return;
         };
@@ -4124,32 +4236,28 @@ mod tests {
         b.wait_presence(5, 3);
         let old = a.life();
         // Counted again (bob's WebSocket closed meanwhile, cid's opened),
-        // in two parts, the first of them over two commands.
-        let mut first: Vec<(String, String, u32)> = (0..MAX_ENTRIES_PER_COMMAND)
+        // over two commands: the old life goes with the last.
+        let mut all: Vec<(String, String, u32)> = (0..MAX_ENTRIES_PER_COMMAND)
             .map(|i| ("big".to_string(), format!("u{i:04}"), 1))
             .collect();
-        first.push(("r".into(), "ann".into(), 2));
-        first.push(("r".into(), "cid".into(), 1));
+        all.push(("r".into(), "ann".into(), 2));
+        all.push(("r".into(), "cid".into(), 1));
+        all.push(("r2".into(), "ann".into(), 1));
         let ask = Ask::Register {
-            entries: first,
+            entries: all,
             first: true,
         };
         let t = Instant::now();
         assert_eq!(a.ask(ask), Answer::Done);
-        assert_eq!(a.register(&[("r2", "ann", 1)], false), Answer::Done);
         let new = a.life();
         assert_ne!(new, old);
-        // Joins announced for the new ones only; then bob leaves when the
-        // old life is removed, and no one else.
+        // Joins announced for the new ones only; then bob leaves as the
+        // old life is removed, at once (not after its deadline), and no
+        // one else.
         let joins = 3 + MAX_ENTRIES_PER_COMMAND + 1;
         b.wait(5, "bob's leave", |e| n_presence(e) > joins);
         let took = t.elapsed();
-        let ms = |n: u64| Duration::from_millis(n);
-        let slack = ms(1500);
-        assert!(
-            took < ms(FAST.timeout_ms) + FAST.heartbeat + slack,
-            "{took:?}"
-        );
+        assert!(took < Duration::from_millis(FAST.timeout_ms), "{took:?}");
         thread::sleep(FAST.heartbeat * 3);
         b.collect();
         let heard = b.presence();

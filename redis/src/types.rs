@@ -188,12 +188,11 @@ pub enum Ask {
     },
     /// Everything this node counts, after the link came back (it may have
     /// been removed as dead meanwhile, and joins and leaves sent while it
-    /// was down were refused). With `first`, the link starts a new life
-    /// of this node in Redis (a new incarnation; the old one is removed
-    /// like a dead node's, within [`NODE_TIMEOUT_MS`]); a long list comes
-    /// in several parts, the rest without `first`. Users already present
-    /// through the old incarnation or another node are not announced
-    /// again. Answer: [`Answer::Done`].
+    /// was down were refused), or after a count went wrong. With `first`,
+    /// the link starts a new life of this node in Redis, counts the
+    /// entries under it, and then removes the life it replaces (users no
+    /// longer counted are announced as left; those counted again, or by
+    /// another node, are not announced). Answer: [`Answer::Done`].
     Register {
         /// `(room, user, connections)`.
         entries: Vec<(String, String, u32)>,

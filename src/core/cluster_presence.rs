@@ -35,9 +35,6 @@ use crate::config::PerUserPolicy;
 use crate::http::response::{Part, Then};
 use crate::http::upgrade::{Mode, Reject, Upgrade};
 
-/// How many `(room, user, count)` entries one [`Ask::Register`] carries.
-const REGISTER_CHUNK: usize = 1000;
-
 /// The refusal when the user holds `--max-conns-per-user` on all nodes.
 const FULL: Reject = Reject::TooMany("too many connections for this user", RETRY_AFTER_SECS);
 
@@ -346,23 +343,14 @@ impl Server {
         cluster.stale_joins.extend(joins);
         let entries: Vec<(String, String, u32)> =
             counts.into_iter().map(|((r, u), n)| (r, u, n)).collect();
-        let mut parts: Vec<Ask> = (entries.chunks(REGISTER_CHUNK).enumerate())
-            .map(|(i, part)| Ask::Register {
-                entries: part.to_vec(),
-                first: i == 0,
-            })
-            .collect();
-        if parts.is_empty() {
-            // The first part starts the new life, even with nothing here.
-            parts.push(Ask::Register {
-                entries: Vec::new(),
-                first: true,
-            });
-        }
-        for ask in parts {
-            let id = cluster.waiting_for(Waiter::Count);
-            self.actions.push_back(Action::Query(Query { id, ask }));
-        }
+        // One ask, however long: the link splits it into commands, and
+        // lets the old life go with the last.
+        let ask = Ask::Register {
+            entries,
+            first: true,
+        };
+        let id = cluster.waiting_for(Waiter::Count);
+        self.actions.push_back(Action::Query(Query { id, ask }));
     }
 
     /// Redis announced that `user` joined or left `room` (on any node):
