@@ -58,7 +58,7 @@ impl TlsFiles {
             .map_err(|e| LoadError::new(&self.key, pem_reason(&e)))?;
         let provider = Arc::new(provider());
         let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| LoadError::new(&self.cert, e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(certs, key)
@@ -68,16 +68,18 @@ impl TlsFiles {
     }
 }
 
-/// ring's provider, without signature verification and without
-/// ChaCha20-Poly1305, to keep their code out of the binary, whose
-/// deployment build must fit 2 MiB:
+/// ring's provider for TLS 1.3 with AES-GCM only, without signature
+/// verification: the deployment build (`--features tls,redis`) must fit
+/// 2 MiB, and each of these keeps code out of it:
 ///
 /// - the server asks for no client certificate, so it never verifies a
 ///   signature (Ed25519 and ECDSA verification, about 40 KB);
 /// - every TLS 1.3 client supports AES-GCM (`TLS_AES_128_GCM_SHA256` is
-///   mandatory, RFC 8446 §9.1), and TLS 1.2 clients offer ECDHE with
-///   AES-GCM; ChaCha20-Poly1305 only spares clients without AES hardware
-///   some of their own CPU (60 KB).
+///   mandatory, RFC 8446 §9.1); ChaCha20-Poly1305 only spares clients
+///   without AES hardware some of their own CPU (60 KB);
+/// - TLS 1.3 only, as Mozilla's "modern" profile (TLS 1.2's state machine
+///   and suites, 33 KB): a client limited to TLS 1.2 reaches wsgate
+///   through a proxy that terminates TLS (README "Deploy").
 ///
 /// Key exchange groups and the keys a server may sign with (ECDSA, RSA,
 /// Ed25519) are ring's defaults.
@@ -87,10 +89,6 @@ fn provider() -> rustls::crypto::CryptoProvider {
         cipher_suites: vec![
             suite::TLS13_AES_256_GCM_SHA384,
             suite::TLS13_AES_128_GCM_SHA256,
-            suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-            suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-            suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-            suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
         ],
 
         signature_verification_algorithms: rustls::crypto::WebPkiSupportedAlgorithms {

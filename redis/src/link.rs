@@ -403,8 +403,13 @@ pub const MAX_DIGESTS_PER_COMMAND: usize = 1000;
 /// at 10^15 ms and written as integers (Lua would write `1e+15`).
 macro_rules! session_script {
     ($body:literal) => {
-        concat!(
-            r#"
+        $body
+    };
+}
+
+/// What every script of this kind begins with: the link sends it ahead of
+/// the script's own text (see `Script::source`), so the binary holds it once.
+const SESSION_PRELUDE: &str = r#"
 local now, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local function ms(n)
   return string.format('%d', math.min(n, 1e15))
@@ -434,11 +439,7 @@ end
 local function live(key)
   return keep(key, tonumber(redis.call('HGET', key, 'c')))
 end
-"#,
-            $body
-        )
-    };
-}
+"#;
 
 /// [`Ask::CreateSession`]. `KEYS`: the session, the user's sessions;
 /// `ARGV`: the clock, prefix, channel, digest, user, role, created,
@@ -565,8 +566,13 @@ return t[1]
 /// `l` is gone (if not, the next call goes on where it stopped).
 macro_rules! presence_script {
     ($body:literal) => {
-        concat!(
-            r#"
+        $body
+    };
+}
+
+/// What every script of this kind begins with: the link sends it ahead of
+/// the script's own text (see `Script::source`), so the binary holds it once.
+const PRESENCE_PRELUDE: &str = r#"
 local lives = KEYS[1]
 local prefix, channel, life = ARGV[1], ARGV[2], ARGV[3]
 local timeout, ttl, origin = tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -656,11 +662,7 @@ local function remove(l, budget)
   redis.call('ZREM', lives, l)
   return budget, true
 end
-"#,
-            $body
-        )
-    };
-}
+"#;
 
 /// [`Ask::Join`]. `KEYS`: `p:lives`, `p:pres:ROOM`, `p:ucnt:ROOM`,
 /// `p:uconn:USER`, `p:life:LIFE`, `p:lifeusers:LIFE`; `ARGV`: as every
@@ -821,21 +823,23 @@ impl Script {
         Script::Replay,
     ];
 
-    fn source(self) -> &'static str {
-        match self {
-            Script::Publish => PUBLISH_SCRIPT,
-            Script::CreateSession => CREATE_SESSION_SCRIPT,
-            Script::LookupSession => LOOKUP_SESSION_SCRIPT,
-            Script::TouchSessions => TOUCH_SESSIONS_SCRIPT,
-            Script::EndSessions => END_SESSIONS_SCRIPT,
-            Script::IssueTicket => ISSUE_TICKET_SCRIPT,
-            Script::RedeemTicket => REDEEM_TICKET_SCRIPT,
-            Script::Join => JOIN_SCRIPT,
-            Script::Leave => LEAVE_SCRIPT,
-            Script::Register => REGISTER_SCRIPT,
-            Script::Heartbeat => HEARTBEAT_SCRIPT,
-            Script::Replay => REPLAY_SCRIPT,
-        }
+    /// The script's text: its kind's prelude, then its own.
+    fn source(self) -> String {
+        let (prelude, body) = match self {
+            Script::Publish => ("", PUBLISH_SCRIPT),
+            Script::CreateSession => (SESSION_PRELUDE, CREATE_SESSION_SCRIPT),
+            Script::LookupSession => (SESSION_PRELUDE, LOOKUP_SESSION_SCRIPT),
+            Script::TouchSessions => (SESSION_PRELUDE, TOUCH_SESSIONS_SCRIPT),
+            Script::EndSessions => ("", END_SESSIONS_SCRIPT),
+            Script::IssueTicket => (SESSION_PRELUDE, ISSUE_TICKET_SCRIPT),
+            Script::RedeemTicket => (SESSION_PRELUDE, REDEEM_TICKET_SCRIPT),
+            Script::Join => (PRESENCE_PRELUDE, JOIN_SCRIPT),
+            Script::Leave => (PRESENCE_PRELUDE, LEAVE_SCRIPT),
+            Script::Register => (PRESENCE_PRELUDE, REGISTER_SCRIPT),
+            Script::Heartbeat => (PRESENCE_PRELUDE, HEARTBEAT_SCRIPT),
+            Script::Replay => ("", REPLAY_SCRIPT),
+        };
+        format!("{prelude}{body}")
     }
 }
 
@@ -1120,12 +1124,8 @@ fn farewell(st: &Settings, lives: &[String]) -> Result<(), String> {
     // The current one first.
     args.extend(lives.iter().rev().cloned());
     let lives_key = st.lives_key();
-    let mut command: Vec<&[u8]> = vec![
-        b"EVAL",
-        FAREWELL_SCRIPT.as_bytes(),
-        b"1",
-        lives_key.as_bytes(),
-    ];
+    let script = format!("{PRESENCE_PRELUDE}{FAREWELL_SCRIPT}");
+    let mut command: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), b"1", lives_key.as_bytes()];
     command.extend(args.iter().map(String::as_bytes));
     match conn.call_by(&command, deadline)? {
         OwnedFrame::Integer(_) => Ok(()),
@@ -4357,7 +4357,8 @@ mod tests {
         let old = a.life();
         // Being removed behind its back, as another node does after a
         // stall: one room in this run (a budget of 1), the rest later.
-        let mut args: Vec<&[u8]> = vec![b"EVAL", FAREWELL_SCRIPT.as_bytes(), b"1", b"z:lives"];
+        let script = format!("{PRESENCE_PRELUDE}{FAREWELL_SCRIPT}");
+        let mut args: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), b"1", b"z:lives"];
         args.extend([&b"z"[..], b"z:0:msgs", b"-", b"600", b"86400", b"", b"1"]);
         args.push(old.as_bytes());
         assert_eq!(int(r.call(&args).unwrap()), 0);

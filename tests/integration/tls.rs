@@ -279,6 +279,56 @@ fn a_stalled_handshake_is_closed_at_the_head_deadline_and_counted() {
 }
 
 #[test]
+fn tls_1_3_with_aes_gcm_only() {
+    // README "TLS": a client that offers only TLS 1.2, or only
+    // ChaCha20-Poly1305, is refused (and counted); TLS 1.3 with AES-GCM
+    // works, which is every TLS 1.3 client.
+    let pki = pki("versions");
+    let server = tls_server(&pki, |_| {});
+    let handshake = |versions: &[&'static rustls::SupportedProtocolVersion],
+                     suites: Option<Vec<rustls::SupportedCipherSuite>>| {
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.clone()).unwrap();
+        let mut provider = rustls::crypto::ring::default_provider();
+        if let Some(suites) = suites {
+            provider.cipher_suites = suites;
+        }
+        let config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = TcpStream::connect(server.addr).unwrap();
+        tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut tls = StreamOwned::new(conn, tcp);
+        let mut result = Ok(());
+        while tls.conn.is_handshaking() {
+            if let Err(e) = tls.conn.complete_io(&mut tls.sock) {
+                result = Err(e);
+                break;
+            }
+        }
+        result
+    };
+    use rustls::crypto::ring::cipher_suite as suite;
+    assert!(handshake(&[&rustls::version::TLS12], None).is_err());
+    let chacha = vec![suite::TLS13_CHACHA20_POLY1305_SHA256];
+    assert!(handshake(&[&rustls::version::TLS13], Some(chacha)).is_err());
+    for aes in [
+        suite::TLS13_AES_128_GCM_SHA256,
+        suite::TLS13_AES_256_GCM_SHA384,
+    ] {
+        assert!(handshake(&[&rustls::version::TLS13], Some(vec![aes])).is_ok());
+    }
+    wait_for("the refusals to be counted", IO_TIMEOUT, || {
+        metrics(server.addr, &pki.ca)
+            .contains("wsgate_tls_failures_total{class=\"incompatible\"} 2\n")
+    });
+}
+
+#[test]
 fn a_client_that_does_not_trust_the_certificate_is_counted_as_an_alert() {
     let ours = pki("untrusted");
     let stranger = pki("untrusted-other");
