@@ -347,10 +347,11 @@ pub const REAP_PER_BEAT: usize = 16;
 /// script blocks Redis while it runs): about 100 ms of Redis's time. In
 /// its units (about 4 µs each, measured), removing an entry (a `(life,
 /// room, user)`, a leave to announce or not) costs 1, starting on one of
-/// the life's rooms 4 plus 1 per 20 entries of the room (all lives'),
-/// and a user a quarter. So a life of 15,000 entries in a few rooms goes
-/// in one run; each in a room of its own, in four. A life left unfinished
-/// is removed further by the next run (any node's).
+/// the life's rooms 4, each page of the room's scan (1,000 entries of all
+/// lives) 50, and a user a quarter. So a life of 15,000 entries in a few
+/// rooms goes in one run; each in a room of its own, in four. A life left
+/// unfinished is removed further by the next run (any node's), from where
+/// its scan of a room stopped (`p:reap:LIFE`).
 pub const REAP_BUDGET: usize = 25_000;
 
 /// The most [`Ask::Register`] entries in one command: more take one
@@ -393,6 +394,13 @@ return seq
 /// script blocks Redis while it runs), and their answers are merged.
 pub const MAX_DIGESTS_PER_COMMAND: usize = 1000;
 
+/// The text of a script that begins with [`SESSION_PRELUDE`] (the link prepends it).
+macro_rules! session_script {
+    ($body:literal) => {
+        $body
+    };
+}
+
 /// Lua that the session and ticket scripts begin with: `ARGV[1..3]` are
 /// the [`SessionClock`] (`now_ms`, `ttl_ms`, `idle_ms`; 0 is no limit).
 /// `left(created)` is how long a session may live from now (ms; `false`:
@@ -401,14 +409,8 @@ pub const MAX_DIGESTS_PER_COMMAND: usize = 1000;
 /// over, else sets its expiry to `left`, and says whether it lives;
 /// `live(key)` is `keep` with the session's own `c`. Expiries are capped
 /// at 10^15 ms and written as integers (Lua would write `1e+15`).
-macro_rules! session_script {
-    ($body:literal) => {
-        $body
-    };
-}
-
-/// What every script of this kind begins with: the link sends it ahead of
-/// the script's own text (see `Script::source`), so the binary holds it once.
+/// (The link sends it ahead of each such script, `Script::source`, so the
+/// binary holds it once.)
 const SESSION_PRELUDE: &str = r#"
 local now, ttl, idle = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local function ms(n)
@@ -548,6 +550,13 @@ return t[1]
 "#
 );
 
+/// The text of a script that begins with [`PRESENCE_PRELUDE`] (the link prepends it).
+macro_rules! presence_script {
+    ($body:literal) => {
+        $body
+    };
+}
+
 /// Lua that the presence scripts begin with. `KEYS[1]` is `p:lives`;
 /// `ARGV[1..6]`: prefix, channel, this node's life, [`NODE_TIMEOUT_MS`],
 /// [`PRESENCE_TTL_SECS`], the origin of what it announces (`TAG:ID`, the
@@ -564,14 +573,8 @@ return t[1]
 /// leaves, room by room, and then `l` itself, until it has used up
 /// `budget` ([`REAP_BUDGET`]); it returns the budget left, and whether
 /// `l` is gone (if not, the next call goes on where it stopped).
-macro_rules! presence_script {
-    ($body:literal) => {
-        $body
-    };
-}
-
-/// What every script of this kind begins with: the link sends it ahead of
-/// the script's own text (see `Script::source`), so the binary holds it once.
+/// (The link sends it ahead of each such script, `Script::source`, so the
+/// binary holds it once.)
 const PRESENCE_PRELUDE: &str = r#"
 local lives = KEYS[1]
 local prefix, channel, life = ARGV[1], ARGV[2], ARGV[3]
@@ -633,11 +636,14 @@ local function remove(l, budget)
   redis.call('ZADD', lives, 0, l)
   local mine = l .. '|'
   local rooms, users = key('life', l), key('lifeusers', l)
+  -- Where the scan of each room stopped when the budget ran out: the next
+  -- run goes on from there (a room too big for one run is still removed).
+  local cursors = key('reap', l)
   for _, room in ipairs(redis.call('HKEYS', rooms)) do
     if budget <= 0 then return budget, false end
     local pres, ucnt = key('pres', room), key('ucnt', room)
-    budget = budget - 4 - redis.call('HLEN', pres) / 20
-    local cursor = '0'
+    budget = budget - 4
+    local cursor = redis.call('HGET', cursors, room) or '0'
     repeat
       local page = redis.call('HSCAN', pres, cursor, 'MATCH', mine .. '*', 'COUNT', 1000)
       cursor = page[1]
@@ -647,9 +653,15 @@ local function remove(l, budget)
         local n = tonumber(f[i + 1])
         if n and n > 0 then total(ucnt, room, string.sub(f[i], #mine + 1), -n) end
       end
-      budget = budget - #f / 2
+      budget = budget - 50 - #f / 2
     until cursor == '0' or budget <= 0
-    if cursor == '0' then redis.call('HDEL', rooms, room) end
+    if cursor == '0' then
+      redis.call('HDEL', rooms, room)
+      redis.call('HDEL', cursors, room)
+    else
+      redis.call('HSET', cursors, room, cursor)
+      redis.call('EXPIRE', cursors, ttl)
+    end
   end
   local popped
   repeat
@@ -658,7 +670,7 @@ local function remove(l, budget)
     for _, user in ipairs(popped) do redis.call('HDEL', key('uconn', user), l) end
     budget = budget - 1 - #popped / 4
   until #popped == 0
-  redis.call('DEL', rooms)
+  redis.call('DEL', rooms, cursors)
   redis.call('ZREM', lives, l)
   return budget, true
 end
@@ -700,10 +712,11 @@ return 1
 
 /// [`Ask::Register`]. `KEYS`: `p:lives`; `ARGV`: as every presence
 /// script, then `1` for the first command of a new life (which it adds
-/// to `p:lives`) or `0`, then the life this registration replaces, to
-/// remove once everything is counted (in the last command; `''`
-/// otherwise), the work budget of removing it ([`REAP_BUDGET`]), then
-/// `room, user, n` for each entry. Returns 1, or -1 when not first and
+/// to `p:lives`) or `0`, then the lives this registration replaces,
+/// comma-separated, to remove once everything is counted (in the last
+/// command; `''` otherwise; what is past the budget is left to the
+/// heartbeats: their deadline is 0), the work budget of removing them
+/// ([`REAP_BUDGET`]), then `room, user, n` for each entry. Returns 1, or -1 when not first and
 /// this node's life is gone (nothing counted).
 pub const REGISTER_SCRIPT: &str = presence_script!(
     r#"
@@ -716,7 +729,11 @@ for i = 10, #ARGV - 2, 3 do
   local room, user, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   if n and n > 0 then count(life, keys_of(life, room, user), room, user, n) end
 end
-if ARGV[8] ~= '' and ARGV[8] ~= life then remove(ARGV[8], tonumber(ARGV[9])) end
+local budget = tonumber(ARGV[9])
+for old in string.gmatch(ARGV[8], '[^,]+') do
+  if budget <= 0 then break end
+  if old ~= life then budget = remove(old, budget) end
+end
 return 1
 "#
 );
@@ -746,7 +763,13 @@ return {epoch, seq, out}
 pub const HEARTBEAT_SCRIPT: &str = presence_script!(
     r#"
 if ARGV[7] ~= '1' and not alive(life) then return -1 end
+-- why: if this node's own deadline passed too, Redis (or everyone)
+-- stalled, and the others' may have passed only for that: reap nothing
+-- this time, and let them beat.
+local own = tonumber(redis.call('ZSCORE', lives, life) or '0')
+local late = own > 0 and own < now_ms()
 beat(life)
+if late then return 0 end
 local now = string.format('%d', now_ms())
 local dead = redis.call('ZRANGEBYSCORE', lives, '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[8]))
 local budget, removed = tonumber(ARGV[9]), 0
@@ -1038,7 +1061,8 @@ impl Link {
         self.submit(Job::Publish(p));
     }
 
-    /// Queues a question about sessions or tickets, behind the publishes
+    /// Queues a question (sessions, tickets, presence, a room's stream),
+    /// behind the publishes
     /// and queries before it; never blocks the caller (beyond a short
     /// lock). While the link is not up, or with [`MAX_IN_FLIGHT`]
     /// publishes and queries unanswered, `Answer { answer: Unavailable }`
@@ -1779,7 +1803,16 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut retry = Vec::new();
-        let sent = pipeline(conn, st, &shas, &batch, &mut life, &mut events, &mut retry);
+        let retired = sh.lock().lives.clone();
+        let sent = pipeline(
+            conn,
+            st,
+            &shas,
+            &batch,
+            (&mut life, &retired),
+            &mut events,
+            &mut retry,
+        );
         // A `first` Register made a new life (added to `p:lives` by its
         // script).
         sh.note_life(&life);
@@ -1793,7 +1826,16 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
                 Err(why) => return give_up(sh, events, &retry, (why, Vec::new())),
             }
             let mut again = Vec::new();
-            let sent = pipeline(conn, st, &shas, &retry, &mut life, &mut events, &mut again);
+            let retired = sh.lock().lives.clone();
+            let sent = pipeline(
+                conn,
+                st,
+                &shas,
+                &retry,
+                (&mut life, &retired),
+                &mut events,
+                &mut again,
+            );
             sh.note_life(&life);
             if let Err(failure) = sent {
                 return give_up(sh, events, &again, failure);
@@ -1891,13 +1933,13 @@ fn pipeline(
     st: &Settings,
     shas: &Shas,
     batch: &[Job],
-    life: &mut String,
+    (life, retired): (&mut String, &[String]),
     events: &mut Vec<LinkEvent>,
     retry: &mut Vec<Job>,
 ) -> Result<(), Failure> {
     let mut out = Vec::new();
     let counts: Vec<usize> = (batch.iter())
-        .map(|job| encode_job(&mut out, st, shas, job, life))
+        .map(|job| encode_job(&mut out, st, shas, job, (&mut *life, retired)))
         .collect();
     let unanswered = |from: usize| batch[from..].iter().map(Job::id).collect::<Vec<_>>();
     if let Err(why) = conn.send(&out) {
@@ -1938,20 +1980,21 @@ fn is_noscript(frame: &OwnedFrame) -> bool {
 }
 
 /// Appends `job`'s `EVALSHA`s to `out`; how many. `life` is this node's
-/// life, which an [`Ask::Register`] with `first` renews.
+/// life, which an [`Ask::Register`] with `first` renews, and `retired`
+/// this link's last lives (which that registration removes).
 fn encode_job(
     out: &mut Vec<u8>,
     st: &Settings,
     shas: &Shas,
     job: &Job,
-    life: &mut String,
+    (life, retired): (&mut String, &[String]),
 ) -> usize {
     match job {
         Job::Publish(p) => {
             encode_publish(out, st, shas.of(Script::Publish), p);
             1
         }
-        Job::Query(q) => encode_query(out, st, shas, q, life),
+        Job::Query(q) => encode_query(out, st, shas, q, (life, retired)),
     }
 }
 
@@ -1992,7 +2035,7 @@ fn encode_query(
     st: &Settings,
     shas: &Shas,
     &Query { id, ref ask }: &Query,
-    life: &mut String,
+    (life, retired): (&mut String, &[String]),
 ) -> usize {
     let sess = |d: &Digest| st.key("sess", &hex(d));
     let prefix = st.prefix.as_bytes();
@@ -2043,9 +2086,19 @@ fn encode_query(
             1
         }
         Ask::Register { entries, first } => {
-            // why the old life goes in the last command: a user counted in
-            // a later one must not be announced as left meanwhile.
-            let old = first.then(|| std::mem::replace(life, new_life()));
+            // why the old lives go in the last command: a user counted in
+            // a later one must not be announced as left meanwhile. Every
+            // life this link had is removed, not only the last: the one
+            // before a reconnect still counts everything (and a retry
+            // after NOSCRIPT made one more).
+            let old = first.then(|| {
+                let prev = std::mem::replace(life, new_life());
+                let mut old: Vec<&str> = retired.iter().map(String::as_str).collect();
+                if !old.contains(&prev.as_str()) {
+                    old.push(&prev);
+                }
+                old.join(",")
+            });
             let keys = [st.lives_key()];
             let parts = entries.len().div_ceil(MAX_ENTRIES_PER_COMMAND).max(1);
             let mut chunks = entries.chunks(MAX_ENTRIES_PER_COMMAND);
@@ -3107,6 +3160,12 @@ mod tests {
         timeout_ms: 600,
     };
 
+    /// Lives are not removed by their deadline within a test.
+    const SLOW_REAP: Timing = Timing {
+        heartbeat: Duration::from_millis(100),
+        timeout_ms: 60_000,
+    };
+
     fn strings(frame: OwnedFrame) -> Vec<String> {
         match frame {
             OwnedFrame::Array(items) => (items.iter())
@@ -3545,6 +3604,81 @@ mod tests {
         );
         assert_eq!(a.count(is_down), 0, "{:?}", a.seen);
         assert_eq!(a.count(|e| matches!(e, LinkEvent::Failed { .. })), 0);
+    }
+
+    #[test]
+    fn a_stall_longer_than_the_timeout_removes_no_live_node() {
+        // Found by review: after the stall every deadline had passed, and
+        // the first heartbeat removed every other node.
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "st", FAST);
+        let mut b = Node::up_timed(redis.url(), "st", FAST);
+        assert_eq!(
+            a.join("r", "ann", 8, false),
+            Answer::Joined { evict: false }
+        );
+        assert_eq!(
+            b.join("r", "bob", 8, false),
+            Answer::Joined { evict: false }
+        );
+        b.wait_presence(5, 2);
+        redis.signal("-STOP");
+        thread::sleep(Duration::from_millis(3 * FAST.timeout_ms));
+        redis.signal("-CONT");
+        thread::sleep(FAST.heartbeat * 5);
+        a.collect();
+        b.collect();
+        assert_eq!(b.who("r"), ["ann", "bob"]);
+        let left = |n: &Node| n.presence().iter().filter(|p| !p.2).count();
+        assert_eq!((left(&a), left(&b)), (0, 0));
+    }
+
+    #[test]
+    fn after_a_reconnect_the_registration_removes_the_lives_before_it() {
+        // Found by review: the life from before the reconnect still
+        // counted everything until its deadline.
+        let Some(redis) = Redis::start(&[]) else {
+            return;
+        };
+        let mut a = Node::up_timed(redis.url(), "rc", SLOW_REAP);
+        let mut b = Node::up_timed(redis.url(), "rc", SLOW_REAP);
+        assert_eq!(
+            a.join("r", "ann", 2, false),
+            Answer::Joined { evict: false }
+        );
+        assert_eq!(
+            a.join("r", "ann", 2, false),
+            Answer::Joined { evict: false }
+        );
+        b.wait_presence(5, 1);
+        let before = a.life();
+        // The commands connection drops (Redis keeps its data): a new
+        // life, and the core counts everything again.
+        let mut r = redis.client(&redis.url());
+        r.call(&[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"])
+            .unwrap();
+        let again = |e: &[LinkEvent]| e.iter().filter(|e| **e == LinkEvent::Up).count() >= 2;
+        a.wait(10, "a back up", again);
+        b.wait(10, "b back up", again);
+        let ask = Ask::Register {
+            entries: vec![("r".into(), "ann".into(), 2)],
+            first: true,
+        };
+        assert_eq!(a.ask(ask), Answer::Done);
+        assert_ne!(a.life(), before);
+        // At once, long before the old lives' deadline: ann counts 2 (one
+        // life), not 4, so a limit of 3 lets a third in, and nobody heard
+        // her leave.
+        let ann = strings(r.call(&[b"HGETALL", b"rc:uconn:ann"]).unwrap());
+        assert_eq!(ann, [a.life(), "2".to_string()]);
+        assert_eq!(
+            b.join("r", "ann", 3, false),
+            Answer::Joined { evict: false }
+        );
+        b.collect();
+        assert_eq!(b.presence().iter().filter(|p| !p.2).count(), 0);
     }
 
     #[test]

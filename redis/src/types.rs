@@ -75,7 +75,8 @@ pub struct SessionClock {
 /// secret itself.
 pub type Digest = [u8; 32];
 
-/// A question for Redis about sessions and tickets (cluster mode); the
+/// A question for Redis (cluster mode): sessions, tickets, presence, a
+/// room's stream; the
 /// answer comes back as [`LinkEvent::Answer`] with the same `id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {

@@ -353,6 +353,20 @@ impl Server {
         self.actions.push_back(Action::Query(Query { id, ask }));
     }
 
+    /// Counts `entries` under this node's current life, on top of what it
+    /// counts (a Join that landed in a life a recount let go).
+    pub(super) fn register(&mut self, entries: Vec<(String, String, u32)>) {
+        let Some(cluster) = self.ctx.cluster.as_mut().filter(|c| c.up) else {
+            return;
+        };
+        let id = cluster.waiting_for(Waiter::Count);
+        let ask = Ask::Register {
+            entries,
+            first: false,
+        };
+        self.actions.push_back(Action::Query(Query { id, ask }));
+    }
+
     /// Redis announced that `user` joined or left `room` (on any node):
     /// the room's members here hear it.
     pub(super) fn presence(&mut self, room: &str, user: &str, joined: bool, now: Time) {

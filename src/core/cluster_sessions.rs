@@ -314,13 +314,21 @@ impl Server {
         let Some(cluster) = self.ctx.cluster.as_mut() else {
             return;
         };
-        if cluster.stale_joins.remove(&query) && matches!(answer, Answer::Joined { .. }) {
-            // Counted under the life the recount let go: count again.
-            cluster.recount = true;
-        }
+        let stale = cluster.stale_joins.remove(&query) && matches!(answer, Answer::Joined { .. });
         let Some(waiter) = cluster.answered(query) else {
             return;
         };
+        if let (true, Waiter::Join(conn, room, user)) = (stale, &waiter) {
+            // Counted under the life the recount let go (and so gone with
+            // it): count it again now, under the new one, if it opens.
+            let opens = (self.reg.get(*conn)).is_some_and(
+                |c| matches!(c.phase, Phase::AwaitStore { query: q, .. } if q == query),
+            );
+            if opens {
+                let entries = vec![(room.clone(), user.to_string(), 1)];
+                self.register(entries);
+            }
+        }
         let (id, join) = match waiter {
             Waiter::Touch => {
                 if let Answer::Missing(gone) = answer {
@@ -358,7 +366,8 @@ impl Server {
                         cluster.early_joins.remove(&key);
                     }
                 }
-                if counted || matches!(answer, Answer::Joined { .. }) {
+                // (A stale count went with the old life: nothing to undo.)
+                if counted || (matches!(answer, Answer::Joined { .. }) && !stale) {
                     self.uncount(&room, &user);
                 }
             }
