@@ -128,18 +128,7 @@ impl SessionStore {
             }
         }
         let (id, digest) = new_secret_id(&mut self.rng);
-        self.by_digest.insert(digest, handle);
-        self.sessions.insert(
-            handle,
-            Session {
-                digest,
-                user: user.to_string(),
-                role: role.to_string(),
-                created: now,
-                last_seen: now,
-                live: 0,
-            },
-        );
+        self.insert(handle, digest, user, role, now, now);
         (id, handle, evicted)
     }
 
@@ -175,19 +164,30 @@ impl SessionStore {
             .entry(user.into())
             .or_default()
             .push_back(handle);
-        self.by_digest.insert(digest, handle);
-        self.sessions.insert(
-            handle,
-            Session {
-                digest,
-                user: user.to_string(),
-                role: role.to_string(),
-                created,
-                last_seen: now,
-                live: 0,
-            },
-        );
+        self.insert(handle, digest, user, role, created, now);
         handle
+    }
+
+    /// Holds session `handle` (already listed under its user).
+    fn insert(
+        &mut self,
+        handle: SessionHandle,
+        digest: IdDigest,
+        user: &str,
+        role: &str,
+        created: u64,
+        now: u64,
+    ) {
+        self.by_digest.insert(digest, handle);
+        let session = Session {
+            digest,
+            user: user.to_string(),
+            role: role.to_string(),
+            created,
+            last_seen: now,
+            live: 0,
+        };
+        self.sessions.insert(handle, session);
     }
 
     /// The handle of the session with this digest, if held here.

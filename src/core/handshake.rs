@@ -314,14 +314,11 @@ impl Server {
         now: Time,
     ) {
         if self.is_clustered() {
-            // why: the per-user limit counts every node's WebSockets.
-            if principal
-                .rooms()
-                .is_some_and(|rooms| !rooms.contains(&upgrade.room))
-            {
+            // why no WebSockets of the user here: Redis counts them on
+            // every node (`join_cluster`); only the room is checked here.
+            if let Err(rej) = self.ctx.admission(&principal, &upgrade, &[]) {
                 let kind = upgrade.carrier.kind();
                 let target = format!("/ws?room={}", upgrade.room);
-                let rej = Reject::Forbidden("room not allowed");
                 return self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
             }
             return self.join_cluster(id, principal, upgrade, rest, now);
