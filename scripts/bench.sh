@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs wsgate's load generator against wsgate and against the tokio +
-# tokio-tungstenite peer (peer/), one fresh server process per workload,
-# and prints both sets of figures and their ratios. See BENCHMARKS.md.
+# Runs wsgate's load generator against wsgate, against the tokio +
+# tokio-tungstenite peer (peer/) and, for handshakes, against the floor
+# (examples/floor.rs), one fresh server process per workload, and prints
+# the figures and their ratios. See BENCHMARKS.md.
 #
 #   scripts/bench.sh                  # everything, about 4 minutes
 #   scripts/bench.sh handshake idle   # only these workloads
+#   ROUNDS=1 DURATION=2 scripts/bench.sh handshake   # a dry run
 #
 # Workloads: handshake, broadcast, latency, idle, burst (BURST_SENDERS
 # senders each send one BURST_SIZE message at the same moment; loadgen's
@@ -33,13 +35,18 @@
 #   QUIET_WAIT=60      before each run, wait up to this many seconds for
 #   QUIET_MAX=25       the rest of the machine to use under QUIET_MAX % of
 #                      a core (the machine is shared; see BENCHMARKS.md)
-#   SERVERS="wsgate peer peer-small peer-send"
+#   ROUNDS=1           repeat everything; even rounds run the servers in
+#                      reverse order; a table per round
+#   SERVERS="wsgate floor peer peer-small peer-send"
 #   BASELINE=PATH      another wsgate binary (an earlier commit's build),
 #                      run as the server "baseline" with the same flags:
 #                      SERVERS="wsgate baseline" compares two versions in
 #                      one run
 #
-# The servers: wsgate; peer (tokio + tokio-tungstenite, as in
+# The servers: wsgate; floor (handshake only: a deliberately empty server
+# that reads to the blank line, writes a canned 101 and hangs up at the
+# client's FIN; the table's "wsgate ÷ floor" row is how close wsgate's
+# handshakes per server-CPU-second come to it, in the same run); peer (tokio + tokio-tungstenite, as in
 # tokio-tungstenite's examples/server.rs); peer-small (the same with a 4 KiB
 # read buffer, idle only); peer-send (the same with a flush per message,
 # broadcast only). The peer has no JSON mode: its burst runs use text mode
@@ -70,7 +77,8 @@ PIN=${PIN:-latency}
 RT=${RT:-1}
 QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_MAX=${QUIET_MAX:-25}
-SERVERS=${SERVERS:-wsgate peer peer-small peer-send}
+ROUNDS=${ROUNDS:-1}
+SERVERS=${SERVERS:-wsgate floor peer peer-small peer-send}
 WORKLOADS=${*:-handshake broadcast latency idle burst burst-big}
 export WSGATE_SECRET=${WSGATE_SECRET:-$(random_secret)}
 
@@ -79,9 +87,11 @@ mkdir -p "$OUT"
 
 echo "== building (release)"
 build_wsgate
+cargo build --release --manifest-path "$ROOT/Cargo.toml" --example floor
 CARGO_TARGET_DIR=$PEER_TARGET cargo build --release --manifest-path "$ROOT/peer/Cargo.toml"
 WSGATE=$TARGET/release/wsgate
 LOADGEN=$TARGET/release/examples/loadgen
+FLOOR=$TARGET/release/examples/floor
 PEER=$PEER_TARGET/release/wsgate-peer
 
 # pinning WORKLOAD: sets SERVER_CPU and GEN_CPU (taskset prefixes).
@@ -141,6 +151,9 @@ start_server() {
             "${SERVER_CPU[@]}" "$bin" --listen "$addr" --max-connections 19000 --log warn \
                 "${extra[@]}" 2>>"$OUT/$1.stderr" &
             ;;
+        floor)
+            "${SERVER_CPU[@]}" "$FLOOR" --listen "$addr" 2>>"$OUT/$1.stderr" &
+            ;;
         peer)
             "${SERVER_CPU[@]}" "$PEER" --listen "$addr" 2>>"$OUT/$1.stderr" &
             ;;
@@ -163,15 +176,16 @@ start_server() {
     exit 1
 }
 
-# run SERVER WORKLOAD LOADGEN-ARGS...: one workload against a fresh server.
+# run ROUND SERVER WORKLOAD LOADGEN-ARGS...: one workload against a fresh
+# server.
 run() {
-    local server=$1 workload=$2
-    shift 2
+    local round=$1 server=$2 workload=$3
+    shift 3
     wait_quiet
     pinning "$workload"
     start_server "$server"
-    local log=$OUT/$server.$workload.txt
-    echo "-- $server: $workload"
+    local log=$OUT/$server.$workload.$round.txt
+    echo "-- round $round, $server: $workload"
     if [ "$workload" = latency ]; then
         # Both at real-time priority: the figure is the server's, not the
         # scheduler's choice of when to run it. Server CPU use is ~15 %.
@@ -187,46 +201,53 @@ run() {
     stop_server
 }
 
-for server in $SERVERS; do
+for round in $(seq 1 "$ROUNDS"); do
+    order=$SERVERS
+    if [ $((round % 2)) = 0 ]; then
+        order=$(echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' ')
+    fi
     for w in $WORKLOADS; do
-        case $server/$w in
-            peer-small/idle | peer-send/broadcast) ;;
-            peer-small/* | peer-send/*) continue ;;
-        esac
-        case $w in
-            handshake)
-                run "$server" handshake handshake --duration "$DURATION" --concurrency "$CONCURRENCY" ;;
-            broadcast)
-                run "$server" broadcast broadcast --duration "$DURATION" --clients "$CLIENTS" \
-                    --senders "$SENDERS" --window "$WINDOW" ;;
-            latency)
-                run "$server" latency broadcast --duration "$DURATION" --clients "$CLIENTS" \
-                    --senders "$SENDERS" --rate "$RATE" ;;
-            idle)
-                run "$server" idle idle --connections "$IDLE" --hold 1 ;;
-            burst | burst-big)
-                burst_args=(--senders "$BURST_SENDERS" --size "$BURST_SIZE"
-                    --readers "$BURST_READERS" --stalled "$BURST_STALLED")
-                if [ "$w" = burst-big ]; then
-                    burst_args+=(--messages "$BURST_MESSAGES")
-                else
-                    burst_args+=(--messages 1)
-                fi
-                # why: the peer speaks text mode only.
-                if [ "$server" != wsgate ] && [ "$server" != baseline ]; then
-                    burst_args+=(--text)
-                fi
-                run "$server" "$w" burst "${burst_args[@]}" ;;
-            *)
-                echo "unknown workload $w" >&2
-                exit 2 ;;
-        esac
+        for server in $order; do
+            case $server/$w in
+                peer-small/idle | peer-send/broadcast | floor/handshake) ;;
+                peer-small/* | peer-send/* | floor/*) continue ;;
+            esac
+            case $w in
+                handshake)
+                    run "$round" "$server" handshake handshake --duration "$DURATION" --concurrency "$CONCURRENCY" ;;
+                broadcast)
+                    run "$round" "$server" broadcast broadcast --duration "$DURATION" --clients "$CLIENTS" \
+                        --senders "$SENDERS" --window "$WINDOW" ;;
+                latency)
+                    run "$round" "$server" latency broadcast --duration "$DURATION" --clients "$CLIENTS" \
+                        --senders "$SENDERS" --rate "$RATE" ;;
+                idle)
+                    run "$round" "$server" idle idle --connections "$IDLE" --hold 1 ;;
+                burst | burst-big)
+                    burst_args=(--senders "$BURST_SENDERS" --size "$BURST_SIZE"
+                        --readers "$BURST_READERS" --stalled "$BURST_STALLED")
+                    if [ "$w" = burst-big ]; then
+                        burst_args+=(--messages "$BURST_MESSAGES")
+                    else
+                        burst_args+=(--messages 1)
+                    fi
+                    # why: the peer speaks text mode only.
+                    if [ "$server" != wsgate ] && [ "$server" != baseline ]; then
+                        burst_args+=(--text)
+                    fi
+                    run "$round" "$server" "$w" burst "${burst_args[@]}" ;;
+                *)
+                    echo "unknown workload $w" >&2
+                    exit 2 ;;
+            esac
+        done
     done
 done
 
-# field SERVER WORKLOAD KEY: a value from a run's RESULT line ("-" if none).
+# field SERVER WORKLOAD KEY: a value from the RESULT line of round $round's
+# run ("-" if none).
 field() {
-    local f=$OUT/$1.$2.txt
+    local f=$OUT/$1.$2.$round.txt
     if [ -f "$f" ]; then
         grep '^RESULT' "$f" | tr ' ' '\n' | sed -n "s/^$3=//p" | head -1 | grep . || echo -
     else
@@ -238,10 +259,16 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2fx", a/b; else print "-" }'
 }
 
+# of_floor: round $round's wsgate ÷ floor, handshakes per server-CPU-second.
+of_floor() {
+    ratio "$(field wsgate handshake per_cpu_s)" "$(field floor handshake per_cpu_s)" | tr -d x
+}
+
 row() {
     local label=$1 workload=$2 key=$3 better=$4
-    local w p s e b r rb
+    local w f p s e b r rb
     w=$(field wsgate "$workload" "$key")
+    f=$(field floor "$workload" "$key")
     p=$(field peer "$workload" "$key")
     s=$(field peer-small "$workload" "$key")
     e=$(field peer-send "$workload" "$key")
@@ -251,41 +278,57 @@ row() {
         lower) r=$(ratio "$p" "$w"); rb=$(ratio "$b" "$w") ;;
         *) r= rb= ;;
     esac
-    printf '%-44s %12s %12s %12s %12s %10s %12s %10s\n' "$label" "$w" "$p" "$s" "$e" "$r" "$b" "$rb"
+    printf '%-44s %12s %12s %12s %12s %12s %10s %12s %10s\n' "$label" "$w" "$f" "$p" "$s" "$e" "$r" \
+        "$b" "$rb"
 }
 
 {
     echo
     echo "== results ($OUT)"
-    printf '%-44s %12s %12s %12s %12s %10s %12s %10s\n' "" wsgate peer peer-small peer-send "vs peer" baseline "vs base"
-    row "handshakes per server-CPU-second" handshake per_cpu_s higher
-    row "handshakes per second (wall)" handshake per_s higher
-    row "handshake p99 ms" handshake p99_ms lower
-    row "  other tenants, % of a core" handshake other_cpu_pct info
-    row "deliveries per server-CPU-second ($CLIENTS cl.)" broadcast per_cpu_s higher
-    row "deliveries per second (wall)" broadcast per_s higher
-    row "  lost deliveries" broadcast lost info
-    row "  duplicated deliveries" broadcast duplicated info
-    row "  reordered deliveries" broadcast reordered info
-    row "  other tenants, % of a core" broadcast other_cpu_pct info
-    row "latency p50 ms at $RATE deliveries/s" latency p50_ms lower
-    row "latency p99 ms at $RATE deliveries/s" latency p99_ms lower
-    row "latency p999 ms at $RATE deliveries/s" latency p999_ms lower
-    row "  lost deliveries" latency lost info
-    row "  other tenants, % of a core" latency other_cpu_pct info
-    row "RSS bytes per idle connection ($IDLE)" idle bytes_per_conn lower
-    row "  connections open" idle connections info
-    for b in burst burst-big; do
-        if [ "$b" = burst ]; then n=1; else n=$BURST_MESSAGES; fi
-        row "$b ${BURST_SENDERS}x${n}x${BURST_SIZE}KiB: ms until all had all" "$b" ms lower
-        row "  delivered" "$b" delivered info
-        row "  expected" "$b" expected info
-        row "  in order" "$b" in_order info
-        row "  fast readers closed (must be 0)" "$b" fast_closed info
-        row "  close codes seen by fast readers" "$b" close_codes info
-        row "  stalled readers closed (of $BURST_STALLED)" "$b" stalled_closed info
-        row "  server peak RSS KiB" "$b" peak_rss_kib lower
+    for round in $(seq 1 "$ROUNDS"); do
+        if [ "$ROUNDS" -gt 1 ]; then
+            echo
+            echo "round $round"
+        fi
+        printf '%-44s %12s %12s %12s %12s %12s %10s %12s %10s\n' "" wsgate floor peer peer-small \
+            peer-send "vs peer" baseline "vs base"
+        row "handshakes per server-CPU-second" handshake per_cpu_s higher
+        printf '%-44s %12s\n' "handshakes per server-CPU-second, wsgate ÷ floor" "$(of_floor)"
+        row "handshakes per second (wall)" handshake per_s higher
+        row "handshake p99 ms" handshake p99_ms lower
+        row "  other tenants, % of a core" handshake other_cpu_pct info
+        row "deliveries per server-CPU-second ($CLIENTS cl.)" broadcast per_cpu_s higher
+        row "deliveries per second (wall)" broadcast per_s higher
+        row "  lost deliveries" broadcast lost info
+        row "  duplicated deliveries" broadcast duplicated info
+        row "  reordered deliveries" broadcast reordered info
+        row "  other tenants, % of a core" broadcast other_cpu_pct info
+        row "latency p50 ms at $RATE deliveries/s" latency p50_ms lower
+        row "latency p99 ms at $RATE deliveries/s" latency p99_ms lower
+        row "latency p999 ms at $RATE deliveries/s" latency p999_ms lower
+        row "  lost deliveries" latency lost info
+        row "  other tenants, % of a core" latency other_cpu_pct info
+        row "RSS bytes per idle connection ($IDLE)" idle bytes_per_conn lower
+        row "  connections open" idle connections info
+        for b in burst burst-big; do
+            if [ "$b" = burst ]; then n=1; else n=$BURST_MESSAGES; fi
+            row "$b ${BURST_SENDERS}x${n}x${BURST_SIZE}KiB: ms until all had all" "$b" ms lower
+            row "  delivered" "$b" delivered info
+            row "  expected" "$b" expected info
+            row "  in order" "$b" in_order info
+            row "  fast readers closed (must be 0)" "$b" fast_closed info
+            row "  close codes seen by fast readers" "$b" close_codes info
+            row "  stalled readers closed (of $BURST_STALLED)" "$b" stalled_closed info
+            row "  server peak RSS KiB" "$b" peak_rss_kib lower
+        done
     done
     echo "(ratios: wsgate against peer, and against baseline when BASELINE was run;"
-    echo " 'x' > 1 means wsgate is better)"
+    echo " 'x' > 1 means wsgate is better; wsgate ÷ floor: 1 would be the floor itself)"
+    if [ "$ROUNDS" -gt 1 ]; then
+        printf 'wsgate ÷ floor, handshakes per server-CPU-second, by round:'
+        for round in $(seq 1 "$ROUNDS"); do
+            printf ' %s' "$(of_floor)"
+        done
+        echo
+    fi
 } | tee "$OUT/summary.txt"
