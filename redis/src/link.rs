@@ -1803,19 +1803,16 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
         };
         let mut events = Vec::with_capacity(batch.len());
         let mut retry = Vec::new();
-        let retired = sh.lock().lives.clone();
-        let sent = pipeline(
+        let sent = run_jobs(
             conn,
+            sh,
             st,
             &shas,
             &batch,
-            (&mut life, &retired),
+            &mut life,
             &mut events,
             &mut retry,
         );
-        // A `first` Register made a new life (added to `p:lives` by its
-        // script).
-        sh.note_life(&life);
         if let Err(failure) = sent {
             return give_up(sh, events, &retry, failure);
         }
@@ -1826,17 +1823,16 @@ fn run_commands(sh: &Shared, st: &Settings, conn: &mut Conn, backoff: &mut Backo
                 Err(why) => return give_up(sh, events, &retry, (why, Vec::new())),
             }
             let mut again = Vec::new();
-            let retired = sh.lock().lives.clone();
-            let sent = pipeline(
+            let sent = run_jobs(
                 conn,
+                sh,
                 st,
                 &shas,
                 &retry,
-                (&mut life, &retired),
+                &mut life,
                 &mut events,
                 &mut again,
             );
-            sh.note_life(&life);
             if let Err(failure) = sent {
                 return give_up(sh, events, &again, failure);
             }
@@ -1922,6 +1918,26 @@ fn give_up(sh: &Shared, mut events: Vec<LinkEvent>, noscript: &[Job], failure: F
 /// The answer of each of `refused`, which Redis did not run.
 fn refuse(events: &mut Vec<LinkEvent>, refused: &[Job]) {
     events.extend(refused.iter().map(|job| job.id().unanswered(false)));
+}
+
+/// [`pipeline`] for `jobs` under this link's lives: a `first` Register
+/// removes them all and makes a new one (added to `p:lives` by its
+/// script), which is noted for the link's drop.
+#[allow(clippy::too_many_arguments)]
+fn run_jobs(
+    conn: &mut Conn,
+    sh: &Shared,
+    st: &Settings,
+    shas: &Shas,
+    jobs: &[Job],
+    life: &mut String,
+    events: &mut Vec<LinkEvent>,
+    retry: &mut Vec<Job>,
+) -> Result<(), Failure> {
+    let retired = sh.lock().lives.clone();
+    let sent = pipeline(conn, st, shas, jobs, (life, &retired), events, retry);
+    sh.note_life(life);
+    sent
 }
 
 /// Writes `batch`'s commands in one go and reads the replies in order:

@@ -27,7 +27,6 @@ use super::cluster::{Answer, Ask, Query};
 use super::cluster_sessions::Waiter;
 use super::conn::{Conn, Counted, Phase, StoreStep};
 use super::ending::Ending;
-use super::requests::Detail;
 use super::time::Time;
 use super::{Action, ConnId, RETRY_AFTER_SECS, Server};
 use crate::auth::Principal;
@@ -79,7 +78,6 @@ impl Server {
         rest: &[u8],
         now: Time,
     ) {
-        let kind = upgrade.carrier.kind();
         let heard = self.heard_join(&upgrade.room, principal.user());
         let rej = match answer {
             Answer::Joined { .. } if self.ctx.shutting_down => {
@@ -113,8 +111,7 @@ impl Server {
             Answer::Full => FULL,
             _ => super::cluster_sessions::STORE_UNREACHABLE,
         };
-        let target = format!("/ws?room={}", upgrade.room);
-        self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+        self.refuse_upgrade(id, rej, &upgrade, now);
     }
 
     /// Whether Redis announced `user`'s join in `room` while it awaited
@@ -164,8 +161,7 @@ impl Server {
         if self.ctx.shutting_down {
             self.uncount(&counted.upgrade.room, counted.principal.user());
             let rej = Reject::Unavailable("server shutting down", RETRY_AFTER_SECS);
-            let target = format!("/ws?room={}", counted.upgrade.room);
-            return self.refuse(id, rej, &target, Detail::default(), now);
+            return self.refuse_upgrade(id, rej, &counted.upgrade, now);
         }
         let room = counted.upgrade.room.clone();
         if let Answer::Stream {
@@ -221,9 +217,7 @@ impl Server {
             // none is left here (they closed meanwhile): over the limit.
             None if evict => {
                 self.uncount(&upgrade.room, principal.user());
-                let target = format!("/ws?room={}", upgrade.room);
-                let kind = upgrade.carrier.kind();
-                return self.refuse(id, FULL, &target, Detail::carrier(Some(kind)), now);
+                return self.refuse_upgrade(id, FULL, &upgrade, now);
             }
             _ => {}
         }

@@ -471,7 +471,6 @@ impl Server {
         rest: &[u8],
         now: Time,
     ) {
-        let kind = upgrade.carrier.kind();
         let principal = match (&upgrade.carrier, answer) {
             _ if self.ctx.shutting_down => Err(Reject::Unavailable(
                 "server shutting down",
@@ -496,10 +495,7 @@ impl Server {
         };
         match principal {
             Ok(principal) => self.admit(id, principal, upgrade, rest, now),
-            Err(rej) => {
-                let target = format!("/ws?room={}", upgrade.room);
-                self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
-            }
+            Err(rej) => self.refuse_upgrade(id, rej, &upgrade, now),
         }
     }
 

@@ -317,13 +317,19 @@ impl Server {
             // why no WebSockets of the user here: Redis counts them on
             // every node (`join_cluster`); only the room is checked here.
             if let Err(rej) = self.ctx.admission(&principal, &upgrade, &[]) {
-                let kind = upgrade.carrier.kind();
-                let target = format!("/ws?room={}", upgrade.room);
-                return self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
+                return self.refuse_upgrade(id, rej, &upgrade, now);
             }
             return self.join_cluster(id, principal, upgrade, rest, now);
         }
         self.admit_here(id, principal, upgrade, rest, now);
+    }
+
+    /// Refuses an authenticated upgrade (the room, the limit, the store):
+    /// logged with its room and its credential's kind.
+    pub(super) fn refuse_upgrade(&mut self, id: ConnId, rej: Reject, upgrade: &Upgrade, now: Time) {
+        let target = format!("/ws?room={}", upgrade.room);
+        let kind = upgrade.carrier.kind();
+        self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
     }
 
     /// [`Server::admit`] by this node's count alone.
@@ -335,14 +341,10 @@ impl Server {
         rest: &[u8],
         now: Time,
     ) {
-        let kind = upgrade.carrier.kind();
         let live = self.reg.of_user(principal.user());
         let admission = match self.ctx.admission(&principal, &upgrade, live) {
             Ok(admission) => admission,
-            Err(rej) => {
-                let target = format!("/ws?room={}", upgrade.room);
-                return self.refuse(id, rej, &target, Detail::carrier(Some(kind)), now);
-            }
+            Err(rej) => return self.refuse_upgrade(id, rej, &upgrade, now),
         };
         if let Some(oldest) = admission.evict {
             self.close_ws(oldest, Ending::Replaced, now);
