@@ -17,12 +17,13 @@
 //! Exit codes: 0 after a clean stop, 1 when the server fails at run time
 //! (cannot bind, say), 2 for a usage or configuration error.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use wsgate::auth::password::hash_password;
@@ -842,8 +843,62 @@ fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
     Ok((config, users, random_secret))
 }
 
-/// A minimal logger: one line a record on stderr, with a UTC timestamp.
-struct StderrLogger;
+/// The logger: one line a record on stderr, with a UTC timestamp.
+///
+/// Lines logged on the event loop's thread (this program's main thread)
+/// are kept and written together when the loop flushes the logger, which
+/// it does once a turn before it waits: a busy loop pays one `write()` a
+/// turn, not one a line (stderr is unbuffered, and a line formatted
+/// straight into it costs a `write()` per piece). Past [`LOG_BUFFER`]
+/// bytes they are written at once, so memory stays bounded. Lines from
+/// any other thread (the password checker, the Redis link) are written at
+/// once, one `write()` each: nothing flushes for them.
+struct StderrLogger {
+    kept: Mutex<Vec<u8>>,
+}
+
+/// What the event loop's lines may hold before they are written anyway.
+const LOG_BUFFER: usize = 32 * 1024;
+
+static LOGGER: StderrLogger = StderrLogger {
+    kept: Mutex::new(Vec::new()),
+};
+
+thread_local! {
+    /// This thread's lines wait for [`log::Log::flush`] (the event loop's).
+    static KEEP_LINES: Cell<bool> = const { Cell::new(false) };
+}
+
+impl StderrLogger {
+    /// Keeps `line` for the next flush; true when what is kept has reached
+    /// [`LOG_BUFFER`] and should be written now.
+    fn keep(&self, line: &[u8]) -> bool {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.extend_from_slice(line);
+        kept.len() >= LOG_BUFFER
+    }
+
+    /// Writes what is kept to `out`, in one `write_all`. `try_lock` when
+    /// `nonblocking` (a panic hook: the panicking thread may hold the
+    /// lock).
+    fn write_kept(&self, out: &mut impl Write, nonblocking: bool) {
+        let mut kept = match self.kept.try_lock() {
+            Ok(kept) => kept,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if nonblocking => return,
+            Err(TryLockError::WouldBlock) => {
+                self.kept.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
+        if !kept.is_empty() {
+            let _ = out.write_all(&kept);
+            kept.clear();
+            if kept.capacity() > LOG_BUFFER * 2 {
+                kept.shrink_to(LOG_BUFFER);
+            }
+        }
+    }
+}
 
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
@@ -857,16 +912,17 @@ impl log::Log for StderrLogger {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let _ = writeln!(
-            io::stderr().lock(),
-            "{} {:5} {}",
-            Rfc3339(now),
-            record.level(),
-            record.args()
-        );
+        let line = format!("{} {:5} {}\n", Rfc3339(now), record.level(), record.args());
+        if !KEEP_LINES.with(Cell::get) {
+            let _ = io::stderr().lock().write_all(line.as_bytes());
+        } else if self.keep(line.as_bytes()) {
+            self.write_kept(&mut io::stderr().lock(), false);
+        }
     }
 
-    fn flush(&self) {}
+    fn flush(&self) {
+        self.write_kept(&mut io::stderr().lock(), false);
+    }
 }
 
 /// A time since the Unix epoch as RFC 3339 UTC with milliseconds:
@@ -990,7 +1046,7 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(e),
     };
-    if let Err(e) = log::set_logger(&StderrLogger) {
+    if let Err(e) = log::set_logger(&LOGGER) {
         return usage_error(e);
     }
     log::set_max_level(settings.log);
@@ -1035,7 +1091,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match gateway.run() {
+    // why: from here the event loop runs on this thread and flushes the logger once
+    // a turn; a panic writes what it kept before the panic's own message.
+    KEEP_LINES.with(|keep| keep.set(true));
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        LOGGER.write_kept(&mut io::stderr().lock(), true);
+        report(info);
+    }));
+    let ran = gateway.run();
+    log::logger().flush();
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsgate: {e}");
@@ -1047,6 +1113,57 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts `write` calls (a `write()` system call each on stderr).
+    #[derive(Default)]
+    struct Counted {
+        bytes: Vec<u8>,
+        writes: usize,
+    }
+
+    impl Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn kept_log_lines_are_written_together_in_order() {
+        let logger = StderrLogger {
+            kept: Mutex::new(Vec::new()),
+        };
+        let mut out = Counted::default();
+        for i in 0..100 {
+            assert!(!logger.keep(format!("line {i}\n").as_bytes()));
+        }
+        assert_eq!(out.writes, 0);
+        logger.write_kept(&mut out, false);
+        assert_eq!(out.writes, 1, "one write for a turn's lines");
+        let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(String::from_utf8(out.bytes).unwrap(), expected);
+        // Nothing kept: nothing written.
+        let mut again = Counted::default();
+        logger.write_kept(&mut again, true);
+        assert_eq!(again.writes, 0);
+    }
+
+    #[test]
+    fn kept_log_lines_are_bounded() {
+        let logger = StderrLogger {
+            kept: Mutex::new(Vec::new()),
+        };
+        let line = [b'x'; 1000];
+        let kept_before_full = (1..).find(|_| logger.keep(&line)).unwrap();
+        assert_eq!(kept_before_full, LOG_BUFFER.div_ceil(line.len()));
+        let mut out = Counted::default();
+        logger.write_kept(&mut out, false);
+        assert_eq!(out.bytes.len(), kept_before_full * line.len());
+    }
 
     /// A fake environment.
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {

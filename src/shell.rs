@@ -8,7 +8,9 @@
 //! 1. sleep in `poll` until an event or the core's next deadline;
 //! 2. accept until `WouldBlock` (a socket the core refuses gets its
 //!    `503`/`429` written at once and is dropped: it never takes a slot);
-//! 3. read each ready connection until `WouldBlock`, but at most
+//! 3. read each ready connection until `WouldBlock` or a read that did
+//!    not fill the buffer (the socket is empty then, and what arrives
+//!    later raises a new event; after a hang-up, to the end of stream), at most
 //!    [`READ_BUDGET`] bytes per connection per turn, so one flooding client
 //!    cannot starve the rest (a connection over budget is read again next
 //!    turn, without sleeping); before each read the core may say no
@@ -113,6 +115,9 @@ struct Socket {
     stream: TcpStream,
     /// Listed in `Gateway::ready`.
     ready: bool,
+    /// An event said the peer hung up (or the socket failed): read it to
+    /// the end of stream, since that raises no further event.
+    hup: bool,
     /// Its TLS layer, on a TLS port.
     #[cfg(feature = "tls")]
     tls: Option<Box<crate::tls::TlsConn>>,
@@ -228,9 +233,20 @@ const REDIS_PREFIX: &str = "wsgate";
 /// set before it binds, so that several processes can listen on one port
 /// and the kernel spreads new connections across them.
 fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    if !reuse_port {
-        return TcpListener::bind(addr);
-    }
+    let listener = if reuse_port {
+        listen_shared(addr)?
+    } else {
+        TcpListener::bind(addr)?
+    };
+    // why: a chat line must not wait for the peer's delayed ACK (Nagle).
+    // Set once here: on Linux an accepted socket inherits it, which saves
+    // a system call a connection (see `Gateway::accept`).
+    rustix::net::sockopt::set_tcp_nodelay(&listener, true)?;
+    Ok(listener)
+}
+
+/// A listener with `SO_REUSEPORT` (`--reuse-port`).
+fn listen_shared(addr: SocketAddr) -> io::Result<TcpListener> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType, sockopt};
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -481,12 +497,17 @@ impl Gateway {
     }
 
     /// Runs the event loop until stopped and drained.
+    ///
+    /// Once a turn, before it waits, the loop flushes the logger
+    /// (`log::logger().flush()`): a logger may keep the lines of a turn
+    /// and write them together then (wsgate's own does), so that logging
+    /// costs no system call a line.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         #[cfg(feature = "tls")]
         if let Some(port) = &self.tls {
             info!(
-                "tls on: cert={} (TLS 1.2 and 1.3, ALPN http/1.1; SIGHUP reloads)",
+                "tls on: cert={} (TLS 1.3, ALPN http/1.1; SIGHUP reloads)",
                 crate::core::quoted(&port.files.cert.display().to_string())
             );
         }
@@ -515,6 +536,7 @@ impl Gateway {
             } else {
                 Some(Duration::ZERO)
             };
+            log::logger().flush();
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -538,7 +560,12 @@ impl Gateway {
                             self.flush_drain(id);
                             continue;
                         }
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(socket) = self.socket(id) {
+                                socket.hup = true;
+                            }
+                            self.mark_ready(id);
+                        } else if event.is_readable() {
                             self.mark_ready(id);
                         }
                         if event.is_writable() {
@@ -643,6 +670,8 @@ impl Gateway {
                         }
                         Accept::Drop => continue,
                     };
+                    // why: Linux copies TCP_NODELAY from the listener.
+                    #[cfg(not(target_os = "linux"))]
                     let _ = stream.set_nodelay(true);
                     if let Err(e) = self.poll.registry().register(
                         &mut stream,
@@ -680,6 +709,7 @@ impl Gateway {
                         id,
                         stream,
                         ready: false,
+                        hup: false,
                         #[cfg(feature = "tls")]
                         tls,
                         #[cfg(feature = "tls")]
@@ -771,6 +801,15 @@ impl Gateway {
                     total += n;
                     if total >= READ_BUDGET {
                         return true;
+                    }
+                    // why: a read that did not fill the buffer emptied the
+                    // socket, and bytes that come after it raise a new
+                    // edge-triggered event: the read that would only say
+                    // WouldBlock is skipped (a system call a request, as
+                    // tokio does). Not once the peer hung up: its end of
+                    // stream raises no new event, so it is read now.
+                    if n < self.buf.len() && !self.socket(id).is_some_and(|s| s.hup) {
+                        return false;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -1145,11 +1184,12 @@ impl Gateway {
         let _ = socket.stream.read(&mut self.buf);
     }
 
+    /// Closes the socket of `id`. Closing the file descriptor takes it out
+    /// of epoll (no `deregister`: a system call a connection); an event
+    /// already returned for it finds no socket of that id.
     fn drop_socket(&mut self, id: ConnId) {
         let slot = self.sockets.get_mut(id.slot());
-        if let Some(mut socket) = slot.and_then(|s| s.take_if(|s| s.id == id)) {
-            let _ = self.poll.registry().deregister(&mut socket.stream);
-        }
+        drop(slot.and_then(|s| s.take_if(|s| s.id == id)));
     }
 }
 

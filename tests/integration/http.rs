@@ -437,3 +437,43 @@ fn every_response_has_length_and_no_store() {
     }
     assert_eq!(statuses, [200, 200, 204, 204, 400, 401, 404, 405, 413, 401]);
 }
+
+/// The shell skips the read that would only say "nothing more" after a
+/// read that did not fill its buffer; a request whose hang-up came with
+/// it must still be answered and the socket closed (the hang-up raises no
+/// event of its own after that read).
+#[test]
+fn a_request_and_its_hang_up_together_are_answered_and_closed() {
+    use std::io::{Read, Write};
+    use std::net::Shutdown;
+    let server = TestServer::start();
+    for _ in 0..20 {
+        let mut stream = server.connect();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            .unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        // Ends only at the server's end of stream (the socket's read
+        // timeout fails the test otherwise).
+        stream.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+        assert!(text.ends_with("\r\n\r\nok"), "{text}");
+    }
+}
+
+/// Bytes that come in pieces, each read short, are all read: a request
+/// head sent a byte at a time is answered.
+#[test]
+fn a_request_sent_a_byte_at_a_time_is_answered() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let (mut writer, mut conn) = crate::common::raw(&server);
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n" {
+        writer.write_all(&[*byte]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let r = conn.response();
+    assert_eq!((r.status, r.text()), (200, "ok"));
+}
