@@ -854,14 +854,23 @@ fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
 /// any other thread (the password checker, the Redis link) are written at
 /// once, one `write()` each: nothing flushes for them.
 struct StderrLogger {
-    kept: Mutex<Vec<u8>>,
+    kept: Mutex<Kept>,
+}
+
+/// The event loop's lines not yet written, and their time stamp's cache.
+struct Kept {
+    bytes: Vec<u8>,
+    stamp: Stamp,
 }
 
 /// What the event loop's lines may hold before they are written anyway.
 const LOG_BUFFER: usize = 32 * 1024;
 
 static LOGGER: StderrLogger = StderrLogger {
-    kept: Mutex::new(Vec::new()),
+    kept: Mutex::new(Kept {
+        bytes: Vec::new(),
+        stamp: Stamp::new(),
+    }),
 };
 
 thread_local! {
@@ -869,13 +878,56 @@ thread_local! {
     static KEEP_LINES: Cell<bool> = const { Cell::new(false) };
 }
 
+/// A line's time, [`Rfc3339`], with the date and the second formatted once
+/// a second rather than once a line.
+struct Stamp {
+    second: u64,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`.
+    text: String,
+}
+
+impl Stamp {
+    const fn new() -> Stamp {
+        Stamp {
+            second: u64::MAX,
+            text: String::new(),
+        }
+    }
+
+    /// Appends `now` (since the Unix epoch) as [`Rfc3339`] does.
+    fn put(&mut self, out: &mut Vec<u8>, now: Duration) {
+        if now.as_secs() != self.second {
+            self.second = now.as_secs();
+            self.text = Rfc3339(Duration::from_secs(self.second)).to_string();
+            // Without `.000Z`.
+            self.text.truncate(self.text.len() - 5);
+        }
+        let ms = now.subsec_millis();
+        out.extend_from_slice(self.text.as_bytes());
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+            b'Z',
+        ]);
+    }
+
+    /// Appends the whole line for `record`: time, level, message.
+    fn line(&mut self, out: &mut Vec<u8>, now: Duration, record: &log::Record<'_>) {
+        self.put(out, now);
+        let _ = writeln!(out, " {:5} {}", record.level(), record.args());
+    }
+}
+
 impl StderrLogger {
-    /// Keeps `line` for the next flush; true when what is kept has reached
-    /// [`LOG_BUFFER`] and should be written now.
-    fn keep(&self, line: &[u8]) -> bool {
+    /// Keeps the line for `record` for the next flush; true when what is
+    /// kept has reached [`LOG_BUFFER`] and should be written now.
+    fn keep(&self, now: Duration, record: &log::Record<'_>) -> bool {
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.extend_from_slice(line);
-        kept.len() >= LOG_BUFFER
+        let Kept { bytes, stamp } = &mut *kept;
+        stamp.line(bytes, now, record);
+        bytes.len() >= LOG_BUFFER
     }
 
     /// Writes what is kept to `out`, in one `write_all`. `try_lock` when
@@ -890,11 +942,12 @@ impl StderrLogger {
                 self.kept.lock().unwrap_or_else(PoisonError::into_inner)
             }
         };
-        if !kept.is_empty() {
-            let _ = out.write_all(&kept);
-            kept.clear();
-            if kept.capacity() > LOG_BUFFER * 2 {
-                kept.shrink_to(LOG_BUFFER);
+        let bytes = &mut kept.bytes;
+        if !bytes.is_empty() {
+            let _ = out.write_all(bytes);
+            bytes.clear();
+            if bytes.capacity() > LOG_BUFFER * 2 {
+                bytes.shrink_to(LOG_BUFFER);
             }
         }
     }
@@ -912,10 +965,11 @@ impl log::Log for StderrLogger {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let line = format!("{} {:5} {}\n", Rfc3339(now), record.level(), record.args());
         if !KEEP_LINES.with(Cell::get) {
-            let _ = io::stderr().lock().write_all(line.as_bytes());
-        } else if self.keep(line.as_bytes()) {
+            let mut line = Vec::new();
+            Stamp::new().line(&mut line, now, record);
+            let _ = io::stderr().lock().write_all(&line);
+        } else if self.keep(now, record) {
             self.write_kept(&mut io::stderr().lock(), false);
         }
     }
@@ -1132,20 +1186,46 @@ mod tests {
         }
     }
 
+    fn logger() -> StderrLogger {
+        StderrLogger {
+            kept: Mutex::new(Kept {
+                bytes: Vec::new(),
+                stamp: Stamp::new(),
+            }),
+        }
+    }
+
     #[test]
     fn kept_log_lines_are_written_together_in_order() {
-        let logger = StderrLogger {
-            kept: Mutex::new(Vec::new()),
-        };
+        let logger = logger();
         let mut out = Counted::default();
+        // 2025-12-02T03:04:05, then every 20 ms.
+        let base = Duration::from_secs(1_764_644_645);
         for i in 0..100 {
-            assert!(!logger.keep(format!("line {i}\n").as_bytes()));
+            let now = base + Duration::from_millis(i * 20);
+            let full = logger.keep(
+                now,
+                &log::Record::builder()
+                    .level(log::Level::Info)
+                    .args(format_args!("line {i}"))
+                    .build(),
+            );
+            assert!(!full);
         }
         assert_eq!(out.writes, 0);
         logger.write_kept(&mut out, false);
         assert_eq!(out.writes, 1, "one write for a turn's lines");
-        let expected: String = (0..100).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(String::from_utf8(out.bytes).unwrap(), expected);
+        let text = String::from_utf8(out.bytes).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 100);
+        assert_eq!(lines[0], "2025-12-02T03:04:05.000Z INFO  line 0");
+        assert_eq!(lines[3], "2025-12-02T03:04:05.060Z INFO  line 3");
+        // The stamp's second moves on with the clock.
+        assert_eq!(lines[99], "2025-12-02T03:04:06.980Z INFO  line 99");
+        for (i, line) in lines.iter().enumerate() {
+            let expected = Rfc3339(base + Duration::from_millis(i as u64 * 20)).to_string();
+            assert_eq!(*line, format!("{expected} INFO  line {i}"));
+        }
         // Nothing kept: nothing written.
         let mut again = Counted::default();
         logger.write_kept(&mut again, true);
@@ -1154,15 +1234,25 @@ mod tests {
 
     #[test]
     fn kept_log_lines_are_bounded() {
-        let logger = StderrLogger {
-            kept: Mutex::new(Vec::new()),
+        let logger = logger();
+        let long = "x".repeat(1000);
+        let keep = || {
+            logger.keep(
+                Duration::ZERO,
+                &log::Record::builder()
+                    .level(log::Level::Warn)
+                    .args(format_args!("{long}"))
+                    .build(),
+            )
         };
-        let line = [b'x'; 1000];
-        let kept_before_full = (1..).find(|_| logger.keep(&line)).unwrap();
-        assert_eq!(kept_before_full, LOG_BUFFER.div_ceil(line.len()));
+        // Each line: the 24-byte stamp, " WARN  ", the text, a newline.
+        let line = 24 + 7 + long.len() + 1;
+        let kept_before_full = (1..).find(|_| keep()).unwrap();
+        assert_eq!(kept_before_full, LOG_BUFFER.div_ceil(line));
         let mut out = Counted::default();
         logger.write_kept(&mut out, false);
-        assert_eq!(out.bytes.len(), kept_before_full * line.len());
+        assert_eq!(out.bytes.len(), kept_before_full * line);
+        assert!(out.bytes.starts_with(b"1970-01-01T00:00:00.000Z WARN  xxx"));
     }
 
     /// A fake environment.

@@ -757,14 +757,18 @@ impl Gateway {
 
     /// Reads every ready connection once, up to the budget each.
     fn read_ready(&mut self, now: Time) {
-        let ready = std::mem::take(&mut self.ready);
-        for id in ready {
+        let mut ready = std::mem::take(&mut self.ready);
+        for id in ready.drain(..) {
             if let Some(socket) = self.socket(id) {
                 socket.ready = false;
             }
             if self.read_one(id, now) {
                 self.mark_ready(id);
             }
+        }
+        // why: the list keeps its allocation from turn to turn.
+        if self.ready.is_empty() {
+            self.ready = ready;
         }
     }
 

@@ -490,11 +490,15 @@ impl Registry {
     fn push_timer(&mut self, at: At, id: ConnId) {
         self.timers.push(Reverse((at.time(), id)));
         if self.timers.len() > 2 * self.conns.len() + 64 {
-            self.timers = self
-                .conns
-                .iter()
-                .filter_map(|(_, c)| c.armed.map(|a| Reverse((a.time(), c.id))))
-                .collect();
+            // why: rebuilt in its own allocation, which a busy server
+            // would otherwise give back and grow again every few dozen
+            // connections.
+            let mut entries = std::mem::take(&mut self.timers).into_vec();
+            entries.clear();
+            entries.extend(
+                (self.conns.iter()).filter_map(|(_, c)| c.armed.map(|a| Reverse((a.time(), c.id)))),
+            );
+            self.timers = BinaryHeap::from(entries);
         }
     }
 

@@ -280,7 +280,9 @@ pub fn handshake(req: &Request) -> Result<Handshake, Reject> {
         return Err(Reject::BadRequest("not a websocket upgrade"));
     }
     let key = match req.header("sec-websocket-key") {
-        Ok(Some(k)) if STANDARD.decode(k).is_ok_and(|raw| raw.len() == 16) => k,
+        // why: into the stack (a 16-byte key is 24 characters; anything
+        // longer is too long for the buffer, and refused).
+        Ok(Some(k)) if STANDARD.decode_slice(k, &mut [0; 18]) == Ok(16) => k,
         _ => return Err(Reject::BadRequest("bad Sec-WebSocket-Key")),
     };
     if req.header("sec-websocket-version") != Ok(Some("13")) {

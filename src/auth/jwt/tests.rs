@@ -1060,3 +1060,33 @@ fn secret_debug_hides_the_key() {
         assert!(!shown.contains("7375706572"), "{shown}");
     }
 }
+
+/// Parts are decoded on the stack when they fit; longer ones still decode
+/// (and are judged) exactly as the short ones.
+#[test]
+fn parts_longer_than_the_stack_buffers_decode_the_same() {
+    let mut cfg = cfg();
+    cfg.max_token_len = 16 * 1024;
+    // A payload of about 3 KiB, past the 1 KiB buffer.
+    let padding = "p".repeat(3000);
+    let token = raw(HS, &claims(&format!(r#","pad":"{padding}""#)));
+    let payload = cfg.decode_verified(&token, NOW).expect("verifies");
+    assert_eq!(payload["pad"], Value::String(padding));
+    // A header past its 256-byte buffer, with an unknown member.
+    let header = format!(r#"{{"alg":"HS256","typ":"JWT","x":"{}"}}"#, "h".repeat(400));
+    assert!(cfg.decode_verified(&raw(&header, &claims("")), NOW).is_ok());
+    // A signature past its 64-byte buffer is the wrong length, not a
+    // decoding failure.
+    let (h, p, _) = parts(&raw(HS, &claims("")));
+    let long_sig = b64([7u8; 100]);
+    assert_eq!(
+        cfg.decode_verified(&format!("{h}.{p}.{long_sig}"), NOW),
+        Err(TokenError::Invalid(Invalid::SignatureLength))
+    );
+    // Bad base64 past a buffer is still bad base64.
+    let bad = format!("{}!", "A".repeat(2000));
+    assert_eq!(
+        cfg.decode_verified(&format!("{h}.{bad}.{}", b64([0u8; 32])), NOW),
+        Err(TokenError::Invalid(Invalid::PayloadEncoding))
+    );
+}
