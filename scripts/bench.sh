@@ -8,7 +8,9 @@
 #   scripts/bench.sh handshake idle   # only these workloads
 #   ROUNDS=1 DURATION=2 scripts/bench.sh handshake   # a dry run
 #
-# Workloads: handshake, broadcast, latency, idle, burst (BURST_SENDERS
+# Workloads: handshake, refusal (handshakes whose token has a bad
+# signature: each is answered 401; wsgate only), broadcast, latency, idle,
+# burst (BURST_SENDERS
 # senders each send one BURST_SIZE message at the same moment; loadgen's
 # defaults), burst-big (the same with BURST_MESSAGES each: 32 x 6 x 60 KiB
 # = 11.8 MB). A burst run passes when every reader that keeps reading got
@@ -16,6 +18,8 @@
 # in_order = true, fast_closed = 0 in the table. Sizes and knobs come from
 # the environment:
 #
+#   LOG=info           wsgate's --log level (info, the default, logs a line
+#                      per open and close, as users run it)
 #   DURATION=10        seconds of load for handshake, broadcast, latency
 #   CLIENTS=1000       clients in the broadcast room
 #   SENDERS=10         senders among them
@@ -79,7 +83,8 @@ QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_MAX=${QUIET_MAX:-25}
 ROUNDS=${ROUNDS:-1}
 SERVERS=${SERVERS:-wsgate floor peer peer-small peer-send}
-WORKLOADS=${*:-handshake broadcast latency idle burst burst-big}
+LOG=${LOG:-info}
+WORKLOADS=${*:-handshake refusal broadcast latency idle burst burst-big}
 export WSGATE_SECRET=${WSGATE_SECRET:-$(random_secret)}
 
 OUT=$TARGET/bench-results/$(date +%Y%m%d-%H%M%S)
@@ -148,7 +153,7 @@ start_server() {
                     extra+=("$flag" 0)
                 fi
             done
-            "${SERVER_CPU[@]}" "$bin" --listen "$addr" --max-connections 19000 --log warn \
+            "${SERVER_CPU[@]}" "$bin" --listen "$addr" --max-connections 19000 --log "$LOG" \
                 "${extra[@]}" 2>>"$OUT/$1.stderr" &
             ;;
         floor)
@@ -210,11 +215,14 @@ for round in $(seq 1 "$ROUNDS"); do
         for server in $order; do
             case $server/$w in
                 peer-small/idle | peer-send/broadcast | floor/handshake) ;;
-                peer-small/* | peer-send/* | floor/*) continue ;;
+                peer-small/* | peer-send/* | floor/* | peer/refusal) continue ;;
             esac
             case $w in
                 handshake)
                     run "$round" "$server" handshake handshake --duration "$DURATION" --concurrency "$CONCURRENCY" ;;
+                refusal)
+                    run "$round" "$server" refusal handshake --bad-signature --duration "$DURATION" \
+                        --concurrency "$CONCURRENCY" ;;
                 broadcast)
                     run "$round" "$server" broadcast broadcast --duration "$DURATION" --clients "$CLIENTS" \
                         --senders "$SENDERS" --window "$WINDOW" ;;
@@ -294,9 +302,16 @@ row() {
             peer-send "vs peer" baseline "vs base"
         row "handshakes per server-CPU-second" handshake per_cpu_s higher
         printf '%-44s %12s\n' "handshakes per server-CPU-second, wsgate ÷ floor" "$(of_floor)"
+        row "  server µs each in user space" handshake user_us lower
+        row "  server µs each in the kernel" handshake sys_us lower
         row "handshakes per second (wall)" handshake per_s higher
         row "handshake p99 ms" handshake p99_ms lower
         row "  other tenants, % of a core" handshake other_cpu_pct info
+        row "refusals (bad signature) per server-CPU-s" refusal refused_per_cpu_s higher
+        printf '%-44s %12s\n' "  refusals ÷ handshakes, per server-CPU-s" \
+            "$(ratio "$(field wsgate refusal refused_per_cpu_s)" "$(field wsgate handshake per_cpu_s)" | tr -d x)"
+        row "  server µs each in user space" refusal user_us lower
+        row "  server µs each in the kernel" refusal sys_us lower
         row "deliveries per server-CPU-second ($CLIENTS cl.)" broadcast per_cpu_s higher
         row "deliveries per second (wall)" broadcast per_s higher
         row "  lost deliveries" broadcast lost info

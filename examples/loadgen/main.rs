@@ -111,6 +111,9 @@ common:
 handshake:
   --concurrency K      upgrades in flight                        [32]
   --close fin|rst      how the client hangs up after the 101     [fin]
+  --bad-signature      sign the tokens with another secret (the server's
+                       reversed): every upgrade is refused 401, and the
+                       RESULT's refused_per_cpu_s is the figure
   (--sources defaults to 64: a FIN leaves TIME_WAIT on the client)
 broadcast:
   --clients C          connections in the room                   [1000]
@@ -165,6 +168,8 @@ struct Args {
     duration: f64,
     concurrency: Option<usize>,
     reset: bool,
+    /// `--bad-signature`: handshake tokens signed with another secret.
+    bad_signature: bool,
     clients: usize,
     /// Defaults differ per workload (broadcast 10, burst 32).
     senders: Option<usize>,
@@ -206,6 +211,7 @@ fn parse_args() -> Result<Args, String> {
         duration: 10.0,
         concurrency: None,
         reset: false,
+        bad_signature: false,
         clients: 1000,
         senders: None,
         messages: None,
@@ -265,6 +271,7 @@ fn parse_args() -> Result<Args, String> {
                     _ => return Err("--close takes fin or rst".into()),
                 }
             }
+            Long("bad-signature") => a.bad_signature = true,
             Long("clients") => a.clients = num(&mut p)?,
             Long("senders") => a.senders = Some(num(&mut p)?),
             Long("messages") => a.messages = Some(num(&mut p)?),
@@ -507,6 +514,11 @@ fn print_statuses(what: &str, statuses: &BTreeMap<u16, u64>) {
     }
 }
 
+/// Microseconds to a tenth, or `na`.
+fn fmt_us(v: Option<f64>) -> String {
+    v.map_or("na".into(), |v| format!("{v:.1}"))
+}
+
 fn fmt_opt(v: Option<f64>) -> String {
     v.map_or("na".into(), |v| format!("{v:.0}"))
 }
@@ -542,7 +554,16 @@ impl Handler for HandshakeCounts {
 fn handshake(a: &Args) -> Result<(), String> {
     let concurrency = a.concurrency.unwrap_or(32).max(1);
     let sources = a.sources.unwrap_or(64);
-    let minter = Minter::new(&a.secret)?;
+    let minter = if a.bad_signature {
+        let mut other = a.secret.clone();
+        other.reverse();
+        if other == a.secret {
+            return Err("--bad-signature needs a secret that is not a palindrome".into());
+        }
+        Minter::new(&other)?
+    } else {
+        Minter::new(&a.secret)?
+    };
     // A pool of users much larger than the concurrency, so that a user's
     // previous connection is long gone before its name comes round again.
     let users = 4096.max(concurrency * 4);
@@ -603,11 +624,36 @@ fn handshake(a: &Args) -> Result<(), String> {
     let cpu = window.stop();
     let hist = counts.hist.take().expect("set above");
     let (per_wall, per_cpu) = cpu.rates(counts.ok);
+    let refused: u64 = counts.refused.values().sum();
+    let (_, refused_per_cpu) = cpu.rates(refused);
+    // Server CPU per answered upgrade (opened or refused), user space and
+    // kernel apart.
+    let answered = (counts.ok + refused).max(1) as f64;
+    let each_us = |s: Option<f64>| s.map(|s| (1e7 * s / answered).round() / 10.0);
+    let (user_us, sys_us) = (
+        each_us(cpu.server_user),
+        each_us(
+            cpu.server
+                .zip(cpu.server_user)
+                .map(|(all, user)| all - user),
+        ),
+    );
     println!("{}", cpu.describe());
     println!(
         "completed {} upgrades: {per_wall:.0}/s, {} per server-CPU-second",
         counts.ok,
         fmt_opt(per_cpu)
+    );
+    if refused > 0 {
+        println!(
+            "refused {refused}: {} per server-CPU-second",
+            fmt_opt(refused_per_cpu)
+        );
+    }
+    println!(
+        "server CPU per answered upgrade: {} µs in user space, {} µs in the kernel",
+        fmt_us(user_us),
+        fmt_us(sys_us)
     );
     println!("upgrade latency (connect to 101): {}", hist.summary_ms());
     if let Some(t) = &pool.tls_negotiated {
@@ -621,9 +667,12 @@ fn handshake(a: &Args) -> Result<(), String> {
         println!("connect errors: {open_errors} (last: {last_error})");
     }
     println!(
-        "RESULT workload=handshake tls={tls} ok={} per_s={per_wall:.0} per_cpu_s={} server_cpu_pct={} server_cpu_each_s={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} failed={}",
+        "RESULT workload=handshake tls={tls} ok={} per_s={per_wall:.0} per_cpu_s={} refused={refused} refused_per_cpu_s={} user_us={} sys_us={} server_cpu_pct={} server_cpu_each_s={} gen_cpu_pct={:.0} other_cpu_pct={} p50_ms={:.3} p99_ms={:.3} failed={}",
         counts.ok,
         fmt_opt(per_cpu),
+        fmt_opt(refused_per_cpu),
+        fmt_us(user_us),
+        fmt_us(sys_us),
         fmt_opt(cpu.server.map(|s| 100.0 * s / cpu.wall)),
         cpu.each_list(","),
         100.0 * cpu.generator / cpu.wall,

@@ -88,6 +88,11 @@ impl Histogram {
 /// CPU seconds (user + system, all threads) used so far by process `pid`
 /// (`"self"` for this one), from `/proc/PID/stat`.
 pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    cpu_split(pid).map(|(user, system)| user + system)
+}
+
+/// A process's CPU seconds in user space and in the kernel.
+fn cpu_split(pid: &str) -> Option<(f64, f64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces; fields are
     // counted after the last ')'. utime and stime are fields 14 and 15,
@@ -96,7 +101,14 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let mut fields = rest.split_whitespace();
     let utime: f64 = fields.nth(11)?.parse().ok()?;
     let stime: f64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) / TICKS_PER_SEC)
+    Some((utime / TICKS_PER_SEC, stime / TICKS_PER_SEC))
+}
+
+/// User-space CPU seconds of every process of a `--server-pid` list.
+fn user_seconds(list: &str) -> Option<f64> {
+    pids(list)
+        .map(|pid| cpu_split(pid).map(|(user, _)| user))
+        .sum()
 }
 
 /// The processes of a `--server-pid` list (`PID` or `PID,PID,…`).
@@ -168,6 +180,8 @@ pub struct CpuWindow {
     server: Option<String>,
     /// CPU seconds of each process of the list at the start.
     server0: Option<Vec<f64>>,
+    /// Their user-space CPU seconds at the start, summed.
+    server_user0: Option<f64>,
     self0: f64,
     machine0: Option<f64>,
     switches0: Option<(u64, u64)>,
@@ -182,6 +196,8 @@ pub struct CpuUse {
     /// Server CPU seconds per process of the `--server-pid` list, in its
     /// order (`server` is their sum).
     pub server_each: Vec<f64>,
+    /// Of `server`, the seconds in user space (the rest is the kernel's).
+    pub server_user: Option<f64>,
     pub generator: f64,
     /// CPU seconds used by everything else on the machine (other
     /// processes, and interrupt time not charged to a process): noise.
@@ -196,6 +212,7 @@ impl CpuWindow {
         CpuWindow {
             server: server.map(str::to_string),
             server0: server.and_then(|l| pids(l).map(cpu_seconds).collect()),
+            server_user0: server.and_then(user_seconds),
             self0: cpu_seconds("self").unwrap_or(0.0),
             machine0: machine_busy_seconds(),
             switches0: server.and_then(context_switches),
@@ -213,6 +230,10 @@ impl CpuWindow {
             _ => None,
         };
         let server = server_each.as_ref().map(|v| v.iter().sum());
+        let server_user = match (&self.server, self.server_user0) {
+            (Some(list), Some(before)) => user_seconds(list).map(|after| after - before),
+            _ => None,
+        };
         let generator = cpu_seconds("self").unwrap_or(0.0) - self.self0;
         let others = match (self.machine0, machine_busy_seconds()) {
             (Some(m0), Some(m1)) => Some((m1 - m0 - generator - server.unwrap_or(0.0)).max(0.0)),
@@ -228,6 +249,7 @@ impl CpuWindow {
             wall,
             server,
             server_each: server_each.unwrap_or_default(),
+            server_user,
             generator,
             others,
             switches,
