@@ -847,8 +847,8 @@ fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
 ///
 /// Lines logged on the event loop's thread (this program's main thread)
 /// are kept and written together when the loop flushes the logger, which
-/// it does once a turn before it waits: a busy loop pays one `write()` a
-/// turn, not one a line (stderr is unbuffered, and a line formatted
+/// it does before it writes to sockets and before it waits: a busy loop
+/// pays a `write()` or two a turn, not one a line (stderr is unbuffered, and a line formatted
 /// straight into it costs a `write()` per piece). Past [`LOG_BUFFER`]
 /// bytes they are written at once, so memory stays bounded. Lines from
 /// any other thread (the password checker, the Redis link) are written at

@@ -498,10 +498,11 @@ impl Gateway {
 
     /// Runs the event loop until stopped and drained.
     ///
-    /// Once a turn, before it waits, the loop flushes the logger
-    /// (`log::logger().flush()`): a logger may keep the lines of a turn
-    /// and write them together then (wsgate's own does), so that logging
-    /// costs no system call a line.
+    /// The loop flushes the logger (`log::logger().flush()`) before it
+    /// writes to sockets and before it waits: a logger may keep the lines
+    /// logged in between and write them together then (wsgate's own
+    /// does), so that logging costs no system call a line, and a line is
+    /// out before the answer it describes.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         #[cfg(feature = "tls")]
@@ -887,6 +888,10 @@ impl Gateway {
 
     /// One `write()` per connection with queued bytes.
     fn flush(&mut self, now: Time) {
+        // why: what the loop logged goes out before the answers it
+        // describes, so a peer never sees an answer whose line is still
+        // kept (and a kill right after it cannot lose that line).
+        log::logger().flush();
         while let Some(id) = self.server.poll_transmit() {
             #[cfg(feature = "tls")]
             if self.socket(id).is_some_and(|s| s.tls.is_some()) {

@@ -151,6 +151,10 @@ pub fn check_user_name(name: &str) -> Result<(), NameError> {
             NameError::Colon
         } else if c.is_control() {
             NameError::Control
+        } else if c.is_ascii() {
+            // why: no other ASCII character is invisible or unassigned
+            // (`ascii_needs_no_tables`); the tables are searched for the rest.
+            continue;
         } else if is_invisible(c) {
             NameError::Invisible
         } else if is_unassigned(c) {
@@ -166,7 +170,8 @@ pub fn check_user_name(name: &str) -> Result<(), NameError> {
     if name.trim() != name {
         return Err(NameError::Spaces);
     }
-    if !is_nfkc_precomposed(name) {
+    // why: ASCII text is always in NFKC.
+    if !name.is_ascii() && !is_nfkc_precomposed(name) {
         return Err(NameError::NotNormalized);
     }
     if is_reserved_name(name) {
@@ -1463,6 +1468,16 @@ mod tests {
         }
         assert_eq!(lookalike('s'), None);
         assert_eq!(lookalike('m'), Some("rn"));
+    }
+
+    /// What lets `check_user_name` skip its tables for ASCII.
+    #[test]
+    fn ascii_needs_no_tables() {
+        for b in 0..=0x7fu8 {
+            let c = char::from(b);
+            assert!(!is_invisible(c) && !is_unassigned(c), "{b:#x}");
+            assert!(is_nfkc_precomposed(&c.to_string()), "{b:#x}");
+        }
     }
 
     #[test]

@@ -1090,3 +1090,31 @@ fn parts_longer_than_the_stack_buffers_decode_the_same() {
         Err(TokenError::Invalid(Invalid::PayloadEncoding))
     );
 }
+
+/// The canonical header is recognised by its bytes; the same header
+/// written any other way is parsed, and both are judged alike.
+#[test]
+fn the_canonical_header_and_its_spellings_are_judged_alike() {
+    let two = JwtConfig::new(vec![secret(OTHER_KEY, Some("old")), secret(KEY, None)]);
+    for header in [
+        HS,
+        r#"{ "alg": "HS256", "typ": "JWT" }"#,
+        r#"{"typ":"JWT","alg":"HS256"}"#,
+    ] {
+        let token = raw(header, &claims(""));
+        assert!(two.decode_verified(&token, NOW).is_ok(), "{header}");
+        // Signed with neither secret: refused, whichever way it is written.
+        let forged = sign_parts(
+            b"not-a-configured-secret-0123456789",
+            &b64(header),
+            &b64(claims("")),
+        );
+        assert_eq!(
+            two.decode_verified(&forged, NOW),
+            Err(TokenError::Invalid(Invalid::BadSignature)),
+            "{header}"
+        );
+    }
+    // It is the header the signer writes without a `kid`.
+    assert_eq!(HS, CANONICAL_HEADER);
+}
