@@ -6,11 +6,15 @@
 //! credentials (RFC 6750 §2), and a login form with two passwords is
 //! malformed.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
-/// Decoded name/value pairs, each name at most once.
+/// Decoded name/value pairs in the order given, each name at most once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(Vec<(String, String)>);
+
+/// Up to this many pairs, a repeated name is looked for pair by pair;
+/// past it, with a set (a query of thousands of pairs stays linear).
+const FEW_PAIRS: usize = 16;
 
 /// A name appeared more than once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,18 +25,28 @@ impl Params {
     /// Decodes `a=1&b=2` (query or form body). Empty pieces (`a=1&&b=2`) are
     /// skipped, as browsers do.
     pub fn decode(input: &[u8]) -> Result<Params, DuplicateName> {
-        let mut map = HashMap::new();
-        for (name, value) in form_urlencoded::parse(input) {
-            if map.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(DuplicateName(name.into_owned()));
-            }
+        // why: a list, not a map: a request has a handful of pairs, and
+        // hashing them cost more than looking through them.
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(input)
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        let repeated = if pairs.len() <= FEW_PAIRS {
+            (1..pairs.len()).find(|&i| pairs[..i].iter().any(|(n, _)| *n == pairs[i].0))
+        } else {
+            let mut seen = HashSet::with_capacity(pairs.len());
+            pairs.iter().position(|(n, _)| !seen.insert(n.as_str()))
+        };
+        match repeated {
+            Some(i) => Err(DuplicateName(pairs[i].0.clone())),
+            None => Ok(Params(pairs)),
         }
-        Ok(Params(map))
     }
 
     /// The value of `name`, if given.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        (self.0.iter())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -99,6 +113,17 @@ mod tests {
         );
         // An encoded name is the same name.
         assert!(Params::decode(b"token=a&%74oken=b").is_err());
+        // Past the few pairs looked through one by one: the same answers.
+        let many: String = (0..40).map(|i| format!("n{i}=v{i}&")).collect();
+        let p = Params::decode(many.as_bytes()).unwrap();
+        assert_eq!(
+            (p.get("n0"), p.get("n39"), p.get("n40")),
+            (Some("v0"), Some("v39"), None)
+        );
+        assert_eq!(
+            Params::decode(format!("{many}n7=again&n3=again").as_bytes()),
+            Err(DuplicateName("n7".into()))
+        );
     }
 
     #[test]
