@@ -859,7 +859,9 @@ struct StderrLogger {
 
 /// The event loop's lines not yet written, and their time stamp's cache.
 struct Kept {
-    bytes: Vec<u8>,
+    // why: a String, so that lines are formatted into it directly (an
+    // `io::Write` target costs an adapter call a piece).
+    bytes: String,
     stamp: Stamp,
 }
 
@@ -868,7 +870,7 @@ const LOG_BUFFER: usize = 32 * 1024;
 
 static LOGGER: StderrLogger = StderrLogger {
     kept: Mutex::new(Kept {
-        bytes: Vec::new(),
+        bytes: String::new(),
         stamp: Stamp::new(),
     }),
 };
@@ -895,7 +897,7 @@ impl Stamp {
     }
 
     /// Appends `now` (since the Unix epoch) as [`Rfc3339`] does.
-    fn put(&mut self, out: &mut Vec<u8>, now: Duration) {
+    fn put(&mut self, out: &mut String, now: Duration) {
         if now.as_secs() != self.second {
             self.second = now.as_secs();
             self.text = Rfc3339(Duration::from_secs(self.second)).to_string();
@@ -903,18 +905,21 @@ impl Stamp {
             self.text.truncate(self.text.len() - 5);
         }
         let ms = now.subsec_millis();
-        out.extend_from_slice(self.text.as_bytes());
-        out.extend_from_slice(&[
-            b'.',
-            b'0' + (ms / 100) as u8,
-            b'0' + (ms / 10 % 10) as u8,
-            b'0' + (ms % 10) as u8,
-            b'Z',
-        ]);
+        out.push_str(&self.text);
+        for c in [
+            '.',
+            char::from(b'0' + (ms / 100) as u8),
+            char::from(b'0' + (ms / 10 % 10) as u8),
+            char::from(b'0' + (ms % 10) as u8),
+            'Z',
+        ] {
+            out.push(c);
+        }
     }
 
     /// Appends the whole line for `record`: time, level, message.
-    fn line(&mut self, out: &mut Vec<u8>, now: Duration, record: &log::Record<'_>) {
+    fn line(&mut self, out: &mut String, now: Duration, record: &log::Record<'_>) {
+        use std::fmt::Write as _;
         self.put(out, now);
         let _ = writeln!(out, " {:5} {}", record.level(), record.args());
     }
@@ -944,7 +949,7 @@ impl StderrLogger {
         };
         let bytes = &mut kept.bytes;
         if !bytes.is_empty() {
-            let _ = out.write_all(bytes);
+            let _ = out.write_all(bytes.as_bytes());
             bytes.clear();
             if bytes.capacity() > LOG_BUFFER * 2 {
                 bytes.shrink_to(LOG_BUFFER);
@@ -966,9 +971,9 @@ impl log::Log for StderrLogger {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         if !KEEP_LINES.with(Cell::get) {
-            let mut line = Vec::new();
+            let mut line = String::new();
             Stamp::new().line(&mut line, now, record);
-            let _ = io::stderr().lock().write_all(&line);
+            let _ = io::stderr().lock().write_all(line.as_bytes());
         } else if self.keep(now, record) {
             self.write_kept(&mut io::stderr().lock(), false);
         }
@@ -1189,7 +1194,7 @@ mod tests {
     fn logger() -> StderrLogger {
         StderrLogger {
             kept: Mutex::new(Kept {
-                bytes: Vec::new(),
+                bytes: String::new(),
                 stamp: Stamp::new(),
             }),
         }
