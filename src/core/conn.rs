@@ -256,11 +256,36 @@ impl Phase {
     }
 }
 
+/// Where a WebSocket that holds no tungstenite state of its own gets one:
+/// the configuration a fresh one is made with, and one spare, given back
+/// by the last WebSocket that went idle (so a busy server does not make
+/// one a message; the spare keeps its read buffer, at most a frame).
+#[derive(Debug)]
+pub struct Protocols {
+    config: WebSocketConfig,
+    spare: Option<Box<WebSocketContext>>,
+}
+
+impl Protocols {
+    /// Fresh contexts get `config`.
+    pub fn new(config: WebSocketConfig) -> Protocols {
+        Protocols {
+            config,
+            spare: None,
+        }
+    }
+}
+
 /// The state of an open WebSocket.
 #[derive(Debug)]
 pub struct Ws {
-    /// tungstenite's protocol state (reading frames, control replies).
-    pub ctx: WebSocketContext,
+    /// tungstenite's protocol state (reading frames, control replies),
+    /// held only while it has some of its own: a frame or a message that
+    /// spans reads, or a close under way. `None` stands for a fresh one
+    /// (open, nothing buffered, nothing to send), which is all an idle
+    /// WebSocket's would be. why: it is 256 bytes, and most WebSockets are
+    /// idle most of the time (see [`Ws::protocol`], [`Ws::release`]).
+    ctx: Option<Box<WebSocketContext>>,
     /// Who this is.
     pub principal: Principal,
     /// The room it is in (empty once it left: the name went to `Leaving`).
@@ -293,15 +318,9 @@ pub struct Ws {
 impl Ws {
     /// An open WebSocket for `principal`, joined to no room yet (only
     /// [`super::registry::Registry::open`] makes one, and joins it).
-    pub(super) fn new(
-        principal: Principal,
-        room: String,
-        mode: Mode,
-        config: WebSocketConfig,
-        now: Time,
-    ) -> Ws {
+    pub(super) fn new(principal: Principal, room: String, mode: Mode, now: Time) -> Ws {
         Ws {
-            ctx: WebSocketContext::new(Role::Server, Some(config)),
+            ctx: None,
             principal,
             room,
             index: None,
@@ -315,6 +334,45 @@ impl Ws {
             peer_close: None,
             meter: None,
         }
+    }
+
+    /// tungstenite's state for this WebSocket: its own, or else the spare
+    /// (or a fresh one), which is its own from then on.
+    pub fn protocol(&mut self, protocols: &mut Protocols) -> &mut WebSocketContext {
+        self.ctx.get_or_insert_with(|| {
+            protocols.spare.take().unwrap_or_else(|| {
+                Box::new(WebSocketContext::new(Role::Server, Some(protocols.config)))
+            })
+        })
+    }
+
+    /// Gives tungstenite's state back (as the spare) when it holds nothing
+    /// a fresh one would not. Call it only once tungstenite has taken all
+    /// the input it was given (its last read said `WouldBlock`): then, with
+    /// no fragment meter, every byte read was part of a whole frame that it
+    /// decoded, and no fragmented message is open (the meter reads the
+    /// same headers, and is held exactly while a frame or a message spans
+    /// reads); its pongs and close replies were written by that last read
+    /// (our queue never blocks); and while it can write, no close frame
+    /// went either way. So its buffers are empty and its state is `Active`,
+    /// as in a fresh one.
+    pub fn release(&mut self, protocols: &mut Protocols) {
+        if self.meter.is_none() && self.can_write() {
+            if let Some(ctx) = self.ctx.take() {
+                protocols.spare = Some(ctx);
+            }
+        }
+    }
+
+    /// True while it holds tungstenite state of its own.
+    pub fn holds_protocol(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// True while frames may be sent to it: no close frame has gone either
+    /// way.
+    pub fn can_write(&self) -> bool {
+        self.ctx.as_ref().is_none_or(|ctx| ctx.can_write())
     }
 
     /// Sets when a token connection is warned (`warning` before `exp`, or
@@ -404,6 +462,6 @@ impl Conn {
     /// True when broadcasts may be queued to it: an open WebSocket that
     /// has not sent or received a close frame.
     pub fn can_receive(&self) -> bool {
-        self.ws().is_some_and(|ws| ws.ctx.can_write())
+        self.ws().is_some_and(Ws::can_write)
     }
 }

@@ -390,14 +390,10 @@ impl Server {
         }
         let room = upgrade.room.clone();
         let resume = upgrade.resume;
-        let Some(first) = self.reg.open(
-            id,
-            principal,
-            upgrade.room,
-            upgrade.mode,
-            self.ctx.ws_config,
-            now,
-        ) else {
+        let Some(first) = self
+            .reg
+            .open(id, principal, upgrade.room, upgrade.mode, now)
+        else {
             return;
         };
         if let Some(ws) = self.reg[id].ws_mut() {

@@ -18,7 +18,6 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use slab::Slab;
-use tungstenite::protocol::WebSocketConfig;
 
 use super::chat;
 use super::conn::{At, Conn, Phase, Ws};
@@ -176,7 +175,6 @@ impl Registry {
         principal: Principal,
         room: String,
         mode: Mode,
-        config: WebSocketConfig,
         now: Time,
     ) -> Option<bool> {
         let conn = self.get_mut(id)?;
@@ -187,7 +185,7 @@ impl Registry {
         };
         let addr = conn.peer.key();
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
-        let mut ws = Ws::new(principal, room, mode, config, now);
+        let mut ws = Ws::new(principal, room, mode, now);
         let joined = self.rooms.join(&ws.room, id, &user);
         ws.index = Some(joined.index);
         self.conns[id.slot()].phase = Phase::Ws(Box::new(ws));

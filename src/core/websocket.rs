@@ -61,7 +61,7 @@ impl Context {
         text: &str,
         now: Time,
     ) -> Step {
-        if !ws.ctx.can_write() {
+        if !ws.can_write() {
             return Step::Nothing;
         }
         self.metrics.messages_in += 1;
@@ -233,7 +233,7 @@ impl Server {
                 input: &mut input,
                 out: &mut conn.out,
             };
-            let result = ws.ctx.read(&mut pipe);
+            let result = ws.protocol(&mut self.protocols).read(&mut pipe);
             // why: each ping queues a pong at once; a peer that floods pings
             // and never reads is judged by its queue like anyone else (and
             // its input waits while its queue is over the limit).
@@ -267,6 +267,9 @@ impl Server {
                 Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if too_big {
                         self.close_ws(id, Ending::TooBig, now);
+                    } else if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
+                        // why: an idle WebSocket keeps no tungstenite state.
+                        ws.release(&mut self.protocols);
                     }
                     return;
                 }
@@ -317,8 +320,14 @@ impl Server {
                         input: &mut input,
                         out: &mut conn.out,
                     };
-                    let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
-                    let _ = ws.ctx.flush(&mut pipe);
+                    let held = ws.holds_protocol();
+                    let ctx = ws.protocol(&mut self.protocols);
+                    let _ = ctx.write(&mut pipe, Message::Ping(Default::default()));
+                    let _ = ctx.flush(&mut pipe);
+                    if !held {
+                        // A fresh context that wrote a ping holds nothing.
+                        ws.release(&mut self.protocols);
+                    }
                 }
                 self.queued_to(id, now);
             }
@@ -401,7 +410,7 @@ impl Server {
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
-        if !ws.ctx.can_write() {
+        if !ws.can_write() {
             return;
         }
         let mut next = ws.next_timer(interval);
@@ -450,7 +459,7 @@ impl Server {
         let (metrics, backlog) = (&mut self.ctx.metrics, &self.backlog);
         self.reg.for_each_member(room, |conn| {
             let mode = match conn.ws() {
-                Some(ws) if ws.ctx.can_write() => ws.mode,
+                Some(ws) if ws.can_write() => ws.mode,
                 _ => return,
             };
             let frame = match mode {
@@ -534,7 +543,9 @@ impl Server {
             reason: ending.reason().into(),
         };
         // An error here means the close handshake already happened.
-        let _ = ws.ctx.close(&mut pipe, Some(frame));
+        let _ = ws
+            .protocol(&mut self.protocols)
+            .close(&mut pipe, Some(frame));
         self.leave_room(id, now);
         self.begin_closing(id, now);
     }

@@ -59,13 +59,7 @@ fn token_principal(ctx: &Context, user: &str, ttl: u64) -> Principal {
 }
 
 fn ws_for(principal: Principal, room: &str) -> Ws {
-    Ws::new(
-        principal,
-        room.to_string(),
-        Mode::Text,
-        Default::default(),
-        START,
-    )
+    Ws::new(principal, room.to_string(), Mode::Text, START)
 }
 
 fn upgrade_to(room: &str) -> Upgrade {
