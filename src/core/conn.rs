@@ -230,8 +230,10 @@ pub enum Phase {
         /// Bytes that arrived after the request.
         rest: Vec<u8>,
     },
-    /// An open, authenticated WebSocket.
-    Ws(Box<Ws>),
+    /// An open, authenticated WebSocket. why inline: it is what most
+    /// connections are, and no other phase is larger, so a box would only
+    /// add its pointer and its allocation to each.
+    Ws(Ws),
     /// The last bytes (a final response or a close frame) are queued;
     /// input is discarded. Once the queue drains the write half is shut.
     Closing,
@@ -291,8 +293,9 @@ pub struct Ws {
     /// The room it is in (empty once it left: the name went to `Leaving`).
     pub room: String,
     /// Its index among the room's members; `None` once it left (kept by
-    /// the registry).
-    pub index: Option<usize>,
+    /// the registry). A `u32` like a connection's slot (members are
+    /// connections), to keep the record small.
+    pub index: Option<u32>,
     /// Text or JSON mode (`wsgate.json`).
     pub mode: Mode,
     /// When the peer last sent anything (pongs included).

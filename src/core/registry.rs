@@ -187,8 +187,9 @@ impl Registry {
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
         let mut ws = Ws::new(principal, room, mode, now);
         let joined = self.rooms.join(&ws.room, id, &user);
-        ws.index = Some(joined.index);
-        self.conns[id.slot()].phase = Phase::Ws(Box::new(ws));
+        // why `as`: members are connections, and their slots are u32.
+        ws.index = Some(joined.index as u32);
+        self.conns[id.slot()].phase = Phase::Ws(ws);
         self.websockets += 1;
         if !was_authenticated {
             self.addr_load(addr, |load| load.unauth -= 1);
@@ -210,7 +211,7 @@ impl Registry {
     /// it was in no room.
     pub fn leave(&mut self, id: ConnId) -> Option<Leaving> {
         let ws = self.get_mut(id)?.ws_mut()?;
-        let index = ws.index.take()?;
+        let index = ws.index.take()? as usize;
         let room = std::mem::take(&mut ws.room);
         let user = Arc::clone(ws.principal.user_shared());
         let session = match ws.principal.credential() {
@@ -228,7 +229,7 @@ impl Registry {
         } = self.rooms.leave(&room, index, id, &user);
         if let Some(moved) = moved {
             if let Some(ws) = self.get_mut(moved).and_then(Conn::ws_mut) {
-                ws.index = Some(index);
+                ws.index = Some(index as u32);
             }
         }
         Some(Leaving {
@@ -604,7 +605,9 @@ impl Registry {
             if !conn.authenticated {
                 return Err(format!("WebSocket {id:?} counted as unauthenticated"));
             }
-            let Some(index) = ws.index else { continue };
+            let Some(index) = ws.index.map(|i| i as usize) else {
+                continue;
+            };
             in_rooms += 1;
             *members_seen.entry(ws.room.as_str()).or_default() += 1;
             let room = self
