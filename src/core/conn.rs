@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -33,7 +34,7 @@ use super::peer::{Peer, ViaProxy};
 use super::pipe::OutQueue;
 use super::registry::ConnId;
 use super::time::{Time, Timer};
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::http::response::Then;
 use crate::http::upgrade::{Mode, Upgrade};
 
@@ -288,10 +289,18 @@ pub struct Ws {
     /// WebSocket's would be. why: it is 256 bytes, and most WebSockets are
     /// idle most of the time (see [`Ws::protocol`], [`Ws::release`]).
     ctx: Option<Box<WebSocketContext>>,
-    /// Who this is.
-    pub principal: Principal,
-    /// The room it is in (empty once it left: the name went to `Leaving`).
-    pub room: String,
+    /// Who this is (shared with the registry's tables).
+    pub user: Arc<str>,
+    /// How it proved it (a token's expiry moves on `/refresh`).
+    pub credential: Credential,
+    /// Its role may send chat lines ([`crate::config::Config::may_send`]),
+    /// decided when it opens and on `/refresh`. why not the role: that is
+    /// all the role is asked, and a string per connection is an
+    /// allocation (the principal's other parts are for admission only).
+    pub may_send: bool,
+    /// The room it is in (empty once it left: the name went to
+    /// `Leaving`), its name shared with the room's own.
+    pub room: Arc<str>,
     /// Its index among the room's members; `None` once it left (kept by
     /// the registry). A `u32` like a connection's slot (members are
     /// connections), to keep the record small.
@@ -319,12 +328,21 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// An open WebSocket for `principal`, joined to no room yet (only
+    /// An open WebSocket for `principal`, whose role may send chat lines
+    /// or not (`may_send`), joined to no room yet (only
     /// [`super::registry::Registry::open`] makes one, and joins it).
-    pub(super) fn new(principal: Principal, room: String, mode: Mode, now: Time) -> Ws {
+    pub(super) fn new(
+        principal: Principal,
+        may_send: bool,
+        room: Arc<str>,
+        mode: Mode,
+        now: Time,
+    ) -> Ws {
         Ws {
             ctx: None,
-            principal,
+            user: Arc::clone(principal.user_shared()),
+            credential: principal.credential().clone(),
+            may_send,
             room,
             index: None,
             mode,

@@ -26,10 +26,7 @@ impl Server {
 
     /// The user of an open WebSocket `id`.
     pub fn user_of(&self, id: ConnId) -> Option<&str> {
-        self.reg
-            .get(id)
-            .and_then(|c| c.ws())
-            .map(|ws| ws.principal.user())
+        self.reg.get(id).and_then(|c| c.ws()).map(|ws| &*ws.user)
     }
 
     /// True while WebSocket `id` holds tungstenite state of its own (an
@@ -94,7 +91,7 @@ impl Server {
                 }
             }
             if let Some(ws) = conn.ws() {
-                let n = self.reg.of_user(ws.principal.user()).len();
+                let n = self.reg.of_user(&ws.user).len();
                 if n > max_per_user {
                     return Err(format!("a user holds {n} WebSockets, limit {max_per_user}"));
                 }

@@ -543,7 +543,7 @@ impl Server {
             if let Some(ws) = conn.ws() {
                 info!(
                     "close user={} peer={} code=1006 reason=\"connection lost\"",
-                    quoted(ws.principal.user()),
+                    quoted(&ws.user),
                     conn.peer
                 );
                 self.ctx.metrics.closed_by_peer(1006);

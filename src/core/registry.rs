@@ -82,7 +82,7 @@ impl std::fmt::Display for ConnId {
 #[derive(Debug)]
 pub struct Leaving {
     /// The room it was in.
-    pub room: String,
+    pub room: Arc<str>,
     /// Its user.
     pub user: Arc<str>,
     /// That was the user's last connection in the room.
@@ -164,8 +164,8 @@ impl Registry {
         id
     }
 
-    /// Turns connection `id` into an open WebSocket of `principal` in
-    /// `room`: listed in the room, under its user and its session, and no
+    /// Turns connection `id` into an open WebSocket of `principal` (whose
+    /// role may send chat lines or not: `may_send`) in `room`: listed in the room, under its user and its session, and no
     /// longer counted as unauthenticated. The only way a `Phase::Ws`
     /// comes to be. `None` for an unknown id. Returns whether this is the
     /// user's first connection in the room.
@@ -173,6 +173,7 @@ impl Registry {
         &mut self,
         id: ConnId,
         principal: Principal,
+        may_send: bool,
         room: String,
         mode: Mode,
         now: Time,
@@ -185,8 +186,8 @@ impl Registry {
         };
         let addr = conn.peer.key();
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
-        let mut ws = Ws::new(principal, room, mode, now);
-        let joined = self.rooms.join(&ws.room, id, &user);
+        let joined = self.rooms.join(&room, id, &user);
+        let mut ws = Ws::new(principal, may_send, joined.name, mode, now);
         // why `as`: members are connections, and their slots are u32.
         ws.index = Some(joined.index as u32);
         self.conns[id.slot()].phase = Phase::Ws(ws);
@@ -213,9 +214,9 @@ impl Registry {
         let ws = self.get_mut(id)?.ws_mut()?;
         let index = ws.index.take()? as usize;
         let room = std::mem::take(&mut ws.room);
-        let user = Arc::clone(ws.principal.user_shared());
-        let session = match ws.principal.credential() {
-            Credential::Session { handle } => Some(*handle),
+        let user = Arc::clone(&ws.user);
+        let session = match ws.credential {
+            Credential::Session { handle } => Some(handle),
             _ => None,
         };
         self.websockets -= 1;
@@ -609,7 +610,7 @@ impl Registry {
                 continue;
             };
             in_rooms += 1;
-            *members_seen.entry(ws.room.as_str()).or_default() += 1;
+            *members_seen.entry(&*ws.room).or_default() += 1;
             let room = self
                 .rooms
                 .get(&ws.room)
@@ -619,11 +620,11 @@ impl Registry {
                     "connection {id:?} is not at its index {index} in its room"
                 ));
             }
-            if !self.of_user(ws.principal.user()).contains(&id) {
+            if !self.of_user(&ws.user).contains(&id) {
                 return Err(format!("connection {id:?} is missing from its user's list"));
             }
-            if let Credential::Session { handle } = ws.principal.credential() {
-                if !self.of_session(*handle).contains(&id) {
+            if let Credential::Session { handle } = ws.credential {
+                if !self.of_session(handle).contains(&id) {
                     return Err(format!(
                         "connection {id:?} is missing from its session's list"
                     ));
@@ -657,7 +658,7 @@ impl Registry {
                 let ok = self
                     .get(id)
                     .and_then(Conn::ws)
-                    .is_some_and(|ws| ws.principal.user() == &**user && ws.index.is_some());
+                    .is_some_and(|ws| ws.user == *user && ws.index.is_some());
                 if !ok {
                     return Err(format!("a user's list holds a stale connection {id:?}"));
                 }
@@ -673,8 +674,8 @@ impl Registry {
             for &id in list {
                 let ok = self.get(id).and_then(Conn::ws).is_some_and(|ws| {
                     ws.index.is_some()
-                        && matches!(ws.principal.credential(),
-                            Credential::Session { handle: h } if h == handle)
+                        && matches!(ws.credential,
+                            Credential::Session { handle: h } if h == *handle)
                 });
                 if !ok {
                     return Err(format!("a session's list holds a stale connection {id:?}"));

@@ -87,12 +87,12 @@ impl Context {
             Mode::Text => chat::parse_text(text),
         };
         let reply = match request {
-            Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
+            Ok(Request::Message(_)) if !ws.may_send => {
                 Reply::Error("not_allowed", "not allowed to send")
             }
             Ok(Request::Message(line)) => return Step::Broadcast(line),
             Ok(Request::Command(command)) => {
-                let user = ws.principal.user();
+                let user = &*ws.user;
                 let answer = self
                     .observers
                     .iter_mut()
@@ -124,17 +124,22 @@ impl Context {
                 return Reply::Error("refresh_failed", e.public_reason());
             }
         };
-        if !matches!(ws.principal.credential(), Credential::Token { .. }) {
+        if !matches!(ws.credential, Credential::Token { .. }) {
             return Reply::Error("refresh_failed", "only token connections can refresh");
         }
-        if claims.sub != ws.principal.user() {
+        if claims.sub != *ws.user {
             return Reply::Error("refresh_failed", "token is for another user");
         }
-        if claims.rooms.as_ref().is_some_and(|r| !r.contains(&ws.room)) {
+        if claims
+            .rooms
+            .as_ref()
+            .is_some_and(|r| !r.iter().any(|allowed| allowed.as_str() == &*ws.room))
+        {
             return Reply::Error("refresh_failed", "room not allowed");
         }
         let exp_ms = claims.exp_ms;
-        ws.principal.refresh(exp_ms, claims.role, claims.rooms);
+        ws.credential = Credential::Token { exp_ms };
+        ws.may_send = self.config.may_send(&claims.role);
         let config = &self.config;
         ws.set_expiry(
             Time::from_millis(exp_ms),
@@ -178,7 +183,7 @@ impl Context {
             return Step::Close(Ending::PingTimeout);
         }
         if ws.expires.is_some_and(|e| now >= e.time()) {
-            return Step::Close(match ws.principal.credential() {
+            return Step::Close(match ws.credential {
                 Credential::Session { .. } => Ending::SessionExpired,
                 _ => Ending::TokenExpired,
             });
@@ -186,7 +191,7 @@ impl Context {
         match timer {
             Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
                 ws.warn_at = None;
-                match *ws.principal.credential() {
+                match ws.credential {
                     Credential::Token { exp_ms } => {
                         let left = Time::from_millis(exp_ms).since(now);
                         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
@@ -296,7 +301,7 @@ impl Server {
                 let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
                     return;
                 };
-                let (room, user) = (ws.room.clone(), Arc::clone(ws.principal.user_shared()));
+                let (room, user) = (ws.room.clone(), Arc::clone(&ws.user));
                 if self.is_clustered() {
                     return self.publish(Some(id), &room, &user, &line, now);
                 }
@@ -527,7 +532,7 @@ impl Server {
         }
         info!(
             "close user={} peer={} code={} reason=\"{}\"",
-            quoted(ws.principal.user()),
+            quoted(&ws.user),
             conn.peer,
             ending.code(),
             ending.reason()
@@ -557,7 +562,7 @@ impl Server {
                 let code = ws.peer_close.unwrap_or(1005);
                 info!(
                     "close user={} peer={} code={code} reason=\"closed by peer\"",
-                    quoted(ws.principal.user()),
+                    quoted(&ws.user),
                     conn.peer
                 );
                 self.ctx.metrics.closed_by_peer(code);
