@@ -14,6 +14,7 @@
 //! that is gone never reaches a newer connection in the same slot.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
@@ -98,9 +99,9 @@ pub struct Registry {
     next_generation: u32,
     rooms: Rooms,
     /// Open WebSockets per user, oldest first, for the per-user limit.
-    by_user: HashMap<Arc<str>, Vec<ConnId>>,
+    by_user: HashMap<Arc<str>, Ids>,
     /// Open WebSockets per session, so logout can close them.
-    by_session: HashMap<SessionHandle, Vec<ConnId>>,
+    by_session: HashMap<SessionHandle, Ids>,
     /// What each client address holds; an entry goes when it holds nothing.
     by_addr: HashMap<AddrKey, AddrLoad>,
     /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
@@ -196,14 +197,9 @@ impl Registry {
             self.addr_load(addr, |load| load.unauth -= 1);
         }
         if let Some(handle) = session {
-            self.by_session.entry(handle).or_default().push(id);
+            add_to(&mut self.by_session, handle, id);
         }
-        // why: most users hold one connection; `or_default` + `push` would
-        // reserve four slots for every one of them.
-        self.by_user
-            .entry(user)
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push(id);
+        add_to(&mut self.by_user, user, id);
         Some(joined.first_of_user)
     }
 
@@ -364,12 +360,12 @@ impl Registry {
 
     /// The open WebSockets of `user`, oldest first.
     pub fn of_user(&self, user: &str) -> &[ConnId] {
-        self.by_user.get(user).map_or(&[], Vec::as_slice)
+        self.by_user.get(user).map_or(&[], Ids::as_slice)
     }
 
     /// The open WebSockets of a session.
     pub fn of_session(&self, handle: SessionHandle) -> Vec<ConnId> {
-        self.by_session.get(&handle).cloned().unwrap_or_default()
+        (self.by_session.get(&handle)).map_or_else(Vec::new, |ids| ids.as_slice().to_vec())
     }
 
     /// Calls `f` with each member of `room` (to queue a message to it).
@@ -654,6 +650,7 @@ impl Registry {
         }
         let mut listed = 0;
         for (user, list) in &self.by_user {
+            let list = list.as_slice();
             for &id in list {
                 let ok = self
                     .get(id)
@@ -671,7 +668,7 @@ impl Registry {
             ));
         }
         for (handle, list) in &self.by_session {
-            for &id in list {
+            for &id in list.as_slice() {
                 let ok = self.get(id).and_then(Conn::ws).is_some_and(|ws| {
                     ws.index.is_some()
                         && matches!(ws.credential,
@@ -695,15 +692,66 @@ impl Registry {
     }
 }
 
+/// The open WebSockets of one user or one session, oldest first. why not
+/// a `Vec`: most users and sessions hold one, which then costs no
+/// allocation of its own, and the table's slot is 16 bytes, not 24.
+#[derive(Debug)]
+enum Ids {
+    /// Just one.
+    One(ConnId),
+    /// Two or more.
+    Many(Box<[ConnId]>),
+}
+
+impl Ids {
+    /// The ids, oldest first.
+    fn as_slice(&self) -> &[ConnId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+
+    /// Adds `id` as the newest.
+    fn push(&mut self, id: ConnId) {
+        let mut ids = self.as_slice().to_vec();
+        ids.push(id);
+        *self = Ids::Many(ids.into_boxed_slice());
+    }
+
+    /// Removes `id`; false when that was the last one (the caller then
+    /// drops the entry).
+    fn remove(&mut self, id: ConnId) -> bool {
+        let Ids::Many(ids) = self else {
+            return !matches!(self, Ids::One(one) if *one == id);
+        };
+        let rest: Vec<ConnId> = ids.iter().copied().filter(|&x| x != id).collect();
+        *self = match *rest {
+            [one] => Ids::One(one),
+            _ => Ids::Many(rest.into_boxed_slice()),
+        };
+        true
+    }
+}
+
+/// Adds `item` as the newest under `key`.
+fn add_to<Q: std::hash::Hash + Eq>(map: &mut HashMap<Q, Ids>, key: Q, item: ConnId) {
+    match map.entry(key) {
+        Entry::Occupied(mut ids) => ids.get_mut().push(item),
+        Entry::Vacant(slot) => {
+            slot.insert(Ids::One(item));
+        }
+    }
+}
+
 /// Removes `item` from the list under `key`, and the list once empty.
-fn remove_from<K, Q>(map: &mut HashMap<Q, Vec<ConnId>>, key: &K, item: ConnId)
+fn remove_from<K, Q>(map: &mut HashMap<Q, Ids>, key: &K, item: ConnId)
 where
     K: std::hash::Hash + Eq + ?Sized,
     Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
 {
-    if let Some(list) = map.get_mut(key) {
-        list.retain(|&x| x != item);
-        if list.is_empty() {
+    if let Some(ids) = map.get_mut(key) {
+        if !ids.remove(item) {
             map.remove(key);
         }
     }
@@ -722,5 +770,34 @@ impl std::ops::Index<ConnId> for Registry {
 impl std::ops::IndexMut<ConnId> for Registry {
     fn index_mut(&mut self, id: ConnId) -> &mut Conn {
         self.get_mut(id).expect("a live connection")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_order_through_one_and_many() {
+        let id = |slot| ConnId {
+            slot,
+            generation: 0,
+        };
+        let mut map: HashMap<&str, Ids> = HashMap::new();
+        add_to(&mut map, "u", id(1));
+        assert!(matches!(map["u"], Ids::One(_)));
+        add_to(&mut map, "u", id(2));
+        add_to(&mut map, "u", id(3));
+        assert_eq!(map["u"].as_slice(), [id(1), id(2), id(3)]);
+        remove_from(&mut map, "u", id(2));
+        assert_eq!(map["u"].as_slice(), [id(1), id(3)]);
+        remove_from(&mut map, "u", id(9));
+        assert_eq!(map["u"].as_slice(), [id(1), id(3)]);
+        remove_from(&mut map, "u", id(1));
+        assert!(matches!(map["u"], Ids::One(only) if only == id(3)));
+        remove_from(&mut map, "u", id(9));
+        assert_eq!(map["u"].as_slice(), [id(3)]);
+        remove_from(&mut map, "u", id(3));
+        assert!(map.is_empty());
     }
 }
