@@ -301,10 +301,12 @@ pub struct Ws {
     /// The room it is in (empty once it left: the name went to
     /// `Leaving`), its name shared with the room's own.
     pub room: Arc<str>,
-    /// Its index among the room's members; `None` once it left (kept by
-    /// the registry). A `u32` like a connection's slot (members are
-    /// connections), to keep the record small.
-    pub index: Option<u32>,
+    /// Its index among the room's members, or [`Ws::LEFT`] once it left
+    /// (kept by the registry: see [`Ws::index`]). why a bare `u32`: an
+    /// `Option<usize>` was 16 bytes of every connection's record, an
+    /// `Option<u32>` 8; members are connections, whose slots are `u32`
+    /// too and never reach `u32::MAX`.
+    index: u32,
     /// Text or JSON mode (`wsgate.json`).
     pub mode: Mode,
     /// When the peer last sent anything (pongs included).
@@ -318,9 +320,7 @@ pub struct Ws {
     /// The message-rate bucket, when a rate is configured.
     pub bucket: Option<Bucket>,
     /// Messages refused for rate in a row (each accepted one takes one off).
-    pub strikes: u32,
-    /// The code of the close frame the peer sent (`1005`: none given).
-    pub peer_close: Option<u16>,
+    pub strikes: u8,
     /// Charges the fragments of incoming messages against the size limit;
     /// only held while a frame or a fragmented message spans reads (an
     /// idle connection keeps no meter).
@@ -344,7 +344,7 @@ impl Ws {
             credential: principal.credential().clone(),
             may_send,
             room,
-            index: None,
+            index: Ws::LEFT,
             mode,
             last_seen: now,
             next_ping: now,
@@ -352,9 +352,23 @@ impl Ws {
             warn_at: None,
             bucket: None,
             strikes: 0,
-            peer_close: None,
             meter: None,
         }
+    }
+
+    /// [`Ws::index`] of a WebSocket in no room (yet, or any more).
+    const LEFT: u32 = u32::MAX;
+
+    /// Its index among its room's members; `None` when it is in no room
+    /// (not yet joined, or left).
+    pub fn index(&self) -> Option<usize> {
+        (self.index != Ws::LEFT).then_some(self.index as usize)
+    }
+
+    /// Sets its index among its room's members (`None`: it left).
+    pub fn set_index(&mut self, index: Option<usize>) {
+        // why `as`: see the field.
+        self.index = index.map_or(Ws::LEFT, |i| i as u32);
     }
 
     /// tungstenite's state for this WebSocket: its own, or else the spare
@@ -484,5 +498,21 @@ impl Conn {
     /// has not sent or received a close frame.
     pub fn can_receive(&self) -> bool {
         self.ws().is_some_and(Ws::can_write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds a `Conn` (its slab slot), so a field added to
+    /// it or to `Ws` is paid by every idle WebSocket (issue 13: at most 512
+    /// bytes each at 15,000, of which this is half).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_record_stays_small() {
+        assert_eq!(std::mem::size_of::<Ws>(), 128);
+        assert_eq!(std::mem::size_of::<Phase>(), 128);
+        assert_eq!(std::mem::size_of::<Conn>(), 256);
     }
 }

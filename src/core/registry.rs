@@ -189,8 +189,7 @@ impl Registry {
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
         let joined = self.rooms.join(&room, id, &user);
         let mut ws = Ws::new(principal, may_send, joined.name, mode, now);
-        // why `as`: members are connections, and their slots are u32.
-        ws.index = Some(joined.index as u32);
+        ws.set_index(Some(joined.index));
         self.conns[id.slot()].phase = Phase::Ws(ws);
         self.websockets += 1;
         if !was_authenticated {
@@ -208,7 +207,8 @@ impl Registry {
     /// it was in no room.
     pub fn leave(&mut self, id: ConnId) -> Option<Leaving> {
         let ws = self.get_mut(id)?.ws_mut()?;
-        let index = ws.index.take()? as usize;
+        let index = ws.index()?;
+        ws.set_index(None);
         let room = std::mem::take(&mut ws.room);
         let user = Arc::clone(&ws.user);
         let session = match ws.credential {
@@ -226,7 +226,7 @@ impl Registry {
         } = self.rooms.leave(&room, index, id, &user);
         if let Some(moved) = moved {
             if let Some(ws) = self.get_mut(moved).and_then(Conn::ws_mut) {
-                ws.index = Some(index as u32);
+                ws.set_index(Some(index));
             }
         }
         Some(Leaving {
@@ -602,9 +602,7 @@ impl Registry {
             if !conn.authenticated {
                 return Err(format!("WebSocket {id:?} counted as unauthenticated"));
             }
-            let Some(index) = ws.index.map(|i| i as usize) else {
-                continue;
-            };
+            let Some(index) = ws.index() else { continue };
             in_rooms += 1;
             *members_seen.entry(&*ws.room).or_default() += 1;
             let room = self
@@ -655,7 +653,7 @@ impl Registry {
                 let ok = self
                     .get(id)
                     .and_then(Conn::ws)
-                    .is_some_and(|ws| ws.user == *user && ws.index.is_some());
+                    .is_some_and(|ws| ws.user == *user && ws.index().is_some());
                 if !ok {
                     return Err(format!("a user's list holds a stale connection {id:?}"));
                 }
@@ -670,7 +668,7 @@ impl Registry {
         for (handle, list) in &self.by_session {
             for &id in list.as_slice() {
                 let ok = self.get(id).and_then(Conn::ws).is_some_and(|ws| {
-                    ws.index.is_some()
+                    ws.index().is_some()
                         && matches!(ws.credential,
                             Credential::Session { handle: h } if h == *handle)
                 });

@@ -29,7 +29,7 @@ use crate::auth::session::SessionHandle;
 use crate::http::upgrade::Mode;
 
 /// Rate-limit strikes in a row before a sender is closed `4429`.
-const MAX_STRIKES: u32 = 10;
+const MAX_STRIKES: u8 = 10;
 
 /// What a WebSocket's message or timer calls for.
 #[derive(Debug, PartialEq, Eq)]
@@ -227,6 +227,9 @@ impl Server {
             Ok(()) => (data, false),
             Err(at) => (&data[..at], true),
         };
+        // The code of the close frame the peer sent: tungstenite reports
+        // the end of the handshake on the read right after it.
+        let mut peer_close = None;
         loop {
             let Some(conn) = self.reg.get_mut(id) else {
                 return;
@@ -263,9 +266,7 @@ impl Server {
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
                 Ok(Message::Close(frame)) => {
-                    if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
-                        ws.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
-                    }
+                    peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                     Step::Nothing
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Step::Nothing,
@@ -278,7 +279,9 @@ impl Server {
                     }
                     return;
                 }
-                Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
+                Err(E::ConnectionClosed | E::AlreadyClosed) => {
+                    return self.finish_ws(id, peer_close.unwrap_or(1005), now);
+                }
                 Err(E::Capacity(_)) => Step::Close(Ending::TooBig),
                 Err(E::Utf8(_)) => Step::Close(Ending::InvalidUtf8),
                 Err(_) => Step::Close(Ending::ProtocolError),
@@ -555,11 +558,11 @@ impl Server {
         self.begin_closing(id, now);
     }
 
-    /// The peer completed a close handshake (tungstenite is done).
-    fn finish_ws(&mut self, id: ConnId, now: Time) {
+    /// The peer completed a close handshake (tungstenite is done); its
+    /// close frame said `code` (`1005`: none given).
+    fn finish_ws(&mut self, id: ConnId, code: u16, now: Time) {
         if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
-                let code = ws.peer_close.unwrap_or(1005);
                 info!(
                     "close user={} peer={} code={code} reason=\"closed by peer\"",
                     quoted(&ws.user),
