@@ -537,13 +537,16 @@ pub struct Limits {
     /// Default 64 KiB. At it, the connection's further pipelined requests
     /// wait (and its input is not read) until the peer reads.
     pub max_http_queue_bytes: usize,
-    /// Capacity of the WebSocket read buffer allocated per connection when
-    /// it opens, and the most tungstenite takes from the input per step.
-    /// Default 0: nothing is allocated until a frame arrives, and the buffer
-    /// grows to hold the frame being read (up to the message cap). An idle
-    /// connection then costs no read buffer at all (tungstenite's own
-    /// default is 128 KiB). Larger values trade memory for fewer steps on
-    /// large messages.
+    /// Capacity of the WebSocket read buffer allocated with each
+    /// tungstenite context, and the most tungstenite takes from the input
+    /// per step. A WebSocket holds a context only while a frame or a
+    /// message spans reads (idle ones hold none, and give theirs to one
+    /// spare the next reader takes), so this is paid by those WebSockets
+    /// and the spare, not by every connection. Default 0: nothing is
+    /// allocated until a frame arrives, and the buffer grows to hold the
+    /// frame being read (up to the message cap); tungstenite's own default
+    /// is 128 KiB. Larger values trade memory for fewer steps on large
+    /// messages.
     pub read_buffer_bytes: usize,
     /// Join and leave notices are sent only while a room has at most this
     /// many connections, since N joins to a room of N cost N² deliveries.

@@ -143,16 +143,6 @@ impl Principal {
         }
     }
 
-    /// A token refresh: the new expiry, role and rooms of a token for the
-    /// same user. Only token principals change.
-    pub(crate) fn refresh(&mut self, exp_ms: u64, role: String, rooms: Option<Vec<String>>) {
-        if let Credential::Token { exp_ms: old } = &mut self.credential {
-            *old = exp_ms;
-            self.role = role;
-            self.rooms = rooms;
-        }
-    }
-
     /// The user's name.
     pub fn user(&self) -> &str {
         &self.user

@@ -289,7 +289,7 @@ impl Server {
             .reg
             .get(id)
             .and_then(Conn::ws)
-            .map(|ws| Arc::clone(ws.principal.user_shared()));
+            .map(|ws| Arc::clone(&ws.user));
         if let Some(user) = user {
             info!("unsent user={} why=\"{detail}\"", quoted(&user));
         }

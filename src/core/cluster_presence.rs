@@ -258,7 +258,7 @@ impl Server {
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
-        let (room, mode) = (ws.room.clone(), ws.mode);
+        let (room, mode) = (ws.room.to_string(), ws.mode);
         match self.ctx.cluster.as_mut().filter(|c| c.up) {
             Some(cluster) => {
                 let query = cluster.waiting_for(Waiter::Who(id));
@@ -311,7 +311,7 @@ impl Server {
         let mut counts: BTreeMap<(String, String), u32> = BTreeMap::new();
         for conn in self.reg.iter() {
             let key = match (conn.ws(), &conn.phase) {
-                (Some(ws), _) => (ws.room.clone(), ws.principal.user().to_string()),
+                (Some(ws), _) => (ws.room.to_string(), ws.user.to_string()),
                 // Counted, and reading its room's stream before it opens.
                 (
                     None,

@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -33,7 +34,7 @@ use super::peer::{Peer, ViaProxy};
 use super::pipe::OutQueue;
 use super::registry::ConnId;
 use super::time::{Time, Timer};
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::http::response::Then;
 use crate::http::upgrade::{Mode, Upgrade};
 
@@ -230,8 +231,10 @@ pub enum Phase {
         /// Bytes that arrived after the request.
         rest: Vec<u8>,
     },
-    /// An open, authenticated WebSocket.
-    Ws(Box<Ws>),
+    /// An open, authenticated WebSocket. why inline: it is what most
+    /// connections are, and no other phase is larger, so a box would only
+    /// add its pointer and its allocation to each.
+    Ws(Ws),
     /// The last bytes (a final response or a close frame) are queued;
     /// input is discarded. Once the queue drains the write half is shut.
     Closing,
@@ -256,18 +259,54 @@ impl Phase {
     }
 }
 
+/// Where a WebSocket that holds no tungstenite state of its own gets one:
+/// the configuration a fresh one is made with, and one spare, given back
+/// by the last WebSocket that went idle (so a busy server does not make
+/// one a message; the spare keeps its read buffer, at most a frame).
+#[derive(Debug)]
+pub struct Protocols {
+    config: WebSocketConfig,
+    spare: Option<Box<WebSocketContext>>,
+}
+
+impl Protocols {
+    /// Fresh contexts get `config`.
+    pub fn new(config: WebSocketConfig) -> Protocols {
+        Protocols {
+            config,
+            spare: None,
+        }
+    }
+}
+
 /// The state of an open WebSocket.
 #[derive(Debug)]
 pub struct Ws {
-    /// tungstenite's protocol state (reading frames, control replies).
-    pub ctx: WebSocketContext,
-    /// Who this is.
-    pub principal: Principal,
-    /// The room it is in (empty once it left: the name went to `Leaving`).
-    pub room: String,
-    /// Its index among the room's members; `None` once it left (kept by
-    /// the registry).
-    pub index: Option<usize>,
+    /// tungstenite's protocol state (reading frames, control replies),
+    /// held only while it has some of its own: a frame or a message that
+    /// spans reads, or a close under way. `None` stands for a fresh one
+    /// (open, nothing buffered, nothing to send), which is all an idle
+    /// WebSocket's would be. why: it is 256 bytes, and most WebSockets are
+    /// idle most of the time (see [`Ws::protocol`], [`Ws::release`]).
+    ctx: Option<Box<WebSocketContext>>,
+    /// Who this is (shared with the registry's tables).
+    pub user: Arc<str>,
+    /// How it proved it (a token's expiry moves on `/refresh`).
+    pub credential: Credential,
+    /// Its role may send chat lines ([`crate::config::Config::may_send`]),
+    /// decided when it opens and on `/refresh`. why not the role: that is
+    /// all the role is asked, and a string per connection is an
+    /// allocation (the principal's other parts are for admission only).
+    pub may_send: bool,
+    /// The room it is in (empty once it left: the name went to
+    /// `Leaving`), its name shared with the room's own.
+    pub room: Arc<str>,
+    /// Its index among the room's members, or [`Ws::LEFT`] once it left
+    /// (kept by the registry: see [`Ws::index`]). why a bare `u32`: an
+    /// `Option<usize>` was 16 bytes of every connection's record, an
+    /// `Option<u32>` 8; members are connections, whose slots are `u32`
+    /// too and never reach `u32::MAX`.
+    index: u32,
     /// Text or JSON mode (`wsgate.json`).
     pub mode: Mode,
     /// When the peer last sent anything (pongs included).
@@ -281,9 +320,7 @@ pub struct Ws {
     /// The message-rate bucket, when a rate is configured.
     pub bucket: Option<Bucket>,
     /// Messages refused for rate in a row (each accepted one takes one off).
-    pub strikes: u32,
-    /// The code of the close frame the peer sent (`1005`: none given).
-    pub peer_close: Option<u16>,
+    pub strikes: u8,
     /// Charges the fragments of incoming messages against the size limit;
     /// only held while a frame or a fragmented message spans reads (an
     /// idle connection keeps no meter).
@@ -291,20 +328,23 @@ pub struct Ws {
 }
 
 impl Ws {
-    /// An open WebSocket for `principal`, joined to no room yet (only
+    /// An open WebSocket for `principal`, whose role may send chat lines
+    /// or not (`may_send`), joined to no room yet (only
     /// [`super::registry::Registry::open`] makes one, and joins it).
     pub(super) fn new(
         principal: Principal,
-        room: String,
+        may_send: bool,
+        room: Arc<str>,
         mode: Mode,
-        config: WebSocketConfig,
         now: Time,
     ) -> Ws {
         Ws {
-            ctx: WebSocketContext::new(Role::Server, Some(config)),
-            principal,
+            ctx: None,
+            user: Arc::clone(principal.user_shared()),
+            credential: principal.credential().clone(),
+            may_send,
             room,
-            index: None,
+            index: Ws::LEFT,
             mode,
             last_seen: now,
             next_ping: now,
@@ -312,9 +352,62 @@ impl Ws {
             warn_at: None,
             bucket: None,
             strikes: 0,
-            peer_close: None,
             meter: None,
         }
+    }
+
+    /// [`Ws::index`] of a WebSocket in no room (yet, or any more).
+    const LEFT: u32 = u32::MAX;
+
+    /// Its index among its room's members; `None` when it is in no room
+    /// (not yet joined, or left).
+    pub fn index(&self) -> Option<usize> {
+        (self.index != Ws::LEFT).then_some(self.index as usize)
+    }
+
+    /// Sets its index among its room's members (`None`: it left).
+    pub fn set_index(&mut self, index: Option<usize>) {
+        // why `as`: see the field.
+        self.index = index.map_or(Ws::LEFT, |i| i as u32);
+    }
+
+    /// tungstenite's state for this WebSocket: its own, or else the spare
+    /// (or a fresh one), which is its own from then on.
+    pub fn protocol(&mut self, protocols: &mut Protocols) -> &mut WebSocketContext {
+        self.ctx.get_or_insert_with(|| {
+            protocols.spare.take().unwrap_or_else(|| {
+                Box::new(WebSocketContext::new(Role::Server, Some(protocols.config)))
+            })
+        })
+    }
+
+    /// Gives tungstenite's state back (as the spare) when it holds nothing
+    /// a fresh one would not. Call it only once tungstenite has taken all
+    /// the input it was given (its last read said `WouldBlock`): then, with
+    /// no fragment meter, every byte read was part of a whole frame that it
+    /// decoded, and no fragmented message is open (the meter reads the
+    /// same headers, and is held exactly while a frame or a message spans
+    /// reads); its pongs and close replies were written by that last read
+    /// (our queue never blocks); and while it can write, no close frame
+    /// went either way. So its buffers are empty and its state is `Active`,
+    /// as in a fresh one.
+    pub fn release(&mut self, protocols: &mut Protocols) {
+        if self.meter.is_none() && self.can_write() {
+            if let Some(ctx) = self.ctx.take() {
+                protocols.spare = Some(ctx);
+            }
+        }
+    }
+
+    /// True while it holds tungstenite state of its own.
+    pub fn holds_protocol(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// True while frames may be sent to it: no close frame has gone either
+    /// way.
+    pub fn can_write(&self) -> bool {
+        self.ctx.as_ref().is_none_or(|ctx| ctx.can_write())
     }
 
     /// Sets when a token connection is warned (`warning` before `exp`, or
@@ -404,6 +497,22 @@ impl Conn {
     /// True when broadcasts may be queued to it: an open WebSocket that
     /// has not sent or received a close frame.
     pub fn can_receive(&self) -> bool {
-        self.ws().is_some_and(|ws| ws.ctx.can_write())
+        self.ws().is_some_and(Ws::can_write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds a `Conn` (its slab slot), so a field added to
+    /// it or to `Ws` is paid by every idle WebSocket (issue 13: at most 512
+    /// bytes each at 15,000, of which this is half).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_record_stays_small() {
+        assert_eq!(std::mem::size_of::<Ws>(), 128);
+        assert_eq!(std::mem::size_of::<Phase>(), 128);
+        assert_eq!(std::mem::size_of::<Conn>(), 256);
     }
 }

@@ -214,7 +214,7 @@ impl Context {
     fn start_clocks(&self, ws: &mut Ws, now: Time) {
         let config = &self.config;
         ws.next_ping = now + config.ping_interval;
-        match *ws.principal.credential() {
+        match ws.credential {
             Credential::Token { exp_ms } => {
                 ws.set_expiry(
                     Time::from_millis(exp_ms),
@@ -390,14 +390,9 @@ impl Server {
         }
         let room = upgrade.room.clone();
         let resume = upgrade.resume;
-        let Some(first) = self.reg.open(
-            id,
-            principal,
-            upgrade.room,
-            upgrade.mode,
-            self.ctx.ws_config,
-            now,
-        ) else {
+        let may_send = self.ctx.config.may_send(principal.role());
+        let Some(first) = (self.reg).open(id, principal, may_send, upgrade.room, upgrade.mode, now)
+        else {
             return;
         };
         if let Some(ws) = self.reg[id].ws_mut() {

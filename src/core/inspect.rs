@@ -26,10 +26,16 @@ impl Server {
 
     /// The user of an open WebSocket `id`.
     pub fn user_of(&self, id: ConnId) -> Option<&str> {
+        self.reg.get(id).and_then(|c| c.ws()).map(|ws| &*ws.user)
+    }
+
+    /// True while WebSocket `id` holds tungstenite state of its own (an
+    /// idle one holds none).
+    pub fn holds_protocol(&self, id: ConnId) -> bool {
         self.reg
             .get(id)
             .and_then(|c| c.ws())
-            .map(|ws| ws.principal.user())
+            .is_some_and(|ws| ws.holds_protocol())
     }
 
     /// The epoch of `room`, while it is kept.
@@ -49,6 +55,9 @@ impl Server {
     /// - no user holds more than `max_conns_per_user` WebSockets;
     /// - every connection waiting for a password has its job listed;
     /// - the total of queued bytes is the sum of the queues, each settled;
+    /// - an open WebSocket holds tungstenite's state only while a frame or
+    ///   a message spans reads (it has a fragment meter) or a close is
+    ///   under way;
     /// - the parked count and list match the parked connections, and each
     ///   parked one still has something to wait for (none is forgotten);
     ///   input is held only for WebSockets that will resume; at the budget
@@ -82,7 +91,7 @@ impl Server {
                 }
             }
             if let Some(ws) = conn.ws() {
-                let n = self.reg.of_user(ws.principal.user()).len();
+                let n = self.reg.of_user(&ws.user).len();
                 if n > max_per_user {
                     return Err(format!("a user holds {n} WebSockets, limit {max_per_user}"));
                 }
@@ -104,6 +113,17 @@ impl Server {
                 ));
             }
             sum += conn.out.len();
+            // why: an idle WebSocket gives tungstenite's state back; one
+            // that keeps it with no frame or message spanning reads, and
+            // no close under way, holds a quarter of a connection's memory
+            // for nothing.
+            if let Some(ws) = conn.ws() {
+                if ws.holds_protocol() && ws.meter.is_none() && ws.can_write() {
+                    return Err(format!(
+                        "connection {id:?} is idle but holds tungstenite's state"
+                    ));
+                }
+            }
             if conn.parked {
                 parked += 1;
                 if !self.parked.contains(&id) {

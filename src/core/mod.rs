@@ -103,7 +103,7 @@ use crate::http::response::{Part, Then};
 use crate::http::upgrade::Reject;
 
 use crate::http::proxied::{self, ProxyHeader};
-use conn::{Conn, Cors, Phase, Purpose};
+use conn::{Conn, Cors, Phase, Protocols, Purpose};
 use context::Context;
 use metrics::Gauges;
 use peer::ViaProxy;
@@ -245,6 +245,8 @@ pub struct Server {
     /// Reused buffers for encoding a broadcast once per mode.
     scratch: Vec<u8>,
     scratch_json: Vec<u8>,
+    /// tungstenite's state for WebSockets that hold none (idle ones).
+    protocols: Protocols,
 }
 
 impl Server {
@@ -256,6 +258,7 @@ impl Server {
     pub fn new(config: Config, now: Time) -> Server {
         let ctx = Context::new(config);
         let next_sweep = now + sweep_interval(&ctx);
+        let protocols = Protocols::new(ctx.ws_config);
         Server {
             reg: Registry::new(ctx.epoch_base),
             ctx,
@@ -272,6 +275,7 @@ impl Server {
             next_sweep,
             scratch: Vec::new(),
             scratch_json: Vec::new(),
+            protocols,
         }
     }
 
@@ -539,7 +543,7 @@ impl Server {
             if let Some(ws) = conn.ws() {
                 info!(
                     "close user={} peer={} code=1006 reason=\"connection lost\"",
-                    quoted(ws.principal.user()),
+                    quoted(&ws.user),
                     conn.peer
                 );
                 self.ctx.metrics.closed_by_peer(1006);

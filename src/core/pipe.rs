@@ -17,25 +17,54 @@ use std::io::{self, Read, Write};
 /// server writes nothing else), so it can find frame boundaries: a slow
 /// consumer's unsent frames can be dropped without cutting one in half
 /// ([`OutQueue::drop_unsent_frames`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OutQueue {
     buf: Vec<u8>,
     /// Bytes at the front of `buf` already written.
     head: usize,
     /// Where in `buf` the WebSocket frames begin (a frame boundary at or
-    /// before `head`, or the first frame not yet started); `None` before
-    /// the `101`.
-    frames_at: Option<usize>,
+    /// before `head`, or the first frame not yet started); [`BEFORE_FRAMES`]
+    /// before the `101` (see [`OutQueue::frames_at`]). why not an
+    /// `Option<usize>`: that is 8 bytes more in every connection's record.
+    frames_at: usize,
     /// The length last counted in the server's queue total (see
     /// [`OutQueue::settle`]).
     accounted: usize,
 }
 
+/// [`OutQueue`]'s `frames_at` before the `101` (no position in a `Vec` is
+/// this large).
+const BEFORE_FRAMES: usize = usize::MAX;
+
 /// Once more than this many written bytes sit at the front of a queue (and
 /// they are more than half of it), the unwritten rest is moved down.
 const SHRINK_ABOVE: usize = 16 * 1024;
 
+impl Default for OutQueue {
+    fn default() -> OutQueue {
+        OutQueue {
+            buf: Vec::new(),
+            head: 0,
+            frames_at: BEFORE_FRAMES,
+            accounted: 0,
+        }
+    }
+}
+
 impl OutQueue {
+    /// Where the WebSocket frames begin; `None` before the `101`.
+    fn frames_at(&self) -> Option<usize> {
+        (self.frames_at != BEFORE_FRAMES).then_some(self.frames_at)
+    }
+
+    /// Moves where the WebSocket frames begin (never back to before the
+    /// `101`).
+    fn move_frames_at(&mut self, at: impl FnOnce(usize) -> usize) {
+        if let Some(now) = self.frames_at() {
+            self.frames_at = at(now);
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn len(&self) -> usize {
         self.buf.len() - self.head
@@ -64,7 +93,7 @@ impl OutQueue {
     /// From here on only whole WebSocket frames are queued (called right
     /// after the `101` is queued).
     pub fn begin_frames(&mut self) {
-        self.frames_at = Some(self.buf.len());
+        self.frames_at = self.buf.len();
     }
 
     /// The change in length since the last call: `(counted before, now)`.
@@ -91,17 +120,17 @@ impl OutQueue {
             // write, next to a `write()` that costs far more.
             self.buf = Vec::new();
             self.head = 0;
-            self.frames_at = self.frames_at.map(|_| 0);
+            self.move_frames_at(|_| 0);
         } else if self.head > SHRINK_ABOVE && self.head * 2 > self.buf.len() {
             // Cut at a frame boundary, so that one is always known.
-            let cut = match self.frames_at {
+            let cut = match self.frames_at() {
                 None => self.head,
                 Some(at) if at >= self.head => self.head,
                 Some(at) => self.boundary_from(at).unwrap_or(self.head),
             };
             self.buf.drain(..cut);
             self.head -= cut;
-            self.frames_at = self.frames_at.map(|at| at.saturating_sub(cut));
+            self.move_frames_at(|at| at.saturating_sub(cut));
         }
     }
 
@@ -109,7 +138,7 @@ impl OutQueue {
     /// frame partly written stays, so the stream remains well-formed and a
     /// close frame can follow. Returns the bytes dropped.
     pub fn drop_unsent_frames(&mut self) -> usize {
-        let Some(at) = self.frames_at else {
+        let Some(at) = self.frames_at() else {
             return 0;
         };
         let keep = if at >= self.head {

@@ -14,11 +14,11 @@
 //! that is gone never reaches a newer connection in the same slot.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use slab::Slab;
-use tungstenite::protocol::WebSocketConfig;
 
 use super::chat;
 use super::conn::{At, Conn, Phase, Ws};
@@ -83,7 +83,7 @@ impl std::fmt::Display for ConnId {
 #[derive(Debug)]
 pub struct Leaving {
     /// The room it was in.
-    pub room: String,
+    pub room: Arc<str>,
     /// Its user.
     pub user: Arc<str>,
     /// That was the user's last connection in the room.
@@ -99,9 +99,9 @@ pub struct Registry {
     next_generation: u32,
     rooms: Rooms,
     /// Open WebSockets per user, oldest first, for the per-user limit.
-    by_user: HashMap<Arc<str>, Vec<ConnId>>,
+    by_user: HashMap<Arc<str>, Ids>,
     /// Open WebSockets per session, so logout can close them.
-    by_session: HashMap<SessionHandle, Vec<ConnId>>,
+    by_session: HashMap<SessionHandle, Ids>,
     /// What each client address holds; an entry goes when it holds nothing.
     by_addr: HashMap<AddrKey, AddrLoad>,
     /// Open WebSockets (kept as a count: `/metrics` must not walk the slab).
@@ -165,8 +165,8 @@ impl Registry {
         id
     }
 
-    /// Turns connection `id` into an open WebSocket of `principal` in
-    /// `room`: listed in the room, under its user and its session, and no
+    /// Turns connection `id` into an open WebSocket of `principal` (whose
+    /// role may send chat lines or not: `may_send`) in `room`: listed in the room, under its user and its session, and no
     /// longer counted as unauthenticated. The only way a `Phase::Ws`
     /// comes to be. `None` for an unknown id. Returns whether this is the
     /// user's first connection in the room.
@@ -174,9 +174,9 @@ impl Registry {
         &mut self,
         id: ConnId,
         principal: Principal,
+        may_send: bool,
         room: String,
         mode: Mode,
-        config: WebSocketConfig,
         now: Time,
     ) -> Option<bool> {
         let conn = self.get_mut(id)?;
@@ -187,23 +187,18 @@ impl Registry {
         };
         let addr = conn.peer.key();
         let was_authenticated = std::mem::replace(&mut conn.authenticated, true);
-        let mut ws = Ws::new(principal, room, mode, config, now);
-        let joined = self.rooms.join(&ws.room, id, &user);
-        ws.index = Some(joined.index);
-        self.conns[id.slot()].phase = Phase::Ws(Box::new(ws));
+        let joined = self.rooms.join(&room, id, &user);
+        let mut ws = Ws::new(principal, may_send, joined.name, mode, now);
+        ws.set_index(Some(joined.index));
+        self.conns[id.slot()].phase = Phase::Ws(ws);
         self.websockets += 1;
         if !was_authenticated {
             self.addr_load(addr, |load| load.unauth -= 1);
         }
         if let Some(handle) = session {
-            self.by_session.entry(handle).or_default().push(id);
+            add_to(&mut self.by_session, handle, id);
         }
-        // why: most users hold one connection; `or_default` + `push` would
-        // reserve four slots for every one of them.
-        self.by_user
-            .entry(user)
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push(id);
+        add_to(&mut self.by_user, user, id);
         Some(joined.first_of_user)
     }
 
@@ -212,11 +207,12 @@ impl Registry {
     /// it was in no room.
     pub fn leave(&mut self, id: ConnId) -> Option<Leaving> {
         let ws = self.get_mut(id)?.ws_mut()?;
-        let index = ws.index.take()?;
+        let index = ws.index()?;
+        ws.set_index(None);
         let room = std::mem::take(&mut ws.room);
-        let user = Arc::clone(ws.principal.user_shared());
-        let session = match ws.principal.credential() {
-            Credential::Session { handle } => Some(*handle),
+        let user = Arc::clone(&ws.user);
+        let session = match ws.credential {
+            Credential::Session { handle } => Some(handle),
             _ => None,
         };
         self.websockets -= 1;
@@ -230,7 +226,7 @@ impl Registry {
         } = self.rooms.leave(&room, index, id, &user);
         if let Some(moved) = moved {
             if let Some(ws) = self.get_mut(moved).and_then(Conn::ws_mut) {
-                ws.index = Some(index);
+                ws.set_index(Some(index));
             }
         }
         Some(Leaving {
@@ -364,12 +360,12 @@ impl Registry {
 
     /// The open WebSockets of `user`, oldest first.
     pub fn of_user(&self, user: &str) -> &[ConnId] {
-        self.by_user.get(user).map_or(&[], Vec::as_slice)
+        self.by_user.get(user).map_or(&[], Ids::as_slice)
     }
 
     /// The open WebSockets of a session.
     pub fn of_session(&self, handle: SessionHandle) -> Vec<ConnId> {
-        self.by_session.get(&handle).cloned().unwrap_or_default()
+        (self.by_session.get(&handle)).map_or_else(Vec::new, |ids| ids.as_slice().to_vec())
     }
 
     /// Calls `f` with each member of `room` (to queue a message to it).
@@ -610,9 +606,9 @@ impl Registry {
             if !conn.authenticated {
                 return Err(format!("WebSocket {id:?} counted as unauthenticated"));
             }
-            let Some(index) = ws.index else { continue };
+            let Some(index) = ws.index() else { continue };
             in_rooms += 1;
-            *members_seen.entry(ws.room.as_str()).or_default() += 1;
+            *members_seen.entry(&*ws.room).or_default() += 1;
             let room = self
                 .rooms
                 .get(&ws.room)
@@ -622,11 +618,11 @@ impl Registry {
                     "connection {id:?} is not at its index {index} in its room"
                 ));
             }
-            if !self.of_user(ws.principal.user()).contains(&id) {
+            if !self.of_user(&ws.user).contains(&id) {
                 return Err(format!("connection {id:?} is missing from its user's list"));
             }
-            if let Credential::Session { handle } = ws.principal.credential() {
-                if !self.of_session(*handle).contains(&id) {
+            if let Credential::Session { handle } = ws.credential {
+                if !self.of_session(handle).contains(&id) {
                     return Err(format!(
                         "connection {id:?} is missing from its session's list"
                     ));
@@ -656,11 +652,12 @@ impl Registry {
         }
         let mut listed = 0;
         for (user, list) in &self.by_user {
+            let list = list.as_slice();
             for &id in list {
                 let ok = self
                     .get(id)
                     .and_then(Conn::ws)
-                    .is_some_and(|ws| ws.principal.user() == &**user && ws.index.is_some());
+                    .is_some_and(|ws| ws.user == *user && ws.index().is_some());
                 if !ok {
                     return Err(format!("a user's list holds a stale connection {id:?}"));
                 }
@@ -673,11 +670,11 @@ impl Registry {
             ));
         }
         for (handle, list) in &self.by_session {
-            for &id in list {
+            for &id in list.as_slice() {
                 let ok = self.get(id).and_then(Conn::ws).is_some_and(|ws| {
-                    ws.index.is_some()
-                        && matches!(ws.principal.credential(),
-                            Credential::Session { handle: h } if h == handle)
+                    ws.index().is_some()
+                        && matches!(ws.credential,
+                            Credential::Session { handle: h } if h == *handle)
                 });
                 if !ok {
                     return Err(format!("a session's list holds a stale connection {id:?}"));
@@ -697,15 +694,66 @@ impl Registry {
     }
 }
 
+/// The open WebSockets of one user or one session, oldest first. why not
+/// a `Vec`: most users and sessions hold one, which then costs no
+/// allocation of its own, and the table's slot is 16 bytes, not 24.
+#[derive(Debug)]
+enum Ids {
+    /// Just one.
+    One(ConnId),
+    /// Two or more.
+    Many(Box<[ConnId]>),
+}
+
+impl Ids {
+    /// The ids, oldest first.
+    fn as_slice(&self) -> &[ConnId] {
+        match self {
+            Ids::One(id) => std::slice::from_ref(id),
+            Ids::Many(ids) => ids,
+        }
+    }
+
+    /// Adds `id` as the newest.
+    fn push(&mut self, id: ConnId) {
+        let mut ids = self.as_slice().to_vec();
+        ids.push(id);
+        *self = Ids::Many(ids.into_boxed_slice());
+    }
+
+    /// Removes `id`; false when that was the last one (the caller then
+    /// drops the entry).
+    fn remove(&mut self, id: ConnId) -> bool {
+        let Ids::Many(ids) = self else {
+            return !matches!(self, Ids::One(one) if *one == id);
+        };
+        let rest: Vec<ConnId> = ids.iter().copied().filter(|&x| x != id).collect();
+        *self = match *rest {
+            [one] => Ids::One(one),
+            _ => Ids::Many(rest.into_boxed_slice()),
+        };
+        true
+    }
+}
+
+/// Adds `item` as the newest under `key`.
+fn add_to<Q: std::hash::Hash + Eq>(map: &mut HashMap<Q, Ids>, key: Q, item: ConnId) {
+    match map.entry(key) {
+        Entry::Occupied(mut ids) => ids.get_mut().push(item),
+        Entry::Vacant(slot) => {
+            slot.insert(Ids::One(item));
+        }
+    }
+}
+
 /// Removes `item` from the list under `key`, and the list once empty.
-fn remove_from<K, Q>(map: &mut HashMap<Q, Vec<ConnId>>, key: &K, item: ConnId)
+fn remove_from<K, Q>(map: &mut HashMap<Q, Ids>, key: &K, item: ConnId)
 where
     K: std::hash::Hash + Eq + ?Sized,
     Q: std::borrow::Borrow<K> + std::hash::Hash + Eq,
 {
-    if let Some(list) = map.get_mut(key) {
-        list.retain(|&x| x != item);
-        if list.is_empty() {
+    if let Some(ids) = map.get_mut(key) {
+        if !ids.remove(item) {
             map.remove(key);
         }
     }
@@ -724,5 +772,34 @@ impl std::ops::Index<ConnId> for Registry {
 impl std::ops::IndexMut<ConnId> for Registry {
     fn index_mut(&mut self, id: ConnId) -> &mut Conn {
         self.get_mut(id).expect("a live connection")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_order_through_one_and_many() {
+        let id = |slot| ConnId {
+            slot,
+            generation: 0,
+        };
+        let mut map: HashMap<&str, Ids> = HashMap::new();
+        add_to(&mut map, "u", id(1));
+        assert!(matches!(map["u"], Ids::One(_)));
+        add_to(&mut map, "u", id(2));
+        add_to(&mut map, "u", id(3));
+        assert_eq!(map["u"].as_slice(), [id(1), id(2), id(3)]);
+        remove_from(&mut map, "u", id(2));
+        assert_eq!(map["u"].as_slice(), [id(1), id(3)]);
+        remove_from(&mut map, "u", id(9));
+        assert_eq!(map["u"].as_slice(), [id(1), id(3)]);
+        remove_from(&mut map, "u", id(1));
+        assert!(matches!(map["u"], Ids::One(only) if only == id(3)));
+        remove_from(&mut map, "u", id(9));
+        assert_eq!(map["u"].as_slice(), [id(3)]);
+        remove_from(&mut map, "u", id(3));
+        assert!(map.is_empty());
     }
 }

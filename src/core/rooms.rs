@@ -116,6 +116,8 @@ pub struct Replay<'a> {
 /// What joining did.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Joined {
+    /// The room's name, shared: a member keeps this instead of a copy.
+    pub name: Arc<str>,
     /// The member's index in the room (keep it for [`Rooms::leave`]).
     pub index: usize,
     /// This is the user's first connection in the room.
@@ -204,6 +206,7 @@ impl Rooms {
         let count = room.users.entry(Arc::clone(user)).or_insert(0);
         *count += 1;
         Joined {
+            name: Arc::clone(&room.name),
             index: room.members.len() - 1,
             first_of_user: *count == 1,
         }

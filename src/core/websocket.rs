@@ -29,7 +29,7 @@ use crate::auth::session::SessionHandle;
 use crate::http::upgrade::Mode;
 
 /// Rate-limit strikes in a row before a sender is closed `4429`.
-const MAX_STRIKES: u32 = 10;
+const MAX_STRIKES: u8 = 10;
 
 /// What a WebSocket's message or timer calls for.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Context {
         text: &str,
         now: Time,
     ) -> Step {
-        if !ws.ctx.can_write() {
+        if !ws.can_write() {
             return Step::Nothing;
         }
         self.metrics.messages_in += 1;
@@ -87,12 +87,12 @@ impl Context {
             Mode::Text => chat::parse_text(text),
         };
         let reply = match request {
-            Ok(Request::Message(_)) if !self.config.may_send(ws.principal.role()) => {
+            Ok(Request::Message(_)) if !ws.may_send => {
                 Reply::Error("not_allowed", "not allowed to send")
             }
             Ok(Request::Message(line)) => return Step::Broadcast(line),
             Ok(Request::Command(command)) => {
-                let user = ws.principal.user();
+                let user = &*ws.user;
                 let answer = self
                     .observers
                     .iter_mut()
@@ -124,17 +124,22 @@ impl Context {
                 return Reply::Error("refresh_failed", e.public_reason());
             }
         };
-        if !matches!(ws.principal.credential(), Credential::Token { .. }) {
+        if !matches!(ws.credential, Credential::Token { .. }) {
             return Reply::Error("refresh_failed", "only token connections can refresh");
         }
-        if claims.sub != ws.principal.user() {
+        if claims.sub != *ws.user {
             return Reply::Error("refresh_failed", "token is for another user");
         }
-        if claims.rooms.as_ref().is_some_and(|r| !r.contains(&ws.room)) {
+        if claims
+            .rooms
+            .as_ref()
+            .is_some_and(|r| !r.iter().any(|allowed| allowed.as_str() == &*ws.room))
+        {
             return Reply::Error("refresh_failed", "room not allowed");
         }
         let exp_ms = claims.exp_ms;
-        ws.principal.refresh(exp_ms, claims.role, claims.rooms);
+        ws.credential = Credential::Token { exp_ms };
+        ws.may_send = self.config.may_send(&claims.role);
         let config = &self.config;
         ws.set_expiry(
             Time::from_millis(exp_ms),
@@ -178,7 +183,7 @@ impl Context {
             return Step::Close(Ending::PingTimeout);
         }
         if ws.expires.is_some_and(|e| now >= e.time()) {
-            return Step::Close(match ws.principal.credential() {
+            return Step::Close(match ws.credential {
                 Credential::Session { .. } => Ending::SessionExpired,
                 _ => Ending::TokenExpired,
             });
@@ -186,7 +191,7 @@ impl Context {
         match timer {
             Timer::ExpiryWarning if ws.warn_at.is_some_and(|w| now >= w.time()) => {
                 ws.warn_at = None;
-                match *ws.principal.credential() {
+                match ws.credential {
                     Credential::Token { exp_ms } => {
                         let left = Time::from_millis(exp_ms).since(now);
                         let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
@@ -222,6 +227,9 @@ impl Server {
             Ok(()) => (data, false),
             Err(at) => (&data[..at], true),
         };
+        // The code of the close frame the peer sent: tungstenite reports
+        // the end of the handshake on the read right after it.
+        let mut peer_close = None;
         loop {
             let Some(conn) = self.reg.get_mut(id) else {
                 return;
@@ -233,7 +241,7 @@ impl Server {
                 input: &mut input,
                 out: &mut conn.out,
             };
-            let result = ws.ctx.read(&mut pipe);
+            let result = ws.protocol(&mut self.protocols).read(&mut pipe);
             // why: each ping queues a pong at once; a peer that floods pings
             // and never reads is judged by its queue like anyone else (and
             // its input waits while its queue is over the limit).
@@ -258,19 +266,22 @@ impl Server {
                 // tungstenite queued the reply; the next read flushes it
                 // and reports `ConnectionClosed`.
                 Ok(Message::Close(frame)) => {
-                    if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
-                        ws.peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
-                    }
+                    peer_close = Some(frame.map_or(1005, |f| u16::from(f.code)));
                     Step::Nothing
                 }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Step::Nothing,
                 Err(E::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if too_big {
                         self.close_ws(id, Ending::TooBig, now);
+                    } else if let Some(ws) = self.reg.get_mut(id).and_then(Conn::ws_mut) {
+                        // why: an idle WebSocket keeps no tungstenite state.
+                        ws.release(&mut self.protocols);
                     }
                     return;
                 }
-                Err(E::ConnectionClosed | E::AlreadyClosed) => return self.finish_ws(id, now),
+                Err(E::ConnectionClosed | E::AlreadyClosed) => {
+                    return self.finish_ws(id, peer_close.unwrap_or(1005), now);
+                }
                 Err(E::Capacity(_)) => Step::Close(Ending::TooBig),
                 Err(E::Utf8(_)) => Step::Close(Ending::InvalidUtf8),
                 Err(_) => Step::Close(Ending::ProtocolError),
@@ -293,7 +304,7 @@ impl Server {
                 let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
                     return;
                 };
-                let (room, user) = (ws.room.clone(), Arc::clone(ws.principal.user_shared()));
+                let (room, user) = (ws.room.clone(), Arc::clone(&ws.user));
                 if self.is_clustered() {
                     return self.publish(Some(id), &room, &user, &line, now);
                 }
@@ -317,8 +328,14 @@ impl Server {
                         input: &mut input,
                         out: &mut conn.out,
                     };
-                    let _ = ws.ctx.write(&mut pipe, Message::Ping(Default::default()));
-                    let _ = ws.ctx.flush(&mut pipe);
+                    let held = ws.holds_protocol();
+                    let ctx = ws.protocol(&mut self.protocols);
+                    let _ = ctx.write(&mut pipe, Message::Ping(Default::default()));
+                    let _ = ctx.flush(&mut pipe);
+                    if !held {
+                        // A fresh context that wrote a ping holds nothing.
+                        ws.release(&mut self.protocols);
+                    }
                 }
                 self.queued_to(id, now);
             }
@@ -401,7 +418,7 @@ impl Server {
         let Some(ws) = self.reg.get(id).and_then(Conn::ws) else {
             return;
         };
-        if !ws.ctx.can_write() {
+        if !ws.can_write() {
             return;
         }
         let mut next = ws.next_timer(interval);
@@ -450,7 +467,7 @@ impl Server {
         let (metrics, backlog) = (&mut self.ctx.metrics, &self.backlog);
         self.reg.for_each_member(room, |conn| {
             let mode = match conn.ws() {
-                Some(ws) if ws.ctx.can_write() => ws.mode,
+                Some(ws) if ws.can_write() => ws.mode,
                 _ => return,
             };
             let frame = match mode {
@@ -518,7 +535,7 @@ impl Server {
         }
         info!(
             "close user={} peer={} code={} reason=\"{}\"",
-            quoted(ws.principal.user()),
+            quoted(&ws.user),
             conn.peer,
             ending.code(),
             ending.reason()
@@ -534,19 +551,21 @@ impl Server {
             reason: ending.reason().into(),
         };
         // An error here means the close handshake already happened.
-        let _ = ws.ctx.close(&mut pipe, Some(frame));
+        let _ = ws
+            .protocol(&mut self.protocols)
+            .close(&mut pipe, Some(frame));
         self.leave_room(id, now);
         self.begin_closing(id, now);
     }
 
-    /// The peer completed a close handshake (tungstenite is done).
-    fn finish_ws(&mut self, id: ConnId, now: Time) {
+    /// The peer completed a close handshake (tungstenite is done); its
+    /// close frame said `code` (`1005`: none given).
+    fn finish_ws(&mut self, id: ConnId, code: u16, now: Time) {
         if let Some(conn) = self.reg.get(id) {
             if let Some(ws) = conn.ws() {
-                let code = ws.peer_close.unwrap_or(1005);
                 info!(
                     "close user={} peer={} code={code} reason=\"closed by peer\"",
-                    quoted(ws.principal.user()),
+                    quoted(&ws.user),
                     conn.peer
                 );
                 self.ctx.metrics.closed_by_peer(code);

@@ -114,6 +114,28 @@ fn viewers_may_not_send() {
     assert_eq!(h.texts(vic), vec!["System: users: bob, vic"]);
 }
 
+/// A refresh takes the new token's role: a viewer refreshed as a member
+/// may send, and a member refreshed as a viewer may not.
+#[test]
+fn a_refresh_takes_the_new_role() {
+    let mut h = Harness::default();
+    let bob = h.open("bob");
+    let t = viewer_token(&h);
+    let (vic, _) = h.upgrade(&format!("/ws?token={t}"), "");
+    h.texts(bob);
+    h.texts(vic);
+    let member = h.jwt.issue("vic", "member", h.now.as_millis(), 600);
+    h.say(vic, &format!("/refresh {member}"));
+    assert_eq!(h.texts(vic), vec!["System: token refreshed"]);
+    h.say(vic, "hello");
+    assert_eq!(h.texts(bob), vec!["vic: hello"]);
+    h.say(vic, &format!("/refresh {}", viewer_token(&h)));
+    h.texts(vic);
+    h.say(vic, "again");
+    assert_eq!(h.texts(vic), vec!["System: error: not allowed to send"]);
+    assert!(h.texts(bob).is_empty());
+}
+
 #[test]
 fn send_roles_are_configurable() {
     let mut h = Harness::new(|c| c.send_roles = Some(vec!["viewer".into()]));

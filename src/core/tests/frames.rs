@@ -1,12 +1,16 @@
 //! WebSocket frames as the peer sends them: binary refused `1003`, frames
 //! too big refused `1009` before they are buffered, protocol violations
 //! (`1002`, `1007`), pings answered in order, and the two ways a peer
-//! ends a WebSocket: the close handshake and a half-close of TCP.
+//! ends a WebSocket: the close handshake and a half-close of TCP. Frames
+//! cut anywhere across reads are read whole, and tungstenite's state is
+//! held only while they span reads.
 //! Fragments charged against the message limit are in `flow`.
 
 use tungstenite::Message;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::testkit::Harness;
+use crate::testkit::{Harness, masked_frame};
 
 fn closed_with(h: &mut Harness, id: crate::core::ConnId) -> u16 {
     h.close_frame(id).expect("a close frame").0
@@ -86,4 +90,54 @@ fn a_half_closed_websocket_is_gone() {
     h.half_close(a);
     assert!(h.peer(a).dropped);
     assert_eq!(h.texts(b), vec!["System: alice has left the chat"]);
+}
+
+/// Every frame cut into one-byte reads: a message, a fragmented one with a
+/// ping between its fragments, another message, then a close. tungstenite's
+/// state is held exactly while a frame or a message spans reads (an idle
+/// WebSocket gives it back), and nothing is lost when it is given back.
+#[test]
+fn frames_cut_into_one_byte_reads_are_read_whole() {
+    let mut h = Harness::new(|c| {
+        c.limits.message_rate = None;
+        c.echo = true;
+    });
+    let a = h.open("alice");
+    h.messages(a);
+    assert!(!h.server.holds_protocol(a), "a new WebSocket holds none");
+    let mut bytes = masked_frame(true, 1, b"one");
+    let fragmented_from = bytes.len();
+    bytes.extend(masked_frame(false, 1, b"tw"));
+    bytes.extend(masked_frame(true, 9, b"p"));
+    bytes.extend(masked_frame(true, 0, b"o"));
+    let whole_from = bytes.len();
+    bytes.extend(masked_frame(true, 1, b"three"));
+    let close_from = bytes.len();
+    bytes.extend(masked_frame(true, 8, &1000u16.to_be_bytes()));
+    for (at, byte) in bytes.iter().enumerate() {
+        if at == fragmented_from || at == whole_from || at == close_from {
+            assert!(!h.server.holds_protocol(a), "between messages, at {at}");
+        }
+        h.send(a, &[*byte]);
+        if (fragmented_from..whole_from - 1).contains(&at) {
+            assert!(h.server.holds_protocol(a), "within a message, at {at}");
+        }
+        if let Err(e) = h.server.check_consistency() {
+            panic!("after byte {at}: {e}");
+        }
+    }
+    assert_eq!(
+        h.messages(a),
+        vec![
+            Message::text("one"),
+            Message::Pong(b"p".to_vec().into()),
+            Message::text("two"),
+            Message::text("three"),
+            Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into()
+            })),
+        ]
+    );
+    assert!(h.peer(a).shut);
 }

@@ -2,6 +2,7 @@
 //! WebSocket it works on) and returns what to do, so it is tested here
 //! with no registry, no connection and no queue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{Credential, Principal};
@@ -59,13 +60,7 @@ fn token_principal(ctx: &Context, user: &str, ttl: u64) -> Principal {
 }
 
 fn ws_for(principal: Principal, room: &str) -> Ws {
-    Ws::new(
-        principal,
-        room.to_string(),
-        Mode::Text,
-        Default::default(),
-        START,
-    )
+    Ws::new(principal, true, Arc::from(room), Mode::Text, START)
 }
 
 fn upgrade_to(room: &str) -> Upgrade {
