@@ -8,9 +8,10 @@
 //! 1. sleep in `poll` until an event or the core's next deadline;
 //! 2. accept until `WouldBlock` (a socket the core refuses gets its
 //!    `503`/`429` written at once and is dropped: it never takes a slot);
-//! 3. read each ready connection until `WouldBlock` or a read that did
-//!    not fill the buffer (the socket is empty then, and what arrives
-//!    later raises a new event; after a hang-up, to the end of stream), at most
+//! 3. read each ready connection until `WouldBlock` (before the upgrade,
+//!    until a read that did not fill the buffer: the socket is empty then,
+//!    and what arrives later raises a new event; after a hang-up, to the
+//!    end of stream), at most
 //!    [`READ_BUDGET`] bytes per connection per turn, so one flooding client
 //!    cannot starve the rest (a connection over budget is read again next
 //!    turn, without sleeping); before each read the core may say no
@@ -809,11 +810,18 @@ impl Gateway {
                     }
                     // why: a read that did not fill the buffer emptied the
                     // socket, and bytes that come after it raise a new
-                    // edge-triggered event: the read that would only say
-                    // WouldBlock is skipped (a system call a request, as
-                    // tokio does). Not once the peer hung up: its end of
-                    // stream raises no new event, so it is read now.
-                    if n < self.buf.len() && !self.socket(id).is_some_and(|s| s.hup) {
+                    // edge-triggered event: before the upgrade, the read
+                    // that would only say WouldBlock is skipped (a system
+                    // call a request, as tokio does). Not on a WebSocket,
+                    // whose frames stream in: reading on keeps a large
+                    // frame from waiting a turn half read (which held a
+                    // 60 KiB frame buffer per sender through a burst).
+                    // Not once the peer hung up: its end of stream raises
+                    // no new event, so it is read now.
+                    if n < self.buf.len()
+                        && !self.socket(id).is_some_and(|s| s.hup)
+                        && !self.server.is_websocket(id)
+                    {
                         return false;
                     }
                 }
