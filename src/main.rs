@@ -848,9 +848,10 @@ fn configure(s: Settings) -> Result<(Config, Users, bool), String> {
 /// Lines logged on the event loop's thread (this program's main thread)
 /// are kept and written together when the loop flushes the logger, which
 /// it does before it writes to sockets and before it waits: a busy loop
-/// pays a `write()` or two a turn, not one a line (stderr is unbuffered, and a line formatted
-/// straight into it costs a `write()` per piece). Past [`LOG_BUFFER`]
-/// bytes they are written at once, so memory stays bounded. Lines from
+/// pays a `write()` or two a turn, not one a line (stderr is unbuffered,
+/// and a line formatted straight into it costs a `write()` per piece).
+/// Past [`LOG_BUFFER`] bytes they are written at once, so memory stays
+/// bounded. Lines from
 /// any other thread (the password checker, the Redis link) are written at
 /// once, one `write()` each: nothing flushes for them.
 struct StderrLogger {
@@ -1150,8 +1151,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // why: from here the event loop runs on this thread and flushes the logger once
-    // a turn; a panic writes what it kept before the panic's own message.
+    // why: from here the event loop runs on this thread and flushes the
+    // logger before its writes and its waits; a panic writes what it kept
+    // before the panic's own message.
     KEEP_LINES.with(|keep| keep.set(true));
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -1203,7 +1203,9 @@ impl Gateway {
 
     /// Closes the socket of `id`. Closing the file descriptor takes it out
     /// of epoll (no `deregister`: a system call a connection); an event
-    /// already returned for it finds no socket of that id.
+    /// already returned for it, or one for a socket a forked child of an
+    /// embedding program still holds until it `exec`s, carries an id no
+    /// socket has any more, and is ignored.
     fn drop_socket(&mut self, id: ConnId) {
         let slot = self.sockets.get_mut(id.slot());
         drop(slot.and_then(|s| s.take_if(|s| s.id == id)));
