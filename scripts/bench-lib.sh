@@ -63,3 +63,12 @@ wait_quiet() {
         sleep 2
     done
 }
+
+# Stops the server started last (SERVER_PID), by its PID, and waits for it.
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
+    fi
+}

@@ -42,13 +42,6 @@ if [ "$(nproc)" -ge 2 ]; then
 fi
 
 SERVER_PID=
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
 trap stop_server EXIT
 
 # field LINE KEY: a value of a RESULT line.

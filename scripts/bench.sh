@@ -123,13 +123,6 @@ realtime_prio
 
 SERVER_PID=
 
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
 trap stop_server EXIT
 
 # start_server NAME: a fresh server on a free loopback port; sets PORT and
