@@ -1,5 +1,5 @@
 //! TLS on the listening port (cargo feature `tls`): rustls with the ring
-//! provider, TLS 1.3 with AES-GCM only (see [`provider`]), ALPN `http/1.1`.
+//! provider, TLS 1.3 with AES-GCM only (see `provider` below), ALPN `http/1.1`.
 //!
 //! Sans-IO like the core: a [`TlsConn`] takes ciphertext from any reader
 //! and gives ciphertext to any writer, so it is tested on byte slices; the
