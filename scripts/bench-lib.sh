@@ -72,3 +72,17 @@ stop_server() {
         SERVER_PID=
     fi
 }
+
+# Waits (at most 5 s) until something listens on loopback PORT; WHAT names
+# it in the error that ends the script otherwise.
+wait_listen() {
+    local port=$1 what=$2 i
+    for i in $(seq 1 100); do
+        if ss -ltnH "sport = :$port" | grep -q .; then
+            return
+        fi
+        sleep 0.05
+    done
+    echo "$what did not start; see its stderr in $OUT" >&2
+    exit 1
+}

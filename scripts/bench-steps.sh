@@ -62,13 +62,7 @@ measure() {
             2>>"$OUT/$name.stderr" &
     fi
     SERVER_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if ss -ltnH "sport = :$port" | grep -q .; then
-            break
-        fi
-        sleep 0.05
-    done
+    wait_listen "$port" "server $name"
     timeout 120 "${PIN_GEN[@]}" "$LOADGEN" handshake --duration "$DURATION" \
         --concurrency "$CONCURRENCY" "$@" --addr "127.0.0.1:$port" --server-pid "$SERVER_PID" |
         grep '^RESULT' || true

@@ -170,17 +170,6 @@ stop_servers() {
 }
 trap stop_servers EXIT
 
-wait_listen() {
-    local port=$1 what=$2 i
-    for i in $(seq 1 100); do
-        if ss -ltnH "sport = :$port" | grep -q .; then
-            return
-        fi
-        sleep 0.05
-    done
-    echo "$what did not start; see $OUT/*.stderr" >&2
-    exit 1
-}
 
 # start_wsgate tls|plain: sets WS_PORT and WS_PID.
 start_wsgate() {

@@ -163,15 +163,7 @@ start_server() {
             ;;
     esac
     SERVER_PID=$!
-    local i
-    for i in $(seq 1 100); do
-        if ss -ltnH "sport = :$PORT" | grep -q .; then
-            return
-        fi
-        sleep 0.05
-    done
-    echo "server $1 did not start; see $OUT/$1.stderr" >&2
-    exit 1
+    wait_listen "$PORT" "server $1"
 }
 
 # run ROUND SERVER WORKLOAD LOADGEN-ARGS...: one workload against a fresh

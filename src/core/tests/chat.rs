@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::json_body;
+use crate::core::ConnId;
 use crate::testkit::Harness;
 
 #[test]
@@ -99,14 +100,20 @@ fn viewer_token(h: &Harness) -> String {
     h.jwt.issue("vic", "viewer", h.now.as_millis(), 600)
 }
 
-#[test]
-fn viewers_may_not_send() {
+/// Bob (a member) and vic (a viewer) in the lobby, their join notices read.
+fn bob_and_viewer_vic() -> (Harness, ConnId, ConnId) {
     let mut h = Harness::default();
     let bob = h.open("bob");
     let t = viewer_token(&h);
     let (vic, _) = h.upgrade(&format!("/ws?token={t}"), "");
     h.texts(bob);
     h.texts(vic);
+    (h, bob, vic)
+}
+
+#[test]
+fn viewers_may_not_send() {
+    let (mut h, bob, vic) = bob_and_viewer_vic();
     h.say(vic, "hello");
     assert_eq!(h.texts(vic), vec!["System: error: not allowed to send"]);
     assert!(h.texts(bob).is_empty());
@@ -118,12 +125,7 @@ fn viewers_may_not_send() {
 /// may send, and a member refreshed as a viewer may not.
 #[test]
 fn a_refresh_takes_the_new_role() {
-    let mut h = Harness::default();
-    let bob = h.open("bob");
-    let t = viewer_token(&h);
-    let (vic, _) = h.upgrade(&format!("/ws?token={t}"), "");
-    h.texts(bob);
-    h.texts(vic);
+    let (mut h, bob, vic) = bob_and_viewer_vic();
     let member = h.jwt.issue("vic", "member", h.now.as_millis(), 600);
     h.say(vic, &format!("/refresh {member}"));
     assert_eq!(h.texts(vic), vec!["System: token refreshed"]);
