@@ -9,9 +9,11 @@
 #
 # Prints, per round and server: handshakes per server-CPU-second, that ÷
 # the floor's in the same round, the server's µs per handshake in user
-# space and in the kernel, and refusals (bad signature) per server-CPU-
-# second; then the medians over the rounds. Everything listens and
-# connects on loopback; every process started here is stopped by its PID.
+# space and in the kernel, refusals (bad signature) per server-CPU-second,
+# that ÷ the same server's handshakes, and the server's µs per refusal in
+# user space and in the kernel; then the medians over the rounds.
+# Everything listens and connects on loopback; every process started here
+# is stopped by its PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,7 +81,8 @@ n=${#names[@]}
 
 {
     echo "commit: $(git -C "$ROOT" rev-parse --short HEAD) rounds=$ROUNDS duration=${DURATION}s concurrency=$CONCURRENCY"
-    printf '%-6s %-12s %12s %8s %9s %9s %14s\n' round server "hs/CPU-s" "÷ floor" "user µs" "kernel µs" "refusals/CPU-s"
+    printf '%-6s %-12s %12s %8s %9s %9s %14s %8s %9s %9s\n' round server "hs/CPU-s" "÷ floor" "user µs" "kernel µs" \
+        "refusals/CPU-s" "÷ hs" "user µs" "kernel µs"
 } | tee "$OUT/steps.txt"
 for round in $(seq 1 "$ROUNDS"); do
     floor_rate=
@@ -91,10 +94,10 @@ for round in $(seq 1 "$ROUNDS"); do
         wait_quiet
         ok=$(measure "$name" "$bin")
         rate=$(field "$ok" per_cpu_s)
-        refusals=-
+        refusals="- - -"
         if [ "$name" != floor ]; then
             bad=$(measure "$name" "$bin" --bad-signature)
-            refusals=$(field "$bad" refused_per_cpu_s)
+            refusals="$(field "$bad" refused_per_cpu_s) $(field "$bad" user_us) $(field "$bad" sys_us)"
         fi
         echo "$round $name $rate $(field "$ok" user_us) $(field "$ok" sys_us) $refusals" >>"$OUT/raw.txt"
     done
@@ -102,16 +105,18 @@ for round in $(seq 1 "$ROUNDS"); do
     floor_rate=$(awk -v r="$round" '$1 == r && $2 == "floor" { print $3 }' "$OUT/raw.txt")
     awk -v r="$round" -v f="$floor_rate" '$1 == r {
         ratio = (f + 0 > 0 && $3 + 0 > 0) ? sprintf("%.2f", $3 / f) : "-";
-        printf "%-6s %-12s %12s %8s %9s %9s %14s\n", $1, $2, $3, ratio, $4, $5, $6 }' \
+        own = ($6 + 0 > 0 && $3 + 0 > 0) ? sprintf("%.2f", $6 / $3) : "-";
+        printf "%-6s %-12s %12s %8s %9s %9s %14s %8s %9s %9s\n", $1, $2, $3, ratio, $4, $5, $6, own, $7, $8 }' \
         "$OUT/raw.txt" | tee -a "$OUT/steps.txt"
 done
 {
-    echo "medians over $ROUNDS rounds (÷ floor: the median of the per-round ratios)"
+    echo "medians over $ROUNDS rounds (÷ floor, ÷ hs: the medians of the per-round ratios)"
     for name in "${names[@]}"; do
         awk -v s="$name" '
             $1 != p { p = $1 }
             $2 == "floor" { floor[$1] = $3 }
-            $2 == s { rate[++n] = $3; user[n] = $4; sys[n] = $5; ref[n] = $6; round[n] = $1 }
+            $2 == s { rate[++n] = $3; user[n] = $4; sys[n] = $5; ref[n] = $6; round[n] = $1
+                      own[n] = ($3 + 0 > 0) ? $6 / $3 : 0; ruser[n] = $7; rsys[n] = $8 }
             function median(a, m,   i, j, t, b) {
                 for (i = 1; i <= m; i++) b[i] = a[i];
                 for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (b[j] + 0 < b[i] + 0) { t = b[i]; b[i] = b[j]; b[j] = t }
@@ -119,8 +124,10 @@ done
             }
             END {
                 for (i = 1; i <= n; i++) ratio[i] = (floor[round[i]] > 0) ? rate[i] / floor[round[i]] : 0;
-                printf "%-6s %-12s %12.0f %8.2f %9.1f %9.1f %14s\n", "median", s, median(rate, n),
-                    median(ratio, n), median(user, n), median(sys, n), (s == "floor") ? "-" : sprintf("%.0f", median(ref, n))
+                printf "%-6s %-12s %12.0f %8.2f %9.1f %9.1f", "median", s, median(rate, n),
+                    median(ratio, n), median(user, n), median(sys, n)
+                if (s == "floor") printf " %14s %8s %9s %9s\n", "-", "-", "-", "-"
+                else printf " %14.0f %8.2f %9.1f %9.1f\n", median(ref, n), median(own, n), median(ruser, n), median(rsys, n)
             }' "$OUT/raw.txt"
     done
 } | tee -a "$OUT/steps.txt"

@@ -515,6 +515,11 @@ pub struct Harness {
     /// asked (a node alone, with `--redis`).
     pub auto_store: bool,
     serving: bool,
+    /// Connections whose queue went out whole while
+    /// [`Server::shuts_when_written`] said so: the shell held that write
+    /// for the FIN, so the core must now say `ShutdownWrite` or `Close`
+    /// ([`Harness::pump`] checks that it does).
+    owed_shut: Vec<ConnId>,
 }
 
 impl Default for Harness {
@@ -551,6 +556,24 @@ impl Harness {
             store: StoreModel::default(),
             auto_store: false,
             serving: false,
+            owed_shut: Vec::new(),
+        }
+    }
+
+    /// Plays the shell's write of the first `n` queued bytes of `id`: the
+    /// peer receives them and the core hears they were written. A write
+    /// that empties the queue of a connection that
+    /// [`Server::shuts_when_written`] is owed its shut (see `owed_shut`).
+    pub fn write_out(&mut self, id: ConnId, n: usize) {
+        let last = self.server.shuts_when_written(id);
+        let pending = self.server.pending(id);
+        let n = n.min(pending.len());
+        let whole = n == pending.len();
+        let bytes = pending[..n].to_vec();
+        self.peer(id).received.extend_from_slice(&bytes);
+        self.server.handle_written(id, n, self.now);
+        if last && whole && !self.owed_shut.contains(&id) {
+            self.owed_shut.push(id);
         }
     }
 
@@ -775,8 +798,14 @@ impl Harness {
             while let Some(action) = self.server.poll_action() {
                 progressed = true;
                 match action {
-                    Action::Close(id) => self.peer(id).dropped = true,
-                    Action::ShutdownWrite(id) => self.peer(id).shut = true,
+                    Action::Close(id) => {
+                        self.owed_shut.retain(|&o| o != id);
+                        self.peer(id).dropped = true;
+                    }
+                    Action::ShutdownWrite(id) => {
+                        self.owed_shut.retain(|&o| o != id);
+                        self.peer(id).shut = true;
+                    }
                     Action::CheckPassword(job) if self.hold_passwords => self.held.push(job),
                     Action::CheckPassword(job) => {
                         let verified = self.users.check(&job.user, &job.password);
@@ -795,9 +824,7 @@ impl Harness {
                     continue;
                 }
                 progressed = true;
-                let bytes = self.server.pending(id).to_vec();
-                self.peer(id).received.extend_from_slice(&bytes);
-                self.server.handle_written(id, bytes.len(), self.now);
+                self.write_out(id, usize::MAX);
             }
             // Clients read what arrived, as real ones do, and answer
             // pings (and close frames) on their own.
@@ -819,6 +846,13 @@ impl Harness {
                 break;
             }
         }
+        // why: the shell sends such a last write with MSG_MORE; without
+        // the shut that follows it, the answer would wait in the kernel.
+        assert!(
+            self.owed_shut.is_empty(),
+            "queues written out whole while shuts_when_written, never shut: {:?}",
+            self.owed_shut
+        );
         if self.auto_store && !self.serving && !self.queries.is_empty() {
             self.store_round();
         }

@@ -368,6 +368,16 @@ impl Server {
         self.reg.get(id).is_some_and(|c| c.ws().is_some())
     }
 
+    /// True when the write half of `id` is shut as soon as its queue is
+    /// out ([`Action::ShutdownWrite`] or [`Action::Close`] follows the
+    /// write that empties it): the shell may hold that last write for the
+    /// FIN to go with it.
+    pub fn shuts_when_written(&self, id: ConnId) -> bool {
+        self.reg
+            .get(id)
+            .is_some_and(|c| matches!(c.phase, Phase::Closing))
+    }
+
     /// Entries in the timer heap (about one a connection).
     pub fn timer_entries(&self) -> usize {
         self.reg.timer_entries()

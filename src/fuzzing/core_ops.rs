@@ -792,12 +792,8 @@ impl Driver {
         if !self.h.peer(id).stalled {
             return;
         }
-        let pending = self.h.server.pending(id);
-        let bytes = pending[..n.min(pending.len())].to_vec();
-        if !bytes.is_empty() {
-            self.h.peer(id).received.extend_from_slice(&bytes);
-            let now = self.h.now;
-            self.h.server.handle_written(id, bytes.len(), now);
+        if n > 0 && !self.h.server.pending(id).is_empty() {
+            self.h.write_out(id, n);
             self.h.pump();
         }
     }

@@ -3,11 +3,12 @@
 //! bodies read by `Content-Length` (limits, `Expect: 100-continue`),
 //! oversized and malformed heads, a request whose sender half-closes, and
 //! the timers of an HTTP connection (handshake, keep-alive, the linger
-//! after a final response). Login endpoints are in `session`, the `Host`
+//! after a final response, and the shut that follows a final answer at
+//! once). Login endpoints are in `session`, the `Host`
 //! header in `hardening`, unread answers in `flow`.
 
 use super::json_body;
-use crate::testkit::{Harness, form_post};
+use crate::testkit::{Harness, form_post, upgrade_request};
 
 #[test]
 fn healthz_404_405() {
@@ -201,4 +202,38 @@ fn final_response_then_shutdown_then_linger_timeout() {
     h.advance(5_000);
     assert!(h.peer(id).dropped);
     assert_eq!(h.server.connections(), 0);
+}
+
+/// A final answer (here a refused upgrade) is its connection's last write:
+/// the core says so while it is queued (the shell sends it with
+/// `MSG_MORE`, for the FIN to go in the same segment) and shuts the write
+/// half as soon as the last byte is out, not before. An open WebSocket and
+/// a kept-alive connection are not shut after their writes.
+#[test]
+fn a_final_answer_is_shut_right_after_its_last_byte() {
+    let mut h = Harness::default();
+    let id = h.connect();
+    h.peer(id).stalled = true;
+    h.send(id, upgrade_request("/ws?token=forged", "").as_bytes());
+    assert!(h.server.shuts_when_written(id));
+    let queued = h.server.pending(id).len();
+    assert!(queued > 1);
+    h.write_out(id, queued - 1);
+    h.pump();
+    assert!(!h.peer(id).shut, "shut with a byte still queued");
+    assert!(h.server.shuts_when_written(id));
+    h.write_out(id, 1);
+    h.pump();
+    assert!(h.peer(id).shut);
+    assert!(!h.server.shuts_when_written(id));
+
+    let t = h.token("alice", 60);
+    let (ws, r) = h.upgrade(&format!("/ws?token={t}"), "");
+    assert_eq!(r.status, 101);
+    assert!(!h.server.shuts_when_written(ws));
+    assert!(!h.peer(ws).shut);
+    let (kept, r) = h.request("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert!(!h.server.shuts_when_written(kept));
+    assert!(!h.peer(kept).shut);
 }
