@@ -369,13 +369,16 @@ impl Server {
     }
 
     /// True when the write half of `id` is shut as soon as its queue is
-    /// out ([`Action::ShutdownWrite`] or [`Action::Close`] follows the
-    /// write that empties it): the shell may hold that last write for the
-    /// FIN to go with it.
+    /// out ([`Action::ShutdownWrite`] follows the write that empties it):
+    /// the shell may hold that last write for the FIN to go with it. Not
+    /// once the peer's end of stream was read: the core then says
+    /// [`Action::Close`], and a close sends no FIN while another process
+    /// (a forked child before its `exec`) holds the socket, which would
+    /// leave a held write waiting for TCP's probe timer.
     pub fn shuts_when_written(&self, id: ConnId) -> bool {
         self.reg
             .get(id)
-            .is_some_and(|c| matches!(c.phase, Phase::Closing))
+            .is_some_and(|c| matches!(c.phase, Phase::Closing) && !c.eof)
     }
 
     /// Entries in the timer heap (about one a connection).

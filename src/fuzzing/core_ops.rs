@@ -54,6 +54,10 @@ use super::{WRONG_KEY, check_log_line};
 ///   WebSockets;
 /// - no log line holds a token, password, session id or ticket that the
 ///   operations sent, and no refusal body echoes one.
+/// - a queue written out whole while [`crate::core::Server::shuts_when_written`]
+///   said so (the shell holds that write for the FIN) is followed by an
+///   [`crate::core::Action::ShutdownWrite`], never by a bare close
+///   (checked by the harness's pump).
 ///
 /// At the end the server is shut down, pending password checks finish and
 /// every peer reads: after twice the close timeout no connection is left.

@@ -143,6 +143,14 @@ fn a_half_closed_request_is_still_answered() {
     h.half_close(id);
     assert_eq!(h.response(id).unwrap().status, 200);
     assert!(h.peer(id).dropped);
+    // The request and its end of stream in one read: the answer is the
+    // last write, and the core closes after it (the harness checks that
+    // such a write was not held for a FIN: a close may send none).
+    let id = h.connect();
+    (h.peer(id).unread).extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.half_close(id);
+    assert_eq!(h.response(id).unwrap().status, 200);
+    assert!(h.peer(id).dropped);
     assert_eq!(h.server.connections(), 0);
 }
 
