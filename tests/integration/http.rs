@@ -477,3 +477,52 @@ fn a_request_sent_a_byte_at_a_time_is_answered() {
     let r = conn.response();
     assert_eq!((r.status, r.text()), (200, "ok"));
 }
+
+/// A final answer (here a forged token's `401`) leaves in the same TCP
+/// segment as the server's FIN (on Linux the shell holds that last write
+/// with `MSG_MORE` for the shutdown that follows it): once the whole answer
+/// is read, its end of stream is there too. Were the held write never
+/// shut, the answer would come only at TCP's probe timer, without its FIN,
+/// and the last read would say "nothing yet".
+#[cfg(target_os = "linux")]
+#[test]
+fn a_refusal_and_its_end_of_stream_arrive_together() {
+    use std::io::{ErrorKind, Read, Write};
+    let server = TestServer::start();
+    let request = crate::common::WsRequest::new(&server, "/ws?token=forged").render();
+    for _ in 0..20 {
+        let mut stream = server.connect();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The whole answer: its head, then `Content-Length` bytes.
+        let whole = loop {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "end of stream before the whole answer: {answer:?}");
+            answer.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            let Some(end) = text.find("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .expect("a Content-Length")
+                .parse()
+                .unwrap();
+            if answer.len() >= end + 4 + length {
+                break text;
+            }
+        };
+        assert!(whole.starts_with("HTTP/1.1 401 "), "{whole}");
+        stream.set_nonblocking(true).unwrap();
+        match stream.read(&mut chunk) {
+            Ok(0) => {}
+            Ok(n) => panic!("{n} bytes after the answer"),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                panic!("the answer came without its end of stream")
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
