@@ -1228,6 +1228,8 @@ fn is_transient(e: &io::Error) -> bool {
 /// they are sent with `MSG_MORE`: the kernel holds them for the FIN, and
 /// the answer and its FIN leave in one segment instead of two (a segment,
 /// an ACK and a wake-up of the peer fewer; the same bytes on the wire).
+/// Held bytes never wait long without that shut either: the next ACK or
+/// TCP's probe timer (about 200 ms) sends them.
 fn write_queue(stream: &mut TcpStream, bytes: &[u8], last: bool) -> io::Result<usize> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if last {

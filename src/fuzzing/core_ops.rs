@@ -53,7 +53,7 @@ use super::{WRONG_KEY, check_log_line};
 ///   ([`crate::core::Server::check_consistency`]); never more rooms than
 ///   WebSockets;
 /// - no log line holds a token, password, session id or ticket that the
-///   operations sent, and no refusal body echoes one.
+///   operations sent, and no refusal body echoes one;
 /// - a queue written out whole while [`crate::core::Server::shuts_when_written`]
 ///   said so (the shell holds that write for the FIN) is followed by an
 ///   [`crate::core::Action::ShutdownWrite`], never by a bare close

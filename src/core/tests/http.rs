@@ -4,8 +4,8 @@
 //! oversized and malformed heads, a request whose sender half-closes, and
 //! the timers of an HTTP connection (handshake, keep-alive, the linger
 //! after a final response, and the shut that follows a final answer at
-//! once). Login endpoints are in `session`, the `Host`
-//! header in `hardening`, unread answers in `flow`.
+//! once). Login endpoints are in `session`, the `Host` header in
+//! `hardening`, unread answers in `flow`.
 
 use super::json_body;
 use crate::testkit::{Harness, form_post, upgrade_request};
